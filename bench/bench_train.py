@@ -1,0 +1,189 @@
+"""Training throughput: Latent Explorer's loop against a reference loop and this machine's limit.
+
+The reference is written the way the classic PyTorch VAE example is: a torchvision-style
+dataset that makes a PIL image per sample and applies ToTensor, batched by a DataLoader,
+with ``loss.item()`` every step. Both train the same 784-400-20 MLP VAE with batch 128 on
+a seeded 8,000 / 2,000 split of the MNIST test set, in the same process.
+
+The machine's limit is its peak float32 matrix-multiply rate (best of several large square
+products) divided by the FLOPs one training image costs.
+
+    uv run python bench/bench_train.py [--mnist DIR] [--epochs N] [--device cpu|cuda|mps]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.data import DataSpec, load_data  # noqa: E402
+from trainer.loop import Trainer, model_config_for, resolve_device, seed_everything  # noqa: E402
+from trainer.models import build_model  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_MNIST = HERE.parents[1] / "shared" / "data" / "mnist"
+
+
+# -- the reference loop ----------------------------------------------------------------------
+class PILDigits(Dataset):
+    """Like torchvision.datasets.MNIST: one PIL image per __getitem__, then the transform."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        img = Image.fromarray(self.images[i].numpy(), mode="L")
+        return self.transform(img), int(self.labels[i])
+
+
+class ReferenceVAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.fc21 = nn.Linear(400, 20)
+        self.fc22 = nn.Linear(400, 20)
+        self.fc3 = nn.Linear(20, 400)
+        self.fc4 = nn.Linear(400, 784)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def reference_throughput(images: torch.Tensor, labels: torch.Tensor, epochs: int, device) -> float:
+    loader = DataLoader(
+        PILDigits(images[:, 0], labels, transforms.ToTensor()), batch_size=128, shuffle=True
+    )
+    model = ReferenceVAE().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n, t0 = 0, time.perf_counter()
+    for _ in range(epochs):
+        train_loss = 0.0
+        for data, _ in loader:
+            data = data.to(device)
+            opt.zero_grad()
+            recon, mu, logvar = model(data)
+            bce = F.binary_cross_entropy(recon, data.view(-1, 784), reduction="sum")
+            kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            loss = bce + kld
+            loss.backward()
+            train_loss += loss.item()
+            opt.step()
+            n += len(data)
+    return n / (time.perf_counter() - t0)
+
+
+# -- the machine's limit ---------------------------------------------------------------------
+def peak_matmul_flops(device, sizes=(1024, 2048, 3072), reps=8) -> float:
+    best = 0.0
+    for s in sizes:
+        a = torch.randn(s, s, device=device)
+        b = torch.randn(s, s, device=device)
+        for _ in range(2):
+            a @ b
+        for _ in range(3):
+            _sync(device)
+            t = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            _sync(device)
+            best = max(best, reps * 2 * s**3 / (time.perf_counter() - t))
+    return best
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def training_flops_per_image(sizes=(784, 400, 40, 20, 400, 784)) -> int:
+    """Forward 2*M; backward 2*M for weight gradients plus 2*(M - first layer) for input
+    gradients (no gradient flows into the data). Layers: 784-400, 400-40, 20-400, 400-784."""
+    layers = [(784, 400), (400, 40), (20, 400), (400, 784)]
+    macs = sum(a * b for a, b in layers)
+    return 2 * macs + 2 * macs + 2 * (macs - layers[0][0] * layers[0][1])
+
+
+def ours_throughput(data, epochs: int, device, fused: bool | None) -> float:
+    seed_everything(0)
+    model = build_model(model_config_for(data, model="vae", latent_dim=20, hidden=400))
+    trainer = Trainer(model, data, TrainConfig(epochs=epochs, batch_size=128), device=device,
+                      fused=fused)  # fmt: skip
+    return trainer.fit().images_per_second
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mnist", type=Path, default=DEFAULT_MNIST,
+                    help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")  # fmt: skip
+    ap.add_argument("--epochs", type=int, default=5, help="epochs for our loop (default 5)")
+    ap.add_argument("--ref-epochs", type=int, default=2, help="epochs for the reference (default 2)")
+    ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    spec = DataSpec("idx", images=str(args.mnist / "t10k-images-idx3-ubyte.gz"),
+                    labels=str(args.mnist / "t10k-labels-idx1-ubyte.gz"), test_fraction=0.2, seed=0)  # fmt: skip
+    data = load_data(spec)
+
+    peak = peak_matmul_flops(device)
+    fpi = training_flops_per_image()
+    limit = peak / fpi
+    seed_everything(0)
+    ref = reference_throughput(data.train_x, data.train_y, args.ref_epochs, device)
+    auto = ours_throughput(data, args.epochs, device, fused=None)
+    autograd = ours_throughput(data, args.epochs, device, fused=False)
+
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {device}")  # fmt: skip
+    print(f"data: MNIST test set, {len(data.train_x)} train / {len(data.test_x)} test, "
+          f"MLP 784-400-20 VAE, batch 128")  # fmt: skip
+    print(f"peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; training cost {fpi / 1e6:.2f} "
+          f"MFLOP/image; limit {limit:,.0f} images/s")  # fmt: skip
+    print()
+    rows = [
+        ("reference (DataLoader + ToTensor, .item() every step)", ref),
+        ("latent-explorer loop, autograd step", autograd),
+        ("latent-explorer loop, default (fused step)", auto),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print(f"| {'loop':<{w}} | images/s | x reference | % of limit |")
+    print(f"|{'-' * (w + 2)}|---------:|------------:|-----------:|")
+    for name, ips in rows:
+        print(f"| {name:<{w}} | {ips:8,.0f} | {ips / ref:10.1f}x | {100 * ips / limit:9.0f}% |")
+    return 0
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    sys.exit(main())

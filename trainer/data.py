@@ -1,0 +1,381 @@
+"""Datasets as whole in-memory uint8 tensors, one per split.
+
+Every source ends in an :class:`ImageData`: ``train_x`` / ``test_x`` of shape (N, C, H, W),
+dtype uint8, and int64 labels (or None). Training slices batches out of these tensors by
+index; no per-sample Python work and no PIL happen after loading.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+MNIST_CLASSES = [str(i) for i in range(10)]
+FASHION_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+SHAPE_CLASSES = ["circle", "square", "triangle", "ring", "cross"]
+
+
+class DataError(Exception):
+    """Data could not be loaded; the message names the file or source and what to do."""
+
+
+def cache_dir() -> Path:
+    """Where downloaded datasets live: $LATENT_EXPLORER_DATA, else the user's cache folder."""
+    env = os.environ.get("LATENT_EXPLORER_DATA")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "latent-explorer" / "datasets"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data to load; stored in checkpoints so that a model can find its data again."""
+
+    source: str = "shapes"
+    images: str | None = None  # idx: images file
+    labels: str | None = None  # idx: labels file (optional)
+    root: str | None = None  # folder: one sub-folder per class
+    image_size: int = 28  # folder / shapes: side of the (square) images
+    test_fraction: float = 0.2  # sources without an official test split
+    seed: int = 0
+    shapes_count: int = 6000  # shapes: images in all
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise DataError(f"unknown dataset {self.source!r}; choose one of {', '.join(SOURCES)}")
+        if self.source == "idx" and not self.images:
+            raise DataError("--dataset idx needs --images FILE (and optionally --labels FILE)")
+        if self.source == "folder" and not self.root:
+            raise DataError("--dataset folder needs --root DIR (one sub-folder per class)")
+        if not (0.0 < self.test_fraction < 1.0):
+            raise DataError(f"test fraction must be between 0 and 1, not {self.test_fraction}")
+        if not (8 <= self.image_size <= 256):
+            raise DataError(f"image size must be 8 to 256 pixels, not {self.image_size}")
+        if not (10 <= self.shapes_count <= 1_000_000):
+            raise DataError(f"shapes count must be 10 to 1000000, not {self.shapes_count}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def describe(self) -> str:
+        if self.source == "idx":
+            return f"IDX file {Path(self.images).name}"
+        if self.source == "folder":
+            return f"image folder {self.root}"
+        return self.source
+
+
+@dataclass
+class ImageData:
+    """One dataset in memory. Images are uint8 (N, C, H, W); labels int64 (N,) or None."""
+
+    name: str
+    train_x: torch.Tensor
+    test_x: torch.Tensor
+    train_y: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) if self.train_y is not None else 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_x.device
+
+    def to(self, device: torch.device | str) -> ImageData:
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return replace(
+            self, train_x=mv(self.train_x), test_x=mv(self.test_x),
+            train_y=mv(self.train_y), test_y=mv(self.test_y),
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageData({self.name!r}, train={tuple(self.train_x.shape)}, "
+            f"test={tuple(self.test_x.shape)}, classes={self.num_classes})"
+        )
+
+
+# -- IDX -------------------------------------------------------------------------------------
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (the MNIST-family format), gzipped or not."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder, not an IDX file")
+    try:
+        raw = p.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{p}: cannot be read ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise DataError(f"{p}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    if ndim < 1 or len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{p}: not an IDX file (bad header)")
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    need = math.prod(shape) * dtype.itemsize
+    body = raw[4 + 4 * ndim :]
+    if len(body) < need:
+        raise DataError(
+            f"{p}: truncated (header promises {need} bytes of data for shape {shape}, "
+            f"file has {len(body)})"
+        )
+    return np.frombuffer(body[:need], dtype=dtype).reshape(shape)
+
+
+def _as_nchw(arr: np.ndarray, what: str) -> np.ndarray:
+    if arr.ndim == 3:  # (N, H, W)
+        arr = arr[:, None]
+    elif arr.ndim == 4 and arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):
+        arr = arr.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise DataError(f"{what}: expected images (N, H, W) or (N, C, H, W), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        a = arr.astype(np.float32)
+        if a.max() <= 1.0:
+            a = a * 255.0
+        arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def _split(
+    x: np.ndarray, y: np.ndarray | None, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    n = len(x)
+    if n < 2:
+        raise DataError("need at least 2 images to make a train/test split")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = min(n - 1, max(1, round(n * test_fraction)))
+    te, tr = perm[:n_test], perm[n_test:]
+    return x[tr], x[te], None if y is None else y[tr], None if y is None else y[te]
+
+
+def _finish(name, xtr, xte, ytr, yte, class_names) -> ImageData:
+    t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    return ImageData(
+        name=name,
+        train_x=t(xtr),
+        test_x=t(xte),
+        train_y=None if ytr is None else t(ytr.astype(np.int64)),
+        test_y=None if yte is None else t(yte.astype(np.int64)),
+        class_names=list(class_names) if ytr is not None else [],
+    )
+
+
+def load_idx(spec: DataSpec) -> ImageData:
+    x = _as_nchw(read_idx(spec.images), str(spec.images))
+    y = None
+    class_names: list[str] = []
+    if spec.labels:
+        y = read_idx(spec.labels)
+        if y.ndim != 1:
+            raise DataError(f"{spec.labels}: labels must be one number per image, got shape {y.shape}")
+        if len(y) != len(x):
+            raise DataError(
+                f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}"
+            )
+        y = y.astype(np.int64)
+        if y.min() < 0:
+            raise DataError(f"{spec.labels}: labels must be non-negative")
+        n_cls = int(y.max()) + 1
+        class_names = MNIST_CLASSES if n_cls <= 10 else [str(i) for i in range(n_cls)]
+        class_names = class_names[: max(n_cls, 2)]
+    xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
+    return _finish(spec.describe(), xtr, xte, ytr, yte, class_names)
+
+
+# -- image folder -----------------------------------------------------------------------------
+def load_folder(spec: DataSpec) -> ImageData:
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(spec.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class sub-folders (expected ROOT/<class>/<image files>)")
+    files: list[tuple[Path, int]] = []
+    for k, c in enumerate(classes):
+        files += [
+            (f, k) for f in sorted((root / c).rglob("*"))
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        ]  # fmt: skip
+    if len(files) < 2:
+        raise DataError(f"{root}: found {len(files)} image(s); need at least 2")
+    s = spec.image_size
+    imgs = np.empty((len(files), s, s, 3), dtype=np.uint8)
+    for i, (f, _) in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                imgs[i] = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"{f}: not a readable image ({e})") from None
+    grey = bool((imgs[..., 0] == imgs[..., 1]).all() and (imgs[..., 1] == imgs[..., 2]).all())
+    x = imgs[..., :1] if grey else imgs
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    y = np.array([k for _, k in files], dtype=np.int64)
+    xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
+    return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
+
+
+# -- built-in shapes --------------------------------------------------------------------------
+def make_shapes(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled, procedurally generated set of anti-aliased white shapes on black.
+
+    Classes: circle, square, triangle, ring, cross, each with random position, size and
+    rotation. Vectorised over signed distance fields (no per-image Python work).
+    Returns (uint8 images (n, 1, size, size), int64 labels (n,)).
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(SHAPE_CLASSES), n)
+    radius = rng.uniform(0.22, 0.36, n)[:, None, None]  # in units of the image side
+    cx, cy = (rng.uniform(-0.12, 0.12, (2, n))[..., None, None])
+    theta = rng.uniform(0, 2 * np.pi, n)[:, None, None]
+    radius, cx, cy, theta = (a.astype(np.float32) for a in (radius, cx, cy, theta))
+    t = ((np.arange(size) + 0.5) / size - 0.5).astype(np.float32)
+    gy, gx = np.meshgrid(t, t, indexing="ij")  # (size, size)
+    px, py = gx[None] - cx, gy[None] - cy
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = c * px + s * py, -s * px + c * py  # rotated coordinates
+    r = np.hypot(u, v)
+    sdf = np.empty((n, size, size), dtype=np.float32)
+    for k in range(len(SHAPE_CLASSES)):
+        m = labels == k
+        if not m.any():
+            continue
+        uu, vv, rr, R = u[m], v[m], r[m], radius[m]
+        if k == 0:  # circle
+            d = rr - R
+        elif k == 1:  # square
+            d = np.maximum(np.abs(uu), np.abs(vv)) - 0.75 * R
+        elif k == 2:  # equilateral triangle: intersection of three half-planes
+            d = np.max(
+                [np.cos(a) * uu + np.sin(a) * vv for a in (np.pi / 2, 7 * np.pi / 6, 11 * np.pi / 6)],
+                axis=0,
+            ) - 0.55 * R
+        elif k == 3:  # ring
+            d = np.abs(rr - 0.8 * R) - 0.18 * R
+        else:  # cross: union of two bars
+            bar = lambda a, b: np.maximum(np.abs(a) - R, np.abs(b) - 0.28 * R)  # noqa: E731
+            d = np.minimum(bar(uu, vv), bar(vv, uu))
+        sdf[m] = d
+    pixel = 1.0 / size
+    img = np.clip(0.5 - sdf / pixel, 0.0, 1.0)  # one-pixel anti-aliased edge
+    x = np.rint(img * 255).astype(np.uint8)[:, None]
+    return x, labels.astype(np.int64)
+
+
+def load_shapes(spec: DataSpec) -> ImageData:
+    x, y = make_shapes(spec.shapes_count, spec.image_size, spec.seed)
+    xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed + 1)
+    return _finish("shapes", xtr, xte, ytr, yte, SHAPE_CLASSES)
+
+
+# -- torchvision MNIST family -----------------------------------------------------------------
+_TV = {"mnist": ("MNIST", MNIST_CLASSES), "fashion-mnist": ("FashionMNIST", FASHION_CLASSES),
+       "kmnist": ("KMNIST", KMNIST_CLASSES)}  # fmt: skip
+
+
+def offline_hint() -> str:
+    alts = ["--dataset shapes (built in, no files needed)",
+            "--dataset idx --images FILE [--labels FILE]",
+            "--dataset folder --root DIR"]  # fmt: skip
+    if debian_fashion_available():
+        alts.insert(0, "--dataset fashion-mnist (Debian's files are installed)")
+    else:
+        alts.append("Fashion-MNIST offline via `apt-get install dataset-fashion-mnist`")
+    return "offline alternatives: " + "; ".join(alts)
+
+
+def debian_fashion_available(root: Path = DEBIAN_FASHION) -> bool:
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]  # fmt: skip
+    return all((root / n).exists() or (root / (n + ".gz")).exists() for n in names)
+
+
+def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    def pick(n: str) -> Path:
+        return root / n if (root / n).exists() else root / (n + ".gz")
+
+    x = _as_nchw(read_idx(pick(f"{prefix}-images-idx3-ubyte")), str(root))
+    y = read_idx(pick(f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
+    return x, y
+
+
+def is_cached(source: str) -> bool:
+    """True if a torchvision dataset is already on disk (or, for Fashion-MNIST, Debian's)."""
+    if source == "fashion-mnist" and debian_fashion_available():
+        return True
+    if source not in _TV:
+        return True
+    raw = cache_dir() / _TV[source][0] / "raw"
+    return (raw / "train-images-idx3-ubyte").exists() and (raw / "t10k-images-idx3-ubyte").exists()
+
+
+def load_torchvision(spec: DataSpec) -> ImageData:
+    cls_name, class_names = _TV[spec.source]
+    if spec.source == "fashion-mnist" and debian_fashion_available():
+        xtr, ytr = _idx_pair(DEBIAN_FASHION, "train")
+        xte, yte = _idx_pair(DEBIAN_FASHION, "t10k")
+        return _finish("fashion-mnist", xtr, xte, ytr, yte, class_names)
+    import torchvision.datasets as tvd
+
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        ds = {s: getattr(tvd, cls_name)(str(root), train=s == "train", download=True)
+              for s in ("train", "test")}  # fmt: skip
+    except Exception as e:  # urllib / socket / RuntimeError: all mean "could not get it"
+        raise DataError(
+            f"could not download {spec.source} into {root} ({type(e).__name__}: {e}); "
+            + offline_hint()
+        ) from None
+    x = {s: ds[s].data.numpy()[:, None] for s in ds}
+    y = {s: ds[s].targets.numpy().astype(np.int64) for s in ds}
+    return _finish(spec.source, x["train"], x["test"], y["train"], y["test"], class_names)
+
+
+def load_data(spec: DataSpec) -> ImageData:
+    """Load the dataset ``spec`` describes, on the CPU."""
+    if spec.source in _TV:
+        return load_torchvision(spec)
+    if spec.source == "idx":
+        return load_idx(spec)
+    if spec.source == "folder":
+        return load_folder(spec)
+    return load_shapes(spec)

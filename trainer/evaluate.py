@@ -1,0 +1,221 @@
+"""Evaluation: test ELBO, importance-sampled log p(x), prior Monte Carlo, KL per dimension.
+
+Inputs are uint8 image tensors (N, C, H, W) as held by :class:`trainer.data.ImageData`; they
+are converted to floats batch by batch on the model's device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .losses import gaussian_kl_per_dim, log_diag_normal, log_standard_normal
+from .models import LatentModel
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def to_float(x_u8: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 images -> float32 in [0, 1] on ``device``."""
+    x = x_u8.to(device) if device is not None else x_u8
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def _device(model: LatentModel) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _batches(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+def _labels(y: torch.Tensor | None, sl: slice, model: LatentModel, dev) -> torch.Tensor | None:
+    if not model.num_classes:
+        return None
+    if y is None:
+        raise ValueError("a conditional model needs labelled data")
+    return y[sl].to(dev)
+
+
+@dataclass(frozen=True)
+class ElboStats:
+    """Averages over a dataset, in nats per image."""
+
+    nelbo: float
+    recon: float
+    kl: float
+    kl_per_dim: np.ndarray  # (D,)
+    n: int
+
+
+@torch.no_grad()
+def elbo_stats(
+    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
+) -> ElboStats:
+    """Single-sample negative ELBO and its parts, averaged over all of ``x``."""
+    was_training = model.training
+    model.eval()
+    dev = _device(model)
+    d = model.latent_dim
+    tot = torch.zeros(3, dtype=torch.float64, device=dev)
+    kl_dim = torch.zeros(d, dtype=torch.float64, device=dev)
+    for sl in _batches(len(x), batch_size):
+        xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
+        mu, logvar = model.encode(xb, yb)
+        if logvar is None:
+            z, kd = mu, torch.zeros_like(mu)
+        else:
+            z, kd = model.reparameterize(mu, logvar), gaussian_kl_per_dim(mu, logvar)
+        recon = -model.log_likelihood(xb, model.decode(z, yb))
+        kl = kd.sum(1)
+        tot += torch.stack([(recon + kl).sum(), recon.sum(), kl.sum()]).double()
+        kl_dim += kd.sum(0).double()
+    model.train(was_training)
+    n = len(x)
+    nelbo, recon, kl = (tot / n).tolist()
+    return ElboStats(nelbo, recon, kl, (kl_dim / n).cpu().numpy(), n)
+
+
+def _check_variational(model: LatentModel, what: str) -> None:
+    if not model.is_variational:
+        raise ValueError(
+            f"{what} needs a variational model: a plain autoencoder defines no q(z|x) or p(x)"
+        )
+
+
+@torch.no_grad()
+def iw_log_likelihood(
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    k: int = 5000,
+    rows: int = 16384,
+    progress: Progress | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Importance-sampled estimate of log p(x) with ``k`` samples from q(z|x) (Burda et al.).
+
+    log p(x) ~= log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),   z_i ~ q(z | x),
+
+    computed with a running log-sum-exp so that any ``k`` fits in memory: each decoder
+    pass handles about ``rows`` (image, sample) pairs. Returns (N,) in nats (float64).
+    With k = 1 this is the single-sample ELBO; it tightens towards log p(x) as k grows.
+    """
+    _check_variational(model, "the importance-sampled log-likelihood")
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    was_training = model.training
+    model.eval()
+    dev = _device(model)
+    kc = min(k, rows)  # samples per pass
+    b = max(1, rows // kc)  # images per pass
+    out = torch.empty(len(x), dtype=torch.float64)
+    total = len(x) * k
+    done = 0
+    for sl in _batches(len(x), b):
+        xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
+        nb = xb.shape[0]
+        mu, logvar = model.encode(xb, yb)  # (nb, D)
+        std = torch.exp(0.5 * logvar)
+        acc = torch.full((nb,), -math.inf, dtype=torch.float64, device=dev)
+        for start in range(0, k, kc):
+            m = min(kc, k - start)
+            eps = torch.randn((m, nb, mu.shape[1]), generator=generator, device="cpu").to(dev)
+            z = mu + std * eps  # (m, nb, D)
+            zf = z.reshape(m * nb, -1)
+            yf = None if yb is None else yb.repeat(m)
+            recon = model.decode(zf, yf)  # (m * nb, C, H, W)
+            xf = xb.unsqueeze(0).expand(m, *xb.shape).reshape(m * nb, *xb.shape[1:])
+            log_w = (
+                model.log_likelihood(xf, recon).view(m, nb)
+                + log_standard_normal(z)
+                - log_diag_normal(z, mu, logvar)
+            )  # (m, nb)
+            acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=0))
+            done += m * nb
+            if progress:
+                progress(done, total)
+        out[sl] = (acc - math.log(k)).cpu()
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def prior_mc_log_likelihood(
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    k: int = 5000,
+    rows: int = 16384,
+    progress: Progress | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Naive Monte Carlo estimate log (1/k) sum_i p(x | z_i), z_i ~ p(z): (N,) float64.
+
+    Unbiased for p(x) but with enormous variance: almost no prior sample explains a given
+    image, so the estimate sits far below the importance-sampled one. Kept for comparison.
+    """
+    _check_variational(model, "the prior Monte Carlo log-likelihood")
+    was_training = model.training
+    model.eval()
+    dev = _device(model)
+    kc = min(k, rows)
+    b = max(1, rows // kc)
+    out = torch.empty(len(x), dtype=torch.float64)
+    total, done = len(x) * k, 0
+    for sl in _batches(len(x), b):
+        xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
+        nb = xb.shape[0]
+        acc = torch.full((nb,), -math.inf, dtype=torch.float64, device=dev)
+        for start in range(0, k, kc):
+            m = min(kc, k - start)
+            z = torch.randn((m * nb, model.latent_dim), generator=generator).to(dev)
+            yf = None if yb is None else yb.repeat(m)
+            xf = xb.unsqueeze(0).expand(m, *xb.shape).reshape(m * nb, *xb.shape[1:])
+            ll = model.log_likelihood(xf, model.decode(z, yf)).view(m, nb)
+            acc = torch.logaddexp(acc, torch.logsumexp(ll.double(), dim=0))
+            done += m * nb
+            if progress:
+                progress(done, total)
+        out[sl] = (acc - math.log(k)).cpu()
+    model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def posterior_means(
+    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 2000
+) -> torch.Tensor:
+    """E_q[z | x] for every image: (N, D) on the CPU (the AE's code itself)."""
+    was_training = model.training
+    model.eval()
+    dev = _device(model)
+    parts = [
+        model.encode(to_float(x[sl], dev), _labels(y, sl, model, dev))[0].float().cpu()
+        for sl in _batches(len(x), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(parts)
+
+
+def kl_per_dim(model: LatentModel, x: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+    """Average KL(q(z_d | x) || p(z_d)) over the data, per latent dimension: (D,) nats."""
+    _check_variational(model, "KL per dimension")
+    return elbo_stats(model, x, y).kl_per_dim
+
+
+def active_units(
+    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None = None, threshold: float = 0.01
+) -> tuple[int, np.ndarray]:
+    """Burda et al.'s active units: dimension d is active if Cov_x(E_q[z_d | x]) > threshold.
+
+    Returns (number active, per-dimension variances (D,)).
+    """
+    mu = posterior_means(model, x, y).double()
+    var = mu.var(dim=0, unbiased=True).numpy() if len(mu) > 1 else np.zeros(mu.shape[1])
+    return int((var > threshold).sum()), var

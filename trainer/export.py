@@ -1,0 +1,128 @@
+"""Exports: image grids as PNG (torchvision.utils), animated GIFs, loss history as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import make_grid, save_image
+
+from .loop import History
+
+
+class ExportError(Exception):
+    """An export could not be written; the message names the file."""
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise ExportError(f"{path}: could not be written ({e.strerror or e})") from None
+    return path
+
+
+def grid_image(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0):
+    """(N, C, H, W) in [0, 1] -> one (C', H', W') grid tensor (torchvision's layout)."""
+    return make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)
+
+
+def save_grid(
+    images: torch.Tensor, path: str | os.PathLike, nrow: int, padding: int = 2,
+    pad_value: float = 0.0, scale: int = 1,
+) -> Path:  # fmt: skip
+    """Save N images (N, C, H, W) in [0, 1] as one PNG grid with ``nrow`` images per row.
+
+    The PNG measures nrow * (W + padding) + padding pixels across (times ``scale``).
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    x = images.detach().float().cpu().clamp(0, 1)
+    if scale > 1:
+        x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+        padding *= scale
+
+    def write(f):
+        buf = io.BytesIO()
+        save_image(x, buf, nrow=nrow, padding=padding, pad_value=pad_value, format="png")
+        f.write(buf.getvalue())
+
+    return _atomic_write(Path(path), write)
+
+
+def save_mosaic(
+    groups: Sequence[torch.Tensor], path: str | os.PathLike, nrow: int, ncol_groups: int,
+    padding: int = 0, gap: int = 6, scale: int = 1,
+) -> Path:  # fmt: skip
+    """Save several image grids (each (N, C, H, W), ``nrow`` per row) side by side as one PNG.
+
+    Used for a conditional model's manifold: one grid per class, ``ncol_groups`` per row.
+    """
+    grids = torch.stack([grid_image(g.clamp(0, 1), nrow=nrow, padding=padding) for g in groups])
+    return save_grid(grids, path, nrow=ncol_groups, padding=gap, pad_value=1.0, scale=scale)
+
+
+def save_gif(
+    frames: torch.Tensor | Sequence[torch.Tensor], path: str | os.PathLike,
+    fps: float = 10.0, scale: int = 4, bounce: bool = True,
+) -> Path:  # fmt: skip
+    """Save frames (T, C, H, W) in [0, 1] as a looping animated GIF.
+
+    ``bounce`` plays the frames forward and then back, so an interpolation loops smoothly.
+    """
+    from PIL import Image
+
+    t = torch.stack(list(frames)) if not torch.is_tensor(frames) else frames
+    if t.ndim != 4 or len(t) < 1:
+        raise ValueError("expected frames of shape (T, C, H, W)")
+    arr = (t.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    arr = arr.repeat(scale, axis=2).repeat(scale, axis=3)
+    mode_frames = []
+    for a in arr:
+        img = a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
+        mode_frames.append(Image.fromarray(np.ascontiguousarray(img)))
+    if bounce and len(mode_frames) > 2:
+        mode_frames = mode_frames + mode_frames[-2:0:-1]
+
+    def write(f):
+        mode_frames[0].save(
+            f, format="GIF", save_all=True, append_images=mode_frames[1:],
+            duration=max(20, round(1000 / fps)), loop=0,
+        )  # fmt: skip
+
+    return _atomic_write(Path(path), write)
+
+
+def write_history_csv(history: History, path: str | os.PathLike) -> Path:
+    """Loss history as CSV: one row per snapshot, with the test loss filled in at epoch ends."""
+    cols = list(History.STEP_KEYS) + ["test_nelbo", "test_recon", "test_kl"]
+    by_step = {e["step"]: e for e in history.epochs}
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(cols)
+    seen = set()
+    for row in history.steps:
+        e = by_step.get(row["step"], {})
+        seen.add(row["step"]) if e else None
+        w.writerow([row.get(k, "") for k in History.STEP_KEYS]
+                   + [e.get("test_nelbo", ""), e.get("test_recon", ""), e.get("test_kl", "")])  # fmt: skip
+    for step, e in sorted(by_step.items()):  # epochs with no step row of their own
+        if step not in seen:
+            w.writerow([step, e["epoch"]] + [""] * (len(History.STEP_KEYS) - 2)
+                       + [e["test_nelbo"], e["test_recon"], e["test_kl"]])  # fmt: skip
+    return _atomic_write(Path(path), lambda f: f.write(text.getvalue().encode()))

@@ -1,0 +1,140 @@
+"""Walking the latent space: the Figure 4 grid, traversals, interpolation, prior samples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .models import LatentModel
+
+
+def inverse_cdf_grid(n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The n x n latent grid of Kingma & Welling (2014), Figure 4.
+
+    Linearly spaced points of the open unit square, p_i = (i + 1/2) / n, are mapped through
+    the inverse CDF of the standard Gaussian, so that the grid is evenly spaced in
+    probability mass under the prior rather than in z.
+
+    Returns
+    -------
+    Tensor of shape (n, n, 2) with ``grid[i, j] = (Phi^-1(p_i), Phi^-1(p_j))``
+    (``meshgrid`` 'ij' order). Both coordinates increase with their index.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"grid size must be a positive integer, not {n!r}")
+    p = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    z = torch.special.ndtri(p).to(dtype)  # (n,)
+    gi, gj = torch.meshgrid(z, z, indexing="ij")
+    return torch.stack([gi, gj], dim=-1)
+
+
+def grid_latents(
+    n: int, dims: tuple[int, int], base: torch.Tensor, latent_dim: int | None = None
+) -> torch.Tensor:
+    """The Figure 4 grid placed on two latent dimensions of a larger latent.
+
+    Laid out for display, row-major: row r (top to bottom) holds ``z[dims[1]]`` decreasing,
+    column c (left to right) holds ``z[dims[0]]`` increasing, every other dimension is taken
+    from ``base`` (shape (D,)). Returns (n * n, D).
+    """
+    base = base.reshape(-1)
+    d = latent_dim if latent_dim is not None else base.numel()
+    dx, dy = dims
+    if not (0 <= dx < d and 0 <= dy < d):
+        raise ValueError(f"dimensions {dims} are outside a latent of size {d}")
+    if dx == dy and d > 1:
+        raise ValueError("the two grid dimensions must differ")
+    g = inverse_cdf_grid(n, dtype=base.dtype).to(base.device)  # (n, n, 2)
+    values = g[:, 0, 0]  # (n,) increasing
+    z = base.expand(n, n, d).clone()
+    z[:, :, dx] = values.view(1, n)  # along columns
+    if dy != dx:
+        z[:, :, dy] = values.flip(0).view(n, 1)  # top row = largest
+    return z.reshape(n * n, d)
+
+
+def traverse(base: torch.Tensor, dim: int, values: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """Latents that vary one dimension over ``values`` and keep the rest of ``base``: (n, D)."""
+    base = base.reshape(-1)
+    values = torch.as_tensor(values, dtype=base.dtype, device=base.device)
+    z = base.expand(values.numel(), base.numel()).clone()
+    z[:, dim] = values
+    return z
+
+
+def lerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """Linear interpolation, endpoints included: (steps, D)."""
+    if steps < 2:
+        raise ValueError("interpolation needs at least 2 steps")
+    t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device).unsqueeze(1)
+    return (1 - t) * z0.reshape(1, -1) + t * z1.reshape(1, -1)
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """Spherical interpolation (White, 2016), endpoints included: (steps, D).
+
+    Moves along the great circle between the two directions (the usual formula, applied to
+    the vectors themselves, so the norm also changes smoothly); falls back to ``lerp`` when
+    the two are (anti)parallel or one is zero.
+    """
+    if steps < 2:
+        raise ValueError("interpolation needs at least 2 steps")
+    a, b = z0.reshape(-1).double(), z1.reshape(-1).double()
+    na, nb = a.norm(), b.norm()
+    if na < 1e-12 or nb < 1e-12:
+        return lerp(z0, z1, steps)
+    cos = torch.clamp(torch.dot(a / na, b / nb), -1.0, 1.0)
+    omega = torch.arccos(cos)
+    if omega < 1e-6 or torch.pi - omega < 1e-6:
+        return lerp(z0, z1, steps)
+    t = torch.linspace(0, 1, steps, dtype=torch.float64, device=a.device).unsqueeze(1)
+    so = torch.sin(omega)
+    z = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+    return z.to(z0.dtype)
+
+
+@torch.no_grad()
+def decode_batch(
+    model: LatentModel, z: torch.Tensor, y: torch.Tensor | int | None = None
+) -> torch.Tensor:
+    """Decode many latents in one forward pass: (N, D) -> mean images (N, C, H, W) on the CPU.
+
+    ``y`` may be one class for all, a tensor of N classes, or None for unconditional models.
+    """
+    p = next(model.parameters())
+    z = z.to(device=p.device, dtype=p.dtype)
+    labels = None
+    if model.num_classes:
+        if y is None:
+            raise ValueError("a conditional model needs a class to decode")
+        labels = torch.as_tensor(y, device=p.device).long().expand(z.shape[0]).contiguous()
+        if int(labels.min()) < 0 or int(labels.max()) >= model.num_classes:
+            raise ValueError(f"class must be 0 to {model.num_classes - 1}")
+    return model.decode_image(z, labels).float().cpu()
+
+
+@torch.no_grad()
+def sample_prior(
+    model: LatentModel,
+    n: int,
+    y: torch.Tensor | int | None = None,
+    mode: str = "mean",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Ancestral sampling: z ~ N(0, I), then x ~ p(x | z).
+
+    ``mode='mean'`` returns E[x | z] (the usual picture); ``mode='sample'`` draws the
+    pixels themselves (Bernoulli or Gaussian noise, clamped to [0, 1]). Returns (n, C, H, W).
+    """
+    if mode not in ("mean", "sample"):
+        raise ValueError(f"mode must be 'mean' or 'sample', not {mode!r}")
+    z = torch.randn(n, model.latent_dim, generator=generator)
+    mean = decode_batch(model, z, y)
+    if mode == "mean":
+        return mean
+    if model.config.likelihood == "bernoulli":
+        return torch.bernoulli(mean, generator=generator)
+    std = float(model.decoder_log_std().exp())
+    noise = torch.randn(mean.shape, generator=generator) * std
+    return (mean + noise).clamp(0, 1)

@@ -1,0 +1,461 @@
+"""The training loop: Adam over index-sliced batches of an in-memory dataset.
+
+Progress leaves only through ``on_snapshot`` as frozen :class:`Snapshot` values (floats,
+NumPy arrays and a detached CPU copy of the weights) at a bounded rate. Stop, pause and
+live changes of learning rate and beta arrive through a :class:`TrainControl`, which the
+loop reads between steps, so any thread may drive it.
+
+Losses are summed on the device and read back only when a snapshot is due: no device sync
+happens on the other steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import ImageData
+from .evaluate import elbo_stats
+from .losses import kl_weight
+from .fused import FusedStep, supports
+from .models import LatentModel, build_model
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model was restored to its last good state."""
+
+
+def available_devices() -> list[str]:
+    """Devices this machine can train on, best first."""
+    devs = []
+    if torch.cuda.is_available():
+        devs.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devs.append("mps")
+    return devs + ["cpu"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA, else Apple MPS, else CPU; a named device must exist here."""
+    if name == "auto":
+        return torch.device(available_devices()[0])
+    if name not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    if name != "cpu" and name not in available_devices():
+        raise ConfigError(
+            f"device {name!r} was asked for but is not available on this machine "
+            f"(available: {', '.join(available_devices())})"
+        )
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+class TrainControl:
+    """Thread-safe remote control for a running loop.
+
+    ``stop()`` ends the loop after the current step; ``pause()`` / ``resume()`` hold it
+    between steps; ``set_lr`` / ``set_beta`` take effect from the next step.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._run = threading.Event()
+        self._run.set()
+        self._lock = threading.Lock()
+        self._lr: float | None = None
+        self._beta: float | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._run.set()  # wake a paused loop so it can see the stop
+
+    def pause(self) -> None:
+        self._run.clear()
+
+    def resume(self) -> None:
+        self._run.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._run.is_set()
+
+    def wait_while_paused(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s while paused; True once running again."""
+        return self._run.wait(timeout)
+
+    def set_lr(self, lr: float) -> None:
+        if not (0 < lr <= 1):
+            raise ConfigError(f"learning rate must be in (0, 1], not {lr}")
+        with self._lock:
+            self._lr = float(lr)
+
+    def set_beta(self, beta: float) -> None:
+        if not (0 <= beta <= 1000):
+            raise ConfigError(f"beta must be in [0, 1000], not {beta}")
+        with self._lock:
+            self._beta = float(beta)
+
+    def take_changes(self) -> tuple[float | None, float | None]:
+        with self._lock:
+            lr, beta, self._lr, self._beta = self._lr, self._beta, None, None
+        return lr, beta
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int
+    step: int
+    test_nelbo: float
+    test_recon: float
+    test_kl: float
+    train_nelbo: float
+    kl_per_dim: np.ndarray
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the loop tells the outside world, at most ``snapshot_hz`` times a second.
+
+    Loss fields are means per image (nats) over the steps since the previous snapshot.
+    ``weights`` is a detached CPU copy of the full state dict, at most ``weights_hz`` times
+    a second (None otherwise); ``test`` is set on the snapshot that closes an epoch.
+    """
+
+    step: int
+    total_steps: int
+    epoch: int  # 1-based epoch in progress (or just finished)
+    epochs: int
+    nelbo: float
+    recon: float
+    kl: float
+    loss: float  # the optimised objective, recon + beta_eff * kl
+    beta: float  # effective KL weight (after warm-up)
+    lr: float
+    images_per_second: float
+    elapsed: float  # seconds of training, pauses excluded
+    eta: float  # seconds left at the recent rate
+    weights: dict[str, torch.Tensor] | None = None
+    test: EpochResult | None = None
+    paused: bool = False
+    final: bool = False
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(1, self.total_steps)
+
+
+@dataclass
+class History:
+    """Loss curves: one row per snapshot and one per epoch."""
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+
+    STEP_KEYS = ("step", "epoch", "nelbo", "recon", "kl", "beta", "lr", "images_per_second")
+    EPOCH_KEYS = ("epoch", "step", "test_nelbo", "test_recon", "test_kl", "train_nelbo", "elapsed")
+
+    def add_snapshot(self, s: Snapshot) -> None:
+        self.steps.append({k: getattr(s, k) for k in self.STEP_KEYS})
+
+    def add_epoch(self, e: EpochResult) -> None:
+        self.epochs.append({k: getattr(e, k) for k in self.EPOCH_KEYS})
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps, "epochs": self.epochs}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        return cls(steps=list(d.get("steps", [])), epochs=list(d.get("epochs", [])))
+
+    @property
+    def last_step(self) -> int:
+        return int(self.steps[-1]["step"]) if self.steps else 0
+
+
+@dataclass
+class FitResult:
+    history: History
+    epochs_done: int
+    step: int
+    stopped: bool
+    images_per_second: float
+    device: str
+    seconds: float
+
+
+def _adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam, as one fused kernel where this PyTorch and device offer it."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+class _BatchBuffers:
+    """Reused uint8 and float32 batch tensors: a fresh allocation per step costs page faults."""
+
+    def __init__(self, source: torch.Tensor):
+        self.source = source
+        self.bufs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        b = idx.shape[0]
+        if b not in self.bufs:
+            shape = (b, *self.source.shape[1:])
+            self.bufs[b] = (
+                self.source.new_empty(shape),
+                torch.empty(shape, dtype=torch.float32, device=self.source.device),
+            )
+        raw, out = self.bufs[b]
+        torch.index_select(self.source, 0, idx, out=raw)
+        return torch.mul(raw, 1.0 / 255.0, out=out)  # (B, C, H, W) in [0, 1]
+
+
+def _weights_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+class Trainer:
+    """Owns a model, its optimizer and its data on one device; ``fit`` runs the epochs.
+
+    Calling ``fit`` again continues where the last call ended (the optimizer state, step
+    count and history carry over), so "train 5 more epochs" is just another call.
+    """
+
+    def __init__(
+        self,
+        model: LatentModel,
+        data: ImageData,
+        config: TrainConfig,
+        device: torch.device | str | None = None,
+        history: History | None = None,
+        optimizer_state: dict | None = None,
+        epochs_done: int = 0,
+        fused: bool | None = None,
+    ) -> None:
+        """``fused``: use the hand-derived step for MLP Bernoulli models (default: when it
+        applies); False forces autograd."""
+        self.config = config
+        self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.model = model.to(self.device)
+        mc = model.config
+        if data.image_shape != mc.image_shape:
+            raise ConfigError(
+                f"the data's images are {data.image_shape} but the model expects {mc.image_shape}"
+            )
+        if mc.conditional and data.num_classes != mc.num_classes:
+            raise ConfigError(
+                f"the model is conditioned on {mc.num_classes} classes; "
+                f"the data has {data.num_classes}"
+            )
+        self.data = data.to(self.device)
+        self.optimizer = _adam([p for p in self.model.parameters() if p.requires_grad], config.lr)
+        self.fused_step = FusedStep(self.model) if fused is not False and supports(model) else None
+        if optimizer_state:
+            self.optimizer.load_state_dict(optimizer_state)
+        self.history = history or History()
+        self.epochs_done = epochs_done
+        self.step = self.history.last_step
+        self.lr = config.lr
+        self.beta = config.beta
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr
+        self.generator = torch.Generator(device="cpu").manual_seed(config.seed + epochs_done)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train_x) / self.config.batch_size)
+
+    def test_stats(self):
+        d = self.data
+        return elbo_stats(self.model, d.test_x, d.test_y if self.model.num_classes else None)
+
+    def _apply_changes(self, control: TrainControl | None) -> None:
+        if control is None:
+            return
+        lr, beta = control.take_changes()
+        if lr is not None:
+            self.lr = lr
+            for g in self.optimizer.param_groups:
+                g["lr"] = lr
+        if beta is not None:
+            self.beta = beta
+
+    def fit(
+        self,
+        epochs: int | None = None,
+        control: TrainControl | None = None,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+    ) -> FitResult:
+        """Train ``epochs`` more epochs (default: the config's). Returns when done or stopped."""
+        cfg, model, data = self.config, self.model, self.data
+        epochs = epochs or cfg.epochs
+        n, bs, spe = len(data.train_x), cfg.batch_size, self.steps_per_epoch
+        first_epoch = self.epochs_done
+        last_epoch = first_epoch + epochs
+        total_steps = self.step + epochs * spe
+        start_step = self.step
+        # steps of a run can be ~1 ms: the loss sums stay on the device until a snapshot
+        warmup_steps = round(cfg.warmup_epochs * spe)
+        cond = model.num_classes > 0
+        x_all, y_all = data.train_x, data.train_y if cond else None
+        batches = _BatchBuffers(x_all)
+
+        snap_every, weights_every = 1.0 / cfg.snapshot_hz, 1.0 / cfg.weights_hz
+        sums = torch.zeros(3, device=self.device)  # recon, kl, loss (summed over images)
+        count = 0
+        active = 0.0  # seconds spent training (pauses excluded)
+        t_mark = time.perf_counter()
+        last_snap = last_weights = -math.inf
+        images_since, active_since, images_total = 0, 0.0, 0
+        last_means = (math.nan,) * 3
+        last_ips = 0.0
+        good_state = copy.deepcopy(model.state_dict())
+        stopped = False
+        beta_eff = kl_weight(self.beta, self.step, warmup_steps)
+        model.train()
+
+        def emit(test: EpochResult | None = None, paused: bool = False, final: bool = False):
+            nonlocal sums, count, last_snap, last_weights, images_since, active_since
+            now = active + (time.perf_counter() - t_mark if not paused else 0.0)
+            nonlocal last_means
+            if count:  # else nothing new since the last snapshot: repeat its values
+                last_means = tuple((sums / count).tolist())
+            r, k, l = last_means
+            if count and not all(map(math.isfinite, (r, k, l))):
+                model.load_state_dict(good_state)
+                raise TrainingDiverged(
+                    f"training diverged at step {self.step} (loss {l}); the model was restored "
+                    f"to the end of epoch {self.epochs_done}. Try a lower learning rate "
+                    f"(now {self.lr:g}) or a smaller beta."
+                )
+            nonlocal last_ips
+            dt = now - active_since
+            if images_since and dt > 0:
+                last_ips = images_since / dt
+            ips = last_ips
+            done = self.step - start_step
+            eta = (now / done) * (total_steps - self.step) if done else math.inf
+            wall = time.perf_counter()
+            want_w = test is not None or final or paused or wall - last_weights >= weights_every
+            snap = Snapshot(
+                step=self.step, total_steps=total_steps,
+                epoch=self.epochs_done if test else min(self.epochs_done + 1, last_epoch),
+                epochs=last_epoch,
+                nelbo=r + k, recon=r, kl=k, loss=l, beta=beta_eff, lr=self.lr,
+                images_per_second=ips, elapsed=now, eta=eta,
+                weights=_weights_copy(model) if want_w else None,
+                test=test, paused=paused, final=final,
+            )  # fmt: skip
+            if count:
+                self.history.add_snapshot(snap)
+            if want_w:
+                last_weights = wall
+            sums = torch.zeros(3, device=self.device)
+            count = 0
+            last_snap = wall
+            images_since, active_since = 0, now
+            if on_snapshot:
+                on_snapshot(snap)
+
+        for _epoch in range(first_epoch, last_epoch):
+            perm = torch.randperm(n, generator=self.generator).to(self.device)
+            for i in range(0, n, bs):
+                if control is not None:
+                    if control.paused and not control.stop_requested:
+                        active += time.perf_counter() - t_mark
+                        emit(paused=True)
+                        while not control.wait_while_paused(0.1):
+                            pass
+                        t_mark = time.perf_counter()
+                    if control.stop_requested:
+                        stopped = True
+                        break
+                    self._apply_changes(control)
+                idx = perm[i : i + bs]
+                xb = batches.take(idx)  # (B, C, H, W)
+                yb = None if y_all is None else y_all[idx]
+                beta_eff = kl_weight(self.beta, self.step, warmup_steps)
+                if self.fused_step is not None:
+                    sums += self.fused_step(xb, yb, beta_eff)
+                else:
+                    recon, kl = model.elbo_terms(xb, yb)  # (B,), (B,)
+                    loss_vec = recon + beta_eff * kl
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss_vec.mean().backward()
+                    with torch.no_grad():
+                        sums += torch.stack([recon.sum(), kl.sum(), loss_vec.sum()])
+                self.optimizer.step()
+                count += xb.shape[0]
+                images_since += xb.shape[0]
+                images_total += xb.shape[0]
+                self.step += 1
+                if time.perf_counter() - last_snap >= snap_every:
+                    emit()
+            if stopped:
+                break
+            self.epochs_done += 1
+            active += time.perf_counter() - t_mark
+            stats = self.test_stats()
+            t_mark = time.perf_counter()
+            train_nelbo = self.history.steps[-1]["nelbo"] if self.history.steps else math.nan
+            if count:
+                train_nelbo = float((sums[0] + sums[1]) / count)
+            result = EpochResult(
+                epoch=self.epochs_done, step=self.step, test_nelbo=stats.nelbo,
+                test_recon=stats.recon, test_kl=stats.kl, train_nelbo=train_nelbo,
+                kl_per_dim=stats.kl_per_dim, elapsed=active,
+            )  # fmt: skip
+            if not math.isfinite(stats.nelbo):
+                model.load_state_dict(good_state)
+                raise TrainingDiverged(
+                    f"the test loss is {stats.nelbo} after epoch {self.epochs_done}; the model "
+                    f"was restored to the epoch before. Try a lower learning rate or smaller beta."
+                )
+            self.history.add_epoch(result)
+            emit(test=result, final=self.epochs_done == last_epoch)
+            good_state = copy.deepcopy(model.state_dict())
+        active += time.perf_counter() - t_mark
+        if stopped:
+            emit(final=True)
+        return FitResult(
+            history=self.history, epochs_done=self.epochs_done, step=self.step,
+            stopped=stopped, images_per_second=images_total / active if active > 0 else 0.0,
+            device=str(self.device), seconds=active,
+        )  # fmt: skip
+
+
+def train(
+    model_config: ModelConfig,
+    data: ImageData,
+    config: TrainConfig,
+    control: TrainControl | None = None,
+    on_snapshot: Callable[[Snapshot], None] | None = None,
+) -> tuple[Trainer, FitResult]:
+    """Seed, build the model, and fit it: the one-call path used by the CLI and tests."""
+    seed_everything(config.seed)
+    model = build_model(model_config)
+    trainer = Trainer(model, data, config)
+    return trainer, trainer.fit(control=control, on_snapshot=on_snapshot)
+
+
+def model_config_for(data: ImageData, **kwargs) -> ModelConfig:
+    """A ModelConfig whose image shape and class count match ``data``."""
+    return ModelConfig(image_shape=data.image_shape, num_classes=data.num_classes, **kwargs)
