@@ -91,10 +91,17 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="number of images in the built-in shapes set (default 6000)")  # fmt: skip
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"latent-train: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import ARCHS, DEVICES, LIKELIHOODS, MODELS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="latent-train",
         description="Train variational autoencoders and look at what they learn.",
     )

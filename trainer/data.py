@@ -155,7 +155,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{p}: truncated (header promises {need} bytes of data for shape {shape}, "
             f"file has {len(body)})"
         )
-    return np.frombuffer(body[:need], dtype=dtype).reshape(shape)
+    return np.frombuffer(body[:need], dtype=dtype).reshape(shape).copy()  # writable
 
 
 def _as_nchw(arr: np.ndarray, what: str) -> np.ndarray:

@@ -1,0 +1,149 @@
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.config import TrainConfig
+from trainer.loop import (
+    TrainControl,
+    Trainer,
+    TrainingDiverged,
+    model_config_for,
+    resolve_device,
+    train,
+)
+
+
+def test_training_on_shapes_lowers_the_test_loss(shapes):
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=2e-3, device="cpu")
+    trainer, result = train(model_config_for(shapes, latent_dim=4, hidden=128), shapes, cfg)
+    test = [e["test_nelbo"] for e in result.history.epochs]
+    assert len(test) == 4 and result.epochs_done == 4 and not result.stopped
+    assert test[-1] < test[0] - 20  # nats per image
+    assert all(math.isfinite(v) for v in test)
+    assert result.images_per_second > 0
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_same_seed_same_run(shapes, fast_cfg, fused):
+    mc = model_config_for(shapes, latent_dim=2, hidden=64)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(fast_cfg.seed)
+        from trainer.models import build_model
+
+        t = Trainer(build_model(mc), shapes, fast_cfg, fused=fused)
+        runs.append([e["test_nelbo"] for e in t.fit().history.epochs])
+    assert runs[0] == runs[1]
+
+
+def test_snapshots_are_bounded_plain_and_detached(shapes):
+    cfg = TrainConfig(epochs=2, batch_size=16, device="cpu", snapshot_hz=20, weights_hz=5)
+    snaps = []
+    trainer, result = train(model_config_for(shapes, latent_dim=3, hidden=64), shapes, cfg,
+                            on_snapshot=snaps.append)  # fmt: skip
+    assert snaps, "no snapshot arrived"
+    tests = [s for s in snaps if s.test is not None]
+    assert [s.test.epoch for s in tests] == [1, 2]
+    assert tests[-1].final and tests[-1].step == result.step
+    assert isinstance(tests[-1].test.kl_per_dim, np.ndarray) and tests[-1].test.kl_per_dim.shape == (3,)
+    # bounded rate: no more than ~snapshot_hz per second of training, plus epoch ends
+    assert len(snaps) <= cfg.snapshot_hz * result.seconds + 2 + 3
+    w = tests[-1].weights
+    assert w is not None and all(v.device.type == "cpu" and not v.requires_grad for v in w.values())
+    before = w["decoder.out.bias"].clone()
+    with torch.no_grad():
+        trainer.model.decoder.out.bias.add_(1.0)
+    assert torch.equal(w["decoder.out.bias"], before)  # a copy, not the live tensor
+    for s in snaps:
+        assert all(isinstance(getattr(s, k), float) for k in ("nelbo", "recon", "kl", "eta"))
+
+
+def test_stop_pause_and_live_learning_rate(shapes):
+    control = TrainControl()
+    cfg = TrainConfig(epochs=50, batch_size=8, device="cpu", snapshot_hz=50)
+    seen = []
+
+    def on_snapshot(s):
+        seen.append(s)
+
+    mc = model_config_for(shapes, latent_dim=2, hidden=32)
+    out = {}
+    th = threading.Thread(target=lambda: out.update(r=train(mc, shapes, cfg, control, on_snapshot)))
+    th.start()
+    deadline = time.time() + 20
+    while len(seen) < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    control.set_lr(1e-4)
+    control.set_beta(0.25)
+    control.pause()
+    deadline = time.time() + 10
+    while not any(s.paused for s in seen) and time.time() < deadline:
+        time.sleep(0.01)
+    paused_at = [s for s in seen if s.paused][-1].step
+    time.sleep(0.3)
+    assert max(s.step for s in seen) == paused_at  # held while paused
+    control.resume()
+    deadline = time.time() + 10
+    while max(s.step for s in seen) <= paused_at and time.time() < deadline:
+        time.sleep(0.01)
+    control.stop()
+    th.join(10)
+    assert not th.is_alive()
+    trainer, result = out["r"]
+    assert result.stopped and result.epochs_done < 50
+    assert trainer.optimizer.param_groups[0]["lr"] == 1e-4
+    later = [s for s in seen if s.step > paused_at]
+    assert later and later[-1].lr == 1e-4 and later[-1].beta == 0.25
+    with pytest.raises(ValueError, match="learning rate"):
+        control.set_lr(5.0)
+
+
+def test_divergence_is_reported_and_the_model_restored(shapes):
+    cfg = TrainConfig(epochs=3, batch_size=32, device="cpu", snapshot_hz=1000)
+    mc = model_config_for(shapes, latent_dim=2, hidden=32)
+    state = {}
+
+    def poison(s):
+        if s.epoch == 2 and "done" not in state:
+            state["done"] = True
+            with torch.no_grad():
+                for p in state["trainer"].model.parameters():
+                    p.fill_(float("nan"))
+
+    from trainer.models import build_model
+
+    trainer = Trainer(build_model(mc), shapes, cfg)
+    state["trainer"] = trainer
+    with pytest.raises(TrainingDiverged, match="diverged.*lower learning rate"):
+        trainer.fit(on_snapshot=poison)
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_continuing_training_keeps_history_and_step(shapes, fast_cfg):
+    trainer, r1 = train(model_config_for(shapes, latent_dim=2, hidden=32), shapes, fast_cfg)
+    r2 = trainer.fit(epochs=1)
+    assert r2.epochs_done == 3 and len(r2.history.epochs) == 3
+    assert r2.step == r1.step + trainer.steps_per_epoch
+
+
+def test_mismatched_data_and_missing_device_are_clear(shapes):
+    from trainer.config import ConfigError, ModelConfig
+    from trainer.models import build_model
+
+    with pytest.raises(ConfigError, match="images are"):
+        Trainer(build_model(ModelConfig(image_shape=(1, 32, 32))), shapes, TrainConfig(device="cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="not available on this machine"):
+            resolve_device("cuda")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_conditional_and_conv_models_train(shapes):
+    cfg = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    for kw in (dict(model="cvae"), dict(arch="conv", hidden=64), dict(likelihood="gaussian")):
+        _, r = train(model_config_for(shapes, latent_dim=2, **kw), shapes, cfg)
+        assert math.isfinite(r.history.epochs[-1]["test_nelbo"])
