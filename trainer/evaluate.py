@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .losses import gaussian_kl_per_dim, log_diag_normal, log_standard_normal
 from .models import LatentModel
@@ -88,6 +89,24 @@ def _check_variational(model: LatentModel, what: str) -> None:
         )
 
 
+def _log_px_given_z(model: LatentModel, xb: torch.Tensor, z: torch.Tensor,
+                    yb: torch.Tensor | None) -> torch.Tensor:
+    """log p(x_n | z_nm) for nb images and m latents each: z (nb, m, D) -> (nb, m).
+
+    For a Bernoulli decoder, log p = x . l - sum softplus(l); the x . l term is a batched
+    product against each image, so the images are never copied m times.
+    """
+    nb, m, _ = z.shape
+    yf = None if yb is None else yb.repeat_interleave(m)
+    out = model.decode(z.reshape(nb * m, -1), yf)  # (nb * m, C, H, W)
+    if model.config.likelihood == "bernoulli":
+        logits = out.view(nb, m, -1)  # (nb, m, P)
+        xl = torch.bmm(logits, xb.reshape(nb, -1, 1)).squeeze(-1)  # (nb, m)
+        return xl - F.softplus(logits).sum(-1)
+    xf = xb.unsqueeze(1).expand(nb, m, *xb.shape[1:]).reshape(nb * m, *xb.shape[1:])
+    return model.log_likelihood(xf, out).view(nb, m)
+
+
 @torch.no_grad()
 def iw_log_likelihood(
     model: LatentModel,
@@ -126,16 +145,12 @@ def iw_log_likelihood(
         for start in range(0, k, kc):
             m = min(kc, k - start)
             eps = torch.randn((m, nb, mu.shape[1]), generator=generator, device="cpu").to(dev)
-            z = mu + std * eps  # (m, nb, D)
-            zf = z.reshape(m * nb, -1)
-            yf = None if yb is None else yb.repeat(m)
-            recon = model.decode(zf, yf)  # (m * nb, C, H, W)
-            xf = xb.unsqueeze(0).expand(m, *xb.shape).reshape(m * nb, *xb.shape[1:])
+            z = (mu + std * eps).transpose(0, 1)  # (nb, m, D)
             log_w = (
-                model.log_likelihood(xf, recon).view(m, nb)
+                _log_px_given_z(model, xb, z, yb)
                 + log_standard_normal(z)
-                - log_diag_normal(z, mu, logvar)
-            )  # (m, nb)
+                - log_diag_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
+            ).T  # (m, nb)
             acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=0))
             done += m * nb
             if progress:
@@ -174,10 +189,8 @@ def prior_mc_log_likelihood(
         acc = torch.full((nb,), -math.inf, dtype=torch.float64, device=dev)
         for start in range(0, k, kc):
             m = min(kc, k - start)
-            z = torch.randn((m * nb, model.latent_dim), generator=generator).to(dev)
-            yf = None if yb is None else yb.repeat(m)
-            xf = xb.unsqueeze(0).expand(m, *xb.shape).reshape(m * nb, *xb.shape[1:])
-            ll = model.log_likelihood(xf, model.decode(z, yf)).view(m, nb)
+            z = torch.randn((m, nb, model.latent_dim), generator=generator).to(dev)
+            ll = _log_px_given_z(model, xb, z.transpose(0, 1), yb).T  # (m, nb)
             acc = torch.logaddexp(acc, torch.logsumexp(ll.double(), dim=0))
             done += m * nb
             if progress:

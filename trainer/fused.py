@@ -93,27 +93,28 @@ class FusedStep:
         else:
             kl = recon.new_zeros(())
         # -- backward of mean(recon + beta * kl) --
+        # Gradients are carried unscaled (per-sample sums) and the 1/B of the mean is applied
+        # by the weight-gradient products (alpha=1/B), which saves a pass over each buffer.
         inv_b = 1.0 / b
-        g_logits = p.sub_(xf).mul_(inv_b)  # (B, P)
-        torch.mm(g_logits.t(), h2, out=self.w4.grad)
-        torch.sum(g_logits, 0, out=self.b4.grad)
+        g_logits = p.sub_(xf)  # (B, P): d recon / d logits
+        torch.addmm(self.w4.grad, g_logits.t(), h2, beta=0, alpha=inv_b, out=self.w4.grad)
+        torch.sum(g_logits, 0, out=self.b4.grad).mul_(inv_b)
         g_h2 = torch.mm(g_logits, self.w4, out=ws["g_h2"])  # (B, H)
         g_h2 = torch.ops.aten.threshold_backward(g_h2, h2, 0.0)
-        torch.mm(g_h2.t(), u3, out=self.w3.grad)
-        torch.sum(g_h2, 0, out=self.b3.grad)
+        torch.addmm(self.w3.grad, g_h2.t(), u3, beta=0, alpha=inv_b, out=self.w3.grad)
+        torch.sum(g_h2, 0, out=self.b3.grad).mul_(inv_b)
         g_z = g_h2.mm(self.w3[:, :d])  # (B, D)
         if self.variational:
-            bk = beta * inv_b
-            g_mu = g_z.add(mu, alpha=bk)
+            g_mu = g_z.add(mu, alpha=beta)
             # dz/dlv = 0.5 * std * eps;  dKL/dlv = 0.5 * (var - 1)
-            g_lv = (g_z * eps * std).mul_(0.5).add_((var - 1.0).mul_(0.5 * bk))
+            g_lv = (g_z * eps * std).add_(var - 1.0, alpha=beta).mul_(0.5)
             g_s = torch.cat([g_mu, g_lv], 1)  # (B, 2D)
         else:
             g_s = g_z
-        torch.mm(g_s.t(), h1, out=self.w2.grad)
-        torch.sum(g_s, 0, out=self.b2.grad)
+        torch.addmm(self.w2.grad, g_s.t(), h1, beta=0, alpha=inv_b, out=self.w2.grad)
+        torch.sum(g_s, 0, out=self.b2.grad).mul_(inv_b)
         g_h1 = torch.mm(g_s, self.w2, out=ws["g_h1"])
         g_h1 = torch.ops.aten.threshold_backward(g_h1, h1, 0.0)
-        torch.mm(g_h1.t(), u1, out=self.w1.grad)
-        torch.sum(g_h1, 0, out=self.b1.grad)
+        torch.addmm(self.w1.grad, g_h1.t(), u1, beta=0, alpha=inv_b, out=self.w1.grad)
+        torch.sum(g_h1, 0, out=self.b1.grad).mul_(inv_b)
         return torch.stack([recon, kl, recon + beta * kl])
