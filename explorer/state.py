@@ -1,0 +1,208 @@
+"""The session model: the GUI's own copy of the model, the current z, class and dims.
+
+Widgets take a :class:`Session` in their constructor and subscribe to its signals; they
+never see the training loop. The session's model is a separate module from the one being
+trained: new weights arrive as detached CPU ``state_dict`` copies (``load_weights``), so
+decoding here never races the optimiser.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from trainer.config import ModelConfig
+from trainer.data import DataSpec, ImageData
+from trainer.latent import decode_batch
+from trainer.loop import History
+from trainer.models import LatentModel, build_model
+
+MAP_POINTS = 2000  # test points encoded for the latent map (enough to see the structure)
+Z_RANGE = 4.0  # sliders and the latent map span +-Z_RANGE
+
+
+class Session(QObject):
+    """Everything the views share. All methods run on the GUI thread."""
+
+    dataChanged = Signal()  # new dataset (test images, class names)
+    structureChanged = Signal()  # new model config: latent size / classes may differ
+    weightsChanged = Signal()  # same model, new weights: every view re-decodes
+    zChanged = Signal()  # the current latent point moved
+    classChanged = Signal(int)
+    dimsChanged = Signal(int, int)  # the two dimensions shown by the map and the grid
+    testLatentsChanged = Signal()  # the encoded test set was refreshed
+    klChanged = Signal()  # new KL-per-dimension numbers
+    historyChanged = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.data: ImageData | None = None
+        self.data_spec: DataSpec | None = None
+        self.model: LatentModel | None = None
+        self.model_config: ModelConfig | None = None
+        self.weights_version = 0
+        self.z = torch.zeros(2)
+        self.cls = 0
+        self.dims = (0, 1)
+        self.kl_per_dim: np.ndarray | None = None
+        self.history = History()
+        self.epochs_done = 0
+        self.optimizer_state: dict | None = None
+        self.test_latents: np.ndarray | None = None  # (M, D) posterior means
+        self.test_labels: np.ndarray | None = None  # (M,) or None
+        self.test_index: np.ndarray = np.zeros(0, dtype=np.int64)  # rows of data.test_x
+        self._latents_version = -1
+        self.last_encode_ms = 0.0
+
+    # -- data and model -----------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.data.class_names) if self.data is not None else []
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim if self.model is not None else 0
+
+    @property
+    def conditional(self) -> bool:
+        return self.model is not None and self.model.num_classes > 0
+
+    def set_data(self, data: ImageData, spec: DataSpec | None = None) -> None:
+        self.data, self.data_spec = data, spec
+        n = len(data.test_x)
+        rng = np.random.default_rng(0)
+        idx = np.sort(rng.choice(n, size=min(n, MAP_POINTS), replace=False))
+        self.test_index = idx
+        self.test_labels = None if data.test_y is None else data.test_y[idx].numpy()
+        self.test_latents = None
+        self._latents_version = -1
+        if self.cls >= max(1, data.num_classes):
+            self.cls = 0
+        self.dataChanged.emit()
+
+    def set_model(self, config: ModelConfig, weights: dict | None = None) -> None:
+        """Build the GUI's own model for ``config`` (optionally with weights)."""
+        model = build_model(config)
+        if weights is not None:
+            model.load_state_dict(weights)
+        model.eval().requires_grad_(False)
+        same_shape = self.model_config is not None and (
+            self.model_config.latent_dim == config.latent_dim
+            and self.model_config.num_classes == config.num_classes
+            and self.model_config.model == config.model
+        )
+        self.model, self.model_config = model, config
+        self.weights_version += 1
+        if not same_shape:
+            d = config.latent_dim
+            self.z = torch.zeros(d)
+            self.dims = (0, 1) if d > 1 else (0, 0)
+            self.kl_per_dim = None
+            self.cls = min(self.cls, max(0, config.num_classes - 1))
+            self.structureChanged.emit()
+        self.test_latents = None
+        self.weightsChanged.emit()
+
+    def load_weights(self, state_dict: dict) -> None:
+        """Copy new weights (a detached CPU state_dict) into the GUI's model."""
+        if self.model is None:
+            return
+        self.model.load_state_dict(state_dict)
+        self.weights_version += 1
+        self.weightsChanged.emit()
+
+    def set_kl(self, kl_per_dim: np.ndarray | None) -> None:
+        self.kl_per_dim = None if kl_per_dim is None else np.asarray(kl_per_dim, dtype=float)
+        self.klChanged.emit()
+
+    # -- the current point --------------------------------------------------------------------
+    def set_z(self, z) -> None:
+        z = torch.as_tensor(np.asarray(z, dtype=np.float32)).reshape(-1)
+        if z.numel() != self.z.numel():
+            raise ValueError(f"z has {z.numel()} values; the model's latent has {self.z.numel()}")
+        if not torch.equal(z, self.z):
+            self.z = z
+            self.zChanged.emit()
+
+    def set_z_values(self, values: dict[int, float]) -> None:
+        z = self.z.clone()
+        for i, v in values.items():
+            z[i] = float(v)
+        self.set_z(z)
+
+    def set_class(self, c: int) -> None:
+        c = int(c)
+        if c != self.cls:
+            self.cls = c
+            self.classChanged.emit(c)
+
+    def set_dims(self, dx: int, dy: int) -> None:
+        if (dx, dy) != self.dims:
+            self.dims = (int(dx), int(dy))
+            self.dimsChanged.emit(*self.dims)
+
+    # -- decoding and encoding (one forward pass each) ----------------------------------------
+    def label(self, y: int | None = None) -> int | None:
+        if not self.conditional:
+            return None
+        return self.cls if y is None else int(y)
+
+    def decode(self, z: torch.Tensor, y=None) -> np.ndarray:
+        """(N, D) latents -> (N, C, H, W) float images in [0, 1] with the GUI's model."""
+        if self.model is None:
+            raise RuntimeError("no model yet")
+        if self.conditional and y is None:
+            y = self.cls
+        elif not self.conditional:
+            y = None
+        return decode_batch(self.model, z, y).numpy()
+
+    def decode_current(self) -> np.ndarray:
+        return self.decode(self.z.reshape(1, -1))[0]
+
+    @torch.no_grad()
+    def encode(self, x_u8: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+        """uint8 images (N, C, H, W) -> posterior means (N, D)."""
+        if self.model is None:
+            raise RuntimeError("no model yet")
+        x = x_u8.float().div_(255.0)
+        mu, _ = self.model.encode(x, y if self.conditional else None)
+        return mu.numpy()
+
+    @torch.no_grad()
+    def reconstruct(self, x_u8: torch.Tensor, y: torch.Tensor | None = None) -> np.ndarray:
+        x = x_u8.float().div_(255.0)
+        return self.model(x, y if self.conditional else None).numpy()
+
+    def test_image(self, i: int) -> tuple[torch.Tensor, int | None]:
+        """One test image (1, C, H, W) uint8 and its label."""
+        d = self.data
+        i = int(i) % len(d.test_x)
+        y = None if d.test_y is None else int(d.test_y[i])
+        return d.test_x[i : i + 1], y
+
+    def encode_test(self, i: int) -> np.ndarray:
+        x, y = self.test_image(i)
+        yt = None if y is None else torch.tensor([y])
+        return self.encode(x, yt)[0]
+
+    def refresh_test_latents(self, force: bool = False) -> bool:
+        """Encode the map's test subset with the current weights; False if already fresh."""
+        if self.model is None or self.data is None:
+            return False
+        if not force and self._latents_version == self.weights_version:
+            return False
+        if self.data.image_shape != tuple(self.model.config.image_shape):
+            return False
+        t0 = time.perf_counter()
+        idx = torch.from_numpy(self.test_index)
+        x = self.data.test_x[idx]
+        y = None if self.data.test_y is None else self.data.test_y[idx]
+        self.test_latents = self.encode(x, y)
+        self.last_encode_ms = (time.perf_counter() - t0) * 1e3
+        self._latents_version = self.weights_version
+        self.testLatentsChanged.emit()
+        return True

@@ -1,0 +1,140 @@
+"""Small building blocks shared by the views: an image pane, a message bar, helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer import theme
+
+
+class CountingImageItem(pg.ImageItem):
+    """An ImageItem that counts its paints, so tests and benchmarks can see a repaint."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.paints = 0
+
+    def paint(self, p, *args) -> None:
+        super().paint(p, *args)
+        self.paints += 1
+
+
+class ImagePane(pg.GraphicsLayoutWidget):
+    """One image (a single picture or a whole grid), aspect-locked, no mouse panning.
+
+    The displayed array is kept in ``self.array`` (row-major, (H, W) grey or (H, W, 3)).
+    """
+
+    def __init__(self, parent: QWidget | None = None, min_size: int = 120) -> None:
+        super().__init__(parent)
+        self.setBackground(theme.BG)
+        self.ci.setContentsMargins(2, 2, 2, 2)
+        self.view = self.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.view.setMenuEnabled(False)
+        self.view.setDefaultPadding(0.0)
+        self.item = CountingImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        self.array: np.ndarray | None = None
+        self.setMinimumSize(min_size, min_size)
+
+    def set_array(self, arr: np.ndarray) -> None:
+        reshape = self.array is None or self.array.shape[:2] != arr.shape[:2]
+        self.array = arr
+        self.item.setImage(arr, autoLevels=False, levels=(0.0, 1.0))
+        if reshape:
+            self.view.setRange(xRange=(0, arr.shape[1]), yRange=(0, arr.shape[0]), padding=0)
+
+    def clear(self) -> None:
+        self.array = None
+        self.item.clear()
+
+
+class MessageBar(QFrame):
+    """A non-modal banner at the top of the window: info, warning or error, dismissable.
+
+    Every message also stays in ``history`` so tests and the status bar can read it.
+    """
+
+    COLOURS = {
+        "info": ("#1d3a5f", "#9cc7ff"),
+        "warning": ("#4a3b12", theme.WARN),
+        "error": ("#4d1f24", "#ffb3b3"),
+    }
+    shown = Signal(str, str)  # level, text
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        self.icon = QLabel()
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.label.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        close = QPushButton("Dismiss")
+        close.setToolTip("Hide this message (Esc)")
+        close.clicked.connect(self.hide)
+        lay.addWidget(self.icon)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.history: list[tuple[str, str]] = []
+        self.level = "info"
+        self._auto_hide = QTimer(self, singleShot=True, timeout=self.hide)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "info", timeout_ms: int = 0) -> None:
+        bg, fg = self.COLOURS.get(level, self.COLOURS["info"])
+        self.level = level
+        self.setStyleSheet(
+            f"QFrame#banner {{ background: {bg}; border: 1px solid {fg}; }}"
+            f" QLabel {{ color: {fg}; }}"
+        )
+        self.icon.setText({"info": "ℹ", "warning": "⚠", "error": "✖"}.get(level, ""))
+        self.label.setText(text)
+        self.history.append((level, text))
+        self.show()
+        self._auto_hide.stop()
+        if timeout_ms:
+            self._auto_hide.start(timeout_ms)
+        self.shown.emit(level, text)
+
+    @property
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+def titled(title: str, widget: QWidget, tools: list[QWidget] | None = None) -> QWidget:
+    """``widget`` under a one-line heading with optional tool widgets on the right."""
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(4)
+    head = QHBoxLayout()
+    label = QLabel(title)
+    label.setObjectName("heading")
+    head.addWidget(label)
+    head.addStretch(1)
+    for t in tools or []:
+        head.addWidget(t)
+    lay.addLayout(head)
+    lay.addWidget(widget, 1)
+    return box
+
+
+def hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("muted")
+    label.setWordWrap(True)
+    return label

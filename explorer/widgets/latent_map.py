@@ -1,0 +1,182 @@
+"""The latent map: the encoded test set on two latent dimensions, with a draggable cursor.
+
+Dragging the cursor sets those two coordinates of the session's z, so the decoded
+preview follows the cursor, during training too. Clicking a test point moves the whole z
+to that image's posterior mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from explorer import theme
+from explorer.state import Z_RANGE, Session
+
+
+class LatentMap(QWidget):
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumSize(200, 200)
+        p = self.plot.getPlotItem()
+        p.setAspectLocked(True)
+        p.showGrid(x=True, y=True, alpha=0.12)
+        p.setMenuEnabled(False)
+        p.setRange(xRange=(-3.2, 3.2), yRange=(-3.2, 3.2), padding=0.02)
+        p.getViewBox().setLimits(xMin=-50, xMax=50, yMin=-50, yMax=50)
+        self.auto_fit = True  # follow the data until the user zooms or pans
+        p.getViewBox().sigRangeChangedManually.connect(self._user_zoomed)
+        self.scatters: list[pg.ScatterPlotItem] = []
+        self.cursor = pg.TargetItem(
+            pos=(0.0, 0.0), size=18, symbol="crosshair", movable=True,
+            pen=pg.mkPen("#ffffff", width=2), brush=pg.mkBrush(255, 255, 255, 60),
+            hoverPen=pg.mkPen(theme.ACCENT, width=2.5),
+        )  # fmt: skip
+        self.cursor.setZValue(10)
+        self.cursor.setToolTip("Drag to move z; the decoded image follows")
+        p.addItem(self.cursor)
+        lay.addWidget(self.plot, 1)
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.RichText)
+        self.legend.setToolTip("Colours of the classes in the latent map")
+        lay.addWidget(self.legend)
+        self.setToolTip(
+            "Test images encoded to their posterior means, coloured by class. "
+            "Drag the cross to move z; click a point to jump to that image's code."
+        )
+        self._syncing = False
+        self.cursor.sigPositionChanged.connect(self._cursor_moved)
+        session.zChanged.connect(self._sync_cursor)
+        session.dimsChanged.connect(self._dims_changed)
+        session.structureChanged.connect(self._dims_changed)
+        session.dataChanged.connect(self._rebuild_scatters)
+        session.testLatentsChanged.connect(self._update_points)
+        self._rebuild_scatters()
+
+    # -- scatter ------------------------------------------------------------------------------
+    def _rebuild_scatters(self) -> None:
+        p = self.plot.getPlotItem()
+        for sc in self.scatters:
+            p.removeItem(sc)
+        self.scatters = []
+        s = self.session
+        names = s.class_names if s.test_labels is not None else ["test images"]
+        for k, name in enumerate(names):
+            colour = theme.class_colour(k) if s.test_labels is not None else pg.mkColor(theme.ACCENT)
+            colour.setAlpha(170)
+            sc = pg.ScatterPlotItem(
+                size=5, pen=None, brush=pg.mkBrush(colour), hoverable=True,
+                hoverSize=9, hoverPen=pg.mkPen("w"), name=name, tip=None,
+            )  # fmt: skip
+            sc.sigClicked.connect(self._point_clicked)
+            p.addItem(sc)
+            self.scatters.append(sc)
+        self.legend.setText(
+            "&nbsp;&nbsp; ".join(
+                f"<span style='color:{theme.class_colour(k).name()}'>●</span>&nbsp;{name}"
+                for k, name in enumerate(names)
+            )
+            if s.test_labels is not None else ""
+        )
+        self.legend.setVisible(s.test_labels is not None)
+        self._update_points()
+
+    def _update_points(self) -> None:
+        s = self.session
+        lat = s.test_latents
+        if lat is None or not self.scatters:
+            for sc in self.scatters:
+                sc.setData([], [])
+            return
+        dx, dy = s.dims
+        rows = np.arange(len(lat))
+        if s.test_labels is None:
+            groups = [rows]
+        else:
+            groups = [rows[s.test_labels == k] for k in range(len(self.scatters))]
+        for sc, g in zip(self.scatters, groups):
+            sc.setData(x=lat[g, dx], y=lat[g, dy] if dy != dx else np.zeros(len(g)), data=g)
+        if self.auto_fit:
+            self.fit_view()
+
+    def fit_view(self) -> None:
+        """Show the bulk of the points (1st-99th percentile), and at least +-3."""
+        lat = self.session.test_latents
+        dx, dy = self.session.dims
+        r = 3.0
+        if lat is not None and len(lat):
+            cols = lat[:, [dx, dy]]
+            cols = cols[np.isfinite(cols).all(1)]
+            if len(cols):
+                r = max(r, float(np.percentile(np.abs(cols), 99)) * 1.08)
+        r = min(r, 40.0)
+        self.plot.getPlotItem().setRange(xRange=(-r, r), yRange=(-r, r), padding=0.0)
+
+    def _user_zoomed(self, *_args) -> None:
+        self.auto_fit = False
+
+    def point_count(self) -> int:
+        return sum(len(sc.data) for sc in self.scatters)
+
+    def _point_clicked(self, _scatter, points, _ev=None) -> None:
+        if not len(points) or self.session.test_latents is None:
+            return
+        self.jump_to_point(int(points[0].data()))
+
+    def jump_to_point(self, row: int) -> None:
+        """Move z to the posterior mean of map point ``row`` (and its class, for a CVAE)."""
+        s = self.session
+        if s.conditional and s.test_labels is not None:
+            s.set_class(int(s.test_labels[row]))
+        s.set_z(s.test_latents[row])
+
+    # -- cursor <-> z -------------------------------------------------------------------------
+    def _cursor_moved(self) -> None:
+        if self._syncing or self.session.model is None:
+            return
+        pos = self.cursor.pos()
+        dx, dy = self.session.dims
+        x = float(np.clip(pos.x(), -Z_RANGE, Z_RANGE))
+        y = float(np.clip(pos.y(), -Z_RANGE, Z_RANGE))
+        self.session.set_z_values({dx: x} if dx == dy else {dx: x, dy: y})
+
+    def move_cursor(self, x: float, y: float) -> None:
+        """Programmatic drag (tests, keyboard): same path as a mouse drag."""
+        self.cursor.setPos(pg.Point(x, y))
+
+    def _sync_cursor(self) -> None:
+        s = self.session
+        if s.model is None:
+            return
+        dx, dy = s.dims
+        z = s.z
+        self._syncing = True
+        try:
+            self.cursor.setPos(pg.Point(float(z[dx]), float(z[dy]) if dy != dx else 0.0))
+        finally:
+            self._syncing = False
+
+    def _dims_changed(self, *_args) -> None:
+        dx, dy = self.session.dims
+        p = self.plot.getPlotItem()
+        p.setLabel("bottom", f"z{dx}")
+        p.setLabel("left", f"z{dy}" if dy != dx else "")
+        self._update_points()
+        self._sync_cursor()
+
+    def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor
+        step = 0.25 if ev.modifiers() & Qt.ShiftModifier else 0.05
+        d = {Qt.Key_Left: (-step, 0), Qt.Key_Right: (step, 0), Qt.Key_Up: (0, step),
+             Qt.Key_Down: (0, -step)}.get(ev.key())  # fmt: skip
+        if d is None:
+            super().keyPressEvent(ev)
+            return
+        pos = self.cursor.pos()
+        self.move_cursor(pos.x() + d[0], pos.y() + d[1])

@@ -1,0 +1,272 @@
+"""Live loss curves and the KL-per-dimension bar chart.
+
+Snapshots are appended to plain Python lists (cheap, 10 a second); the curves are redrawn
+by ``refresh()``, which the window calls from its repaint timer only when data arrived.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer import theme
+from trainer.loop import History, Snapshot
+
+ACTIVE_KL = 0.01  # nats: a latent dimension carrying less than this is "inactive"
+
+
+def ema(values: np.ndarray, alpha: float) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard smooths)."""
+    out = np.empty_like(values, dtype=float)
+    acc, w = 0.0, 0.0
+    for i, v in enumerate(values):
+        acc = alpha * acc + (1 - alpha) * v
+        w = alpha * w + (1 - alpha)
+        out[i] = acc / w
+    return out
+
+
+class _Smoother:
+    """Incremental EMA so that a long run costs O(new points) per refresh."""
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = alpha
+        self.reset()
+
+    def reset(self) -> None:
+        self.acc, self.w, self.out = 0.0, 0.0, []
+
+    def extend(self, values) -> None:
+        a = self.alpha
+        for v in values:
+            if not np.isfinite(v):
+                v = self.out[-1] if self.out else 0.0
+            self.acc = a * self.acc + (1 - a) * v
+            self.w = a * self.w + (1 - a)
+            self.out.append(self.acc / self.w)
+
+
+def _plot(title: str, left: str, bottom: str = "step") -> pg.PlotWidget:
+    w = pg.PlotWidget()
+    p = w.getPlotItem()
+    p.setTitle(title, color=theme.TEXT, size="10pt")
+    p.setLabel("left", left)
+    p.setLabel("bottom", bottom)
+    p.showGrid(x=True, y=True, alpha=0.15)
+    p.setClipToView(True)
+    p.setDownsampling(auto=True, mode="peak")
+    p.setMenuEnabled(False)
+    w.setMinimumHeight(150)
+    return w
+
+
+class LossPlots(QWidget):
+    """Three plots: −ELBO (train, smoothed, and test per epoch), KL per step, KL per dim."""
+
+    KEYS = ("step", "nelbo", "recon", "kl")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        bar = QHBoxLayout()
+        self.hover = QLabel("Hover over a plot for exact values.")
+        self.hover.setObjectName("muted")
+        self.hover.setTextFormat(Qt.RichText)
+        self.log_box = QCheckBox("Log scale")
+        self.log_box.setToolTip("Logarithmic y axis for the loss curves")
+        self.smooth_box = QCheckBox("Smooth")
+        self.smooth_box.setChecked(True)
+        self.smooth_box.setToolTip("Exponential moving average of the per-step curves (0.9)")
+        bar.addWidget(self.hover, 1)
+        bar.addWidget(self.smooth_box)
+        bar.addWidget(self.log_box)
+        lay.addLayout(bar)
+
+        split = QSplitter(Qt.Horizontal)
+        self.loss_plot = _plot("Negative ELBO (nats / image)", "nats")
+        self.kl_plot = _plot("Reconstruction and KL", "nats")
+        self.dim_plot = _plot("KL per dimension", "nats", "dimension")
+        self.dim_plot.getPlotItem().setDownsampling(False)
+        for w in (self.loss_plot, self.kl_plot, self.dim_plot):
+            split.addWidget(w)
+        split.setSizes([400, 400, 300])
+        lay.addWidget(split, 1)
+
+        lp, kp = self.loss_plot.getPlotItem(), self.kl_plot.getPlotItem()
+        lp.addLegend(offset=(-10, 10), labelTextColor=theme.TEXT)
+        kp.addLegend(offset=(-10, 10), labelTextColor=theme.TEXT)
+        pen = lambda c: pg.mkPen(c, width=1.6)  # noqa: E731
+        self.curves = {
+            "nelbo": lp.plot([], [], pen=pen(theme.CURVE["nelbo"]), name="train −ELBO"),
+            "test": lp.plot(
+                [], [], pen=pen(theme.CURVE["test"]), symbol="o", symbolSize=7,
+                symbolBrush=theme.CURVE["test"], symbolPen=None, name="test −ELBO (epoch)",
+            ),  # fmt: skip
+            "recon": kp.plot([], [], pen=pen(theme.CURVE["recon"]), name="reconstruction"),
+            "kl": kp.plot([], [], pen=pen(theme.CURVE["kl"]), name="KL"),
+        }
+        self.curves["test"].setDownsampling(False)
+        self.curves["test"].setClipToView(False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=theme.ACCENT)
+        self.dim_plot.addItem(self.bars)
+        self.active_line = pg.InfiniteLine(
+            pos=ACTIVE_KL, angle=0, pen=pg.mkPen(theme.MUTED, style=Qt.DashLine)
+        )
+        self.dim_plot.addItem(self.active_line)
+        self.cursors = []
+        for w in (self.loss_plot, self.kl_plot):
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.GRID, width=1))
+            line.hide()
+            w.addItem(line, ignoreBounds=True)
+            self.cursors.append(line)
+            w.scene().sigMouseMoved.connect(lambda pos, w=w: self._hovered(w, pos))
+        self.dim_plot.scene().sigMouseMoved.connect(self._hovered_bars)
+
+        self.log_box.toggled.connect(self._set_log)
+        self.smooth_box.toggled.connect(self._resmooth)
+        self.clear()
+
+    # -- data in ------------------------------------------------------------------------------
+    def clear(self) -> None:
+        self.raw = {k: [] for k in self.KEYS}
+        self.test_x: list[float] = []
+        self.test_y: list[float] = []
+        self.kl_dims: np.ndarray | None = None
+        self.smooth = {k: _Smoother(0.9) for k in ("nelbo", "recon", "kl")}
+        self._drawn = 0
+        self.dirty = True
+        self.refresh()
+
+    def add_snapshot(self, s: Snapshot) -> None:
+        if self.raw["step"] and s.step <= self.raw["step"][-1]:
+            pass  # a repeat (pause / final) of a step already plotted
+        else:
+            for k in self.KEYS:
+                self.raw[k].append(float(getattr(s, k)))
+        if s.test is not None:
+            self.test_x.append(float(s.test.step))
+            self.test_y.append(float(s.test.test_nelbo))
+            self.kl_dims = np.asarray(s.test.kl_per_dim, dtype=float)
+        self.dirty = True
+
+    def set_history(self, h: History, kl_per_dim: np.ndarray | None = None) -> None:
+        self.clear()
+        for row in h.steps:
+            for k in self.KEYS:
+                self.raw[k].append(float(row.get(k, np.nan)))
+        self.test_x = [float(e["step"]) for e in h.epochs]
+        self.test_y = [float(e["test_nelbo"]) for e in h.epochs]
+        self.kl_dims = kl_per_dim
+        self.dirty = True
+        self.refresh()
+
+    def set_kl_dims(self, kl: np.ndarray | None) -> None:
+        self.kl_dims = kl
+        self.dirty = True
+
+    def point_count(self) -> int:
+        return len(self.raw["step"])
+
+    # -- drawing ------------------------------------------------------------------------------
+    def _series(self, key: str) -> np.ndarray:
+        if self.smooth_box.isChecked():
+            sm = self.smooth[key]
+            n = len(sm.out)
+            if n < len(self.raw[key]):
+                sm.extend(self.raw[key][n:])
+            return np.asarray(sm.out)
+        return np.asarray(self.raw[key])
+
+    def _resmooth(self) -> None:
+        for sm in self.smooth.values():
+            sm.reset()
+        self.dirty = True
+        self.refresh()
+
+    def _positive(self, y: np.ndarray) -> np.ndarray:
+        return np.maximum(y, 1e-3) if self.log_box.isChecked() else y
+
+    def refresh(self) -> bool:
+        """Redraw if anything changed since the last call; True if it redrew."""
+        if not self.dirty:
+            return False
+        self.dirty = False
+        x = np.asarray(self.raw["step"])
+        for key in ("nelbo", "recon", "kl"):
+            self.curves[key].setData(x, self._positive(self._series(key)))
+        self.curves["test"].setData(np.asarray(self.test_x), self._positive(np.asarray(self.test_y)))
+        kl = self.kl_dims
+        if kl is not None and len(kl):
+            brushes = [theme.ACCENT if v >= ACTIVE_KL else theme.GRID for v in kl]
+            self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes, width=0.7)
+            step = max(1, int(np.ceil(len(kl) / 10)))
+            self.dim_plot.getPlotItem().getAxis("bottom").setTicks(
+                [[(i, f"z{i}") for i in range(0, len(kl), step)]]
+            )
+            n_active = int((kl >= ACTIVE_KL).sum())
+            self.dim_plot.getPlotItem().setTitle(
+                f"KL per dimension · {n_active}/{len(kl)} active",
+                color=theme.TEXT, size="10pt",
+            )
+        else:
+            self.bars.setOpts(x=[], height=[])
+        return True
+
+    def _set_log(self, on: bool) -> None:
+        for w in (self.loss_plot, self.kl_plot):
+            w.getPlotItem().setLogMode(y=on)
+        self.dirty = True
+        self.refresh()
+
+    def _hovered(self, w: pg.PlotWidget, pos) -> None:
+        vb = w.getPlotItem().vb
+        if not w.sceneBoundingRect().contains(pos) or not self.raw["step"]:
+            return
+        xv = vb.mapSceneToView(pos).x()
+        steps = np.asarray(self.raw["step"])
+        i = int(np.clip(np.searchsorted(steps, xv), 0, len(steps) - 1))
+        if i > 0 and abs(steps[i - 1] - xv) < abs(steps[i] - xv):
+            i -= 1
+        for c in self.cursors:
+            c.setPos(steps[i])
+            c.show()
+        self.hover.setText(self.describe(i))
+
+    def describe(self, i: int) -> str:
+        """Exact values at snapshot ``i`` (raw, not smoothed), for the hover read-out."""
+        r = {k: self.raw[k][i] for k in self.KEYS}
+        col = theme.CURVE
+        text = (
+            f"step <b>{int(r['step']):,}</b> &nbsp; "
+            f"<span style='color:{col['nelbo']}'>−ELBO {r['nelbo']:.3f}</span> &nbsp; "
+            f"<span style='color:{col['recon']}'>recon {r['recon']:.3f}</span> &nbsp; "
+            f"<span style='color:{col['kl']}'>KL {r['kl']:.3f}</span>"
+        )
+        if self.test_x:
+            j = int(np.argmin(np.abs(np.asarray(self.test_x) - r["step"])))
+            text += (
+                f" &nbsp; <span style='color:{col['test']}'>test −ELBO {self.test_y[j]:.3f} "
+                f"(epoch {j + 1})</span>"
+            )
+        return text
+
+    def _hovered_bars(self, pos) -> None:
+        kl = self.kl_dims
+        if kl is None or not len(kl) or not self.dim_plot.sceneBoundingRect().contains(pos):
+            return
+        x = self.dim_plot.getPlotItem().vb.mapSceneToView(pos).x()
+        i = int(round(x))
+        if 0 <= i < len(kl):
+            state = "active" if kl[i] >= ACTIVE_KL else "inactive"
+            self.hover.setText(f"latent dimension <b>z{i}</b>: KL {kl[i]:.4f} nats ({state})")

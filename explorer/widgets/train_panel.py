@@ -1,0 +1,434 @@
+"""The left-hand panel: data, model, optimiser and device choices; run buttons; progress."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer.config import MAX_LATENT, ConfigError, TrainConfig
+from trainer.data import DataError, DataSpec
+from trainer.loop import Snapshot, available_devices
+
+from .common import hint
+
+SOURCES = [
+    ("mnist", "MNIST digits"),
+    ("fashion-mnist", "Fashion-MNIST"),
+    ("kmnist", "Kuzushiji-MNIST"),
+    ("idx", "IDX files…"),
+    ("folder", "Image folder…"),
+    ("shapes", "Shapes (built in)"),
+]
+MODELS = [("vae", "VAE"), ("cvae", "Conditional VAE"), ("ae", "Autoencoder (no KL)")]
+ARCHS = [("mlp", "MLP"), ("conv", "Convolutional")]
+LIKELIHOODS = [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian")]
+DEVICE_NAMES = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple MPS"}
+
+
+def _combo(items: list[tuple[str, str]], tip: str) -> QComboBox:
+    c = QComboBox()
+    for key, text in items:
+        c.addItem(text, key)
+    c.setToolTip(tip)
+    return c
+
+
+def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setSingleStep(step)
+    s.setToolTip(tip)
+    s.setKeyboardTracking(False)
+    return s
+
+
+def _set_key(combo: QComboBox, key) -> None:
+    i = combo.findData(key)
+    if i >= 0:
+        combo.setCurrentIndex(i)
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        v = float(text.strip())
+    except ValueError:
+        raise ConfigError(f"{what} must be a number, not {text.strip()!r}") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{what} must be a finite number, not {text.strip()!r}")
+    return v
+
+
+def fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "–"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class TrainPanel(QWidget):
+    """Settings in, requests out. Validation happens in the trainer's own dataclasses."""
+
+    startRequested = Signal()
+    continueRequested = Signal()
+    pauseRequested = Signal()
+    stopRequested = Signal()
+    dataSpecChanged = Signal()
+    lrEdited = Signal(float)
+    betaEdited = Signal(float)
+    invalid = Signal(str)  # a setting the user typed cannot be used
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 0, 6, 6)
+        lay.setSpacing(8)
+
+        # -- data ----------------------------------------------------------------------------
+        g = QGroupBox("Data")
+        f = QFormLayout(g)
+        f.setLabelAlignment(Qt.AlignRight)
+        self.source = _combo(SOURCES, "Which images to learn from")
+        self.images = QLineEdit()
+        self.images.setPlaceholderText("images .idx / .idx.gz")
+        self.images.setToolTip("IDX images file (the MNIST format), gzipped or not")
+        self.labels = QLineEdit()
+        self.labels.setPlaceholderText("labels (optional)")
+        self.labels.setToolTip("IDX labels file; needed for colours and the conditional VAE")
+        self.root = QLineEdit()
+        self.root.setPlaceholderText("folder with one sub-folder per class")
+        self.root.setToolTip("ROOT/<class name>/<image files>; class names come from the folders")
+        self.image_size = _spin(8, 256, 28, "Images are resized to this square size", 4)
+        self.images_row = self._with_browse(self.images, self._browse_images)
+        self.labels_row = self._with_browse(self.labels, self._browse_labels)
+        self.root_row = self._with_browse(self.root, self._browse_root)
+        f.addRow("Dataset", self.source)
+        f.addRow("Images", self.images_row)
+        f.addRow("Labels", self.labels_row)
+        f.addRow("Folder", self.root_row)
+        f.addRow("Size", self.image_size)
+        self.data_info = hint("")
+        f.addRow(self.data_info)
+        self._data_form = f
+        lay.addWidget(g)
+
+        # -- model ---------------------------------------------------------------------------
+        g = QGroupBox("Model")
+        f = QFormLayout(g)
+        f.setLabelAlignment(Qt.AlignRight)
+        self.model = _combo(
+            MODELS, "VAE; conditional VAE (decoder also sees the class); plain autoencoder"
+        )
+        self.arch = _combo(ARCHS, "Encoder/decoder body. Conv needs square 28, 32 or 64 px images")
+        self.latent = _spin(1, MAX_LATENT, 2, "Latent dimensions. 2 makes the latent map exact")
+        self.hidden = _spin(8, 8192, 400, "Hidden units of the MLP (or the conv body's dense layer)", 50)
+        self.likelihood = _combo(
+            LIKELIHOODS, "Decoder distribution: Bernoulli for near-binary images, Gaussian otherwise"
+        )
+        self.gauss_std = QLineEdit("learned")
+        self.gauss_std.setToolTip("Gaussian decoder std: a number in (0, 10], or 'learned'")
+        self.beta = QLineEdit("1")
+        self.beta.setToolTip(
+            "Weight of the KL term (beta-VAE). Editable during training: press Enter to apply"
+        )
+        self.warmup = QLineEdit("0")
+        self.warmup.setToolTip("Epochs over which the KL weight ramps from 0 to beta")
+        f.addRow("Type", self.model)
+        f.addRow("Body", self.arch)
+        f.addRow("Latent size", self.latent)
+        f.addRow("Hidden", self.hidden)
+        f.addRow("Decoder", self.likelihood)
+        f.addRow("Gaussian σ", self.gauss_std)
+        f.addRow("β (KL weight)", self.beta)
+        f.addRow("KL warm-up", self.warmup)
+        self._model_form = f
+        lay.addWidget(g)
+
+        # -- optimiser -----------------------------------------------------------------------
+        g = QGroupBox("Optimiser")
+        f = QFormLayout(g)
+        f.setLabelAlignment(Qt.AlignRight)
+        self.lr = QLineEdit("1e-3")
+        self.lr.setToolTip("Adam learning rate. Editable during training: press Enter to apply")
+        self.batch = _spin(1, 65536, 128, "Images per optimisation step", 32)
+        self.epochs = _spin(1, 100000, 20, "Passes over the training set")
+        self.seed = _spin(0, 2**31 - 1, 0, "Random seed: the same seed gives the same run")
+        self.device = QComboBox()
+        self.device.setToolTip("Where training runs; the explorer always decodes on the CPU")
+        for d in ["auto", *available_devices()]:
+            self.device.addItem(DEVICE_NAMES[d], d)
+        f.addRow("Learning rate", self.lr)
+        f.addRow("Batch size", self.batch)
+        f.addRow("Epochs", self.epochs)
+        f.addRow("Seed", self.seed)
+        f.addRow("Device", self.device)
+        lay.addWidget(g)
+
+        # -- run -----------------------------------------------------------------------------
+        g = QGroupBox("Run")
+        v = QVBoxLayout(g)
+        row = QHBoxLayout()
+        self.start_btn = QPushButton("▶  Train")
+        self.start_btn.setObjectName("primary")
+        self.start_btn.setToolTip("Train a new model with these settings (Ctrl+T or Space)")
+        self.pause_btn = QPushButton("Pause")
+        self.pause_btn.setToolTip("Pause or resume training (Ctrl+T or Space)")
+        self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setToolTip("Stop after the current step; the model is kept (Esc)")
+        self.continue_btn = QPushButton("Continue")
+        self.continue_btn.setToolTip("Train the current model for the number of epochs above")
+        for b in (self.start_btn, self.pause_btn, self.stop_btn):
+            row.addWidget(b)
+        v.addLayout(row)
+        v.addWidget(self.continue_btn)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+        self.progress.setToolTip("Epoch, step, throughput and time left")
+        v.addWidget(self.progress)
+        self.progress_info = hint("Press Train to start.")
+        v.addWidget(self.progress_info)
+        lay.addWidget(g)
+        lay.addStretch(1)
+
+        self.start_btn.clicked.connect(self.startRequested)
+        self.continue_btn.clicked.connect(self.continueRequested)
+        self.pause_btn.clicked.connect(self.pauseRequested)
+        self.stop_btn.clicked.connect(self.stopRequested)
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.source.currentIndexChanged.connect(self.dataSpecChanged)
+        for w in (self.images, self.labels, self.root):
+            w.editingFinished.connect(self.dataSpecChanged)
+        self.image_size.valueChanged.connect(self.dataSpecChanged)
+        self.likelihood.currentIndexChanged.connect(self._likelihood_changed)
+        self.lr.returnPressed.connect(self._lr_entered)
+        self.beta.returnPressed.connect(self._beta_entered)
+        self._source_changed()
+        self._likelihood_changed()
+        self.set_state("idle", has_model=False)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _with_browse(self, edit: QLineEdit, slot) -> QWidget:
+        w = QWidget()
+        h = QHBoxLayout(w)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.setSpacing(4)
+        b = QPushButton("…")
+        b.setFixedWidth(30)
+        b.setToolTip("Browse")
+        b.clicked.connect(slot)
+        h.addWidget(edit, 1)
+        h.addWidget(b)
+        return w
+
+    def _browse_images(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "IDX images", "", "IDX files (*idx* *.gz);;All (*)")
+        if path:
+            self.images.setText(path)
+            self.dataSpecChanged.emit()
+
+    def _browse_labels(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "IDX labels", "", "IDX files (*idx* *.gz);;All (*)")
+        if path:
+            self.labels.setText(path)
+            self.dataSpecChanged.emit()
+
+    def _browse_root(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")
+        if path:
+            self.root.setText(path)
+            self.dataSpecChanged.emit()
+
+    def _source_changed(self) -> None:
+        src = self.source.currentData()
+        f = self._data_form
+        f.setRowVisible(self.images_row, src == "idx")
+        f.setRowVisible(self.labels_row, src == "idx")
+        f.setRowVisible(self.root_row, src == "folder")
+        f.setRowVisible(self.image_size, src in ("folder", "shapes"))
+
+    def _likelihood_changed(self) -> None:
+        self._model_form.setRowVisible(
+            self.gauss_std, self.likelihood.currentData() == "gaussian"
+        )
+
+    def _lr_entered(self) -> None:
+        try:
+            v = _float(self.lr.text(), "learning rate")
+            TrainConfig(lr=v)
+        except ConfigError as e:
+            self.invalid.emit(str(e))
+            return
+        self.lrEdited.emit(v)
+
+    def _beta_entered(self) -> None:
+        try:
+            v = _float(self.beta.text(), "beta")
+            TrainConfig(beta=v)
+        except ConfigError as e:
+            self.invalid.emit(str(e))
+            return
+        self.betaEdited.emit(v)
+
+    # -- reading the settings -----------------------------------------------------------------
+    def data_spec(self) -> DataSpec:
+        """The chosen data; raises DataError for an incomplete choice."""
+        src = self.source.currentData()
+        return DataSpec(
+            source=src,
+            images=self.images.text().strip() or None if src == "idx" else None,
+            labels=self.labels.text().strip() or None if src == "idx" else None,
+            root=self.root.text().strip() or None if src == "folder" else None,
+            image_size=self.image_size.value() if src in ("folder", "shapes") else 28,
+        )
+
+    def model_kwargs(self) -> dict:
+        std_text = self.gauss_std.text().strip().lower()
+        std = None
+        if self.likelihood.currentData() == "gaussian" and std_text not in ("", "learned", "auto"):
+            std = _float(std_text, "Gaussian σ")
+        return dict(
+            model=self.model.currentData(), arch=self.arch.currentData(),
+            latent_dim=self.latent.value(), hidden=self.hidden.value(),
+            likelihood=self.likelihood.currentData(), gaussian_std=std,
+        )  # fmt: skip
+
+    def train_config(self) -> TrainConfig:
+        """The optimiser settings; raises ConfigError naming the bad one."""
+        return TrainConfig(
+            epochs=self.epochs.value(), batch_size=self.batch.value(),
+            lr=_float(self.lr.text(), "learning rate"), beta=_float(self.beta.text(), "beta"),
+            warmup_epochs=_float(self.warmup.text(), "KL warm-up"), seed=self.seed.value(),
+            device=self.device.currentData(),
+        )  # fmt: skip
+
+    # -- showing a checkpoint's settings ------------------------------------------------------
+    def show_config(self, model_config, train_config, data_spec) -> None:
+        for w in (self.source, self.images, self.labels, self.root):
+            w.blockSignals(True)
+        if data_spec is not None:
+            _set_key(self.source, data_spec.source)
+            self.images.setText(data_spec.images or "")
+            self.labels.setText(data_spec.labels or "")
+            self.root.setText(data_spec.root or "")
+            self.image_size.setValue(data_spec.image_size)
+        for w in (self.source, self.images, self.labels, self.root):
+            w.blockSignals(False)
+        self._source_changed()
+        _set_key(self.model, model_config.model)
+        _set_key(self.arch, model_config.arch)
+        self.latent.setValue(model_config.latent_dim)
+        self.hidden.setValue(model_config.hidden)
+        _set_key(self.likelihood, model_config.likelihood)
+        self.gauss_std.setText(
+            "learned" if model_config.gaussian_std is None else f"{model_config.gaussian_std:g}"
+        )
+        self.lr.setText(f"{train_config.lr:g}")
+        self.beta.setText(f"{train_config.beta:g}")
+        self.warmup.setText(f"{train_config.warmup_epochs:g}")
+        self.batch.setValue(train_config.batch_size)
+        self.seed.setValue(train_config.seed)
+        _set_key(self.device, train_config.device)
+
+    # -- run state ----------------------------------------------------------------------------
+    def set_state(self, state: str, has_model: bool = True) -> None:
+        """'idle', 'loading', 'running' or 'paused'."""
+        busy = state in ("loading", "running", "paused")
+        self.start_btn.setEnabled(not busy)
+        self.continue_btn.setEnabled(not busy and has_model)
+        self.pause_btn.setEnabled(state in ("running", "paused"))
+        self.pause_btn.setText("Resume" if state == "paused" else "Pause")
+        self.stop_btn.setEnabled(busy)
+        for w in (self.source, self.images_row, self.labels_row, self.root_row, self.image_size,
+                  self.model, self.arch, self.latent, self.hidden, self.likelihood,
+                  self.gauss_std, self.warmup, self.batch, self.epochs, self.seed, self.device):
+            w.setEnabled(not busy)  # fmt: skip
+        if state == "loading":
+            self.progress.setRange(0, 0)  # busy indicator
+            self.progress.setFormat("loading data…")
+        elif self.progress.maximum() == 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(0)
+            self.progress.setFormat("idle" if state == "idle" else "starting…")
+
+    def show_snapshot(self, s: Snapshot) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(round(1000 * s.progress))
+        state = "paused" if s.paused else ("done" if s.final else f"{fmt_seconds(s.eta)} left")
+        self.progress.setFormat(f"epoch {s.epoch}/{s.epochs}  ·  {state}")
+        self.progress_info.setText(
+            f"step {s.step:,}/{s.total_steps:,}  ·  {s.images_per_second:,.0f} img/s  ·  "
+            f"−ELBO {s.nelbo:.1f}  ·  β {s.beta:.3g}  ·  lr {s.lr:.3g}"
+        )
+
+    def show_idle(self, text: str) -> None:
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat(text)
+        if text == "idle":
+            self.progress.setValue(0)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save_settings(self, s: QSettings) -> None:
+        s.beginGroup("train")
+        for key, combo in self._combos().items():
+            s.setValue(key, combo.currentData())
+        for key, edit in self._edits().items():
+            s.setValue(key, edit.text())
+        for key, spin in self._spins().items():
+            s.setValue(key, spin.value())
+        s.endGroup()
+
+    def load_settings(self, s: QSettings) -> None:
+        s.beginGroup("train")
+        for key, combo in self._combos().items():
+            v = s.value(key)
+            if v is not None:
+                _set_key(combo, v)
+        for key, edit in self._edits().items():
+            v = s.value(key)
+            if v is not None:
+                edit.setText(str(v))
+        for key, spin in self._spins().items():
+            v = s.value(key)
+            if v is not None:
+                try:
+                    spin.setValue(int(v))
+                except (TypeError, ValueError):
+                    pass
+        s.endGroup()
+        self._source_changed()
+        self._likelihood_changed()
+
+    def _combos(self) -> dict[str, QComboBox]:
+        return {"source": self.source, "model": self.model, "arch": self.arch,
+                "likelihood": self.likelihood, "device": self.device}  # fmt: skip
+
+    def _edits(self) -> dict[str, QLineEdit]:
+        return {"images": self.images, "labels": self.labels, "root": self.root,
+                "gauss_std": self.gauss_std, "beta": self.beta, "warmup": self.warmup,
+                "lr": self.lr}  # fmt: skip
+
+    def _spins(self) -> dict[str, QSpinBox]:
+        return {"image_size": self.image_size, "latent": self.latent, "hidden": self.hidden,
+                "batch": self.batch, "epochs": self.epochs, "seed": self.seed}  # fmt: skip
+
+
+__all__ = ["TrainPanel", "DataError", "fmt_seconds"]

@@ -1,0 +1,215 @@
+"""Background work in QThreads: loading data and training.
+
+This is the one module where torch meets Qt threads. A worker object has no parent, is
+moved to its QThread, and talks to the GUI only through queued signals carrying plain
+values (ImageData, frozen Snapshots with detached CPU weights). Stop and pause go
+through :class:`trainer.loop.TrainControl` (threading events the loop polls between
+steps) because a queued slot call would never reach a worker busy inside ``fit``.
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from trainer.config import ConfigError, ModelConfig, TrainConfig
+from trainer.data import DataError, DataSpec, ImageData, load_data
+from trainer.loop import (
+    FitResult,
+    History,
+    Snapshot,
+    TrainControl,
+    Trainer,
+    TrainingDiverged,
+    model_config_for,
+    resolve_device,
+    seed_everything,
+)
+from trainer.models import build_model
+
+USER_ERRORS = (DataError, ConfigError, TrainingDiverged, ValueError, OSError)
+
+
+def describe_error(e: BaseException) -> str:
+    """A one-paragraph message for the window; user mistakes keep their own words."""
+    if isinstance(e, USER_ERRORS):
+        return str(e)
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        return f"out of memory ({e}); try a smaller batch size, latent or hidden size"
+    return f"unexpected {type(e).__name__}: {e}"
+
+
+@dataclass
+class TrainJob:
+    """Everything one training run needs; built on the GUI thread, read by the worker."""
+
+    data_spec: DataSpec
+    train_config: TrainConfig
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # ModelConfig minus data fields
+    data: ImageData | None = None  # already loaded (skip loading)
+    model_config: ModelConfig | None = None  # continue: the existing model's config
+    weights: dict | None = None  # continue: start from these weights
+    history: History | None = None
+    optimizer_state: dict | None = None
+    epochs_done: int = 0
+    epochs: int | None = None  # epochs to run in this call (default: the config's)
+    threads: int | None = None  # torch intra-op threads for the training thread
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or failed) run hands back to the GUI thread."""
+
+    fit: FitResult | None = None
+    weights: dict | None = None
+    optimizer_state: dict | None = None
+    history: History | None = None
+    epochs_done: int = 0
+    error: str | None = None
+    model_config: ModelConfig | None = None
+
+
+def _cpu_copy(obj):
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu_copy(v) for v in obj]
+    return copy.deepcopy(obj)
+
+
+class DataWorker(QObject):
+    """Loads one dataset off the GUI thread."""
+
+    loaded = Signal(object, object)  # ImageData, DataSpec
+    failed = Signal(str, object)  # message, DataSpec
+    finished = Signal()
+
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.loaded.emit(load_data(self.spec), self.spec)
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message
+            self.failed.emit(describe_error(e), self.spec)
+        finally:
+            self.finished.emit()
+
+
+class TrainingWorker(QObject):
+    """Loads data if needed, builds the model and runs ``Trainer.fit`` in its thread."""
+
+    dataLoaded = Signal(object, object)  # ImageData, DataSpec
+    modelBuilt = Signal(object, object)  # ModelConfig, initial weights (CPU state_dict)
+    snapshot = Signal(object)  # Snapshot
+    outcome = Signal(object)  # RunOutcome, always emitted once
+    finished = Signal()
+
+    def __init__(self, job: TrainJob, control: TrainControl) -> None:
+        super().__init__()
+        self.job = job
+        self.control = control
+
+    @Slot()
+    def run(self) -> None:
+        job, out, trainer = self.job, RunOutcome(), None
+        try:
+            if job.threads:
+                torch.set_num_threads(job.threads)
+            data = job.data
+            if data is None:
+                data = load_data(job.data_spec)
+                self.dataLoaded.emit(data, job.data_spec)
+            if self.control.stop_requested:
+                return
+            mc = job.model_config or model_config_for(data, **job.model_kwargs)
+            out.model_config = mc
+            seed_everything(job.train_config.seed + job.epochs_done)
+            model = build_model(mc)
+            if job.weights is not None:
+                model.load_state_dict(job.weights)
+            device = resolve_device(job.train_config.device)
+            trainer = Trainer(
+                model, data, job.train_config, device=device,
+                history=copy.deepcopy(job.history) if job.history else None,
+                optimizer_state=job.optimizer_state, epochs_done=job.epochs_done,
+            )  # fmt: skip
+            self.modelBuilt.emit(mc, _cpu_copy(model.state_dict()))
+            out.fit = trainer.fit(
+                epochs=job.epochs, control=self.control, on_snapshot=self.snapshot.emit
+            )
+        except Exception as e:  # noqa: BLE001 - the app must survive any failed run
+            out.error = describe_error(e)
+            if not isinstance(e, USER_ERRORS):
+                traceback.print_exc()
+        finally:
+            if trainer is not None:
+                out.weights = _cpu_copy(trainer.model.state_dict())
+                out.optimizer_state = _cpu_copy(trainer.optimizer.state_dict())
+                out.history = trainer.history
+                out.epochs_done = trainer.epochs_done
+            self.outcome.emit(out)
+            self.finished.emit()
+
+
+class ThreadRunner(QObject):
+    """Owns at most one worker thread at a time, with the standard QThread idiom.
+
+    ``idle`` is emitted on the GUI thread once the thread has really ended, so a slot
+    connected to it may start the next worker at once.
+    """
+
+    idle = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread: QThread | None = None
+        self.worker: QObject | None = None
+
+    def start(self, worker: QObject, connect: Callable[[QObject], None] | None = None) -> None:
+        if self.running:
+            raise RuntimeError("a worker is already running")
+        thread = QThread()
+        worker.moveToThread(thread)
+        if connect is not None:
+            connect(worker)
+        thread.started.connect(worker.run)
+        worker.finished.connect(thread.quit)
+        worker.finished.connect(worker.deleteLater)
+        thread.finished.connect(thread.deleteLater)
+        thread.finished.connect(self._forget)
+        self.thread, self.worker = thread, worker
+        thread.start()
+
+    @Slot()
+    def _forget(self) -> None:
+        self.thread = self.worker = None
+        self.idle.emit()
+
+    @property
+    def running(self) -> bool:
+        try:
+            return self.thread is not None and self.thread.isRunning()
+        except RuntimeError:  # the C++ object is already gone
+            return False
+
+    def wait(self, ms: int) -> bool:
+        """Quit the thread's event loop and wait up to ``ms``; True if it ended."""
+        t = self.thread
+        if t is None:
+            return True
+        try:
+            t.quit()
+            return t.wait(ms)
+        except RuntimeError:
+            return True
