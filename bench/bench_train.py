@@ -128,8 +128,9 @@ def training_flops_per_image(sizes=(784, 400, 40, 20, 400, 784)) -> int:
 def ours_throughput(data, epochs: int, device, fused: bool | None) -> float:
     seed_everything(0)
     model = build_model(model_config_for(data, model="vae", latent_dim=20, hidden=400))
-    trainer = Trainer(model, data, TrainConfig(epochs=epochs, batch_size=128), device=device,
-                      fused=fused)  # fmt: skip
+    trainer = Trainer(
+        model, data, TrainConfig(epochs=epochs, batch_size=128), device=device, fused=fused
+    )
     return trainer.fit().images_per_second
 
 
@@ -145,15 +146,26 @@ def cpu_name() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mnist", type=Path, default=DEFAULT_MNIST,
-                    help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")  # fmt: skip
+    ap.add_argument(
+        "--mnist",
+        type=Path,
+        default=DEFAULT_MNIST,
+        help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+    )
     ap.add_argument("--epochs", type=int, default=5, help="epochs for our loop (default 5)")
-    ap.add_argument("--ref-epochs", type=int, default=2, help="epochs for the reference (default 2)")
+    ap.add_argument(
+        "--ref-epochs", type=int, default=2, help="epochs for the reference (default 2)"
+    )
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     args = ap.parse_args()
     device = resolve_device(args.device)
-    spec = DataSpec("idx", images=str(args.mnist / "t10k-images-idx3-ubyte.gz"),
-                    labels=str(args.mnist / "t10k-labels-idx1-ubyte.gz"), test_fraction=0.2, seed=0)  # fmt: skip
+    spec = DataSpec(
+        "idx",
+        images=str(args.mnist / "t10k-images-idx3-ubyte.gz"),
+        labels=str(args.mnist / "t10k-labels-idx1-ubyte.gz"),
+        test_fraction=0.2,
+        seed=0,
+    )
     data = load_data(spec)
 
     peak = peak_matmul_flops(device)
@@ -164,12 +176,18 @@ def main() -> int:
     auto = ours_throughput(data, args.epochs, device, fused=None)
     autograd = ours_throughput(data, args.epochs, device, fused=False)
 
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}")  # fmt: skip
-    print(f"data: MNIST test set, {len(data.train_x)} train / {len(data.test_x)} test, "
-          f"MLP 784-400-20 VAE, batch 128")  # fmt: skip
-    print(f"peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; training cost {fpi / 1e6:.2f} "
-          f"MFLOP/image; limit {limit:,.0f} images/s")  # fmt: skip
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {device}"
+    )
+    print(
+        f"data: MNIST test set, {len(data.train_x)} train / {len(data.test_x)} test, "
+        f"MLP 784-400-20 VAE, batch 128"
+    )
+    print(
+        f"peak float32 matmul: {peak / 1e9:.0f} GFLOP/s; training cost {fpi / 1e6:.2f} "
+        f"MFLOP/image; limit {limit:,.0f} images/s"
+    )
     print()
     rows = [
         ("reference (DataLoader + ToTensor, .item() every step)", ref),

@@ -49,7 +49,11 @@ def _fmt_time(s: float) -> str:
     if not math.isfinite(s):
         return "--:--"
     s = int(s)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+    return (
+        f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+        if s >= 3600
+        else f"{s // 60:02d}:{s % 60:02d}"
+    )
 
 
 # -- argument parsing -----------------------------------------------------------------------
@@ -77,18 +81,34 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     from .data import SOURCES
 
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=SOURCES, default=None if not required else "mnist",
-                   help="data source (default: mnist%s)" % ("" if required else "; or the one the "
-                   "checkpoint was trained on"))  # fmt: skip
+    g.add_argument(
+        "--dataset",
+        choices=SOURCES,
+        default=None if not required else "mnist",
+        help="data source (default: mnist%s)"
+        % ("" if required else "; or the one the checkpoint was trained on"),
+    )
     g.add_argument("--images", help="IDX images file (--dataset idx); .gz is fine")
     g.add_argument("--labels", help="IDX labels file (--dataset idx), optional")
     g.add_argument("--root", help="image folder with one sub-folder per class (--dataset folder)")
-    g.add_argument("--image-size", type=_positive_int, default=None,
-                   help="side in pixels for folder and shapes images (default 28)")  # fmt: skip
-    g.add_argument("--test-fraction", type=_float, default=None,
-                   help="held-out share for sources without a test split (default 0.2)")  # fmt: skip
-    g.add_argument("--shapes-count", type=_positive_int, default=None,
-                   help="number of images in the built-in shapes set (default 6000)")  # fmt: skip
+    g.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=None,
+        help="side in pixels for folder and shapes images (default 28)",
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=_float,
+        default=None,
+        help="held-out share for sources without a test split (default 0.2)",
+    )
+    g.add_argument(
+        "--shapes-count",
+        type=_positive_int,
+        default=None,
+        help="number of images in the built-in shapes set (default 6000)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,15 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--latent-dim", type=_positive_int, default=20)
     m.add_argument("--hidden", type=_positive_int, default=400, help="hidden units (default 400)")
     m.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
-    m.add_argument("--gaussian-std", type=_float, default=None,
-                   help="fixed std of a Gaussian decoder (default: learned)")  # fmt: skip
+    m.add_argument(
+        "--gaussian-std",
+        type=_float,
+        default=None,
+        help="fixed std of a Gaussian decoder (default: learned)",
+    )
     o = t.add_argument_group("optimisation")
     o.add_argument("--epochs", type=_positive_int, default=10)
     o.add_argument("--batch-size", type=_positive_int, default=128)
     o.add_argument("--lr", type=_float, default=1e-3)
     o.add_argument("--beta", type=_float, default=1.0, help="KL weight (default 1)")
-    o.add_argument("--warmup-epochs", type=_float, default=0.0,
-                   help="epochs over which the KL weight ramps up from 0 (default 0)")  # fmt: skip
+    o.add_argument(
+        "--warmup-epochs",
+        type=_float,
+        default=0.0,
+        help="epochs over which the KL weight ramps up from 0 (default 0)",
+    )
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--out", required=True, help="output folder")
@@ -131,14 +159,26 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test ELBO and importance-sampled log p(x) of a checkpoint")
     e.add_argument("--checkpoint", required=True)
     _add_data_args(e, required=False)
-    e.add_argument("--iw-samples", type=_positive_int, default=1000,
-                   help="importance samples K per image (default 1000; the paper uses 5000)")  # fmt: skip
-    e.add_argument("--prior-samples", type=int, default=0,
-                   help="also the naive prior Monte Carlo estimate with this many samples")  # fmt: skip
-    e.add_argument("--limit", type=_positive_int, default=None, help="use only the first N test images")
+    e.add_argument(
+        "--iw-samples",
+        type=_positive_int,
+        default=1000,
+        help="importance samples K per image (default 1000; the paper uses 5000)",
+    )
+    e.add_argument(
+        "--prior-samples",
+        type=int,
+        default=0,
+        help="also the naive prior Monte Carlo estimate with this many samples",
+    )
+    e.add_argument(
+        "--limit", type=_positive_int, default=None, help="use only the first N test images"
+    )
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--out", default=None, help="JSON file for the results (default: beside the checkpoint)")
+    e.add_argument(
+        "--out", default=None, help="JSON file for the results (default: beside the checkpoint)"
+    )
 
     s = sub.add_parser("sample", help="a PNG grid of samples from the prior")
     s.add_argument("--checkpoint", required=True)
@@ -154,8 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", required=True)
     g.add_argument("--n", type=_positive_int, default=20, help="grid side (default 20)")
     g.add_argument("--dims", type=int, nargs=2, default=(0, 1), metavar=("DX", "DY"))
-    g.add_argument("--class", dest="cls", default=None,
-                   help="class name or index (CVAE; default: one grid per class)")  # fmt: skip
+    g.add_argument(
+        "--class",
+        dest="cls",
+        default=None,
+        help="class name or index (CVAE; default: one grid per class)",
+    )
     g.add_argument("--scale", type=_positive_int, default=2)
     g.add_argument("--out", required=True, help="PNG file")
     return parser
@@ -169,10 +213,14 @@ def _spec_from_args(args, base=None):
     from .data import DataSpec
 
     fields = dict(
-        source=args.dataset, images=args.images, labels=args.labels, root=args.root,
-        image_size=args.image_size, test_fraction=args.test_fraction,
+        source=args.dataset,
+        images=args.images,
+        labels=args.labels,
+        root=args.root,
+        image_size=args.image_size,
+        test_fraction=args.test_fraction,
         shapes_count=args.shapes_count,
-    )  # fmt: skip
+    )
     given = {k: v for k, v in fields.items() if v is not None}
     if base is not None:
         d = base.to_dict()
@@ -190,8 +238,11 @@ def _load_data(spec, quiet: bool = False):
         print(f"loading {spec.describe()} ...", file=sys.stderr)
     data = load_data(spec)
     if not quiet:
-        print(f"  {len(data.train_x)} train / {len(data.test_x)} test images of "
-              f"{'x'.join(map(str, data.image_shape))}, {data.num_classes} classes", file=sys.stderr)  # fmt: skip
+        print(
+            f"  {len(data.train_x)} train / {len(data.test_x)} test images of "
+            f"{'x'.join(map(str, data.image_shape))}, {data.num_classes} classes",
+            file=sys.stderr,
+        )
     return data
 
 
@@ -207,7 +258,9 @@ def _class_index(cls: str | None, class_names: list[str], conditional: bool) -> 
     try:
         k = int(cls)
     except ValueError:
-        raise UserError(f"unknown class {cls!r}; the classes are: {', '.join(class_names)}") from None
+        raise UserError(
+            f"unknown class {cls!r}; the classes are: {', '.join(class_names)}"
+        ) from None
     if not 0 <= k < len(class_names):
         raise UserError(f"class index {k} is out of range 0..{len(class_names) - 1}")
     return k
@@ -229,31 +282,51 @@ def cmd_train(args) -> int:
         raise UserError(f"--out {out}: exists and is not a folder")
     spec = _spec_from_args(args)
     tcfg = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-        warmup_epochs=args.warmup_epochs, seed=args.seed, device=args.device,
-    )  # fmt: skip
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        warmup_epochs=args.warmup_epochs,
+        seed=args.seed,
+        device=args.device,
+    )
     device = resolve_device(tcfg.device)
     data = _load_data(spec)
     mcfg = ModelConfig(
-        model=args.model, arch=args.arch, latent_dim=args.latent_dim, hidden=args.hidden,
-        image_shape=data.image_shape, likelihood=args.likelihood,
-        gaussian_std=args.gaussian_std, num_classes=data.num_classes,
-    )  # fmt: skip
+        model=args.model,
+        arch=args.arch,
+        latent_dim=args.latent_dim,
+        hidden=args.hidden,
+        image_shape=data.image_shape,
+        likelihood=args.likelihood,
+        gaussian_std=args.gaussian_std,
+        num_classes=data.num_classes,
+    )
     seed_everything(tcfg.seed)
     model = build_model(mcfg)
     trainer = Trainer(model, data, tcfg, device=device)
-    print(f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device} "
-          f"for {tcfg.epochs} epochs", file=sys.stderr)  # fmt: skip
+    print(
+        f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device} "
+        f"for {tcfg.epochs} epochs",
+        file=sys.stderr,
+    )
     bar = _Progress("train")
 
     def on_snapshot(s):
-        bar.update(s.progress, f"epoch {s.epoch}/{s.epochs} step {s.step}/{s.total_steps} "
-                   f"-elbo {s.nelbo:7.2f} {s.images_per_second:7.0f} img/s "
-                   f"ETA {_fmt_time(s.eta)}", force=s.test is not None)  # fmt: skip
+        bar.update(
+            s.progress,
+            f"epoch {s.epoch}/{s.epochs} step {s.step}/{s.total_steps} "
+            f"-elbo {s.nelbo:7.2f} {s.images_per_second:7.0f} img/s "
+            f"ETA {_fmt_time(s.eta)}",
+            force=s.test is not None,
+        )
         if s.test is not None:
             bar.close() if bar.tty else None
-            print(f"  epoch {s.test.epoch}: test -ELBO {s.test.test_nelbo:.2f} "
-                  f"(recon {s.test.test_recon:.2f} + KL {s.test.test_kl:.2f}) nats", file=sys.stderr)  # fmt: skip
+            print(
+                f"  epoch {s.test.epoch}: test -ELBO {s.test.test_nelbo:.2f} "
+                f"(recon {s.test.test_recon:.2f} + KL {s.test.test_kl:.2f}) nats",
+                file=sys.stderr,
+            )
 
     try:
         result = trainer.fit(on_snapshot=on_snapshot)
@@ -263,10 +336,15 @@ def cmd_train(args) -> int:
         result = None
     out.mkdir(parents=True, exist_ok=True)
     ckpt = save_checkpoint(
-        out / "checkpoint.safetensors", model, tcfg, data_spec=spec,
-        class_names=data.class_names, history=trainer.history,
-        optimizer_state=trainer.optimizer.state_dict(), epochs_done=trainer.epochs_done,
-    )  # fmt: skip
+        out / "checkpoint.safetensors",
+        model,
+        tcfg,
+        data_spec=spec,
+        class_names=data.class_names,
+        history=trainer.history,
+        optimizer_state=trainer.optimizer.state_dict(),
+        epochs_done=trainer.epochs_done,
+    )
     write_history_csv(trainer.history, out / "history.csv")
     last = trainer.history.epochs[-1] if trainer.history.epochs else None
     model.eval()
@@ -294,13 +372,18 @@ def cmd_train(args) -> int:
         labels = torch.arange(k).repeat_interleave(10)
         save_grid(decode_batch(cpu_model, z, labels), out / "samples.png", nrow=10, scale=2)
     else:
-        save_grid(sample_prior(cpu_model, 64, y, generator=gen), out / "samples.png", nrow=8, scale=2)
+        save_grid(
+            sample_prior(cpu_model, 64, y, generator=gen), out / "samples.png", nrow=8, scale=2
+        )
     written = ["checkpoint.safetensors", "metrics.json", "history.csv", "samples.png"]
     if mcfg.latent_dim >= 2:
         _write_manifold(cpu_model, out / "manifold.png", None, (0, 1), n=20, scale=2)
         written.append("manifold.png")
-    print(f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
-          f"{(metrics['images_per_second'] or 0):.0f} images/s on {device}", file=sys.stderr)  # fmt: skip
+    print(
+        f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
+        f"{(metrics['images_per_second'] or 0):.0f} images/s on {device}",
+        file=sys.stderr,
+    )
     print(f"wrote {', '.join(written)} to {out}/", file=sys.stderr)
     print(ckpt)
     return 0
@@ -326,24 +409,37 @@ def cmd_evaluate(args) -> int:
     data = _load_data(spec)
     model = ck.model
     if data.image_shape != ck.model_config.image_shape:
-        raise UserError(f"the data's images are {data.image_shape}, the model's "
-                        f"{ck.model_config.image_shape}")  # fmt: skip
+        raise UserError(
+            f"the data's images are {data.image_shape}, the model's {ck.model_config.image_shape}"
+        )
     x, y = data.test_x, data.test_y if model.num_classes else None
     if args.limit:
         x, y = x[: args.limit], None if y is None else y[: args.limit]
     seed_everything(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     st = elbo_stats(model, x, y)
-    res = {"checkpoint": str(ck.path), "dataset": spec.describe(), "n_images": len(x),
-           "test_nelbo": st.nelbo, "test_recon": st.recon, "test_kl": st.kl}  # fmt: skip
+    res = {
+        "checkpoint": str(ck.path),
+        "dataset": spec.describe(),
+        "n_images": len(x),
+        "test_nelbo": st.nelbo,
+        "test_recon": st.recon,
+        "test_kl": st.kl,
+    }
     if model.is_variational:
         n_active, _ = active_units(model, x, y)
         res["active_units"] = n_active
         res["kl_per_dim"] = [round(float(v), 4) for v in st.kl_per_dim]
         bar = _Progress(f"log p(x), K={args.iw_samples}")
         t0 = time.perf_counter()
-        ll = iw_log_likelihood(model, x, y, k=args.iw_samples, generator=gen,
-                               progress=lambda d, t: bar.update(d / t, f"{d}/{t}"))  # fmt: skip
+        ll = iw_log_likelihood(
+            model,
+            x,
+            y,
+            k=args.iw_samples,
+            generator=gen,
+            progress=lambda d, t: bar.update(d / t, f"{d}/{t}"),
+        )
         bar.update(1.0, "done", force=True)
         bar.close()
         res["iw_samples"] = args.iw_samples
@@ -351,14 +447,23 @@ def cmd_evaluate(args) -> int:
         res["seconds_iw"] = time.perf_counter() - t0
         if args.prior_samples > 0:
             bar = _Progress(f"prior MC, K={args.prior_samples}")
-            mc = prior_mc_log_likelihood(model, x, y, k=args.prior_samples, generator=gen,
-                                         progress=lambda d, t: bar.update(d / t, f"{d}/{t}"))  # fmt: skip
+            mc = prior_mc_log_likelihood(
+                model,
+                x,
+                y,
+                k=args.prior_samples,
+                generator=gen,
+                progress=lambda d, t: bar.update(d / t, f"{d}/{t}"),
+            )
             bar.close()
             res["prior_samples"] = args.prior_samples
             res["test_nll_prior_mc"] = float(-mc.mean())
     else:
-        print("note: a plain autoencoder has no ELBO or log p(x); reporting its reconstruction "
-              "error (the KL column is zero)", file=sys.stderr)  # fmt: skip
+        print(
+            "note: a plain autoencoder has no ELBO or log p(x); reporting its reconstruction "
+            "error (the KL column is zero)",
+            file=sys.stderr,
+        )
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
     out.write_text(json.dumps(res, indent=2) + "\n")
     w = max(map(len, res))
@@ -385,10 +490,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_manifold(args) -> int:
-    import torch
-
-    from .export import save_grid
-    from .latent import decode_batch, grid_latents
 
     ck = _open(args.checkpoint)
     d = ck.model_config.latent_dim
@@ -424,8 +525,12 @@ def _write_manifold(model, path, y, dims, n: int, scale: int):
     return save_grid(decode_batch(model, z, y), path, nrow=n, padding=0, scale=scale)
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "manifold": cmd_manifold}  # fmt: skip
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+    "manifold": cmd_manifold,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -439,8 +544,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except (UserError, ConfigError, DataError, CheckpointError, ExportError,
-            TrainingDiverged) as e:  # fmt: skip
+    except (UserError, ConfigError, DataError, CheckpointError, ExportError, TrainingDiverged) as e:
         print(f"latent-train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # a file the user named could not be written

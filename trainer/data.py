@@ -24,9 +24,17 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 KMNIST_CLASSES = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
 SHAPE_CLASSES = ["circle", "square", "triangle", "ring", "cross"]
 
@@ -113,9 +121,12 @@ class ImageData:
     def to(self, device: torch.device | str) -> ImageData:
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
         return replace(
-            self, train_x=mv(self.train_x), test_x=mv(self.test_x),
-            train_y=mv(self.train_y), test_y=mv(self.test_y),
-        )  # fmt: skip
+            self,
+            train_x=mv(self.train_x),
+            test_x=mv(self.test_x),
+            train_y=mv(self.train_y),
+            test_y=mv(self.test_y),
+        )
 
     def __repr__(self) -> str:
         return (
@@ -204,11 +215,11 @@ def load_idx(spec: DataSpec) -> ImageData:
     if spec.labels:
         y = read_idx(spec.labels)
         if y.ndim != 1:
-            raise DataError(f"{spec.labels}: labels must be one number per image, got shape {y.shape}")
-        if len(y) != len(x):
             raise DataError(
-                f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}"
+                f"{spec.labels}: labels must be one number per image, got shape {y.shape}"
             )
+        if len(y) != len(x):
+            raise DataError(f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}")
         y = y.astype(np.int64)
         if y.min() < 0:
             raise DataError(f"{spec.labels}: labels must be non-negative")
@@ -232,9 +243,10 @@ def load_folder(spec: DataSpec) -> ImageData:
     files: list[tuple[Path, int]] = []
     for k, c in enumerate(classes):
         files += [
-            (f, k) for f in sorted((root / c).rglob("*"))
+            (f, k)
+            for f in sorted((root / c).rglob("*"))
             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-        ]  # fmt: skip
+        ]
     if len(files) < 2:
         raise DataError(f"{root}: found {len(files)} image(s); need at least 2")
     s = spec.image_size
@@ -264,7 +276,7 @@ def make_shapes(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.n
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(SHAPE_CLASSES), n)
     radius = rng.uniform(0.22, 0.36, n)[:, None, None]  # in units of the image side
-    cx, cy = (rng.uniform(-0.12, 0.12, (2, n))[..., None, None])
+    cx, cy = rng.uniform(-0.12, 0.12, (2, n))[..., None, None]
     theta = rng.uniform(0, 2 * np.pi, n)[:, None, None]
     radius, cx, cy, theta = (a.astype(np.float32) for a in (radius, cx, cy, theta))
     t = ((np.arange(size) + 0.5) / size - 0.5).astype(np.float32)
@@ -284,20 +296,30 @@ def make_shapes(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.n
         elif k == 1:  # square
             d = np.maximum(np.abs(uu), np.abs(vv)) - 0.75 * R
         elif k == 2:  # equilateral triangle: intersection of three half-planes
-            d = np.max(
-                [np.cos(a) * uu + np.sin(a) * vv for a in (np.pi / 2, 7 * np.pi / 6, 11 * np.pi / 6)],
-                axis=0,
-            ) - 0.55 * R
+            d = (
+                np.max(
+                    [
+                        np.cos(a) * uu + np.sin(a) * vv
+                        for a in (np.pi / 2, 7 * np.pi / 6, 11 * np.pi / 6)
+                    ],
+                    axis=0,
+                )
+                - 0.55 * R
+            )
         elif k == 3:  # ring
             d = np.abs(rr - 0.8 * R) - 0.18 * R
         else:  # cross: union of two bars
-            bar = lambda a, b: np.maximum(np.abs(a) - R, np.abs(b) - 0.28 * R)  # noqa: E731
-            d = np.minimum(bar(uu, vv), bar(vv, uu))
+            d = np.minimum(_bar(uu, vv, R), _bar(vv, uu, R))
         sdf[m] = d
     pixel = 1.0 / size
     img = np.clip(0.5 - sdf / pixel, 0.0, 1.0)  # one-pixel anti-aliased edge
     x = np.rint(img * 255).astype(np.uint8)[:, None]
     return x, labels.astype(np.int64)
+
+
+def _bar(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Signed distance to a bar of half-length r and half-width 0.28 r along a."""
+    return np.maximum(np.abs(a) - r, np.abs(b) - 0.28 * r)
 
 
 def load_shapes(spec: DataSpec) -> ImageData:
@@ -307,14 +329,19 @@ def load_shapes(spec: DataSpec) -> ImageData:
 
 
 # -- torchvision MNIST family -----------------------------------------------------------------
-_TV = {"mnist": ("MNIST", MNIST_CLASSES), "fashion-mnist": ("FashionMNIST", FASHION_CLASSES),
-       "kmnist": ("KMNIST", KMNIST_CLASSES)}  # fmt: skip
+_TV = {
+    "mnist": ("MNIST", MNIST_CLASSES),
+    "fashion-mnist": ("FashionMNIST", FASHION_CLASSES),
+    "kmnist": ("KMNIST", KMNIST_CLASSES),
+}
 
 
 def offline_hint() -> str:
-    alts = ["--dataset shapes (built in, no files needed)",
-            "--dataset idx --images FILE [--labels FILE]",
-            "--dataset folder --root DIR"]  # fmt: skip
+    alts = [
+        "--dataset shapes (built in, no files needed)",
+        "--dataset idx --images FILE [--labels FILE]",
+        "--dataset folder --root DIR",
+    ]
     if debian_fashion_available():
         alts.insert(0, "--dataset fashion-mnist (Debian's files are installed)")
     else:
@@ -323,8 +350,12 @@ def offline_hint() -> str:
 
 
 def debian_fashion_available(root: Path = DEBIAN_FASHION) -> bool:
-    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]  # fmt: skip
+    names = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
     return all((root / n).exists() or (root / (n + ".gz")).exists() for n in names)
 
 
@@ -358,8 +389,10 @@ def load_torchvision(spec: DataSpec) -> ImageData:
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        ds = {s: getattr(tvd, cls_name)(str(root), train=s == "train", download=True)
-              for s in ("train", "test")}  # fmt: skip
+        ds = {
+            s: getattr(tvd, cls_name)(str(root), train=s == "train", download=True)
+            for s in ("train", "test")
+        }
     except Exception as e:  # urllib / socket / RuntimeError: all mean "could not get it"
         raise DataError(
             f"could not download {spec.source} into {root} ({type(e).__name__}: {e}); "

@@ -89,8 +89,9 @@ def _check_variational(model: LatentModel, what: str) -> None:
         )
 
 
-def _log_px_given_z(model: LatentModel, xb: torch.Tensor, z: torch.Tensor,
-                    yb: torch.Tensor | None) -> torch.Tensor:
+def _log_px_given_z(
+    model: LatentModel, xb: torch.Tensor, z: torch.Tensor, yb: torch.Tensor | None
+) -> torch.Tensor:
     """log p(x_n | z_nm) for nb images and m latents each: z (nb, m, D) -> (nb, m).
 
     For a Bernoulli decoder, log p = x . l - sum softplus(l); the x . l term is a batched

@@ -43,9 +43,13 @@ def grid_image(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: flo
 
 
 def save_grid(
-    images: torch.Tensor, path: str | os.PathLike, nrow: int, padding: int = 2,
-    pad_value: float = 0.0, scale: int = 1,
-) -> Path:  # fmt: skip
+    images: torch.Tensor,
+    path: str | os.PathLike,
+    nrow: int,
+    padding: int = 2,
+    pad_value: float = 0.0,
+    scale: int = 1,
+) -> Path:
     """Save N images (N, C, H, W) in [0, 1] as one PNG grid with ``nrow`` images per row.
 
     The PNG measures nrow * (W + padding) + padding pixels across (times ``scale``).
@@ -66,9 +70,14 @@ def save_grid(
 
 
 def save_mosaic(
-    groups: Sequence[torch.Tensor], path: str | os.PathLike, nrow: int, ncol_groups: int,
-    padding: int = 0, gap: int = 6, scale: int = 1,
-) -> Path:  # fmt: skip
+    groups: Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    nrow: int,
+    ncol_groups: int,
+    padding: int = 0,
+    gap: int = 6,
+    scale: int = 1,
+) -> Path:
     """Save several image grids (each (N, C, H, W), ``nrow`` per row) side by side as one PNG.
 
     Used for a conditional model's manifold: one grid per class, ``ncol_groups`` per row.
@@ -78,9 +87,12 @@ def save_mosaic(
 
 
 def save_gif(
-    frames: torch.Tensor | Sequence[torch.Tensor], path: str | os.PathLike,
-    fps: float = 10.0, scale: int = 4, bounce: bool = True,
-) -> Path:  # fmt: skip
+    frames: torch.Tensor | Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    fps: float = 10.0,
+    scale: int = 4,
+    bounce: bool = True,
+) -> Path:
     """Save frames (T, C, H, W) in [0, 1] as a looping animated GIF.
 
     ``bounce`` plays the frames forward and then back, so an interpolation loops smoothly.
@@ -101,9 +113,13 @@ def save_gif(
 
     def write(f):
         mode_frames[0].save(
-            f, format="GIF", save_all=True, append_images=mode_frames[1:],
-            duration=max(20, round(1000 / fps)), loop=0,
-        )  # fmt: skip
+            f,
+            format="GIF",
+            save_all=True,
+            append_images=mode_frames[1:],
+            duration=max(20, round(1000 / fps)),
+            loop=0,
+        )
 
     return _atomic_write(Path(path), write)
 
@@ -119,10 +135,15 @@ def write_history_csv(history: History, path: str | os.PathLike) -> Path:
     for row in history.steps:
         e = by_step.get(row["step"], {})
         seen.add(row["step"]) if e else None
-        w.writerow([row.get(k, "") for k in History.STEP_KEYS]
-                   + [e.get("test_nelbo", ""), e.get("test_recon", ""), e.get("test_kl", "")])  # fmt: skip
+        w.writerow(
+            [row.get(k, "") for k in History.STEP_KEYS]
+            + [e.get("test_nelbo", ""), e.get("test_recon", ""), e.get("test_kl", "")]
+        )
     for step, e in sorted(by_step.items()):  # epochs with no step row of their own
         if step not in seen:
-            w.writerow([step, e["epoch"]] + [""] * (len(History.STEP_KEYS) - 2)
-                       + [e["test_nelbo"], e["test_recon"], e["test_kl"]])  # fmt: skip
+            w.writerow(
+                [step, e["epoch"]]
+                + [""] * (len(History.STEP_KEYS) - 2)
+                + [e["test_nelbo"], e["test_recon"], e["test_kl"]]
+            )
     return _atomic_write(Path(path), lambda f: f.write(text.getvalue().encode()))

@@ -47,8 +47,17 @@ class FusedStep:
         if ws is None:
             h, p = self.w1.shape[0], self.w4.shape[0]
             e = lambda *shape: like.new_empty(shape)  # noqa: E731
-            ws = dict(h1=e(b, h), h2=e(b, h), s=e(b, self.w2.shape[0]), logits=e(b, p),
-                      g_logits=e(b, p), g_h2=e(b, h), g_h1=e(b, h), sp=e(b, p), relu=e(b, p))  # fmt: skip
+            ws = dict(
+                h1=e(b, h),
+                h2=e(b, h),
+                s=e(b, self.w2.shape[0]),
+                logits=e(b, p),
+                g_logits=e(b, p),
+                g_h2=e(b, h),
+                g_h1=e(b, h),
+                sp=e(b, p),
+                relu=e(b, p),
+            )
             self._ws = {b: ws, **self._ws}
         for prm in self.params:
             if prm.grad is None or prm.grad.shape != prm.shape:

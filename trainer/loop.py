@@ -24,8 +24,8 @@ import torch
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import ImageData
 from .evaluate import elbo_stats
-from .losses import kl_weight
 from .fused import FusedStep, supports
+from .losses import kl_weight
 from .models import LatentModel, build_model
 
 
@@ -59,7 +59,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (third-party code may use the global RNG)
 
 
 class TrainControl:
@@ -356,14 +356,24 @@ class Trainer:
             wall = time.perf_counter()
             want_w = test is not None or final or paused or wall - last_weights >= weights_every
             snap = Snapshot(
-                step=self.step, total_steps=total_steps,
+                step=self.step,
+                total_steps=total_steps,
                 epoch=self.epochs_done if test else min(self.epochs_done + 1, last_epoch),
                 epochs=last_epoch,
-                nelbo=r + k, recon=r, kl=k, loss=l, beta=beta_eff, lr=self.lr,
-                images_per_second=ips, elapsed=now, eta=eta,
+                nelbo=r + k,
+                recon=r,
+                kl=k,
+                loss=l,
+                beta=beta_eff,
+                lr=self.lr,
+                images_per_second=ips,
+                elapsed=now,
+                eta=eta,
                 weights=_weights_copy(model) if want_w else None,
-                test=test, paused=paused, final=final,
-            )  # fmt: skip
+                test=test,
+                paused=paused,
+                final=final,
+            )
             if count:
                 self.history.add_snapshot(snap)
             if want_w:
@@ -376,6 +386,7 @@ class Trainer:
                 on_snapshot(snap)
 
         for _epoch in range(first_epoch, last_epoch):
+            epoch_sums = torch.zeros(3, device=self.device)
             perm = torch.randperm(n, generator=self.generator).to(self.device)
             for i in range(0, n, bs):
                 if control is not None:
@@ -394,15 +405,17 @@ class Trainer:
                 yb = None if y_all is None else y_all[idx]
                 beta_eff = kl_weight(self.beta, self.step, warmup_steps)
                 if self.fused_step is not None:
-                    sums += self.fused_step(xb, yb, beta_eff)
+                    step_sums = self.fused_step(xb, yb, beta_eff)
                 else:
                     recon, kl = model.elbo_terms(xb, yb)  # (B,), (B,)
                     loss_vec = recon + beta_eff * kl
                     self.optimizer.zero_grad(set_to_none=True)
                     loss_vec.mean().backward()
                     with torch.no_grad():
-                        sums += torch.stack([recon.sum(), kl.sum(), loss_vec.sum()])
+                        step_sums = torch.stack([recon.sum(), kl.sum(), loss_vec.sum()])
                 self.optimizer.step()
+                sums += step_sums
+                epoch_sums += step_sums
                 count += xb.shape[0]
                 images_since += xb.shape[0]
                 images_total += xb.shape[0]
@@ -415,14 +428,17 @@ class Trainer:
             active += time.perf_counter() - t_mark
             stats = self.test_stats()
             t_mark = time.perf_counter()
-            train_nelbo = self.history.steps[-1]["nelbo"] if self.history.steps else math.nan
-            if count:
-                train_nelbo = float((sums[0] + sums[1]) / count)
+            train_nelbo = float((epoch_sums[0] + epoch_sums[1]) / n)  # mean over the epoch
             result = EpochResult(
-                epoch=self.epochs_done, step=self.step, test_nelbo=stats.nelbo,
-                test_recon=stats.recon, test_kl=stats.kl, train_nelbo=train_nelbo,
-                kl_per_dim=stats.kl_per_dim, elapsed=active,
-            )  # fmt: skip
+                epoch=self.epochs_done,
+                step=self.step,
+                test_nelbo=stats.nelbo,
+                test_recon=stats.recon,
+                test_kl=stats.kl,
+                train_nelbo=train_nelbo,
+                kl_per_dim=stats.kl_per_dim,
+                elapsed=active,
+            )
             if not math.isfinite(stats.nelbo):
                 model.load_state_dict(good_state)
                 raise TrainingDiverged(
@@ -436,10 +452,14 @@ class Trainer:
         if stopped:
             emit(final=True)
         return FitResult(
-            history=self.history, epochs_done=self.epochs_done, step=self.step,
-            stopped=stopped, images_per_second=images_total / active if active > 0 else 0.0,
-            device=str(self.device), seconds=active,
-        )  # fmt: skip
+            history=self.history,
+            epochs_done=self.epochs_done,
+            step=self.step,
+            stopped=stopped,
+            images_per_second=images_total / active if active > 0 else 0.0,
+            device=str(self.device),
+            seconds=active,
+        )
 
 
 def train(

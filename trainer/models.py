@@ -92,7 +92,10 @@ class ConvDecoder(nn.Module):
         chans = [64, 64, 32][-n:] + [c] if n == 2 else [64, 64, 32, c]
         self.chans0 = chans[0]
         self.fc = nn.Sequential(
-            nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, chans[0] * self.side**2), nn.ReLU()
+            nn.Linear(n_in, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, chans[0] * self.side**2),
+            nn.ReLU(),
         )
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
@@ -111,7 +114,11 @@ class LatentModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        zd, ncls, hid = config.latent_dim, config.num_classes if config.conditional else 0, config.hidden
+        zd, ncls, hid = (
+            config.latent_dim,
+            config.num_classes if config.conditional else 0,
+            config.hidden,
+        )
         self.num_classes = ncls
         n_stats = zd if config.model == "ae" else 2 * zd
         if config.arch == "mlp":

@@ -17,9 +17,16 @@ def saved(shapes, tmp_path_factory):
     cfg = TrainConfig(epochs=2, batch_size=64, device="cpu")
     trainer, _ = train(model_config_for(shapes, model="cvae", latent_dim=3, hidden=64), shapes, cfg)
     path = tmp_path_factory.mktemp("ck") / "model.safetensors"
-    save_checkpoint(path, trainer.model, cfg, DataSpec("shapes", shapes_count=1200),
-                    shapes.class_names, trainer.history, trainer.optimizer.state_dict(),
-                    trainer.epochs_done)  # fmt: skip
+    save_checkpoint(
+        path,
+        trainer.model,
+        cfg,
+        DataSpec("shapes", shapes_count=1200),
+        shapes.class_names,
+        trainer.history,
+        trainer.optimizer.state_dict(),
+        trainer.epochs_done,
+    )
     return trainer, path
 
 
@@ -40,13 +47,25 @@ def test_resuming_from_a_checkpoint_continues_identically(saved, shapes):
     trainer, path = saved
     ck = load_checkpoint(path)
     torch.manual_seed(123)
-    resumed = Trainer(ck.model, shapes, ck.train_config, history=ck.history,
-                      optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done)  # fmt: skip
+    resumed = Trainer(
+        ck.model,
+        shapes,
+        ck.train_config,
+        history=ck.history,
+        optimizer_state=ck.optimizer_state,
+        epochs_done=ck.epochs_done,
+    )
     a = resumed.fit(epochs=1)
     original = build_model(trainer.model.config)
     original.load_state_dict(trainer.model.state_dict())
-    ref = Trainer(original, shapes, trainer.config, history=load_checkpoint(path).history,
-                  optimizer_state=trainer.optimizer.state_dict(), epochs_done=2)  # fmt: skip
+    ref = Trainer(
+        original,
+        shapes,
+        trainer.config,
+        history=load_checkpoint(path).history,
+        optimizer_state=trainer.optimizer.state_dict(),
+        epochs_done=2,
+    )
     torch.manual_seed(123)
     b = ref.fit(epochs=1)
     drop = lambda e: {k: v for k, v in e.items() if k != "elapsed"}  # noqa: E731

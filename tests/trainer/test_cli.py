@@ -14,16 +14,37 @@ SHAPES = ["--dataset", "shapes", "--shapes-count", "600"]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    code = main(["train", *SHAPES, "--model", "cvae", "--latent-dim", "2", "--epochs", "2",
-                 "--hidden", "64", "--device", "cpu", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            *SHAPES,
+            "--model",
+            "cvae",
+            "--latent-dim",
+            "2",
+            "--epochs",
+            "2",
+            "--hidden",
+            "64",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
 
 def test_train_writes_everything(run_dir):
     names = {p.name for p in run_dir.iterdir()}
-    assert {"checkpoint.safetensors", "metrics.json", "history.csv", "samples.png",
-            "manifold.png"} <= names  # fmt: skip
+    assert {
+        "checkpoint.safetensors",
+        "metrics.json",
+        "history.csv",
+        "samples.png",
+        "manifold.png",
+    } <= names
     m = json.loads((run_dir / "metrics.json").read_text())
     for key in ("test_nelbo", "test_recon", "test_kl", "images_per_second", "epochs"):
         assert key in m
@@ -35,9 +56,23 @@ def test_train_writes_everything(run_dir):
 
 def test_evaluate_prints_and_writes_json(run_dir, tmp_path, capsys):
     out = tmp_path / "eval.json"
-    code = main(["evaluate", "--checkpoint", str(run_dir / "checkpoint.safetensors"),
-                 "--iw-samples", "20", "--prior-samples", "20", "--limit", "30",
-                 "--device", "cpu", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(run_dir / "checkpoint.safetensors"),
+            "--iw-samples",
+            "20",
+            "--prior-samples",
+            "20",
+            "--limit",
+            "30",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     res = json.loads(out.read_text())
     assert res["n_images"] == 30 and res["iw_samples"] == 20
@@ -48,12 +83,44 @@ def test_evaluate_prints_and_writes_json(run_dir, tmp_path, capsys):
 
 def test_sample_and_manifold_pngs(run_dir, tmp_path):
     ck = str(run_dir / "checkpoint.safetensors")
-    assert main(["sample", "--checkpoint", ck, "--n", "16", "--class", "ring", "--scale", "1",
-                 "--out", str(tmp_path / "s.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                ck,
+                "--n",
+                "16",
+                "--class",
+                "ring",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
     with Image.open(tmp_path / "s.png") as im:
         assert im.size == (4 * 30 + 2, 4 * 30 + 2)
-    assert main(["manifold", "--checkpoint", ck, "--n", "7", "--class", "2", "--scale", "1",
-                 "--out", str(tmp_path / "m.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "manifold",
+                "--checkpoint",
+                ck,
+                "--n",
+                "7",
+                "--class",
+                "2",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "m.png"),
+            ]
+        )
+        == 0
+    )
     with Image.open(tmp_path / "m.png") as im:
         assert im.size == (7 * 28, 7 * 28)
 
@@ -69,19 +136,37 @@ def _err(argv, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["train", *SHAPES, "--latent-dim", "300", "--out", "{tmp}/o"], "latent size must be 1 to 256"),
-        (["train", "--dataset", "idx", "--images", "{tmp}/none.gz", "--out", "{tmp}/o"], "none.gz: no such file"),
+        (
+            ["train", *SHAPES, "--latent-dim", "300", "--out", "{tmp}/o"],
+            "latent size must be 1 to 256",
+        ),
+        (
+            ["train", "--dataset", "idx", "--images", "{tmp}/none.gz", "--out", "{tmp}/o"],
+            "none.gz: no such file",
+        ),
         (["train", "--dataset", "idx", "--out", "{tmp}/o"], "needs --images"),
-        (["train", "--dataset", "folder", "--root", "{tmp}/nowhere", "--out", "{tmp}/o"], "no such folder"),
-        (["train", *SHAPES, "--arch", "conv", "--image-size", "30", "--out", "{tmp}/o"], "conv body"),
+        (
+            ["train", "--dataset", "folder", "--root", "{tmp}/nowhere", "--out", "{tmp}/o"],
+            "no such folder",
+        ),
+        (
+            ["train", *SHAPES, "--arch", "conv", "--image-size", "30", "--out", "{tmp}/o"],
+            "conv body",
+        ),
         (["train", *SHAPES, "--lr", "0", "--out", "{tmp}/o"], "learning rate"),
         (["train", *SHAPES, "--epochs", "0", "--out", "{tmp}/o"], "must be at least 1"),
         (["train", *SHAPES, "--lr", "fast", "--out", "{tmp}/o"], "expected a number"),
-        (["sample", "--checkpoint", "{tmp}/missing.safetensors", "--out", "{tmp}/s.png"], "no such file"),
-        (["sample", "--checkpoint", "{tmp}/bad.safetensors", "--out", "{tmp}/s.png"], "bad.safetensors"),
+        (
+            ["sample", "--checkpoint", "{tmp}/missing.safetensors", "--out", "{tmp}/s.png"],
+            "no such file",
+        ),
+        (
+            ["sample", "--checkpoint", "{tmp}/bad.safetensors", "--out", "{tmp}/s.png"],
+            "bad.safetensors",
+        ),
         (["train", "--dataset", "mnist", "--model", "gan", "--out", "{tmp}/o"], "invalid choice"),
     ],
-)  # fmt: skip
+)
 def test_user_mistakes_give_one_line_and_exit_2(argv, message, tmp_path, capsys):
     (tmp_path / "bad.safetensors").write_bytes(b"this is not a checkpoint at all")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -95,11 +180,15 @@ def test_user_mistakes_give_one_line_and_exit_2(argv, message, tmp_path, capsys)
 
 def test_class_errors(run_dir, tmp_path, capsys):
     ck = str(run_dir / "checkpoint.safetensors")
-    code, err = _err(["sample", "--checkpoint", ck, "--class", "hexagon", "--out",
-                      str(tmp_path / "x.png")], capsys)  # fmt: skip
+    code, err = _err(
+        ["sample", "--checkpoint", ck, "--class", "hexagon", "--out", str(tmp_path / "x.png")],
+        capsys,
+    )
     assert code == 2 and "unknown class 'hexagon'" in err and "circle" in err
-    code, err = _err(["manifold", "--checkpoint", ck, "--dims", "0", "0", "--out",
-                      str(tmp_path / "x.png")], capsys)  # fmt: skip
+    code, err = _err(
+        ["manifold", "--checkpoint", ck, "--dims", "0", "0", "--out", str(tmp_path / "x.png")],
+        capsys,
+    )
     assert code == 2 and "two different dimensions" in err
 
 
@@ -111,13 +200,30 @@ def test_cvae_on_unlabelled_data_is_refused(tmp_path, capsys):
 
     blob = struct.pack(">BBBB3I", 0, 0, 8, 3, 20, 28, 28) + np.zeros(20 * 784, np.uint8).tobytes()
     (tmp_path / "i.gz").write_bytes(gzip.compress(blob))
-    code, err = _err(["train", "--dataset", "idx", "--images", str(tmp_path / "i.gz"),
-                      "--model", "cvae", "--out", str(tmp_path / "o")], capsys)  # fmt: skip
+    code, err = _err(
+        [
+            "train",
+            "--dataset",
+            "idx",
+            "--images",
+            str(tmp_path / "i.gz"),
+            "--model",
+            "cvae",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
     assert code == 2 and "needs labelled data" in err
 
 
 def test_module_entry_point_runs():
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-m", "trainer", "--help"], capture_output=True,
-                         text=True, cwd=root, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "trainer", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=120,
+    )
     assert out.returncode == 0 and "train" in out.stdout and "manifold" in out.stdout

@@ -63,8 +63,9 @@ def test_running_logsumexp_over_chunks_is_exact(trained):
     mu, lv = model.encode(xf)
     g2 = torch.Generator().manual_seed(5)
     d = mu.shape[1]
-    per_image = [torch.cat([torch.randn((m, 1, d), generator=g2) for m in (3, 3, 1)])
-                 for _ in range(3)]  # fmt: skip
+    per_image = [
+        torch.cat([torch.randn((m, 1, d), generator=g2) for m in (3, 3, 1)]) for _ in range(3)
+    ]
     eps = torch.cat(per_image, dim=1)  # (7, 3, D)
     z = mu + torch.exp(0.5 * lv) * eps
     with torch.no_grad():

@@ -17,7 +17,9 @@ def test_grid_png_has_the_expected_size(tmp_path):
 
 
 def test_mosaic_and_gif(tmp_path):
-    p = save_mosaic([torch.rand(4, 1, 10, 10)] * 3, tmp_path / "m.png", nrow=2, ncol_groups=3, gap=5)
+    p = save_mosaic(
+        [torch.rand(4, 1, 10, 10)] * 3, tmp_path / "m.png", nrow=2, ncol_groups=3, gap=5
+    )
     with Image.open(p) as im:
         assert im.size == (3 * (20 + 5) + 5, 20 + 10)
     g = save_gif(torch.rand(6, 1, 12, 12), tmp_path / "a.gif", scale=2)
@@ -28,10 +30,30 @@ def test_mosaic_and_gif(tmp_path):
 
 def test_history_csv(tmp_path):
     h = History(
-        steps=[dict(step=s, epoch=1, nelbo=10.0 - s, recon=8.0, kl=2.0, beta=1.0, lr=1e-3,
-                    images_per_second=100.0) for s in (1, 2, 3)],  # fmt: skip
-        epochs=[dict(epoch=1, step=3, test_nelbo=7.5, test_recon=6.0, test_kl=1.5,
-                     train_nelbo=7.0, elapsed=1.0)],  # fmt: skip
+        steps=[
+            dict(
+                step=s,
+                epoch=1,
+                nelbo=10.0 - s,
+                recon=8.0,
+                kl=2.0,
+                beta=1.0,
+                lr=1e-3,
+                images_per_second=100.0,
+            )
+            for s in (1, 2, 3)
+        ],
+        epochs=[
+            dict(
+                epoch=1,
+                step=3,
+                test_nelbo=7.5,
+                test_recon=6.0,
+                test_kl=1.5,
+                train_nelbo=7.0,
+                elapsed=1.0,
+            )
+        ],
     )
     p = write_history_csv(h, tmp_path / "h.csv")
     rows = list(csv.DictReader(p.open()))

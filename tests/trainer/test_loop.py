@@ -43,13 +43,16 @@ def test_same_seed_same_run(shapes, fast_cfg, fused):
 def test_snapshots_are_bounded_plain_and_detached(shapes):
     cfg = TrainConfig(epochs=2, batch_size=16, device="cpu", snapshot_hz=20, weights_hz=5)
     snaps = []
-    trainer, result = train(model_config_for(shapes, latent_dim=3, hidden=64), shapes, cfg,
-                            on_snapshot=snaps.append)  # fmt: skip
+    trainer, result = train(
+        model_config_for(shapes, latent_dim=3, hidden=64), shapes, cfg, on_snapshot=snaps.append
+    )
     assert snaps, "no snapshot arrived"
     tests = [s for s in snaps if s.test is not None]
     assert [s.test.epoch for s in tests] == [1, 2]
     assert tests[-1].final and tests[-1].step == result.step
-    assert isinstance(tests[-1].test.kl_per_dim, np.ndarray) and tests[-1].test.kl_per_dim.shape == (3,)
+    assert isinstance(tests[-1].test.kl_per_dim, np.ndarray) and tests[
+        -1
+    ].test.kl_per_dim.shape == (3,)
     # bounded rate: no more than ~snapshot_hz per second of training, plus epoch ends
     assert len(snaps) <= cfg.snapshot_hz * result.seconds + 2 + 3
     w = tests[-1].weights
@@ -135,7 +138,9 @@ def test_mismatched_data_and_missing_device_are_clear(shapes):
     from trainer.models import build_model
 
     with pytest.raises(ConfigError, match="images are"):
-        Trainer(build_model(ModelConfig(image_shape=(1, 32, 32))), shapes, TrainConfig(device="cpu"))
+        Trainer(
+            build_model(ModelConfig(image_shape=(1, 32, 32))), shapes, TrainConfig(device="cpu")
+        )
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="not available on this machine"):
             resolve_device("cuda")

@@ -17,8 +17,9 @@ CASES = [
 @pytest.mark.parametrize("arch,shape", CASES)
 @pytest.mark.parametrize("kind", ["vae", "cvae", "ae"])
 def test_shapes_and_gradients(arch, shape, kind):
-    cfg = ModelConfig(model=kind, arch=arch, image_shape=shape, latent_dim=3,
-                      hidden=64, num_classes=4)  # fmt: skip
+    cfg = ModelConfig(
+        model=kind, arch=arch, image_shape=shape, latent_dim=3, hidden=64, num_classes=4
+    )
     model = build_model(cfg)
     x = torch.rand(5, *shape)
     y = torch.randint(0, 4, (5,))
@@ -54,7 +55,9 @@ def test_reparameterisation_is_differentiable_and_has_the_right_moments():
 
 def test_gaussian_decoder_fixed_and_learned():
     learned = build_model(ModelConfig(likelihood="gaussian", latent_dim=2, hidden=16))
-    fixed = build_model(ModelConfig(likelihood="gaussian", gaussian_std=0.2, latent_dim=2, hidden=16))
+    fixed = build_model(
+        ModelConfig(likelihood="gaussian", gaussian_std=0.2, latent_dim=2, hidden=16)
+    )
     assert learned.log_std.requires_grad and not fixed.log_std.requires_grad
     x = torch.rand(3, 1, 28, 28)
     recon, _ = fixed.elbo_terms(x)
@@ -96,9 +99,14 @@ def test_model_config_errors_are_clear(kwargs, message):
 
 @pytest.mark.parametrize(
     "kwargs,message",
-    [(dict(epochs=0), "epochs"), (dict(lr=0.0), "learning rate"), (dict(beta=-1.0), "beta"),
-     (dict(batch_size=0), "batch size"), (dict(device="tpu"), "device")],
-)  # fmt: skip
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(lr=0.0), "learning rate"),
+        (dict(beta=-1.0), "beta"),
+        (dict(batch_size=0), "batch size"),
+        (dict(device="tpu"), "device"),
+    ],
+)
 def test_train_config_errors_are_clear(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)
@@ -117,7 +125,8 @@ def test_flop_count_of_the_classic_mlp():
     cfg = ModelConfig(latent_dim=20, hidden=400)
     assert flops_per_image(cfg) == 2 * (784 * 400 + 400 * 40 + 20 * 400 + 400 * 784)
     assert count_parameters(build_model(cfg)) == (784 * 400 + 400) + (400 * 40 + 40) + (
-        20 * 400 + 400) + (400 * 784 + 784)  # fmt: skip
+        20 * 400 + 400
+    ) + (400 * 784 + 784)
 
 
 @pytest.mark.parametrize("kind", ["vae", "cvae", "ae"])

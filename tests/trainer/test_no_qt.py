@@ -7,7 +7,8 @@ def test_importing_the_engine_loads_no_qt():
         "import sys, pkgutil, importlib, trainer\n"
         "for m in pkgutil.iter_modules(trainer.__path__):\n"
         "    importlib.import_module('trainer.' + m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'PyQt5', 'PyQt6', 'shiboken6')]\n"
+        "qt = ('PySide6', 'pyqtgraph', 'PyQt5', 'PyQt6', 'shiboken6')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in qt]\n"
         "print(len([m for m in sys.modules if m.startswith('trainer.')]))\n"
         "assert not bad, bad\n"
     )
