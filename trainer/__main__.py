@@ -222,6 +222,9 @@ def _spec_from_args(args, base=None):
         shapes_count=args.shapes_count,
     )
     given = {k: v for k, v in fields.items() if v is not None}
+    for k in ("images", "labels", "root"):  # absolute, so a checkpoint finds its data anywhere
+        if k in given:
+            given[k] = str(Path(given[k]).expanduser().absolute())
     if base is not None:
         d = base.to_dict()
         if "source" in given and given["source"] != base.source:
