@@ -30,6 +30,11 @@ def _device(model: LatentModel) -> torch.device:
     return next(model.parameters()).device
 
 
+def _wide(dev: torch.device) -> torch.dtype:
+    """The accumulation dtype: float64, except on Apple MPS, which has none."""
+    return torch.float32 if dev.type == "mps" else torch.float64
+
+
 def _batches(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
@@ -63,8 +68,9 @@ def elbo_stats(
     model.eval()
     dev = _device(model)
     d = model.latent_dim
-    tot = torch.zeros(3, dtype=torch.float64, device=dev)
-    kl_dim = torch.zeros(d, dtype=torch.float64, device=dev)
+    wide = _wide(dev)
+    tot = torch.zeros(3, dtype=wide, device=dev)
+    kl_dim = torch.zeros(d, dtype=wide, device=dev)
     for sl in _batches(len(x), batch_size):
         xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
         mu, logvar = model.encode(xb, yb)
@@ -74,8 +80,8 @@ def elbo_stats(
             z, kd = model.reparameterize(mu, logvar), gaussian_kl_per_dim(mu, logvar)
         recon = -model.log_likelihood(xb, model.decode(z, yb))
         kl = kd.sum(1)
-        tot += torch.stack([(recon + kl).sum(), recon.sum(), kl.sum()]).double()
-        kl_dim += kd.sum(0).double()
+        tot += torch.stack([(recon + kl).sum(), recon.sum(), kl.sum()]).to(wide)
+        kl_dim += kd.sum(0).to(wide)
     model.train(was_training)
     n = len(x)
     nelbo, recon, kl = (tot / n).tolist()
@@ -142,7 +148,7 @@ def iw_log_likelihood(
         nb = xb.shape[0]
         mu, logvar = model.encode(xb, yb)  # (nb, D)
         std = torch.exp(0.5 * logvar)
-        acc = torch.full((nb,), -math.inf, dtype=torch.float64, device=dev)
+        acc = torch.full((nb,), -math.inf, dtype=_wide(dev), device=dev)
         for start in range(0, k, kc):
             m = min(kc, k - start)
             eps = torch.randn((m, nb, mu.shape[1]), generator=generator, device="cpu").to(dev)
@@ -152,11 +158,11 @@ def iw_log_likelihood(
                 + log_standard_normal(z)
                 - log_diag_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
             ).T  # (m, nb)
-            acc = torch.logaddexp(acc, torch.logsumexp(log_w.double(), dim=0))
+            acc = torch.logaddexp(acc, torch.logsumexp(log_w.to(acc.dtype), dim=0))
             done += m * nb
             if progress:
                 progress(done, total)
-        out[sl] = (acc - math.log(k)).cpu()
+        out[sl] = (acc - math.log(k)).cpu().double()
     model.train(was_training)
     return out
 
@@ -187,16 +193,16 @@ def prior_mc_log_likelihood(
     for sl in _batches(len(x), b):
         xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
         nb = xb.shape[0]
-        acc = torch.full((nb,), -math.inf, dtype=torch.float64, device=dev)
+        acc = torch.full((nb,), -math.inf, dtype=_wide(dev), device=dev)
         for start in range(0, k, kc):
             m = min(kc, k - start)
             z = torch.randn((m, nb, model.latent_dim), generator=generator).to(dev)
             ll = _log_px_given_z(model, xb, z.transpose(0, 1), yb).T  # (m, nb)
-            acc = torch.logaddexp(acc, torch.logsumexp(ll.double(), dim=0))
+            acc = torch.logaddexp(acc, torch.logsumexp(ll.to(acc.dtype), dim=0))
             done += m * nb
             if progress:
                 progress(done, total)
-        out[sl] = (acc - math.log(k)).cpu()
+        out[sl] = (acc - math.log(k)).cpu().double()
     model.train(was_training)
     return out
 

@@ -80,7 +80,8 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
     """
     if steps < 2:
         raise ValueError("interpolation needs at least 2 steps")
-    a, b = z0.reshape(-1).double(), z1.reshape(-1).double()
+    # float64 on the CPU (Apple MPS has no float64); a path of a few points costs nothing
+    a, b = z0.reshape(-1).double().cpu(), z1.reshape(-1).double().cpu()
     na, nb = a.norm(), b.norm()
     if na < 1e-12 or nb < 1e-12:
         return lerp(z0, z1, steps)
@@ -88,10 +89,10 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
     omega = torch.arccos(cos)
     if omega < 1e-6 or torch.pi - omega < 1e-6:
         return lerp(z0, z1, steps)
-    t = torch.linspace(0, 1, steps, dtype=torch.float64, device=a.device).unsqueeze(1)
+    t = torch.linspace(0, 1, steps, dtype=torch.float64).unsqueeze(1)
     so = torch.sin(omega)
     z = (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
-    return z.to(z0.dtype)
+    return z.to(device=z0.device, dtype=z0.dtype)
 
 
 @torch.no_grad()
