@@ -395,6 +395,8 @@ class MainWindow(QMainWindow):
         if self.data_runner.running:
             self._pending_data_spec, self._after_data = spec, then
             return True
+        if self.data_runner.closed:
+            return False
         self._after_data = then
         self.panel.data_info.setText(f"Loading {spec.describe()}…")
         worker = DataWorker(spec)
@@ -474,6 +476,7 @@ class MainWindow(QMainWindow):
     # -- training -----------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
+        """A data load or a run is in flight (until the GUI has handled its end)."""
         return self.trainer_runner.running or self.data_runner.running
 
     def start_or_pause(self) -> None:
@@ -653,7 +656,7 @@ class MainWindow(QMainWindow):
         if dx == dy and self.session.latent_dim > 1:
             # keep the two axes different: swap instead
             ox, oy = self.session.dims
-            dx, dy = (dx, ox) if self.sender() is self.dim_y else (oy, dy)
+            dx, dy = (oy, dy) if self.sender() is self.dim_y else (dx, ox)
             if dx == dy:
                 dy = (dx + 1) % self.session.latent_dim
             self._sync_dims(dx, dy)

@@ -175,10 +175,13 @@ class ThreadRunner(QObject):
         super().__init__(parent)
         self.thread: QThread | None = None
         self.worker: QObject | None = None
+        self.closed = False  # after shutdown no new thread may start
 
     def start(self, worker: QObject, connect: Callable[[QObject], None] | None = None) -> None:
         if self.running:
             raise RuntimeError("a worker is already running")
+        if self.closed:
+            return
         thread = QThread()
         worker.moveToThread(thread)
         if connect is not None:
@@ -198,18 +201,32 @@ class ThreadRunner(QObject):
 
     @property
     def running(self) -> bool:
+        """True from ``start`` until ``idle`` has been emitted (the thread has ended and
+        the GUI thread has heard of it)."""
+        return self.thread is not None
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread itself is still executing."""
         try:
             return self.thread is not None and self.thread.isRunning()
         except RuntimeError:  # the C++ object is already gone
             return False
 
     def wait(self, ms: int) -> bool:
-        """Quit the thread's event loop and wait up to ``ms``; True if it ended."""
+        """Quit the thread's event loop and wait up to ``ms``; True if it ended.
+
+        Also closes the runner: nothing new starts after this (the window is going away).
+        """
+        self.closed = True
         t = self.thread
         if t is None:
             return True
         try:
             t.quit()
-            return t.wait(ms)
+            ok = t.wait(ms)
         except RuntimeError:
             return True
+        if ok:
+            self.thread = self.worker = None
+        return ok

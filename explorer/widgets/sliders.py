@@ -34,20 +34,26 @@ class LatentSliders(QWidget):
 
         bar = QHBoxLayout()
         self.reset_btn = QPushButton("Zero")
-        self.reset_btn.setToolTip("Set every dimension to 0, the prior's mean (R)")
+        self.reset_btn.setToolTip("Set every dimension to 0, the prior's mean (Ctrl+R)")
         self.sample_btn = QPushButton("Sample")
-        self.sample_btn.setToolTip("Draw z from the prior N(0, I) (S)")
-        self.encode_btn = QPushButton("Encode")
+        self.sample_btn.setToolTip("Draw z from the prior N(0, I) (Ctrl+P)")
+        self.encode_btn = QPushButton("Encode test image")
         self.encode_btn.setToolTip("Set z to the posterior mean of the chosen test image")
         self.encode_index = QSpinBox()
         self.encode_index.setRange(0, 10**7)
         self.encode_index.setPrefix("#")
         self.encode_index.setToolTip("Index of the test image to encode")
-        for w in (self.reset_btn, self.sample_btn, self.encode_btn, self.encode_index):
+        for w in (self.reset_btn, self.sample_btn):
             bar.addWidget(w)
         lay.addLayout(bar)
-        self.order_box = QCheckBox("Order by KL (most informative first)")
-        self.order_box.setToolTip("Sort dimensions by their KL on the test set, largest first")
+        bar2 = QHBoxLayout()
+        bar2.addWidget(self.encode_btn)
+        bar2.addWidget(self.encode_index, 1)
+        lay.addLayout(bar2)
+        self.order_box = QCheckBox("Order by KL")
+        self.order_box.setToolTip(
+            "Sort the dimensions by their KL on the test set, most informative first"
+        )
         lay.addWidget(self.order_box)
 
         self.scroll = QScrollArea()

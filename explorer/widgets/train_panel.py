@@ -124,6 +124,7 @@ class TrainPanel(QWidget):
         f.addRow("Labels", self.labels_row)
         f.addRow("Folder", self.root_row)
         f.addRow("Size", self.image_size)
+        self.shapes_count = 6000  # not on screen; settings key train/shapes_count
         self.data_info = hint("")
         f.addRow(self.data_info)
         self._data_form = f
@@ -298,6 +299,7 @@ class TrainPanel(QWidget):
             labels=self.labels.text().strip() or None if src == "idx" else None,
             root=self.root.text().strip() or None if src == "folder" else None,
             image_size=self.image_size.value() if src in ("folder", "shapes") else 28,
+            shapes_count=self.shapes_count,
         )
 
     def model_kwargs(self) -> dict:
@@ -394,10 +396,15 @@ class TrainPanel(QWidget):
             s.setValue(key, edit.text())
         for key, spin in self._spins().items():
             s.setValue(key, spin.value())
+        s.setValue("shapes_count", self.shapes_count)
         s.endGroup()
 
     def load_settings(self, s: QSettings) -> None:
         s.beginGroup("train")
+        try:
+            self.shapes_count = int(s.value("shapes_count", self.shapes_count))
+        except (TypeError, ValueError):
+            pass
         for key, combo in self._combos().items():
             v = s.value(key)
             if v is not None:

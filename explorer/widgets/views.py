@@ -94,7 +94,7 @@ class DecodedView(QWidget):
         pass
 
     def export_png(self, path) -> None:
-        if self.images is None:
+        if self.dirty or self.images is None:
             self.refresh(force=True)
         if self.images is None:
             raise ValueError(f"nothing to export from the {self.title} yet")
@@ -349,21 +349,26 @@ class InterpolationView(ImageGridView):
         bar = QHBoxLayout()
         self.a_index = _spin(0, 10**7, 0, "Test image for the start")
         self.b_index = _spin(0, 10**7, 1, "Test image for the end")
-        self.a_here = QPushButton("A = current z")
+        self.a_here = QPushButton("or current z")
         self.a_here.setToolTip("Start from the current point (sliders / map cursor)")
-        self.b_here = QPushButton("B = current z")
+        self.b_here = QPushButton("or current z")
         self.b_here.setToolTip("End at the current point (sliders / map cursor)")
         self.mode = QComboBox()
         self.mode.addItem("Linear", "lerp")
         self.mode.addItem("Spherical", "slerp")
         self.mode.setToolTip("Linear, or spherical (slerp: keeps the norm typical of the prior)")
         self.steps = _spin(2, 30, 10, "Number of images, endpoints included")
-        for w in (QLabel("A: test #"), self.a_index, self.a_here, QLabel("  B: test #"),
-                  self.b_index, self.b_here, QLabel("  "), self.mode, QLabel("Steps"),
-                  self.steps):  # fmt: skip
+        for w in (QLabel("From test image"), self.a_index, self.a_here, QLabel("  Path"),
+                  self.mode):  # fmt: skip
             bar.addWidget(w)
         bar.addStretch(1)
         lay.addLayout(bar)
+        bar2 = QHBoxLayout()
+        for w in (QLabel("To test image   "), self.b_index, self.b_here, QLabel("  Steps"),
+                  self.steps):  # fmt: skip
+            bar2.addWidget(w)
+        bar2.addStretch(1)
+        lay.addLayout(bar2)
         self.ends_label = hint("")
         lay.addWidget(self.pane, 1)
         lay.addWidget(self.ends_label)
@@ -402,7 +407,7 @@ class InterpolationView(ImageGridView):
         )
 
     def export_gif(self, path, fps: float = 8.0) -> None:
-        if self.images is None:
+        if self.dirty or self.images is None:
             self.refresh(force=True)
         if self.images is None:
             raise ValueError("nothing to export from the interpolation yet")

@@ -1,0 +1,53 @@
+"""Fixtures for the explorer tests: an isolated settings file and a small, fast window."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from explorer import theme
+from explorer.app import MainWindow
+
+from explorer_helpers import SHAPES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_qsettings(tmp_path_factory):
+    """Any QSettings() built without a file lands in a temporary folder."""
+    root = str(tmp_path_factory.mktemp("qsettings"))
+    for fmt in (QSettings.NativeFormat, QSettings.IniFormat):
+        for scope in (QSettings.UserScope, QSettings.SystemScope):
+            QSettings.setPath(fmt, scope, root)
+    yield
+
+
+@pytest.fixture
+def settings_path(tmp_path):
+    path = tmp_path / "settings.ini"
+    s = QSettings(str(path), QSettings.IniFormat)
+    s.setValue("train/source", "shapes")
+    s.setValue("train/shapes_count", SHAPES)
+    s.setValue("train/epochs", 2)
+    s.sync()
+    return path
+
+
+@pytest.fixture
+def make_window(qtbot, qapp, settings_path):
+    """Build windows on the shapes data; each is closed (threads stopped) after the test."""
+    theme.apply(qapp)
+
+    def make(path=settings_path, wait_data=True) -> MainWindow:
+        win = MainWindow(QSettings(str(path), QSettings.IniFormat))
+        qtbot.addWidget(win)
+        win.show()
+        if wait_data:
+            qtbot.waitUntil(lambda: win.session.model is not None and not win.busy, timeout=20000)
+        return win
+
+    return make
+
+
+@pytest.fixture
+def window(make_window) -> MainWindow:
+    return make_window()

@@ -1,0 +1,204 @@
+"""Keep and share: exports, checkpoints, settings, first launch and the command line."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from explorer_helpers import SHAPES, train
+from PIL import Image
+from PySide6.QtCore import QSettings
+
+import explorer.app as app_mod
+from explorer.widgets.views import PAD
+
+
+@pytest.fixture
+def trained(qtbot, window):
+    train(qtbot, window, epochs=1)
+    return window
+
+
+@pytest.mark.parametrize("name", ["manifold", "samples", "reconstructions", "interpolation"])
+def test_export_png_has_the_expected_pixel_size(qtbot, trained, tmp_path, name):
+    win = trained
+    view = win.views[name]
+    view.refresh(force=True)
+    path = tmp_path / f"{name}.png"
+    assert win.export_view(name, path)
+    n, _c, h, w = view.images.shape
+    ncol = view.ncol
+    nrow = -(-n // ncol)
+    with Image.open(path) as im:
+        assert im.size == (ncol * (w + PAD) + PAD, nrow * (h + PAD) + PAD)
+    assert "Saved" in win.banner.text
+
+
+def test_export_manifold_size_follows_n(qtbot, trained, tmp_path):
+    trained.grid_n.setValue(7)
+    assert trained.export_view("manifold", tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as im:
+        assert im.size == (7 * (28 + PAD) + PAD,) * 2
+
+
+def test_export_class_row_for_cvae(qtbot, window, tmp_path):
+    train(qtbot, window, epochs=1, model="cvae")
+    assert window.export_view("class row", tmp_path / "row.png")
+    with Image.open(tmp_path / "row.png") as im:
+        assert im.size == (5 * (28 + PAD) + PAD, 28 + 2 * PAD)
+
+
+def test_export_gif_and_csv(qtbot, trained, tmp_path):
+    win = trained
+    win.interp.steps.setValue(5)
+    assert win.export_gif(tmp_path / "walk.gif")
+    with Image.open(tmp_path / "walk.gif") as im:
+        assert im.format == "GIF" and im.n_frames >= 5
+    assert win.export_csv(tmp_path / "h.csv")
+    rows = list(csv.DictReader(open(tmp_path / "h.csv")))
+    assert len(rows) >= len(win.session.history.steps)
+    assert any(r["test_nelbo"] for r in rows)
+
+
+def test_export_to_unwritable_place_shows_message(qtbot, trained, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert not trained.export_view("manifold", blocker / "sub" / "m.png")
+    assert trained.banner.level == "error" and "m.png" in trained.banner.text
+
+
+def test_checkpoint_round_trip_and_continue(qtbot, make_window, settings_path, tmp_path):
+    win = make_window()
+    win.panel.latent.setValue(3)
+    train(qtbot, win, epochs=1)
+    path = win.save_checkpoint(tmp_path / "model")
+    assert path == tmp_path / "model.safetensors" and path.exists()
+    weights = {k: v.clone() for k, v in win.session.model.state_dict().items()}
+    n_steps = len(win.session.history.steps)
+
+    other = tmp_path / "other.ini"
+    s = QSettings(str(other), QSettings.IniFormat)
+    s.setValue("train/source", "shapes")
+    s.setValue("train/shapes_count", 200)
+    s.sync()
+    win2 = make_window(other)
+    assert win2.open_checkpoint(path), win2.banner.history
+    for k, v in win2.session.model.state_dict().items():
+        torch.testing.assert_close(v, weights[k])
+    assert win2.panel.latent.value() == 3
+    assert len(win2.session.history.steps) == n_steps
+    assert win2.plots.point_count() == len(win2.session.history.steps)
+    # the checkpoint's data (1000 shapes) is loaded again, then training continues from it
+    qtbot.waitUntil(lambda: not win2.busy and len(win2.session.data.train_x) > 200, timeout=20000)
+    assert win2.session.epochs_done == 1
+    win2.panel.epochs.setValue(1)
+    assert win2.start_training(resume=True)
+    qtbot.waitUntil(lambda: bool(win2.outcomes) and not win2.busy, timeout=30000)
+    assert win2.outcomes[-1].error is None and win2.session.epochs_done == 2
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [(b"not a checkpoint at all", "not a"), (b"", "not a checkpoint"), (None, "no such file")],
+)
+def test_bad_checkpoint_shows_message_and_app_stays_usable(qtbot, window, tmp_path, content, words):
+    win = window
+    path = tmp_path / "broken.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    model_before = win.session.model
+    assert not win.open_checkpoint(path)
+    assert win.banner.isVisible() and win.banner.level == "error"
+    assert "broken.safetensors" in win.banner.text and words in win.banner.text
+    assert win.session.model is model_before
+    # still usable: the sliders still drive the image and training still starts
+    before = win.preview.array.copy()
+    win.sliders.set_value(0, 1.0)
+    assert not np.allclose(before, win.preview.array)
+    train(qtbot, win, epochs=1)
+    assert win.outcomes[-1].error is None
+
+
+def test_settings_persist_between_runs(qtbot, make_window, settings_path):
+    win = make_window()
+    win.panel.latent.setValue(5)
+    win.panel.lr.setText("0.002")
+    win.panel.model.setCurrentIndex(win.panel.model.findData("cvae"))
+    win.grid_n.setValue(13)
+    win.tabs.setCurrentIndex(2)
+    win.plots.log_box.setChecked(True)
+    win.resize(1400, 860)
+    win.close()
+    win2 = make_window()
+    assert win2.panel.latent.value() == 5
+    assert win2.panel.lr.text() == "0.002"
+    assert win2.panel.model.currentData() == "cvae"
+    assert win2.panel.source.currentData() == "shapes"
+    assert win2.grid_n.value() == 13
+    assert win2.tabs.currentIndex() == 2
+    assert win2.plots.log_box.isChecked()
+    # the offscreen screen is small, so Qt clamps the size itself; the geometry is stored
+    stored = QSettings(str(settings_path), QSettings.IniFormat).value("window/geometry")
+    assert stored is not None and len(bytes(stored)) > 0
+
+
+def test_first_launch_offline_falls_back_and_says_so_once(qtbot, make_window, tmp_path, monkeypatch):
+    monkeypatch.setattr(app_mod, "is_cached", lambda source: False)
+    monkeypatch.setattr(app_mod, "debian_fashion_available", lambda: False)
+    fresh = tmp_path / "fresh.ini"  # nothing remembered: the default is MNIST
+    QSettings(str(fresh), QSettings.IniFormat).setValue("train/shapes_count", SHAPES)
+    win = make_window(fresh)
+    assert win.panel.source.currentData() == "shapes"
+    infos = [t for lvl, t in win.banner.history if "MNIST" in t]
+    assert len(infos) == 1 and "internet" in infos[0]
+    assert win.session.data is not None and win.session.data.name == "shapes"
+    assert win.panel.start_btn.isEnabled(), (win.state, win.banner.history)
+
+
+def test_first_launch_prefers_installed_fashion_mnist(qtbot, make_window, tmp_path, monkeypatch):
+    monkeypatch.setattr(app_mod, "is_cached", lambda source: source != "mnist")
+    monkeypatch.setattr(app_mod, "debian_fashion_available", lambda: True)
+    monkeypatch.setattr(app_mod.MainWindow, "load_data", lambda self, *a, **k: True)
+    fresh = tmp_path / "fresh.ini"
+    win = make_window(fresh, wait_data=False)
+    assert win.panel.source.currentData() == "fashion-mnist"
+    assert "Fashion-MNIST" in win.banner.text
+
+
+def test_download_failure_message_speaks_of_the_window():
+    msg = app_mod.gui_data_message(
+        "could not download mnist into /x (URLError: no network); offline alternatives: "
+        "--dataset shapes (built in, no files needed)"
+    )
+    assert "--dataset" not in msg and "Shapes (built in)" in msg and "could not download" in msg
+
+
+def _run_cli(args, tmp_path, timeout=120):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", "--settings", str(tmp_path / "s.ini"), *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+
+
+def test_screenshot_flag_writes_a_png(tmp_path):
+    shot = tmp_path / "shot.png"
+    r = _run_cli(["--screenshot", str(shot), "--dataset", "shapes", "--size", "1200x800"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with Image.open(shot) as im:
+        assert im.size == (1200, 800)
+        # a real render, not a blank image
+        assert np.asarray(im.convert("L")).std() > 10
+
+
+def test_quit_after_exits(tmp_path):
+    r = _run_cli(["--quit-after", "300", "--dataset", "shapes"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "s.ini").exists()  # settings were written on the way out

@@ -1,0 +1,181 @@
+"""Training from the window: snapshots arrive, plots fill, controls act, errors are shown."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from explorer_helpers import train
+
+import explorer.worker as worker_mod
+from trainer.loop import Trainer, TrainingDiverged
+
+
+def test_training_fills_plots_map_and_kl(qtbot, window):
+    win = window
+    train(qtbot, win, epochs=2)
+    out = win.outcomes[-1]
+    assert out.error is None and out.fit is not None and out.fit.epochs_done == 2
+    assert win.snapshots > 0
+    # plots received the per-step curve and one test point per epoch
+    assert win.plots.point_count() >= 2
+    assert len(win.plots.test_y) == 2
+    xs, ys = win.plots.curves["nelbo"].getData()
+    assert len(xs) == win.plots.point_count() and np.isfinite(ys).all()
+    # the loss went down
+    raw = win.plots.raw["nelbo"]
+    assert raw[-1] < raw[0]
+    # KL bars: one per latent dimension, and the sessions' history matches the trainer's
+    assert win.plots.kl_dims is not None and len(win.plots.kl_dims) == win.session.latent_dim
+    assert len(win.session.history.epochs) == 2 and win.session.epochs_done == 2
+    # the latent map shows the encoded test subset
+    assert win.map.point_count() == len(win.session.test_index) > 0
+    # the progress bar says we are done
+    assert "epoch 2/2" in win.panel.progress.format()
+    assert win.state == "idle" and not win.busy
+
+
+def test_hover_readout_gives_exact_values(qtbot, window):
+    train(qtbot, window, epochs=1)
+    text = window.plots.describe(0)
+    first = window.plots.raw["nelbo"][0]
+    assert f"{first:.3f}" in text and "test −ELBO" in text
+
+
+def test_views_follow_training_weights(qtbot, window):
+    win = window
+    before = win.preview.array.copy()
+    renders = win.preview.renders
+    train(qtbot, win, epochs=1)
+    assert win.preview.renders > renders
+    assert not np.allclose(before, win.preview.array)
+
+
+def test_pause_resume_stop(qtbot, window):
+    win = window
+    win.panel.epochs.setValue(200)
+    assert win.start_training()
+    qtbot.waitUntil(lambda: win.latest is not None and win.latest.step > 0, timeout=20000)
+    win.toggle_pause()
+    assert win.state == "paused"
+    qtbot.waitUntil(lambda: win.latest is not None and win.latest.paused, timeout=5000)
+    step = win.latest.step
+    qtbot.wait(400)
+    assert win.latest.step == step  # no progress while paused
+    win.toggle_pause()
+    assert win.state == "running"
+    qtbot.waitUntil(lambda: win.latest.step > step, timeout=10000)
+    win.stop_training()
+    qtbot.waitUntil(lambda: win.state == "idle" and not win.busy, timeout=5000)
+    assert win.outcomes[-1].fit.stopped
+
+
+def test_live_learning_rate_and_beta(qtbot, window):
+    win = window
+    win.panel.epochs.setValue(200)
+    assert win.start_training()
+    qtbot.waitUntil(lambda: win.latest is not None, timeout=20000)
+    win.panel.lr.setText("0.0005")
+    win.panel._lr_entered()
+    win.panel.beta.setText("0.5")
+    win.panel._beta_entered()
+    qtbot.waitUntil(
+        lambda: abs(win.latest.lr - 5e-4) < 1e-12 and abs(win.latest.beta - 0.5) < 1e-12,
+        timeout=10000,
+    )
+    win.stop_training()
+    qtbot.waitUntil(lambda: not win.busy, timeout=5000)
+
+
+def test_continue_training_adds_epochs(qtbot, window):
+    win = window
+    train(qtbot, win, epochs=1)
+    steps = win.session.history.last_step
+    win.panel.epochs.setValue(1)
+    assert win.start_training(resume=True)
+    qtbot.waitUntil(lambda: len(win.outcomes) == 2 and not win.busy, timeout=30000)
+    assert win.outcomes[-1].error is None
+    assert win.session.epochs_done == 2
+    assert win.session.history.last_step > steps
+    assert len(win.plots.test_y) == 2  # the curves carried on, not restarted
+
+
+def test_closing_mid_training_stops_the_thread_within_two_seconds(qtbot, window):
+    win = window
+    win.panel.epochs.setValue(10_000)
+    assert win.start_training()
+    qtbot.waitUntil(lambda: win.latest is not None, timeout=20000)
+    thread = win.trainer_runner.thread
+    assert thread is not None and thread.isRunning()
+    t0 = time.perf_counter()
+    win.close()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0
+    assert thread.isFinished() and not thread.isRunning()
+    assert not win.trainer_runner.alive
+    assert win.control.stop_requested
+
+
+def test_out_of_range_setting_shows_message(qtbot, window):
+    win = window
+    win.panel.lr.setText("5")
+    assert not win.start_training()
+    assert win.banner.isVisible() and win.banner.level == "error"
+    assert "learning rate" in win.banner.text
+    win.panel.lr.setText("fast")
+    assert not win.start_training()
+    assert "learning rate must be a number" in win.banner.text
+    win.panel.lr.setText("1e-3")
+    assert win.start_training()  # still usable
+    win.stop_training()
+    qtbot.waitUntil(lambda: not win.busy, timeout=10000)
+
+
+def test_impossible_model_shows_message(qtbot, window):
+    win = window
+    win.panel.arch.setCurrentIndex(win.panel.arch.findData("conv"))
+    win.panel.image_size.setValue(40)  # conv needs 28, 32 or 64 pixels
+    qtbot.waitUntil(lambda: win.session.data.image_shape[-1] == 40 and not win.busy, timeout=20000)
+    assert not win.start_training()
+    assert "conv" in win.banner.text
+
+
+def test_diverging_run_is_reported_and_app_survives(qtbot, window, monkeypatch):
+    class Diverging(Trainer):
+        def fit(self, *args, **kwargs):
+            raise TrainingDiverged("training diverged at step 3 (loss nan); the model was "
+                                   "restored. Try a lower learning rate.")  # fmt: skip
+
+    monkeypatch.setattr(worker_mod, "Trainer", Diverging)
+    win = window
+    assert win.start_training()
+    qtbot.waitUntil(lambda: bool(win.outcomes) and not win.busy, timeout=20000)
+    assert win.banner.level == "error" and "diverged" in win.banner.text
+    assert win.state == "idle" and win.panel.start_btn.isEnabled()
+    monkeypatch.setattr(worker_mod, "Trainer", Trainer)
+    train(qtbot, win, epochs=1)
+    assert win.outcomes[-1].error is None
+
+
+def test_bad_folder_is_reported(qtbot, window, tmp_path):
+    win = window
+    win.panel.source.setCurrentIndex(win.panel.source.findData("folder"))
+    win.panel.root.setText(str(tmp_path / "nope"))
+    win.panel.dataSpecChanged.emit()
+    qtbot.waitUntil(lambda: win.banner.level == "error" and not win.busy, timeout=10000)
+    assert "no such folder" in win.banner.text and "nope" in win.banner.text
+    assert win.panel.start_btn.isEnabled()
+
+
+def test_many_repaints_do_not_exhaust_singletons(qtbot, window):
+    """PySide6 6.12 leaks references to None and True on CPython < 3.12 (explorer.compat):
+    thousands of repaints must not abort the interpreter."""
+    import sys
+
+    win = window
+    for i in range(1500):
+        win.sliders.set_value(0, (i % 100) / 25 - 2)
+        win.map.move_cursor((i % 50) / 25 - 1, 0.5)
+        if i % 10 == 0:
+            qtbot.wait(1)
+    assert sys.getrefcount(None) > 1000 and sys.getrefcount(True) > 1000
