@@ -55,6 +55,7 @@ class Session(QObject):
         self.test_labels: np.ndarray | None = None  # (M,) or None
         self.test_index: np.ndarray = np.zeros(0, dtype=np.int64)  # rows of data.test_x
         self._latents_version = -1
+        self._enc: tuple | None = None  # an encoding of the test subset in progress
         self.last_encode_ms = 0.0
 
     # -- data and model -----------------------------------------------------------------------
@@ -79,6 +80,7 @@ class Session(QObject):
         self.test_labels = None if data.test_y is None else data.test_y[idx].numpy()
         self.test_latents = None
         self._latents_version = -1
+        self._enc = None
         if self.cls >= max(1, data.num_classes):
             self.cls = 0
         self.dataChanged.emit()
@@ -189,20 +191,36 @@ class Session(QObject):
         yt = None if y is None else torch.tensor([y])
         return self.encode(x, yt)[0]
 
-    def refresh_test_latents(self, force: bool = False) -> bool:
-        """Encode the map's test subset with the current weights; False if already fresh."""
+    def refresh_test_latents(self, force: bool = False, chunk: int | None = None) -> bool:
+        """Encode the map's test subset with the current weights.
+
+        With ``chunk``, encode at most that many images per call and emit
+        ``testLatentsChanged`` only once the whole subset is done (so a busy window spends
+        a few milliseconds per call, never tens). Returns True when it did any work.
+        """
         if self.model is None or self.data is None:
-            return False
-        if not force and self._latents_version == self.weights_version:
             return False
         if self.data.image_shape != tuple(self.model.config.image_shape):
             return False
+        version = self.weights_version
+        if force or self._enc is None or self._enc[0] != version:
+            if not force and self._latents_version == version:
+                return False
+            self._enc = (version, [], 0)  # (weights version, parts, next row)
+        _v, parts, start = self._enc
+        n = len(self.test_index)
+        stop = n if chunk is None else min(n, start + chunk)
         t0 = time.perf_counter()
-        idx = torch.from_numpy(self.test_index)
+        idx = torch.from_numpy(self.test_index[start:stop])
         x = self.data.test_x[idx]
         y = None if self.data.test_y is None else self.data.test_y[idx]
-        self.test_latents = self.encode(x, y)
+        parts.append(self.encode(x, y))
         self.last_encode_ms = (time.perf_counter() - t0) * 1e3
-        self._latents_version = self.weights_version
+        if stop < n:
+            self._enc = (version, parts, stop)
+            return True
+        self._enc = None
+        self.test_latents = np.concatenate(parts) if parts else np.zeros((0, self.latent_dim))
+        self._latents_version = version
         self.testLatentsChanged.emit()
         return True

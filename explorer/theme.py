@@ -117,7 +117,7 @@ def apply(app: QApplication) -> None:
     app.setFont(font)
     app.setStyleSheet(STYLE)
     pg.setConfigOptions(
-        background=BG, foreground=MUTED, antialias=True, imageAxisOrder="row-major"
+        background=BG, foreground=MUTED, antialias=False, imageAxisOrder="row-major"
     )
 
 

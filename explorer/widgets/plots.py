@@ -143,6 +143,7 @@ class LossPlots(QWidget):
         self.test_x: list[float] = []
         self.test_y: list[float] = []
         self.kl_dims: np.ndarray | None = None
+        self._drawn_kl = ()  # sentinel: draw the bars on the first refresh
         self.smooth = {k: _Smoother(0.9) for k in ("nelbo", "recon", "kl")}
         self._drawn = 0
         self.dirty = True
@@ -207,6 +208,9 @@ class LossPlots(QWidget):
             self.curves[key].setData(x, self._positive(self._series(key)))
         self.curves["test"].setData(np.asarray(self.test_x), self._positive(np.asarray(self.test_y)))
         kl = self.kl_dims
+        if kl is self._drawn_kl:
+            return True
+        self._drawn_kl = kl
         if kl is not None and len(kl):
             brushes = [theme.ACCENT if v >= ACTIVE_KL else theme.GRID for v in kl]
             self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes, width=0.7)

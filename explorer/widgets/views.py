@@ -29,10 +29,9 @@ from PySide6.QtWidgets import (
 from explorer import theme
 from explorer.imaging import cell_centres, tile
 from explorer.state import Session
-from trainer.export import save_gif, save_grid
 from trainer.latent import grid_latents, lerp, slerp
 
-from .common import ImagePane, hint
+from .common import CountingImageItem, ImagePane, hint
 
 PAD = 2  # pixels between cells, on screen and in exported PNGs
 
@@ -98,6 +97,8 @@ class DecodedView(QWidget):
             self.refresh(force=True)
         if self.images is None:
             raise ValueError(f"nothing to export from the {self.title} yet")
+        from trainer.export import save_grid  # torchvision: imported on first export only
+
         save_grid(torch.from_numpy(self.images), path, nrow=self.ncol, padding=PAD)
 
 
@@ -134,7 +135,7 @@ class ManifoldView(DecodedView):
         p.setMenuEnabled(False)
         for ax in ("left", "bottom"):
             p.getAxis(ax).setStyle(tickFont=theme.small_font(-1.5))
-        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item = CountingImageItem(axisOrder="row-major")
         p.addItem(self.item)
         self.marker = pg.QtWidgets.QGraphicsRectItem()
         self.marker.setPen(pg.mkPen(theme.ACCENT, width=2))
@@ -411,6 +412,8 @@ class InterpolationView(ImageGridView):
             self.refresh(force=True)
         if self.images is None:
             raise ValueError("nothing to export from the interpolation yet")
+        from trainer.export import save_gif
+
         save_gif(torch.from_numpy(self.images), path, fps=fps, scale=4)
 
 

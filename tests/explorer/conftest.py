@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from explorer import theme
-from explorer.app import MainWindow
+from explorer.window import MainWindow
 
 from explorer_helpers import SHAPES
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from explorer.app import MainWindow
+from explorer.window import MainWindow
 
 SHAPES = 1000  # images in the built-in shapes set for tests: an epoch is a fraction of a second
 

@@ -15,7 +15,7 @@ from explorer_helpers import SHAPES, train
 from PIL import Image
 from PySide6.QtCore import QSettings
 
-import explorer.app as app_mod
+import explorer.window as app_mod
 from explorer.widgets.views import PAD
 
 

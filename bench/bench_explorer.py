@@ -1,0 +1,248 @@
+"""Latency of the explorer window, idle and while a model trains in the background.
+
+Not a test: prints a table. Run with
+
+    QT_QPA_PLATFORM=offscreen uv run python bench/bench_explorer.py [--dataset shapes]
+
+Measures
+  * launch to window shown (a fresh interpreter, as a user would start it)
+  * slider move -> preview image repainted (p50 / p95), idle and while training
+  * 20x20 manifold grid re-decoded and repainted, idle and while training
+  * event-loop lag (a 10 ms timer's lateness) p50 / p99 / max while training at full speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from explorer import theme  # noqa: E402
+from explorer.window import MainWindow, training_threads  # noqa: E402
+from trainer.data import debian_fashion_available  # noqa: E402
+
+TARGETS = {
+    "slider idle p95": 10.0, "slider training p95": 50.0, "grid idle": 40.0,
+    "grid training": 40.0, "lag p99": 50.0, "launch": 4000.0,
+}  # fmt: skip
+
+
+def pct(xs, q):
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def launch_time(settings: str) -> tuple[float, float, float]:
+    """In a fresh process, as ``latent-explorer`` starts: ms from process start to the
+    splash shown, to the main window shown, and the wall time of the whole process."""
+    code = f"""
+import time; t0 = time.perf_counter()
+import os; os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import sys; sys.path.insert(0, {str(ROOT)!r})
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QSettings
+from explorer import theme
+from explorer.app import make_splash
+app = QApplication([]); theme.apply(app)
+splash = make_splash(); splash.show()
+while not (splash.windowHandle() and splash.windowHandle().isExposed()):
+    app.processEvents()
+t_splash = time.perf_counter()
+from explorer.window import MainWindow
+w = MainWindow(QSettings({settings!r}, QSettings.IniFormat))
+w.show(); splash.finish(w)
+while not (w.windowHandle() and w.windowHandle().isExposed()):
+    app.processEvents()
+app.processEvents()
+print((t_splash - t0) * 1e3, (time.perf_counter() - t0) * 1e3)
+w.close()
+"""
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall = (time.perf_counter() - t) * 1e3
+    splash, shown = (float(v) for v in out.stdout.split()[-2:])
+    return splash, shown, wall
+
+
+def wait_paint(app, item, before: int, timeout: float = 2.0) -> None:
+    end = time.perf_counter() + timeout
+    while item.paints <= before and time.perf_counter() < end:
+        app.processEvents()
+
+
+def pump(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def slider_latency(app, win, n: int) -> list[float]:
+    item = win.preview.pane.item
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        v = float(rng.uniform(-3, 3))
+        before = item.paints
+        t0 = time.perf_counter()
+        win.sliders.set_value(0, v)
+        wait_paint(app, item, before)
+        out.append((time.perf_counter() - t0) * 1e3)
+        pump(app, 0.01)
+    return out
+
+
+def grid_latency(app, win, n: int) -> list[float]:
+    m = win.manifold
+    win.grid_n.setValue(20)
+    out = []
+    for _ in range(n):
+        before = m.item.paints
+        t0 = time.perf_counter()
+        m.refresh(force=True)
+        wait_paint(app, m.item, before)
+        out.append((time.perf_counter() - t0) * 1e3)
+        pump(app, 0.05)
+    return out
+
+
+def loop_lag(app, seconds: float) -> list[float]:
+    """Lateness of a 10 ms precise timer, in ms."""
+    lags: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def fire():
+        now = clock.nsecsElapsed()
+        lags.append(max(0.0, (now - last[0]) / 1e6 - 10.0))
+        last[0] = now
+
+    t = QTimer()
+    t.setTimerType(Qt.PreciseTimer)
+    t.setInterval(10)
+    t.timeout.connect(fire)
+    t.start()
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.0005)
+    t.stop()
+    return lags[1:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dataset", default="fashion-mnist" if debian_fashion_available() else "shapes")
+    ap.add_argument("--trials", type=int, default=200)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-explorer-")
+    settings = str(Path(tmp) / "settings.ini")
+    s = QSettings(settings, QSettings.IniFormat)
+    s.setValue("train/source", args.dataset)
+    s.setValue("train/epochs", 1000)
+    s.setValue("train/latent", 2)
+    s.sync()
+
+    launches = [launch_time(settings) for _ in range(3)]
+    splash_ms = statistics.median(r[0] for r in launches)
+    shown_ms = statistics.median(r[1] for r in launches)
+    wall = statistics.median(r[2] for r in launches)
+
+    app = QApplication.instance() or QApplication([])
+    theme.apply(app)
+    win = MainWindow(QSettings(settings, QSettings.IniFormat))
+    win.resize(1480, 920)
+    win.show()
+    while win.busy or win.session.model is None:
+        app.processEvents()
+    pump(app, 0.5)
+
+    res = {}
+    res["slider idle"] = slider_latency(app, win, args.trials)
+    res["grid idle"] = grid_latency(app, win, 30)
+    res["lag idle"] = loop_lag(app, 3.0)
+
+    assert win.start_training()
+    while win.latest is None:
+        app.processEvents()
+    pump(app, 1.0)
+    step0, t0 = win.latest.step, time.perf_counter()
+    res["lag training"] = loop_lag(app, 6.0)
+    res["slider training"] = slider_latency(app, win, args.trials)
+    res["grid training"] = grid_latency(app, win, 30)
+    steps = win.latest.step - step0
+    secs = time.perf_counter() - t0
+    ips = win.latest.images_per_second
+    gui_threads = torch.get_num_threads()
+    win.close()
+
+    data = win.session.data
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    print()
+    print("Latent Explorer — GUI latency benchmark")
+    print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
+    print(f"python {platform.python_version()}, torch {torch.__version__}, "
+          f"Qt platform {QApplication.platformName()}")  # fmt: skip
+    print(f"data    : {data.name} ({len(data.train_x):,} train), model: 2-D VAE, MLP 400, "
+          f"batch 128; training thread uses {training_threads()} torch thread(s), "
+          f"GUI thread sees {gui_threads}")  # fmt: skip
+    print(f"training: {ips:,.0f} img/s at the last snapshot, {steps / secs:,.0f} steps/s "
+          "while being measured")  # fmt: skip
+    print()
+    rows = [
+        ("launch to first window (splash) shown", "median", splash_ms, None,
+         TARGETS["launch"], "fresh process, 3 runs"),
+        ("launch to main window shown", "median", shown_ms, None, TARGETS["launch"],
+         f"torch import included; process spawn-to-exit {wall:,.0f} ms"),
+        ("slider move -> image repainted, idle", "p50/p95",
+         pct(res["slider idle"], 50), pct(res["slider idle"], 95), TARGETS["slider idle p95"], ""),
+        ("slider move -> image repainted, training", "p50/p95",
+         pct(res["slider training"], 50), pct(res["slider training"], 95),
+         TARGETS["slider training p95"], ""),
+        ("20x20 manifold decode + repaint, idle", "p50/p95",
+         pct(res["grid idle"], 50), pct(res["grid idle"], 95), TARGETS["grid idle"], ""),
+        ("20x20 manifold decode + repaint, training", "p50/p95",
+         pct(res["grid training"], 50), pct(res["grid training"], 95),
+         TARGETS["grid training"], ""),
+        ("event-loop lag, idle", "p50/p99",
+         pct(res["lag idle"], 50), pct(res["lag idle"], 99), TARGETS["lag p99"], ""),
+        ("event-loop lag, training at full speed", "p50/p99",
+         pct(res["lag training"], 50), pct(res["lag training"], 99), TARGETS["lag p99"],
+         f"max {max(res['lag training']):.1f} ms over {len(res['lag training'])} ticks"),
+    ]  # fmt: skip
+    w = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{w}}  {'stat':<8} {'ms':>15}  {'target':>8}  ok  note")
+    print("-" * (w + 48))
+    for name, stat, a, b, target, note in rows:
+        val = f"{a:.1f}" if b is None else f"{a:.1f} / {b:.1f}"
+        worst = a if b is None else b
+        ok = "yes" if worst <= target else "NO"
+        print(f"{name:<{w}}  {stat:<8} {val:>15}  {'<= ' + format(target, 'g'):>8}  {ok:<3} {note}")
+    print()
+
+
+if __name__ == "__main__":
+    main()
