@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent", type=int, help="latent size")
     p.add_argument("--epochs", type=int, help="epochs to train")
     p.add_argument("--tab", type=int, help="open on this tab (1-5)")
+    p.add_argument("--grid", type=int, help="manifold grid size N (5-30)")
     p.add_argument("--size", metavar="WxH", help="window size, e.g. 1480x920")
     p.add_argument("--settings", metavar="FILE",
                    help="read and write settings in this INI file instead of the user's")  # fmt: skip
@@ -99,6 +100,8 @@ def _apply_cli(win, args) -> None:
         p.epochs.setValue(args.epochs)
     if args.tab:
         win.tabs.setCurrentIndex(args.tab - 1)
+    if args.grid:
+        win.grid_n.setValue(args.grid)
     if args.size:
         try:
             w, h = (int(v) for v in args.size.lower().split("x"))
@@ -125,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.window import MainWindow  # imports torch: the slow part of starting
 
     settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
-    win = MainWindow(settings=settings, restore=not args.no_restore)
+    chosen = bool(args.dataset or args.images or args.root)
+    win = MainWindow(settings=settings, restore=not args.no_restore, load=not chosen)
     _apply_cli(win, args)
-    if args.dataset or args.images or args.root:
+    if chosen:
         win.load_data()
     if args.checkpoint:
         QTimer.singleShot(0, lambda: win.open_checkpoint(args.checkpoint))

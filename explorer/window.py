@@ -84,7 +84,10 @@ def default_settings() -> QSettings:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None, restore: bool = True) -> None:
+    def __init__(
+        self, settings: QSettings | None = None, restore: bool = True, load: bool = True
+    ) -> None:
+        """``load=False``: do not load the remembered data (the caller picks data first)."""
         super().__init__()
         self.settings = settings if settings is not None else default_settings()
         self.setWindowTitle(APP_NAME)
@@ -121,7 +124,8 @@ class MainWindow(QMainWindow):
         self.resize(1480, 920)
         if restore:
             self.load_settings()
-        self._first_launch_data()
+        if load:
+            self._first_launch_data()
 
     # -- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:

@@ -220,7 +220,7 @@ class LossPlots(QWidget):
             )
             n_active = int((kl >= ACTIVE_KL).sum())
             self.dim_plot.getPlotItem().setTitle(
-                f"KL per dimension · {n_active}/{len(kl)} active",
+                f"KL per dim · {n_active}/{len(kl)} active",
                 color=theme.TEXT, size="10pt",
             )
         else:
