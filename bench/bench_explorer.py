@@ -147,7 +147,9 @@ def loop_lag(app, seconds: float) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="fashion-mnist" if debian_fashion_available() else "shapes")
+    ap.add_argument(
+        "--dataset", default="fashion-mnist" if debian_fashion_available() else "shapes"
+    )
     ap.add_argument("--trials", type=int, default=200)
     args = ap.parse_args()
 

@@ -59,8 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?", help="open this checkpoint (.safetensors) at start")
     p.add_argument("--screenshot", metavar="FILE", help="render the window to FILE (PNG) and exit")
     p.add_argument("--quit-after", metavar="MS", type=int, help="exit after MS milliseconds")
-    p.add_argument("--train", action="store_true",
-                   help="start training at once (with --screenshot: shoot when it ends)")  # fmt: skip
+    p.add_argument(
+        "--train", action="store_true",
+        help="start training at once (with --screenshot: shoot when it ends)",
+    )  # fmt: skip
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "kmnist", "idx", "folder",
                                          "shapes"], help="data to start with")  # fmt: skip
     p.add_argument("--images", help="IDX images file (with --dataset idx)")
@@ -72,8 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tab", type=int, help="open on this tab (1-5)")
     p.add_argument("--grid", type=int, help="manifold grid size N (5-30)")
     p.add_argument("--size", metavar="WxH", help="window size, e.g. 1480x920")
-    p.add_argument("--settings", metavar="FILE",
-                   help="read and write settings in this INI file instead of the user's")  # fmt: skip
+    p.add_argument(
+        "--settings", metavar="FILE",
+        help="read and write settings in this INI file instead of the user's",
+    )  # fmt: skip
     p.add_argument("--no-restore", action="store_true", help="ignore remembered settings")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -107,7 +111,9 @@ def _apply_cli(win, args) -> None:
             w, h = (int(v) for v in args.size.lower().split("x"))
             win.resize(w, h)
         except ValueError:
-            raise SystemExit(f"latent-explorer: --size must look like 1480x920, not {args.size}")
+            raise SystemExit(
+                f"latent-explorer: --size must look like 1480x920, not {args.size}"
+            ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

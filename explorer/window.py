@@ -8,7 +8,6 @@ preview under the sliders) redraw at once on user input.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -18,7 +17,6 @@ import torch
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -33,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer import __version__, theme
+from explorer import __version__
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
 from explorer.widgets.latent_map import LatentMap
@@ -48,7 +46,7 @@ from explorer.widgets.views import (
     ReconView,
     SamplesView,
 )
-from explorer.worker import DataWorker, RunOutcome, ThreadRunner, TrainJob, TrainingWorker
+from explorer.worker import DataWorker, RunOutcome, ThreadRunner, TrainingWorker, TrainJob
 from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
@@ -59,12 +57,14 @@ APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
 REPAINT_HZ = 30
 MAP_REFRESH_S = 1.0  # re-encode the map's test points at most this often while training
-GIL_SWITCH_S = 0.0005
-PLOTS_INTERVAL_S = 0.25
-MAP_CHUNK = 400  # test images encoded per tick while training  # redraw the loss curves at most 4 times a second while training
+GIL_SWITCH_S = 0.0005  # see MainWindow.__init__
+PLOTS_INTERVAL_S = 0.25  # redraw the loss curves at most 4 times a second while training
+MAP_CHUNK = 400  # test images encoded per tick while training
 ICON = Path(__file__).resolve().parent / "icon.png"
-SOURCE_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
-                "shapes": "the built-in shapes", "idx": "IDX files", "folder": "an image folder"}  # fmt: skip
+SOURCE_NAMES = {
+    "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
+    "shapes": "the built-in shapes", "idx": "IDX files", "folder": "an image folder",
+}  # fmt: skip
 
 
 def gui_data_message(msg: str) -> str:

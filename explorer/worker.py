@@ -23,7 +23,6 @@ from trainer.data import DataError, DataSpec, ImageData, load_data
 from trainer.loop import (
     FitResult,
     History,
-    Snapshot,
     TrainControl,
     Trainer,
     TrainingDiverged,

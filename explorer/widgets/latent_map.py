@@ -69,7 +69,9 @@ class LatentMap(QWidget):
         s = self.session
         names = s.class_names if s.test_labels is not None else ["test images"]
         for k, name in enumerate(names):
-            colour = theme.class_colour(k) if s.test_labels is not None else pg.mkColor(theme.ACCENT)
+            colour = (
+                theme.class_colour(k) if s.test_labels is not None else pg.mkColor(theme.ACCENT)
+            )
             colour.setAlpha(170)
             sc = pg.ScatterPlotItem(
                 size=5, pen=None, brush=pg.mkBrush(colour), hoverable=True,
@@ -83,7 +85,8 @@ class LatentMap(QWidget):
                 f"<span style='color:{theme.class_colour(k).name()}'>●</span>&nbsp;{name}"
                 for k, name in enumerate(names)
             )
-            if s.test_labels is not None else ""
+            if s.test_labels is not None
+            else ""
         )
         self.legend.setVisible(s.test_labels is not None)
         self._update_points()

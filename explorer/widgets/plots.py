@@ -110,8 +110,14 @@ class LossPlots(QWidget):
         self.curves = {
             "nelbo": lp.plot([], [], pen=pen(theme.CURVE["nelbo"]), name="train −ELBO"),
             "test": lp.plot(
-                [], [], pen=pen(theme.CURVE["test"]), symbol="o", symbolSize=7,
-                symbolBrush=theme.CURVE["test"], symbolPen=None, name="test −ELBO (epoch)",
+                [],
+                [],
+                pen=pen(theme.CURVE["test"]),
+                symbol="o",
+                symbolSize=7,
+                symbolBrush=theme.CURVE["test"],
+                symbolPen=None,
+                name="test −ELBO (epoch)",
             ),  # fmt: skip
             "recon": kp.plot([], [], pen=pen(theme.CURVE["recon"]), name="reconstruction"),
             "kl": kp.plot([], [], pen=pen(theme.CURVE["kl"]), name="KL"),
@@ -206,7 +212,9 @@ class LossPlots(QWidget):
         x = np.asarray(self.raw["step"])
         for key in ("nelbo", "recon", "kl"):
             self.curves[key].setData(x, self._positive(self._series(key)))
-        self.curves["test"].setData(np.asarray(self.test_x), self._positive(np.asarray(self.test_y)))
+        self.curves["test"].setData(
+            np.asarray(self.test_x), self._positive(np.asarray(self.test_y))
+        )
         kl = self.kl_dims
         if kl is self._drawn_kl:
             return True
@@ -221,7 +229,8 @@ class LossPlots(QWidget):
             n_active = int((kl >= ACTIVE_KL).sum())
             self.dim_plot.getPlotItem().setTitle(
                 f"KL per dim · {n_active}/{len(kl)} active",
-                color=theme.TEXT, size="10pt",
+                color=theme.TEXT,
+                size="10pt",
             )
         else:
             self.bars.setOpts(x=[], height=[])

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -37,7 +36,12 @@ SOURCES = [
 MODELS = [("vae", "VAE"), ("cvae", "Conditional VAE"), ("ae", "Autoencoder (no KL)")]
 ARCHS = [("mlp", "MLP"), ("conv", "Convolutional")]
 LIKELIHOODS = [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian")]
-DEVICE_NAMES = {"auto": "Auto (best available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple MPS"}
+DEVICE_NAMES = {
+    "auto": "Auto (best available)",
+    "cpu": "CPU",
+    "cuda": "CUDA GPU",
+    "mps": "Apple MPS",
+}
 
 
 def _combo(items: list[tuple[str, str]], tip: str) -> QComboBox:
@@ -139,9 +143,12 @@ class TrainPanel(QWidget):
         )
         self.arch = _combo(ARCHS, "Encoder/decoder body. Conv needs square 28, 32 or 64 px images")
         self.latent = _spin(1, MAX_LATENT, 2, "Latent dimensions. 2 makes the latent map exact")
-        self.hidden = _spin(8, 8192, 400, "Hidden units of the MLP (or the conv body's dense layer)", 50)
+        self.hidden = _spin(
+            8, 8192, 400, "Hidden units of the MLP (or the conv body's dense layer)", 50
+        )
         self.likelihood = _combo(
-            LIKELIHOODS, "Decoder distribution: Bernoulli for near-binary images, Gaussian otherwise"
+            LIKELIHOODS,
+            "Decoder distribution: Bernoulli for near-binary images, Gaussian otherwise",
         )
         self.gauss_std = QLineEdit("learned")
         self.gauss_std.setToolTip("Gaussian decoder std: a number in (0, 10], or 'learned'")
@@ -242,13 +249,17 @@ class TrainPanel(QWidget):
         return w
 
     def _browse_images(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "IDX images", "", "IDX files (*idx* *.gz);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "IDX images", "", "IDX files (*idx* *.gz);;All (*)"
+        )
         if path:
             self.images.setText(path)
             self.dataSpecChanged.emit()
 
     def _browse_labels(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "IDX labels", "", "IDX files (*idx* *.gz);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "IDX labels", "", "IDX files (*idx* *.gz);;All (*)"
+        )
         if path:
             self.labels.setText(path)
             self.dataSpecChanged.emit()
@@ -268,9 +279,7 @@ class TrainPanel(QWidget):
         f.setRowVisible(self.image_size, src in ("folder", "shapes"))
 
     def _likelihood_changed(self) -> None:
-        self._model_form.setRowVisible(
-            self.gauss_std, self.likelihood.currentData() == "gaussian"
-        )
+        self._model_form.setRowVisible(self.gauss_std, self.likelihood.currentData() == "gaussian")
 
     def _lr_entered(self) -> None:
         try:
@@ -360,9 +369,24 @@ class TrainPanel(QWidget):
         self.pause_btn.setEnabled(state in ("running", "paused"))
         self.pause_btn.setText("Resume" if state == "paused" else "Pause")
         self.stop_btn.setEnabled(busy)
-        for w in (self.source, self.images_row, self.labels_row, self.root_row, self.image_size,
-                  self.model, self.arch, self.latent, self.hidden, self.likelihood,
-                  self.gauss_std, self.warmup, self.batch, self.epochs, self.seed, self.device):
+        for w in (
+            self.source,
+            self.images_row,
+            self.labels_row,
+            self.root_row,
+            self.image_size,
+            self.model,
+            self.arch,
+            self.latent,
+            self.hidden,
+            self.likelihood,
+            self.gauss_std,
+            self.warmup,
+            self.batch,
+            self.epochs,
+            self.seed,
+            self.device,
+        ):
             w.setEnabled(not busy)  # fmt: skip
         if state == "loading":
             self.progress.setRange(0, 0)  # busy indicator

@@ -215,7 +215,9 @@ class ManifoldView(DecodedView):
         h, w = self.images.shape[-2:]
         col = self._cell_of(float(s.z[dx]))
         row = self.n - 1 - self._cell_of(float(s.z[dy]))
-        self.marker.setRect(QRectF(col * (w + PAD) + PAD / 2, row * (h + PAD) + PAD / 2, w + PAD, h + PAD))
+        self.marker.setRect(
+            QRectF(col * (w + PAD) + PAD / 2, row * (h + PAD) + PAD / 2, w + PAD, h + PAD)
+        )
         self.marker.show()
 
     def cell_size(self) -> tuple[int, int]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from explorer_helpers import SHAPES
 from PySide6.QtCore import QSettings
 
 from explorer import theme
 from explorer.window import MainWindow
-
-from explorer_helpers import SHAPES
 
 
 @pytest.fixture(scope="session", autouse=True)

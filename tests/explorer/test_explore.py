@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -172,11 +174,7 @@ def test_dims_pickers_need_two_different_dims(qtbot, window):
 def test_sliders_order_by_kl_and_scale_to_256(qtbot, window):
     win = window
     s = win.session
-    s.set_kl(np.array([0.0, 3.0, 1.0, 0.5]) if s.latent_dim == 4 else None)
-    win.panel.latent.setValue(256)
-    win.load_data(win.panel.data_spec())
-    cfg = s.model_config.__class__(**{**s.model_config.to_dict(), "latent_dim": 256,
-                                       "image_shape": tuple(s.model_config.image_shape)})  # fmt: skip
+    cfg = replace(s.model_config, latent_dim=256)
     s.set_model(cfg)
     assert len(win.sliders.rows) == 256
     kl = np.zeros(256)

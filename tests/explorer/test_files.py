@@ -148,7 +148,9 @@ def test_settings_persist_between_runs(qtbot, make_window, settings_path):
     assert stored is not None and len(bytes(stored)) > 0
 
 
-def test_first_launch_offline_falls_back_and_says_so_once(qtbot, make_window, tmp_path, monkeypatch):
+def test_first_launch_offline_falls_back_and_says_so_once(
+    qtbot, make_window, tmp_path, monkeypatch
+):
     monkeypatch.setattr(app_mod, "is_cached", lambda source: False)
     monkeypatch.setattr(app_mod, "debian_fashion_available", lambda: False)
     fresh = tmp_path / "fresh.ini"  # nothing remembered: the default is MNIST
