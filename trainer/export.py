@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid, save_image
 
 from .loop import History
 
@@ -39,6 +38,8 @@ def _atomic_write(path: Path, write) -> Path:
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0):
     """(N, C, H, W) in [0, 1] -> one (C', H', W') grid tensor (torchvision's layout)."""
+    from torchvision.utils import make_grid  # torchvision takes seconds to import: on use
+
     return make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)
 
 
@@ -60,6 +61,8 @@ def save_grid(
     if scale > 1:
         x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
         padding *= scale
+
+    from torchvision.utils import save_image
 
     def write(f):
         buf = io.BytesIO()
