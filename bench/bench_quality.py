@@ -17,16 +17,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.data import DataSpec, load_data  # noqa: E402
-from trainer.evaluate import (  # noqa: E402
+from trainer.config import TrainConfig
+from trainer.data import DataSpec, load_data
+from trainer.evaluate import (
     active_units,
     elbo_stats,
     iw_log_likelihood,
     prior_mc_log_likelihood,
 )
-from trainer.loop import model_config_for, train  # noqa: E402
+from trainer.loop import model_config_for, train
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
