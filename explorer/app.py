@@ -19,6 +19,11 @@ from explorer import __version__, theme
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
+# the window's own limits (checked in explorer/window.py and the panel; repeated here so
+# that the command line can refuse a bad value before torch is imported)
+TABS = 5
+GRID_MIN, GRID_MAX = 5, 30
+EPOCHS_MAX = 100000
 
 
 def make_splash() -> QSplashScreen:
@@ -51,14 +56,56 @@ def make_splash() -> QSplashScreen:
     return splash
 
 
+class _Parser(argparse.ArgumentParser):
+    """Mistakes on the command line: one line on stderr and exit code 2, before any window."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer from ``lo`` to ``hi`` (inclusive; no upper limit if None)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if v < lo or (hi is not None and v > hi):
+            span = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {span}, not {v}")
+        return v
+
+    parse.__name__ = "integer"  # argparse names the type in some messages
+    return parse
+
+
+MIN_WINDOW, MAX_WINDOW = 320, 16384
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        w, h = (int(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like 1480x920, not {text!r}") from None
+    if not (MIN_WINDOW <= w <= MAX_WINDOW and MIN_WINDOW <= h <= MAX_WINDOW):
+        raise argparse.ArgumentTypeError(
+            f"width and height must be {MIN_WINDOW} to {MAX_WINDOW} pixels, not {text}"
+        )
+    return w, h
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from trainer.config import MAX_LATENT  # no torch: cheap
+
+    p = _Parser(
         prog="latent-explorer",
         description="Train a VAE and explore its latent space while it learns.",
     )
     p.add_argument("checkpoint", nargs="?", help="open this checkpoint (.safetensors) at start")
     p.add_argument("--screenshot", metavar="FILE", help="render the window to FILE (PNG) and exit")
-    p.add_argument("--quit-after", metavar="MS", type=int, help="exit after MS milliseconds")
+    p.add_argument("--quit-after", metavar="MS", type=_int_in(0), help="exit after MS milliseconds")
     p.add_argument(
         "--train", action="store_true",
         help="start training at once (with --screenshot: shoot when it ends)",
@@ -69,11 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="IDX labels file (with --dataset idx)")
     p.add_argument("--root", help="image folder (with --dataset folder)")
     p.add_argument("--model", choices=["vae", "cvae", "ae"], help="model type")
-    p.add_argument("--latent", type=int, help="latent size")
-    p.add_argument("--epochs", type=int, help="epochs to train")
-    p.add_argument("--tab", type=int, help="open on this tab (1-5)")
-    p.add_argument("--grid", type=int, help="manifold grid size N (5-30)")
-    p.add_argument("--size", metavar="WxH", help="window size, e.g. 1480x920")
+    p.add_argument("--latent", metavar="D", type=_int_in(1, MAX_LATENT),
+                   help=f"latent size (1-{MAX_LATENT})")  # fmt: skip
+    p.add_argument("--epochs", metavar="N", type=_int_in(1, EPOCHS_MAX),
+                   help="epochs to train (at least 1)")  # fmt: skip
+    p.add_argument("--tab", metavar="K", type=_int_in(1, TABS), help=f"open on this tab (1-{TABS})")
+    p.add_argument("--grid", metavar="N", type=_int_in(GRID_MIN, GRID_MAX),
+                   help=f"manifold grid size N ({GRID_MIN}-{GRID_MAX})")  # fmt: skip
+    p.add_argument("--size", metavar="WxH", type=_window_size, help="window size, e.g. 1480x920")
     p.add_argument(
         "--settings", metavar="FILE",
         help="read and write settings in this INI file instead of the user's",
@@ -98,22 +148,16 @@ def _apply_cli(win, args) -> None:
         p.root.setText(args.root)
     if args.model:
         p.model.setCurrentIndex(p.model.findData(args.model))
-    if args.latent:
+    if args.latent is not None:
         p.latent.setValue(args.latent)
-    if args.epochs:
+    if args.epochs is not None:
         p.epochs.setValue(args.epochs)
-    if args.tab:
+    if args.tab is not None:
         win.tabs.setCurrentIndex(args.tab - 1)
-    if args.grid:
+    if args.grid is not None:
         win.grid_n.setValue(args.grid)
-    if args.size:
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-            win.resize(w, h)
-        except ValueError:
-            raise SystemExit(
-                f"latent-explorer: --size must look like 1480x920, not {args.size}"
-            ) from None
+    if args.size is not None:
+        win.resize(*args.size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,12 +179,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
     chosen = bool(args.dataset or args.images or args.root)
-    win = MainWindow(settings=settings, restore=not args.no_restore, load=not chosen)
+    # a checkpoint names its own data: do not load the remembered data first
+    load = not chosen and not args.checkpoint
+    win = MainWindow(settings=settings, restore=not args.no_restore, load=load)
     _apply_cli(win, args)
     if chosen:
         win.load_data()
     if args.checkpoint:
-        QTimer.singleShot(0, lambda: win.open_checkpoint(args.checkpoint))
+        QTimer.singleShot(0, lambda: _open_at_start(win, args.checkpoint, chosen))
     win.show()
     if splash is not None:
         splash.finish(win)
@@ -149,23 +195,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.train:
         QTimer.singleShot(0, win.start_training)
     if args.quit_after is not None:
-        QTimer.singleShot(max(0, args.quit_after), win.close)
+        QTimer.singleShot(args.quit_after, win.close)
     if args.screenshot:
         _schedule_screenshot(win, args.screenshot, args.train)
     return app.exec()
 
 
+def _open_at_start(win, path: str, chosen: bool) -> None:
+    """Open the checkpoint (at once, or after the data chosen on the command line)."""
+    shown = len(win.banner.history)
+    ok = win.open_checkpoint(path)
+    if not chosen and win.session.data is None and not win.data_runner.running:
+        # it could not be opened, or it names no data: start with the usual data
+        win._first_launch_data()
+        if not ok and len(win.banner.history) > shown + 1:
+            win.show_message(*reversed(win.banner.history[shown]))
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def _schedule_screenshot(win, path: str, after_training: bool) -> None:
-    """Shoot once data is in, the model is built and (with --train) the run has ended."""
-    state = {"seen_run": not after_training, "t0": time.perf_counter()}
+    """Shoot once data is in, the model is built and (with --train) the run has ended.
+
+    If no data could be loaded, shoot what the window shows (the error), print the reason
+    as one line on stderr and exit with code 2.
+    """
+    state = {"seen_run": not after_training, "t0": time.perf_counter(), "error": None}
 
     def poll() -> None:
         if win.trainer_runner.running:
             state["seen_run"] = True
-        ready = (
-            state["seen_run"] and not win.busy and win.state == "idle"
-            and win.session.model is not None and win.session.data is not None
-        )  # fmt: skip
+        settled = not win.busy and win.state == "idle"
+        if settled and win.session.data is None:
+            errors = [t for lvl, t in win.banner.history if lvl in ("error", "warning")]
+            state["error"] = win.data_error or (errors[-1] if errors else "no data was loaded")
+            QTimer.singleShot(50, shoot)
+            return
+        ready = settled and state["seen_run"] and win.session.model is not None
         if not ready and time.perf_counter() - state["t0"] < 600:
             QTimer.singleShot(100, poll)
             return
@@ -182,8 +250,13 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
         QApplication.processEvents()
         ok = win.grab().save(path)
         print(f"screenshot {'written to' if ok else 'FAILED:'} {path}", flush=True)
+        code = 0 if ok else 1
+        if state["error"]:
+            print(f"latent-explorer: could not load the data: {one_line(state['error'])}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            code = 2
         win.close()
-        QApplication.instance().exit(0 if ok else 1)
+        QApplication.instance().exit(code)
 
     QTimer.singleShot(200, poll)
 

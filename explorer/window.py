@@ -114,6 +114,8 @@ class MainWindow(QMainWindow):
         self._train_config: TrainConfig | None = None
         self._pending_data_spec: DataSpec | None = None
         self._after_data = None  # callable run once the data in flight has arrived
+        self._when_loaded: list = []  # callables run once no data load is in flight
+        self.data_error: str | None = None  # why the last data load failed (None: it did not)
         self.outcomes: list[RunOutcome] = []
         self._build_ui()
         self._build_menus()
@@ -283,7 +285,7 @@ class MainWindow(QMainWindow):
         self._action(ex, "Current grid as PNG…", "Ctrl+E", self.export_current_dialog)
         for name in self.views:
             self._action(ex, f"{name.capitalize()} as PNG…", None,
-                         lambda n=name: self.export_view_dialog(n))  # fmt: skip
+                         lambda _checked=False, n=name: self.export_view_dialog(n))  # fmt: skip
         self._action(ex, "Interpolation as GIF…", "Ctrl+G", self.export_gif_dialog)
         self._action(ex, "Loss history as CSV…", "Ctrl+Shift+E", self.export_csv_dialog)
         f.addSeparator()
@@ -296,7 +298,7 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         for i in range(self.tabs.count()):
             self._action(v, self.tabs.tabText(i), f"Ctrl+{i + 1}",
-                         lambda i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
+                         lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
         v.addSeparator()
         self._action(v, "Reset z to zero", "Ctrl+R", self.sliders.reset)
         self._action(v, "Sample z from the prior", "Ctrl+P", self.sliders.sample)
@@ -438,7 +440,8 @@ class MainWindow(QMainWindow):
         try:
             spec = spec or self.panel.data_spec()
         except DataError as e:
-            self.show_message(str(e), "warning")
+            self.data_error = str(e)
+            self.show_message(self.data_error, "warning")
             return False
         if self.session.data is not None and self.session.data_spec == spec:
             if then:
@@ -450,6 +453,7 @@ class MainWindow(QMainWindow):
         if self.data_runner.closed:
             return False
         self._after_data = then
+        self.data_error = None
         self.panel.data_info.setText(f"Loading {spec.describe()}…")
         worker = DataWorker(spec)
 
@@ -510,7 +514,8 @@ class MainWindow(QMainWindow):
     def _data_failed(self, message: str, spec) -> None:
         if self._pending_data_spec is not None and self._pending_data_spec != spec:
             return
-        self.show_message(gui_data_message(message), "error")
+        self.data_error = gui_data_message(message)
+        self.show_message(self.data_error, "error")
         self.panel.data_info.setText("Could not load this data (see the message above).")
         self._after_data = None
 
@@ -524,6 +529,10 @@ class MainWindow(QMainWindow):
             self.load_data(pending, then)
         elif then is not None and self.session.data is not None:
             then()
+        if not self.data_runner.running:
+            waiting, self._when_loaded = self._when_loaded, []
+            for job in waiting:
+                job()
 
     # -- training -----------------------------------------------------------------------------
     @property
@@ -756,9 +765,17 @@ class MainWindow(QMainWindow):
         return out
 
     def open_checkpoint(self, path: str | os.PathLike) -> bool:
-        if self.state in ("running", "paused", "loading") or self.trainer_runner.running:
+        """Open a checkpoint; while data is still loading, open it once the load has ended."""
+        if self.state in ("running", "paused") or self.trainer_runner.running:
             self.show_message("Stop training before opening a checkpoint.", "warning")
             return False
+        if self.state == "loading" or self.data_runner.running:
+            self._when_loaded.append(lambda: self.open_checkpoint(path))
+            self.show_message(
+                f"Still loading data…; {Path(path).name} opens as soon as it has arrived.",
+                "info",
+            )
+            return True
         try:
             ck = load_checkpoint(path)
         except CheckpointError as e:

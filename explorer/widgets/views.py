@@ -34,6 +34,20 @@ from trainer.latent import grid_latents, lerp, slerp
 from .common import CountingImageItem, ImagePane, hint
 
 PAD = 2  # pixels between cells, on screen and in exported PNGs
+EXPORT_MIN_SIDE = 600  # exported PNGs are magnified (by a whole number) to at least this
+EXPORT_MAX_SCALE = 8
+
+
+def export_scale(width: int, height: int) -> int:
+    """The whole-number magnification for an exported grid of ``width`` x ``height`` pixels.
+
+    The smallest factor that makes the longer side at least EXPORT_MIN_SIDE pixels (at most
+    EXPORT_MAX_SCALE; 1 if the grid is already that big): a 5-image class row of 28-pixel
+    images (152 x 32) is saved at 4x (608 x 128), a 30 x 30 manifold (902 x 902) at 1x.
+    Whole numbers keep every pixel a sharp square.
+    """
+    longer = max(1, width, height)
+    return int(max(1, min(EXPORT_MAX_SCALE, math.ceil(EXPORT_MIN_SIDE / longer))))
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
@@ -99,7 +113,11 @@ class DecodedView(QWidget):
             raise ValueError(f"nothing to export from the {self.title} yet")
         from trainer.export import save_grid  # torchvision: imported on first export only
 
-        save_grid(torch.from_numpy(self.images), path, nrow=self.ncol, padding=PAD)
+        n, _c, h, w = self.images.shape
+        ncol = max(1, min(self.ncol, n))
+        nrow = -(-n // ncol)
+        scale = export_scale(ncol * (w + PAD) + PAD, nrow * (h + PAD) + PAD)
+        save_grid(torch.from_numpy(self.images), path, nrow=ncol, padding=PAD, scale=scale)
 
 
 class ImageGridView(DecodedView):
@@ -469,11 +487,11 @@ class PreviewPane(QWidget):
             self.classes.addItem(name if name == str(k) else f"{k}: {name}", k)
         self.classes.setCurrentIndex(min(s.cls, max(0, len(names) - 1)))
         self.classes.blockSignals(False)
+        # only a conditional model takes a class: otherwise no picker at all (a disabled
+        # "Class: 0: circle" reads as if the model were told to draw circles)
         on = s.conditional
-        self.classes.setEnabled(on)
-        self.class_label.setEnabled(on)
-        if not on:
-            self.classes.setToolTip("Only a conditional VAE takes a class (Model ▸ Type)")
+        self.classes.setVisible(on)
+        self.class_label.setVisible(on)
 
     def _picked(self, i: int) -> None:
         if i >= 0:

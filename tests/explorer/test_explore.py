@@ -59,6 +59,7 @@ def test_class_picker_conditions_every_view(qtbot, window):
     train(qtbot, win, epochs=1, model="cvae")
     s = win.session
     assert s.conditional and win.preview.classes.isEnabled()
+    assert win.preview.classes.isVisible() and win.preview.class_label.isVisible()
     assert win.preview.classes.count() == len(s.class_names) == 5
     before = win.preview.array.copy()
     win.preview.classes.setCurrentIndex(3)
@@ -78,9 +79,11 @@ def test_class_picker_conditions_every_view(qtbot, window):
     assert not np.allclose(grid3, win.manifold.images, atol=1e-4)
 
 
-def test_class_picker_disabled_for_unconditional_model(window):
+def test_class_picker_hidden_for_unconditional_model(window):
+    """QA: a disabled "Class: 0: circle" picker read as if the VAE drew circles."""
     assert not window.session.conditional
-    assert not window.preview.classes.isEnabled()
+    assert window.preview.classes.isHidden() and window.preview.class_label.isHidden()
+    assert not window.preview.classes.isVisible()
     window.class_row.refresh(force=True)
     assert window.class_row.images is None
     assert "conditional" in window.class_row.names.text()

@@ -16,7 +16,7 @@ from PIL import Image
 from PySide6.QtCore import QSettings
 
 import explorer.window as app_mod
-from explorer.widgets.views import PAD
+from explorer.widgets.views import EXPORT_MIN_SIDE, PAD
 
 
 @pytest.fixture
@@ -27,6 +27,8 @@ def trained(qtbot, window):
 
 @pytest.mark.parametrize("name", ["manifold", "samples", "reconstructions", "interpolation"])
 def test_export_png_has_the_expected_pixel_size(qtbot, trained, tmp_path, name):
+    """Exports are magnified by the smallest whole number that makes the longer side
+    at least EXPORT_MIN_SIDE (600) pixels, so that a 28-pixel grid is usable on a slide."""
     win = trained
     view = win.views[name]
     view.refresh(force=True)
@@ -35,8 +37,13 @@ def test_export_png_has_the_expected_pixel_size(qtbot, trained, tmp_path, name):
     n, _c, h, w = view.images.shape
     ncol = view.ncol
     nrow = -(-n // ncol)
+    base = (ncol * (w + PAD) + PAD, nrow * (h + PAD) + PAD)  # the grid at 1x
     with Image.open(path) as im:
-        assert im.size == (ncol * (w + PAD) + PAD, nrow * (h + PAD) + PAD)
+        size = im.size
+    scale = size[0] // base[0]
+    assert size == (scale * base[0], scale * base[1])
+    assert max(size) >= EXPORT_MIN_SIDE
+    assert scale == 1 or (scale - 1) * max(base) < EXPORT_MIN_SIDE  # no bigger than needed
     assert "Saved" in win.banner.text
 
 
@@ -44,14 +51,23 @@ def test_export_manifold_size_follows_n(qtbot, trained, tmp_path):
     trained.grid_n.setValue(7)
     assert trained.export_view("manifold", tmp_path / "m.png")
     with Image.open(tmp_path / "m.png") as im:
-        assert im.size == (7 * (28 + PAD) + PAD,) * 2
+        assert im.size == (3 * (7 * (28 + PAD) + PAD),) * 2  # 212 px at 1x: saved at 3x
+    trained.grid_n.setValue(30)
+    assert trained.export_view("manifold", tmp_path / "m30.png")
+    with Image.open(tmp_path / "m30.png") as im:
+        assert im.size == (30 * (28 + PAD) + PAD,) * 2  # 902 px: already big enough
 
 
 def test_export_class_row_for_cvae(qtbot, window, tmp_path):
     train(qtbot, window, epochs=1, model="cvae")
     assert window.export_view("class row", tmp_path / "row.png")
     with Image.open(tmp_path / "row.png") as im:
-        assert im.size == (5 * (28 + PAD) + PAD, 28 + 2 * PAD)
+        # 152 x 32 at 1x, QA found it too small for slides: now 4x, every pixel a 4x4 block
+        assert im.size == (4 * (5 * (28 + PAD) + PAD), 4 * (28 + 2 * PAD))
+        a = np.asarray(im.convert("L")).astype(int)
+    blocks = a.reshape(a.shape[0] // 4, 4, a.shape[1] // 4, 4)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    assert a.std() > 5  # real images, not padding only
 
 
 def test_export_gif_and_csv(qtbot, trained, tmp_path):
