@@ -39,6 +39,10 @@ class _Progress:
         self.stream.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
         self.stream.flush()
 
+    def done(self, text: str = "done") -> None:
+        self.update(1.0, text, force=True)
+        self.close()
+
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
@@ -64,6 +68,13 @@ def _positive_int(s: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v
+
+
+def _scale(s: str) -> int:
+    v = _positive_int(s)
+    if v > 16:
+        raise argparse.ArgumentTypeError(f"must be 1 to 16, got {v}")
     return v
 
 
@@ -95,19 +106,19 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         "--image-size",
         type=_positive_int,
         default=None,
-        help="side in pixels for folder and shapes images (default 28)",
+        help="side in pixels for folder and shapes images (default: 28)",
     )
     g.add_argument(
         "--test-fraction",
         type=_float,
         default=None,
-        help="held-out share for sources without a test split (default 0.2)",
+        help="held-out share for sources without a test split (default: 0.2)",
     )
     g.add_argument(
         "--shapes-count",
         type=_positive_int,
         default=None,
-        help="number of images in the built-in shapes set (default 6000)",
+        help="number of images in the built-in shapes set (default: 6000)",
     )
 
 
@@ -130,11 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and write checkpoint, metrics and pictures")
     _add_data_args(t, required=True)
     m = t.add_argument_group("model")
-    m.add_argument("--model", choices=MODELS, default="vae")
-    m.add_argument("--arch", choices=ARCHS, default="mlp")
-    m.add_argument("--latent-dim", type=_positive_int, default=20)
-    m.add_argument("--hidden", type=_positive_int, default=400, help="hidden units (default 400)")
-    m.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
+    m.add_argument("--model", choices=MODELS, default="vae", help="(default: vae)")
+    m.add_argument("--arch", choices=ARCHS, default="mlp", help="network body (default: mlp)")
+    m.add_argument("--latent-dim", type=_positive_int, default=20, help="1 to 256 (default: 20)")
+    m.add_argument("--hidden", type=_positive_int, default=400, help="hidden units (default: 400)")
+    m.add_argument(
+        "--likelihood",
+        choices=LIKELIHOODS,
+        default="bernoulli",
+        help="decoder (default: bernoulli)",
+    )
     m.add_argument(
         "--gaussian-std",
         type=_float,
@@ -142,18 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="fixed std of a Gaussian decoder (default: learned)",
     )
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=_positive_int, default=10)
-    o.add_argument("--batch-size", type=_positive_int, default=128)
-    o.add_argument("--lr", type=_float, default=1e-3)
-    o.add_argument("--beta", type=_float, default=1.0, help="KL weight (default 1)")
+    o.add_argument("--epochs", type=_positive_int, default=10, help="(default: 10)")
+    o.add_argument("--batch-size", type=_positive_int, default=128, help="(default: 128)")
+    o.add_argument("--lr", type=_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    o.add_argument("--beta", type=_float, default=1.0, help="KL weight (default: 1)")
     o.add_argument(
         "--warmup-epochs",
         type=_float,
         default=0.0,
-        help="epochs over which the KL weight ramps up from 0 (default 0)",
+        help="epochs over which the KL weight ramps up from 0 (default: 0)",
     )
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--device", choices=DEVICES, default="auto")
+    o.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    o.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
     t.add_argument("--out", required=True, help="output folder")
 
     e = sub.add_parser("evaluate", help="test ELBO and importance-sampled log p(x) of a checkpoint")
@@ -163,45 +179,62 @@ def build_parser() -> argparse.ArgumentParser:
         "--iw-samples",
         type=_positive_int,
         default=1000,
-        help="importance samples K per image (default 1000; the paper uses 5000)",
+        help="importance samples K per image (default: 1000; the paper uses 5000)",
     )
     e.add_argument(
         "--prior-samples",
         type=int,
         default=0,
-        help="also the naive prior Monte Carlo estimate with this many samples",
+        help="also the naive prior Monte Carlo estimate with this many samples (default: 0)",
     )
-    e.add_argument(
-        "--limit", type=_positive_int, default=None, help="use only the first N test images"
-    )
-    e.add_argument("--device", choices=DEVICES, default="auto")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--limit", type=_positive_int, default=None, help="only the first N test images")
+    e.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    e.add_argument("--seed", type=int, default=0, help="(default: 0)")
     e.add_argument(
         "--out", default=None, help="JSON file for the results (default: beside the checkpoint)"
     )
 
-    s = sub.add_parser("sample", help="a PNG grid of samples from the prior")
+    s = sub.add_parser("sample", help="an image grid of samples from the prior")
     s.add_argument("--checkpoint", required=True)
-    s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default 64)")
-    s.add_argument("--nrow", type=_positive_int, default=None)
-    s.add_argument("--class", dest="cls", default=None, help="class name or index (CVAE)")
-    s.add_argument("--mode", choices=("mean", "sample"), default="mean")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--scale", type=_positive_int, default=2, help="pixel magnification (default 2)")
-    s.add_argument("--out", required=True, help="PNG file")
+    s.add_argument(
+        "--n", type=_positive_int, default=64, help="samples (per class for a CVAE; default: 64)"
+    )
+    s.add_argument("--nrow", type=_positive_int, default=None, help="images per row")
+    s.add_argument(
+        "--class",
+        dest="cls",
+        default=None,
+        help="class name or index (CVAE; default: one row per class, the same z in each)",
+    )
+    s.add_argument(
+        "--mode",
+        choices=("mean", "sample"),
+        default="mean",
+        help="draw E[x|z] or pixels from p(x|z) (default: mean)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    s.add_argument("--scale", type=_scale, default=2, help="pixel magnification, 1-16 (default: 2)")
+    s.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
 
-    g = sub.add_parser("manifold", help="the Kingma & Welling Figure 4 grid as a PNG")
+    g = sub.add_parser("manifold", help="the Kingma & Welling Figure 4 grid as an image")
     g.add_argument("--checkpoint", required=True)
-    g.add_argument("--n", type=_positive_int, default=20, help="grid side (default 20)")
-    g.add_argument("--dims", type=int, nargs=2, default=(0, 1), metavar=("DX", "DY"))
+    g.add_argument("--n", type=_positive_int, default=20, help="grid side, 2-100 (default: 20)")
+    g.add_argument(
+        "--dims",
+        type=int,
+        nargs=2,
+        default=(0, 1),
+        metavar=("DX", "DY"),
+        help="the two latent dimensions (default: 0 1)",
+    )
     g.add_argument(
         "--class",
         dest="cls",
         default=None,
-        help="class name or index (CVAE; default: one grid per class)",
+        help="class name or index (CVAE; default: one grid per class, in class order)",
     )
-    g.add_argument("--scale", type=_positive_int, default=2)
-    g.add_argument("--out", required=True, help="PNG file")
+    g.add_argument("--scale", type=_scale, default=2, help="pixel magnification, 1-16 (default: 2)")
+    g.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
     return parser
 
 
@@ -234,19 +267,18 @@ def _spec_from_args(args, base=None):
     return DataSpec(**given, seed=getattr(args, "seed", 0) or 0)
 
 
-def _load_data(spec, quiet: bool = False):
-    from .data import load_data
+def _write_json(path: Path, obj) -> None:
+    from .files import atomic_write
 
-    if not quiet:
-        print(f"loading {spec.describe()} ...", file=sys.stderr)
-    data = load_data(spec)
-    if not quiet:
-        print(
-            f"  {len(data.train_x)} train / {len(data.test_x)} test images of "
-            f"{'x'.join(map(str, data.image_shape))}, {data.num_classes} classes",
-            file=sys.stderr,
-        )
-    return data
+    blob = (json.dumps(obj, indent=2) + "\n").encode()
+    atomic_write(path, lambda f: f.write(blob))
+
+
+def _describe(spec, data) -> str:
+    return (
+        f"{spec.describe()}: {len(data.train_x)} train / {len(data.test_x)} test images "
+        f"of {'x'.join(map(str, data.image_shape))}, {data.num_classes} classes"
+    )
 
 
 def _class_index(cls: str | None, class_names: list[str], conditional: bool) -> int | None:
@@ -275,8 +307,9 @@ def cmd_train(args) -> int:
 
     from .checkpoint import save_checkpoint
     from .config import ModelConfig, TrainConfig
+    from .data import load_data
     from .export import save_grid, write_history_csv
-    from .latent import decode_batch, sample_prior
+    from .latent import sample_prior
     from .loop import Trainer, resolve_device, seed_everything
     from .models import build_model
 
@@ -294,7 +327,7 @@ def cmd_train(args) -> int:
         device=args.device,
     )
     device = resolve_device(tcfg.device)
-    data = _load_data(spec)
+    data = load_data(spec)  # reported only once the settings are known to fit it
     mcfg = ModelConfig(
         model=args.model,
         arch=args.arch,
@@ -308,6 +341,7 @@ def cmd_train(args) -> int:
     seed_everything(tcfg.seed)
     model = build_model(mcfg)
     trainer = Trainer(model, data, tcfg, device=device)
+    print(f"data: {_describe(spec, data)}", file=sys.stderr)
     print(
         f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device} "
         f"for {tcfg.epochs} epochs",
@@ -365,22 +399,20 @@ def cmd_train(args) -> int:
         "model": mcfg.to_dict(),
         "train": tcfg.to_dict(),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_json(out / "metrics.json", metrics)
     cpu_model = model.to("cpu")
     y = 0 if mcfg.conditional else None
     gen = torch.Generator().manual_seed(tcfg.seed)
     if mcfg.conditional:  # one row per class: the same z under every label
-        k = data.num_classes
-        z = torch.randn(10, mcfg.latent_dim, generator=gen).repeat(k, 1)
-        labels = torch.arange(k).repeat_interleave(10)
-        save_grid(decode_batch(cpu_model, z, labels), out / "samples.png", nrow=10, scale=2)
+        save_grid(_class_rows(cpu_model, 10, gen), out / "samples.png", nrow=10, scale=2)
     else:
         save_grid(
             sample_prior(cpu_model, 64, y, generator=gen), out / "samples.png", nrow=8, scale=2
         )
     written = ["checkpoint.safetensors", "metrics.json", "history.csv", "samples.png"]
     if mcfg.latent_dim >= 2:
-        _write_manifold(cpu_model, out / "manifold.png", None, (0, 1), n=20, scale=2)
+        side = 10 if mcfg.conditional else 20  # a CVAE gets one grid per class
+        _write_manifold(cpu_model, out / "manifold.png", None, (0, 1), n=side, scale=2)
         written.append("manifold.png")
     print(
         f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
@@ -401,6 +433,7 @@ def _open(path: str, device="cpu"):
 def cmd_evaluate(args) -> int:
     import torch
 
+    from .data import load_data
     from .evaluate import active_units, elbo_stats, iw_log_likelihood, prior_mc_log_likelihood
     from .loop import resolve_device, seed_everything
 
@@ -409,12 +442,13 @@ def cmd_evaluate(args) -> int:
     if ck.data_spec is None and args.dataset is None:
         raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
     spec = _spec_from_args(args, base=ck.data_spec)
-    data = _load_data(spec)
+    data = load_data(spec)
     model = ck.model
     if data.image_shape != ck.model_config.image_shape:
         raise UserError(
             f"the data's images are {data.image_shape}, the model's {ck.model_config.image_shape}"
         )
+    print(f"data: {_describe(spec, data)}", file=sys.stderr)
     x, y = data.test_x, data.test_y if model.num_classes else None
     if args.limit:
         x, y = x[: args.limit], None if y is None else y[: args.limit]
@@ -443,8 +477,7 @@ def cmd_evaluate(args) -> int:
             generator=gen,
             progress=lambda d, t: bar.update(d / t, f"{d}/{t}"),
         )
-        bar.update(1.0, "done", force=True)
-        bar.close()
+        bar.done()
         res["iw_samples"] = args.iw_samples
         res["test_nll_iw"] = float(-ll.mean())
         res["seconds_iw"] = time.perf_counter() - t0
@@ -458,7 +491,7 @@ def cmd_evaluate(args) -> int:
                 generator=gen,
                 progress=lambda d, t: bar.update(d / t, f"{d}/{t}"),
             )
-            bar.close()
+            bar.done()
             res["prior_samples"] = args.prior_samples
             res["test_nll_prior_mc"] = float(-mc.mean())
     else:
@@ -468,7 +501,7 @@ def cmd_evaluate(args) -> int:
             file=sys.stderr,
         )
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    _write_json(out, res)
     w = max(map(len, res))
     for k, v in res.items():
         if k != "kl_per_dim":
@@ -484,12 +517,27 @@ def cmd_sample(args) -> int:
     from .latent import sample_prior
 
     ck = _open(args.checkpoint)
-    y = _class_index(args.cls, ck.class_names, ck.model_config.conditional)
     gen = torch.Generator().manual_seed(args.seed)
+    if ck.model_config.conditional and args.cls is None:  # one row per class, shared z
+        imgs = _class_rows(ck.model, args.n, gen)
+        print(save_grid(imgs, args.out, nrow=args.nrow or args.n, scale=args.scale))
+        return 0
+    y = _class_index(args.cls, ck.class_names, ck.model_config.conditional)
     imgs = sample_prior(ck.model, args.n, y, mode=args.mode, generator=gen)
     nrow = args.nrow or max(1, round(math.sqrt(args.n)))
     print(save_grid(imgs, args.out, nrow=nrow, scale=args.scale))
     return 0
+
+
+def _class_rows(model, n: int, generator):
+    """The same n prior latents decoded under every class: (classes * n, C, H, W)."""
+    import torch
+
+    from .latent import decode_batch
+
+    k = model.num_classes
+    z = torch.randn(n, model.latent_dim, generator=generator).repeat(k, 1)
+    return decode_batch(model, z, torch.arange(k).repeat_interleave(n))
 
 
 def cmd_manifold(args) -> int:
@@ -519,11 +567,10 @@ def _write_manifold(model, path, y, dims, n: int, scale: int):
 
     if model.num_classes and y is None:
         k = model.num_classes
-        side = min(n, 10)
-        z = grid_latents(side, dims, torch.zeros(model.latent_dim))
+        z = grid_latents(n, dims, torch.zeros(model.latent_dim))
         groups = [decode_batch(model, z, c) for c in range(k)]
         per_row = min(k, 5)
-        return save_mosaic(groups, path, nrow=side, ncol_groups=per_row, scale=scale)
+        return save_mosaic(groups, path, nrow=n, ncol_groups=per_row, scale=scale)
     z = grid_latents(n, dims, torch.zeros(model.latent_dim))
     return save_grid(decode_batch(model, z, y), path, nrow=n, padding=0, scale=scale)
 

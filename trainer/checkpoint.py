@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from safetensors.torch import save as st_save
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DataError, DataSpec
+from .files import atomic_write
 from .loop import History
 from .models import LatentModel, build_model
 
@@ -103,17 +103,7 @@ def save_checkpoint(
         tensors.update(opt_tensors)
     try:
         blob = st_save(tensors, metadata={"latent_explorer": json.dumps(meta)})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: f.write(blob))
     except OSError as e:
         raise CheckpointError(f"{path}: could not be written ({e.strerror or e})") from None
     return path

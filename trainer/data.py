@@ -394,9 +394,9 @@ def load_torchvision(spec: DataSpec) -> ImageData:
             for s in ("train", "test")
         }
     except Exception as e:  # urllib / socket / RuntimeError: all mean "could not get it"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".:")
         raise DataError(
-            f"could not download {spec.source} into {root} ({type(e).__name__}: {e}); "
-            + offline_hint()
+            f"could not download {spec.source} into {root} ({first}); " + offline_hint()
         ) from None
     x = {s: ds[s].data.numpy()[:, None] for s in ds}
     y = {s: ds[s].targets.numpy().astype(np.int64) for s in ds}

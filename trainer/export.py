@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .files import atomic_write
 from .loop import History
 
 
@@ -19,21 +19,25 @@ class ExportError(Exception):
     """An export could not be written; the message names the file."""
 
 
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
+IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp",
+                 ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}  # fmt: skip
+MAX_SIDE = 30_000  # pixels: beyond this an image is a mistake (and gigabytes of memory)
+
+
+def _write(path: str | os.PathLike, write) -> Path:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        return atomic_write(path, write)
     except OSError as e:
         raise ExportError(f"{path}: could not be written ({e.strerror or e})") from None
-    return path
+
+
+def _image_format(path: Path) -> str:
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        kinds = ", ".join(IMAGE_FORMATS)
+        got = path.suffix or "(none)"
+        raise ExportError(f"{path}: unsupported image type {got!r}; use {kinds}")
+    return fmt
 
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0):
@@ -57,6 +61,17 @@ def save_grid(
     """
     if images.ndim != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+    path = Path(path)
+    fmt = _image_format(path)
+    n, _, h, w = images.shape
+    cols = min(nrow, n)
+    rows = -(-n // cols)
+    size = (cols * (w + padding) + padding) * scale, (rows * (h + padding) + padding) * scale
+    if max(size) > MAX_SIDE:
+        raise ExportError(
+            f"{path}: the grid would be {size[0]} x {size[1]} pixels; "
+            "use a smaller scale or fewer images"
+        )
     x = images.detach().float().cpu().clamp(0, 1)
     if scale > 1:
         x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
@@ -66,10 +81,10 @@ def save_grid(
 
     def write(f):
         buf = io.BytesIO()
-        save_image(x, buf, nrow=nrow, padding=padding, pad_value=pad_value, format="png")
+        save_image(x, buf, nrow=nrow, padding=padding, pad_value=pad_value, format=fmt)
         f.write(buf.getvalue())
 
-    return _atomic_write(Path(path), write)
+    return _write(path, write)
 
 
 def save_mosaic(
@@ -102,6 +117,9 @@ def save_gif(
     """
     from PIL import Image
 
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ExportError(f"{path}: an animation is saved as .gif, not {path.suffix or '(none)'!r}")
     t = torch.stack(list(frames)) if not torch.is_tensor(frames) else frames
     if t.ndim != 4 or len(t) < 1:
         raise ValueError("expected frames of shape (T, C, H, W)")
@@ -124,7 +142,7 @@ def save_gif(
             loop=0,
         )
 
-    return _atomic_write(Path(path), write)
+    return _write(path, write)
 
 
 def write_history_csv(history: History, path: str | os.PathLike) -> Path:
@@ -149,4 +167,4 @@ def write_history_csv(history: History, path: str | os.PathLike) -> Path:
                 + [""] * (len(History.STEP_KEYS) - 2)
                 + [e["test_nelbo"], e["test_recon"], e["test_kl"]]
             )
-    return _atomic_write(Path(path), lambda f: f.write(text.getvalue().encode()))
+    return _write(path, lambda f: f.write(text.getvalue().encode()))

@@ -83,6 +83,19 @@ def test_write_is_atomic_and_leaves_no_temporary_files(saved, tmp_path):
     load_checkpoint(p)
 
 
+def test_checkpoint_gets_ordinary_permissions(saved, tmp_path):
+    import os
+    import stat
+
+    trainer, _ = saved
+    old = os.umask(0o022)
+    try:
+        p = save_checkpoint(tmp_path / "m.safetensors", trainer.model, trainer.config)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
 def test_unwritable_destination_is_a_clear_error(saved, tmp_path):
     trainer, _ = saved
     (tmp_path / "file").write_text("x")

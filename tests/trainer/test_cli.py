@@ -81,6 +81,30 @@ def test_evaluate_prints_and_writes_json(run_dir, tmp_path, capsys):
     assert "test_nll_iw" in capsys.readouterr().out
 
 
+def test_conditional_defaults_show_every_class(run_dir, tmp_path):
+    ck = str(run_dir / "checkpoint.safetensors")
+    assert main(["sample", "--checkpoint", ck, "--n", "6", "--scale", "1",
+                 "--out", str(tmp_path / "rows.png")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "rows.png") as im:  # 5 classes x 6 samples, the same z per column
+        assert im.size == (6 * 30 + 2, 5 * 30 + 2)
+    assert main(["manifold", "--checkpoint", ck, "--n", "4", "--scale", "1",
+                 "--out", str(tmp_path / "all.png")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "all.png") as im:  # 5 grids of 4 x 4 (padding 0), gap 6
+        assert im.size == (5 * (4 * 28 + 6) + 6, 4 * 28 + 12)
+
+
+def test_output_image_type_follows_the_extension(run_dir, tmp_path, capsys):
+    ck = str(run_dir / "checkpoint.safetensors")
+    assert main(["sample", "--checkpoint", ck, "--class", "0", "--n", "4",
+                 "--out", str(tmp_path / "s.jpg")]) == 0  # fmt: skip
+    with Image.open(tmp_path / "s.jpg") as im:
+        assert im.format == "JPEG"
+    code, err = _err(["sample", "--checkpoint", ck, "--class", "0", "--out",
+                      str(tmp_path / "s.txt")], capsys)  # fmt: skip
+    assert code == 2 and "unsupported image type '.txt'" in err
+    assert not (tmp_path / "s.txt").exists()
+
+
 def test_sample_and_manifold_pngs(run_dir, tmp_path):
     ck = str(run_dir / "checkpoint.safetensors")
     assert (
@@ -165,6 +189,18 @@ def _err(argv, capsys):
             "bad.safetensors",
         ),
         (["train", "--dataset", "mnist", "--model", "gan", "--out", "{tmp}/o"], "invalid choice"),
+        (
+            [
+                "sample",
+                "--checkpoint",
+                "{tmp}/bad.safetensors",
+                "--scale",
+                "1000",
+                "--out",
+                "s.png",
+            ],
+            "must be 1 to 16",
+        ),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(argv, message, tmp_path, capsys):
@@ -174,8 +210,8 @@ def test_user_mistakes_give_one_line_and_exit_2(argv, message, tmp_path, capsys)
     assert code == 2
     assert message in err
     assert "Traceback" not in err
-    last = err.splitlines()[-1]
-    assert last.startswith("latent-train: error:")
+    assert len(err.splitlines()) == 1, err  # one line, nothing before it
+    assert err.startswith("latent-train: error:")
 
 
 def test_class_errors(run_dir, tmp_path, capsys):

@@ -1,6 +1,5 @@
 import gzip
 import struct
-import urllib.error
 
 import numpy as np
 import pytest
@@ -131,7 +130,10 @@ def test_offline_download_names_the_alternatives(tmp_path, monkeypatch):
     import torchvision.datasets as tvd
 
     def offline(*a, **k):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried https://example/, got:\n"
+            "<urlopen error [Errno -3] Temporary failure in name resolution>\n"
+        )
 
     monkeypatch.setattr(tvd, "MNIST", offline)
     monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path))
@@ -141,6 +143,7 @@ def test_offline_download_names_the_alternatives(tmp_path, monkeypatch):
     msg = str(e.value)
     assert "could not download mnist" in msg and "offline alternatives" in msg
     assert "--dataset shapes" in msg and "--dataset idx" in msg
+    assert "\n" not in msg and "Error downloading train-images" in msg  # one line
     assert not data_mod.is_cached("mnist")
 
 

@@ -1,9 +1,12 @@
 import csv
+import os
+import stat
 
+import pytest
 import torch
 from PIL import Image
 
-from trainer.export import save_gif, save_grid, save_mosaic, write_history_csv
+from trainer.export import ExportError, save_gif, save_grid, save_mosaic, write_history_csv
 from trainer.loop import History
 
 
@@ -60,3 +63,24 @@ def test_history_csv(tmp_path):
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     assert rows[-1]["test_nelbo"] == "7.5" and rows[0]["test_nelbo"] == ""
     assert float(rows[0]["nelbo"]) == 9.0
+
+
+def test_files_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = save_grid(torch.rand(4, 1, 8, 8), tmp_path / "g.png", nrow=2)
+        c = write_history_csv(History(), tmp_path / "h.csv")
+    finally:
+        os.umask(old)
+    for f in (p, c):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f  # not a temporary file's 0600
+
+
+def test_bad_image_requests_are_clear(tmp_path):
+    with pytest.raises(ExportError, match="unsupported image type '.txt'"):
+        save_grid(torch.rand(4, 1, 8, 8), tmp_path / "g.txt", nrow=2)
+    with pytest.raises(ExportError, match="would be .* pixels"):
+        save_grid(torch.rand(4, 1, 28, 28), tmp_path / "big.png", nrow=4, scale=1000)
+    with pytest.raises(ExportError, match="saved as .gif"):
+        save_gif(torch.rand(3, 1, 8, 8), tmp_path / "a.png")
+    assert list(tmp_path.iterdir()) == []
