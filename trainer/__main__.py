@@ -430,6 +430,15 @@ def _open(path: str, device="cpu"):
     return load_checkpoint(path, device=device)
 
 
+def _nll(label, estimator, model, x, y, k, gen) -> float:
+    """Mean negative log-likelihood by ``estimator`` with k samples, with a progress bar."""
+    bar = _Progress(f"{label}, K={k}")
+    ll = estimator(model, x, y, k=k, generator=gen,
+                   progress=lambda d, t: bar.update(d / t, f"{d}/{t}"))  # fmt: skip
+    bar.done()
+    return float(-ll.mean())
+
+
 def cmd_evaluate(args) -> int:
     import torch
 
@@ -467,33 +476,15 @@ def cmd_evaluate(args) -> int:
         n_active, _ = active_units(model, x, y)
         res["active_units"] = n_active
         res["kl_per_dim"] = [round(float(v), 4) for v in st.kl_per_dim]
-        bar = _Progress(f"log p(x), K={args.iw_samples}")
         t0 = time.perf_counter()
-        ll = iw_log_likelihood(
-            model,
-            x,
-            y,
-            k=args.iw_samples,
-            generator=gen,
-            progress=lambda d, t: bar.update(d / t, f"{d}/{t}"),
-        )
-        bar.done()
         res["iw_samples"] = args.iw_samples
-        res["test_nll_iw"] = float(-ll.mean())
+        res["test_nll_iw"] = _nll("log p(x)", iw_log_likelihood, model, x, y, args.iw_samples, gen)
         res["seconds_iw"] = time.perf_counter() - t0
         if args.prior_samples > 0:
-            bar = _Progress(f"prior MC, K={args.prior_samples}")
-            mc = prior_mc_log_likelihood(
-                model,
-                x,
-                y,
-                k=args.prior_samples,
-                generator=gen,
-                progress=lambda d, t: bar.update(d / t, f"{d}/{t}"),
-            )
-            bar.done()
             res["prior_samples"] = args.prior_samples
-            res["test_nll_prior_mc"] = float(-mc.mean())
+            res["test_nll_prior_mc"] = _nll(
+                "prior MC", prior_mc_log_likelihood, model, x, y, args.prior_samples, gen
+            )
     else:
         print(
             "note: a plain autoencoder has no ELBO or log p(x); reporting its reconstruction "

@@ -115,6 +115,59 @@ def _log_px_given_z(
 
 
 @torch.no_grad()
+def _log_mean_exp(
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    k: int,
+    rows: int,
+    progress: Progress | None,
+    generator: torch.Generator | None,
+    proposal: str,
+) -> torch.Tensor:
+    """log (1/k) sum_i w_i per image, with z_i from q(z|x) ("q") or from p(z) ("prior").
+
+    A running log-sum-exp over chunks keeps memory bounded for any k: each decoder pass
+    handles about ``rows`` (image, sample) pairs. Returns (N,) float64 on the CPU.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    was_training = model.training
+    model.eval()
+    dev = _device(model)
+    kc = min(k, rows)  # samples per pass
+    b = max(1, rows // kc)  # images per pass
+    out = torch.empty(len(x), dtype=torch.float64)
+    total, done = len(x) * k, 0
+    for sl in _batches(len(x), b):
+        xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
+        nb = xb.shape[0]
+        if proposal == "q":
+            mu, logvar = model.encode(xb, yb)  # (nb, D)
+            std = torch.exp(0.5 * logvar)
+        acc = torch.full((nb,), -math.inf, dtype=_wide(dev), device=dev)
+        for start in range(0, k, kc):
+            m = min(kc, k - start)
+            eps = torch.randn((m, nb, model.latent_dim), generator=generator).to(dev)
+            if proposal == "q":
+                z = (mu + std * eps).transpose(0, 1)  # (nb, m, D)
+                log_w = (
+                    _log_px_given_z(model, xb, z, yb)
+                    + log_standard_normal(z)
+                    - log_diag_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
+                )
+            else:
+                log_w = _log_px_given_z(model, xb, eps.transpose(0, 1), yb)
+            # log_w: (nb, m)
+            acc = torch.logaddexp(acc, torch.logsumexp(log_w.to(acc.dtype), dim=1))
+            done += m * nb
+            if progress:
+                progress(done, total)
+        out[sl] = (acc - math.log(k)).cpu().double()
+    model.train(was_training)
+    return out
+
+
 def iw_log_likelihood(
     model: LatentModel,
     x: torch.Tensor,
@@ -126,48 +179,15 @@ def iw_log_likelihood(
 ) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) with ``k`` samples from q(z|x) (Burda et al.).
 
-    log p(x) ~= log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),   z_i ~ q(z | x),
+    log p(x) ~= log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),   z_i ~ q(z | x).
 
-    computed with a running log-sum-exp so that any ``k`` fits in memory: each decoder
-    pass handles about ``rows`` (image, sample) pairs. Returns (N,) in nats (float64).
     With k = 1 this is the single-sample ELBO; it tightens towards log p(x) as k grows.
+    Returns (N,) in nats (float64).
     """
     _check_variational(model, "the importance-sampled log-likelihood")
-    if k < 1:
-        raise ValueError("k must be at least 1")
-    was_training = model.training
-    model.eval()
-    dev = _device(model)
-    kc = min(k, rows)  # samples per pass
-    b = max(1, rows // kc)  # images per pass
-    out = torch.empty(len(x), dtype=torch.float64)
-    total = len(x) * k
-    done = 0
-    for sl in _batches(len(x), b):
-        xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
-        nb = xb.shape[0]
-        mu, logvar = model.encode(xb, yb)  # (nb, D)
-        std = torch.exp(0.5 * logvar)
-        acc = torch.full((nb,), -math.inf, dtype=_wide(dev), device=dev)
-        for start in range(0, k, kc):
-            m = min(kc, k - start)
-            eps = torch.randn((m, nb, mu.shape[1]), generator=generator, device="cpu").to(dev)
-            z = (mu + std * eps).transpose(0, 1)  # (nb, m, D)
-            log_w = (
-                _log_px_given_z(model, xb, z, yb)
-                + log_standard_normal(z)
-                - log_diag_normal(z, mu.unsqueeze(1), logvar.unsqueeze(1))
-            ).T  # (m, nb)
-            acc = torch.logaddexp(acc, torch.logsumexp(log_w.to(acc.dtype), dim=0))
-            done += m * nb
-            if progress:
-                progress(done, total)
-        out[sl] = (acc - math.log(k)).cpu().double()
-    model.train(was_training)
-    return out
+    return _log_mean_exp(model, x, y, k, rows, progress, generator, "q")
 
 
-@torch.no_grad()
 def prior_mc_log_likelihood(
     model: LatentModel,
     x: torch.Tensor,
@@ -183,28 +203,7 @@ def prior_mc_log_likelihood(
     image, so the estimate sits far below the importance-sampled one. Kept for comparison.
     """
     _check_variational(model, "the prior Monte Carlo log-likelihood")
-    was_training = model.training
-    model.eval()
-    dev = _device(model)
-    kc = min(k, rows)
-    b = max(1, rows // kc)
-    out = torch.empty(len(x), dtype=torch.float64)
-    total, done = len(x) * k, 0
-    for sl in _batches(len(x), b):
-        xb, yb = to_float(x[sl], dev), _labels(y, sl, model, dev)
-        nb = xb.shape[0]
-        acc = torch.full((nb,), -math.inf, dtype=_wide(dev), device=dev)
-        for start in range(0, k, kc):
-            m = min(kc, k - start)
-            z = torch.randn((m, nb, model.latent_dim), generator=generator).to(dev)
-            ll = _log_px_given_z(model, xb, z.transpose(0, 1), yb).T  # (m, nb)
-            acc = torch.logaddexp(acc, torch.logsumexp(ll.to(acc.dtype), dim=0))
-            done += m * nb
-            if progress:
-                progress(done, total)
-        out[sl] = (acc - math.log(k)).cpu().double()
-    model.train(was_training)
-    return out
+    return _log_mean_exp(model, x, y, k, rows, progress, generator, "prior")
 
 
 @torch.no_grad()
