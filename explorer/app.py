@@ -175,8 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         splash.show()
         app.processEvents()
 
+    start(args, splash, t_start)
+    return app.exec()
+
+
+def start(args, splash=None, t_start: float | None = None):
+    """Build and show the window for parsed ``args`` and schedule what they ask for."""
     from explorer.window import MainWindow  # imports torch: the slow part of starting
 
+    t_start = time.perf_counter() if t_start is None else t_start
     settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
     chosen = bool(args.dataset or args.images or args.root)
     # a checkpoint names its own data: do not load the remembered data first
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(args.quit_after, win.close)
     if args.screenshot:
         _schedule_screenshot(win, args.screenshot, args.train)
-    return app.exec()
+    return win
 
 
 def _open_at_start(win, path: str, chosen: bool) -> None:

@@ -1,0 +1,160 @@
+"""Menus, shortcuts and the command line (regressions found by QA)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from explorer_helpers import train
+from PySide6.QtWidgets import QFileDialog
+
+import explorer.window as window_mod
+from explorer import app
+
+
+def _menu_action(win, menu: str, text: str):
+    for top in win.menuBar().actions():
+        if top.text().replace("&", "") == menu:
+            found = [a for a in _all_actions(top.menu()) if a.text().replace("&", "") == text]
+            assert found, f"no {text!r} in the {menu} menu"
+            return found[0]
+    raise AssertionError(f"no {menu} menu")
+
+
+def _all_actions(m):
+    for a in m.actions():
+        yield a
+        if a.menu() is not None:
+            yield from _all_actions(a.menu())
+
+
+def test_view_menu_actions_switch_to_their_tab(window):
+    """QA: Ctrl+1…Ctrl+5 always showed tab 0 (PySide passed checked=False into i)."""
+    win = window
+    for i in (4, 1, 3, 2, 0):
+        action = _menu_action(win, "View", win.tabs.tabText(i))
+        assert action.shortcut().toString() == f"Ctrl+{i + 1}"
+        action.trigger()  # exactly what the shortcut does
+        assert win.tabs.currentIndex() == i
+
+
+@pytest.mark.parametrize("name", ["manifold", "class row"])
+def test_export_menu_items_export_their_view(window, tmp_path, monkeypatch, name):
+    """QA: File ▸ Export ▸ "<View> as PNG…" raised AttributeError on a bool."""
+    asked = []
+
+    def fake_dialog(parent, title, start, filt):
+        asked.append((title, start))
+        return str(tmp_path / "out.png"), filt
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
+    exported = []
+    monkeypatch.setattr(window, "export_view", lambda n, p: exported.append((n, p)))
+    _menu_action(window, "File", f"{name.capitalize()} as PNG…").trigger()
+    assert asked and asked[0][0] == f"Export {name}"
+    assert Path(asked[0][1]).name == f"{name.replace(' ', '-')}.png"
+    assert exported == [(name, str(tmp_path / "out.png"))]
+
+
+@pytest.fixture
+def checkpoint(qtbot, window, tmp_path):
+    window.panel.latent.setValue(3)
+    train(qtbot, window, epochs=1)
+    path = window.save_checkpoint(tmp_path / "model")
+    window.close()
+    return path
+
+
+def test_open_checkpoint_while_loading_opens_it_after_the_load(qtbot, make_window, checkpoint):
+    """QA: Ctrl+O during the startup data load said "Stop training" and refused."""
+    win = make_window(wait_data=False)
+    assert win.state == "loading"
+    assert win.open_checkpoint(checkpoint)
+    texts = " ".join(t for _lvl, t in win.banner.history)
+    assert "Stop training" not in texts and "loading data" in texts
+    qtbot.waitUntil(lambda: win.session.latent_dim == 3 and not win.busy, timeout=20000)
+    assert win.session.epochs_done == 1
+    assert win.session.data is not None
+
+
+def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
+    """QA: ``latent-explorer FILE`` always failed with "Stop training before opening"."""
+    args = app.build_parser().parse_args(
+        [str(checkpoint), "--settings", str(tmp_path / "cli.ini"), "--no-restore"]
+    )
+    win = app.start(args)
+    qtbot.addWidget(win)
+    assert win.session.data is None and not win.busy  # no startup load before the checkpoint
+    qtbot.waitUntil(lambda: win.session.latent_dim == 3 and not win.busy, timeout=20000)
+    qtbot.waitUntil(lambda: win.session.data is not None, timeout=20000)
+    texts = " ".join(t for _lvl, t in win.banner.history)
+    assert "Stop training" not in texts and f"Opened {checkpoint.name}" in texts
+    assert win.session.epochs_done == 1
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--tab", "9"], "--tab: must be 1 to 5, not 9"),
+        (["--tab", "0"], "--tab: must be 1 to 5"),
+        (["--latent", "300"], "--latent: must be 1 to 256, not 300"),
+        (["--latent", "0"], "--latent: must be 1 to 256, not 0"),
+        (["--grid", "50"], "--grid: must be 5 to 30, not 50"),
+        (["--grid", "4"], "--grid: must be 5 to 30"),
+        (["--epochs", "0"], "--epochs: must be 1"),
+        (["--size", "12x"], "--size: must look like 1480x920"),
+        (["--size", "100x100"], "--size: width and height must be"),
+        (["--quit-after", "-5"], "--quit-after: must be at least 0"),
+        (["--latent", "two"], "--latent: 'two' is not a whole number"),
+    ],
+)
+def test_bad_options_fail_with_one_line_before_any_window(argv, words, capsys, monkeypatch):
+    """QA: --tab 9 was accepted, --latent 300 became 256, --latent 0 was ignored, …"""
+
+    def no_window(*a, **k):
+        raise AssertionError("a window was built for a bad option")
+
+    monkeypatch.setattr(window_mod, "MainWindow", no_window)
+    with pytest.raises(SystemExit) as e:
+        app.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+
+
+def test_zero_is_not_ignored_and_good_options_apply(qtbot, tmp_path):
+    args = app.build_parser().parse_args(
+        ["--settings", str(tmp_path / "o.ini"), "--no-restore", "--dataset", "shapes",
+         "--latent", "1", "--epochs", "1", "--tab", "5", "--grid", "30", "--size", "1200x800"]
+    )  # fmt: skip
+    assert args.size == (1200, 800)
+    win = app.start(args)
+    qtbot.addWidget(win)
+    assert win.panel.latent.value() == 1 and win.panel.epochs.value() == 1
+    assert win.tabs.currentIndex() == 4 and win.grid_n.value() == 30
+    assert (win.width(), win.height()) == (1200, 800)
+    qtbot.waitUntil(lambda: not win.busy, timeout=20000)
+
+
+def test_screenshot_exits_promptly_with_code_2_when_the_data_cannot_load(tmp_path):
+    """QA: --screenshot waited up to 10 minutes for data that had failed to load."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    shot = tmp_path / "shot.png"
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [sys.executable, "-m", "explorer", "--settings", str(tmp_path / "s.ini"), "--no-restore",
+         "--dataset", "folder", "--root", str(tmp_path / "nonexistent"), "--screenshot",
+         str(shot)],
+        env=env, capture_output=True, text=True, timeout=90,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert time.perf_counter() - t0 < 60
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("latent-explorer:")]
+    assert len(lines) == 1 and "could not load the data" in lines[0] and "nonexistent" in lines[0]
+    assert shot.exists()  # the window, with the error in its banner
+
