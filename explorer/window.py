@@ -133,10 +133,24 @@ class MainWindow(QMainWindow):
     def _build_ui(self) -> None:
         s = self.session
         self.panel = TrainPanel()
-        left = QScrollArea()
-        left.setWidget(self.panel)
-        left.setWidgetResizable(True)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll = QScrollArea()
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.NoFrame)
+        self.left_scroll = scroll
+        # the Run box (buttons, progress, status) stays in view below the settings, which
+        # scroll when the window (or a message banner above it) leaves too little height
+        self.panel.layout().removeWidget(self.panel.run_box)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.setSpacing(4)
+        ll.addWidget(scroll, 1)
+        run = QHBoxLayout()
+        run.setContentsMargins(6, 0, 6, 4)  # in line with the groups above it
+        run.addWidget(self.panel.run_box)
+        ll.addLayout(run)
         left.setMinimumWidth(300)
         left.setMaximumWidth(420)
 
@@ -650,7 +664,9 @@ class MainWindow(QMainWindow):
         self.state = "idle"
         self.panel.set_state("idle", s.model is not None)
         if self.latest is not None:
-            self.panel.show_snapshot(self.latest)
+            # the run box and the status bar give the same, run-average throughput
+            avg = out.fit.images_per_second if out.fit is not None else None
+            self.panel.show_snapshot(self.latest, average_ips=avg)
         self._progress_dirty = False
         if out.error:
             self.show_message(gui_data_message(out.error), "error")
@@ -660,7 +676,7 @@ class MainWindow(QMainWindow):
             verb = "Stopped" if f.stopped else "Finished"
             self.status.showMessage(
                 f"{verb}: {f.epochs_done} epochs, {f.step:,} steps in {fmt_seconds(f.seconds)} "
-                f"on {f.device} ({f.images_per_second:,.0f} img/s)", 15000,
+                f"on {f.device} ({f.images_per_second:,.0f} img/s on average)", 15000,
             )  # fmt: skip
         self._update_status()
         self.tick()

@@ -66,7 +66,25 @@ def _plot(title: str, left: str, bottom: str = "step") -> pg.PlotWidget:
     p.setDownsampling(auto=True, mode="peak")
     p.setMenuEnabled(False)
     w.setMinimumHeight(150)
+    # shown instead of meaningless 0-1 axes until there is something to plot
+    w.empty_text = pg.TextItem("no data yet", color=theme.MUTED, anchor=(0.5, 0.5))
+    w.addItem(w.empty_text, ignoreBounds=True)
     return w
+
+
+def _show_empty(w: pg.PlotWidget, empty: bool, text: str = "no data yet") -> None:
+    """An empty plot: a fixed 0-1 frame without tick values and a short note in it."""
+    p = w.getPlotItem()
+    w.empty_text.setText(text)
+    w.empty_text.setVisible(empty)
+    for ax in ("left", "bottom"):
+        p.getAxis(ax).setStyle(showValues=not empty)
+    if empty:
+        p.disableAutoRange()
+        p.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        w.empty_text.setPos(0.5, 0.5)
+    else:
+        p.enableAutoRange()
 
 
 class LossPlots(QWidget):
@@ -98,6 +116,8 @@ class LossPlots(QWidget):
         self.kl_plot = _plot("Reconstruction and KL", "nats")
         self.dim_plot = _plot("KL per dimension", "nats", "dimension")
         self.dim_plot.getPlotItem().setDownsampling(False)
+        # KL per dimension is read in nats: no "(x0.001)" SI-prefix rescaling of the axis
+        self.dim_plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
         for w in (self.loss_plot, self.kl_plot, self.dim_plot):
             split.addWidget(w)
         split.setSizes([400, 400, 300])
@@ -129,7 +149,7 @@ class LossPlots(QWidget):
         self.active_line = pg.InfiniteLine(
             pos=ACTIVE_KL, angle=0, pen=pg.mkPen(theme.MUTED, style=Qt.DashLine)
         )
-        self.dim_plot.addItem(self.active_line)
+        self.dim_plot.addItem(self.active_line, ignoreBounds=True)
         self.cursors = []
         for w in (self.loss_plot, self.kl_plot):
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.GRID, width=1))
@@ -210,6 +230,10 @@ class LossPlots(QWidget):
             return False
         self.dirty = False
         x = np.asarray(self.raw["step"])
+        empty = not len(x) and not self.test_x
+        if empty or self.loss_plot.empty_text.isVisible():
+            for w in (self.loss_plot, self.kl_plot):
+                _show_empty(w, empty, "no training yet")
         for key in ("nelbo", "recon", "kl"):
             self.curves[key].setData(x, self._positive(self._series(key)))
         self.curves["test"].setData(
@@ -226,6 +250,11 @@ class LossPlots(QWidget):
             self.dim_plot.getPlotItem().getAxis("bottom").setTicks(
                 [[(i, f"z{i}") for i in range(0, len(kl), step)]]
             )
+            _show_empty(self.dim_plot, False)
+            top = float(np.nanmax(kl)) if np.isfinite(kl).any() else 0.0
+            self.dim_plot.getPlotItem().setRange(
+                xRange=(-0.6, len(kl) - 0.4), yRange=(0, max(1.1 * top, 0.05)), padding=0
+            )
             n_active = int((kl >= ACTIVE_KL).sum())
             self.dim_plot.getPlotItem().setTitle(
                 f"KL per dim · {n_active}/{len(kl)} active",
@@ -234,6 +263,7 @@ class LossPlots(QWidget):
             )
         else:
             self.bars.setOpts(x=[], height=[])
+            _show_empty(self.dim_plot, True)
         return True
 
     def _set_log(self, on: bool) -> None:

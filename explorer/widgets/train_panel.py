@@ -191,6 +191,7 @@ class TrainPanel(QWidget):
 
         # -- run -----------------------------------------------------------------------------
         g = QGroupBox("Run")
+        self.run_box = g  # the window pins it below the scrolling settings
         v = QVBoxLayout(g)
         row = QHBoxLayout()
         self.start_btn = QPushButton("▶  Train")
@@ -396,13 +397,19 @@ class TrainPanel(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat("idle" if state == "idle" else "starting…")
 
-    def show_snapshot(self, s: Snapshot) -> None:
+    def show_snapshot(self, s: Snapshot, average_ips: float | None = None) -> None:
+        """Progress from a snapshot; ``average_ips``: the finished run's average throughput
+        (the one the status bar reports), shown instead of the latest rate."""
         self.progress.setRange(0, 1000)
         self.progress.setValue(round(1000 * s.progress))
         state = "paused" if s.paused else ("done" if s.final else f"{fmt_seconds(s.eta)} left")
         self.progress.setFormat(f"epoch {s.epoch}/{s.epochs}  ·  {state}")
+        if average_ips is not None:
+            rate = f"{average_ips:,.0f} img/s on average"
+        else:
+            rate = f"{s.images_per_second:,.0f} img/s"
         self.progress_info.setText(
-            f"step {s.step:,}/{s.total_steps:,}  ·  {s.images_per_second:,.0f} img/s  ·  "
+            f"step {s.step:,}/{s.total_steps:,}  ·  {rate}  ·  "
             f"−ELBO {s.nelbo:.1f}  ·  β {s.beta:.3g}  ·  lr {s.lr:.3g}"
         )
 

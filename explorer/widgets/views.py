@@ -152,7 +152,8 @@ class ManifoldView(DecodedView):
         p.hideButtons()
         p.setMenuEnabled(False)
         for ax in ("left", "bottom"):
-            p.getAxis(ax).setStyle(tickFont=theme.small_font(-1.5))
+            # labels may run past the end of the axis: the outermost cells keep theirs
+            p.getAxis(ax).setStyle(tickFont=theme.small_font(-1.5), hideOverlappingLabels=False)
         self.item = CountingImageItem(axisOrder="row-major")
         p.addItem(self.item)
         self.marker = pg.QtWidgets.QGraphicsRectItem()

@@ -196,3 +196,14 @@ def test_tile_lays_out_row_major():
     assert out[1, 1] == pytest.approx(0.0) and out[1, 5] == pytest.approx(0.1)
     assert out[4, 1] == pytest.approx(0.3)  # second row starts with image 3
     assert out[4, 9] == -1  # the missing sixth cell stays padding
+
+
+def test_manifold_axes_label_both_outermost_cells(qtbot, trained):
+    """QA: the x axis showed no label at its leftmost tick (y had both ends)."""
+    trained.grid_n.setValue(30)
+    trained.manifold.refresh(force=True)
+    for name in ("bottom", "left"):
+        axis = trained.manifold.plot.getPlotItem().getAxis(name)
+        assert axis.style["hideOverlappingLabels"] is False
+        ticks = axis._tickLevels[0]
+        assert ticks[0][1] == f"{-float(ticks[-1][1]):.2f}"  # both ends are labelled

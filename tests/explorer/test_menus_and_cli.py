@@ -157,4 +157,3 @@ def test_screenshot_exits_promptly_with_code_2_when_the_data_cannot_load(tmp_pat
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("latent-explorer:")]
     assert len(lines) == 1 and "could not load the data" in lines[0] and "nonexistent" in lines[0]
     assert shot.exists()  # the window, with the error in its banner
-

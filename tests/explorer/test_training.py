@@ -180,3 +180,44 @@ def test_many_repaints_do_not_exhaust_singletons(qtbot, window):
         if i % 10 == 0:
             qtbot.wait(1)
     assert sys.getrefcount(None) > 1000 and sys.getrefcount(True) > 1000
+
+
+def test_run_status_stays_visible_under_a_message_banner(qtbot, window):
+    """QA: with the banner showing, the Run box's status text was clipped."""
+    train(qtbot, window, epochs=1)
+    window.show_message("A long message " * 40, "error")
+    qtbot.wait(50)
+    info = window.panel.progress_info
+    assert info.isVisible() and info.text()
+    assert info.visibleRegion().boundingRect().height() == info.height()
+    # the settings scroll, the Run box does not
+    assert not window.left_scroll.isAncestorOf(window.panel.run_box)
+
+
+def test_status_bar_and_run_box_give_the_same_throughput(qtbot, window):
+    """QA: the status bar and the Run box showed different img/s for the same run."""
+    train(qtbot, window, epochs=1)
+    fit = window.outcomes[-1].fit
+    rate = f"{fit.images_per_second:,.0f} img/s on average"
+    assert rate in window.status.currentMessage()
+    assert rate in window.panel.progress_info.text()
+
+
+def test_empty_plots_say_so_and_kl_axis_is_in_nats(qtbot, window):
+    """QA: before training the plots showed bare 0.2-0.8 axes and "nats (x0.001)"."""
+    plots = window.plots
+    plots.clear()
+    for w in (plots.loss_plot, plots.kl_plot, plots.dim_plot):
+        assert w.empty_text.isVisible()
+        assert not w.getPlotItem().getAxis("left").style["showValues"]
+    train(qtbot, window, epochs=1)
+    window.plots.refresh()
+    for w in (plots.loss_plot, plots.kl_plot, plots.dim_plot):
+        assert not w.empty_text.isVisible()
+        assert w.getPlotItem().getAxis("left").style["showValues"]
+    plots.set_kl_dims(np.array([2e-4, 5e-4]))  # tiny values: still plain nats
+    plots.refresh()
+    axis = plots.dim_plot.getPlotItem().getAxis("left")
+    assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()
+    lo, hi = plots.dim_plot.getPlotItem().vb.viewRange()[1]
+    assert abs(lo) < 1e-9 and hi > 0
