@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -154,7 +155,10 @@ class ManifoldView(DecodedView):
         for ax in ("left", "bottom"):
             # labels may run past the end of the axis: the outermost cells keep theirs
             p.getAxis(ax).setStyle(tickFont=theme.small_font(-1.5), hideOverlappingLabels=False)
-        self.item = CountingImageItem(axisOrder="row-major")
+        # Shown smaller than its pixels, the grid is box-averaged (autoDownsample) and then
+        # scaled smoothly: nearest-neighbour scaling by a fraction made cells uneven widths.
+        self.item = CountingImageItem(axisOrder="row-major", autoDownsample=True)
+        self.plot.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         p.addItem(self.item)
         self.marker = pg.QtWidgets.QGraphicsRectItem()
         self.marker.setPen(pg.mkPen(theme.ACCENT, width=2))
