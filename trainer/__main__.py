@@ -310,7 +310,7 @@ def cmd_train(args) -> int:
     from .data import load_data
     from .export import save_grid, write_history_csv
     from .latent import sample_prior
-    from .loop import Trainer, resolve_device, seed_everything
+    from .loop import Trainer, TrainingDiverged, resolve_device, seed_everything
     from .models import build_model
 
     out = Path(args.out)
@@ -365,12 +365,16 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
 
+    diverged = None
     try:
         result = trainer.fit(on_snapshot=on_snapshot)
     except KeyboardInterrupt:
         bar.close()
         print("interrupted: saving what was trained so far", file=sys.stderr)
         result = None
+    except TrainingDiverged as e:  # the model is back at its last good state: keep that
+        bar.close()
+        diverged, result = e, None
     out.mkdir(parents=True, exist_ok=True)
     ckpt = save_checkpoint(
         out / "checkpoint.safetensors",
@@ -401,14 +405,11 @@ def cmd_train(args) -> int:
     }
     _write_json(out / "metrics.json", metrics)
     cpu_model = model.to("cpu")
-    y = 0 if mcfg.conditional else None
     gen = torch.Generator().manual_seed(tcfg.seed)
     if mcfg.conditional:  # one row per class: the same z under every label
         save_grid(_class_rows(cpu_model, 10, gen), out / "samples.png", nrow=10, scale=2)
     else:
-        save_grid(
-            sample_prior(cpu_model, 64, y, generator=gen), out / "samples.png", nrow=8, scale=2
-        )
+        save_grid(sample_prior(cpu_model, 64, generator=gen), out / "samples.png", nrow=8, scale=2)
     written = ["checkpoint.safetensors", "metrics.json", "history.csv", "samples.png"]
     if mcfg.latent_dim >= 2:
         side = 10 if mcfg.conditional else 20  # a CVAE gets one grid per class
@@ -421,6 +422,8 @@ def cmd_train(args) -> int:
     )
     print(f"wrote {', '.join(written)} to {out}/", file=sys.stderr)
     print(ckpt)
+    if diverged is not None:
+        raise UserError(f"{diverged} What was trained before it is saved in {out}/.")
     return 0
 
 

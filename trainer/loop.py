@@ -291,6 +291,25 @@ class Trainer:
         d = self.data
         return elbo_stats(self.model, d.test_x, d.test_y if self.model.num_classes else None)
 
+    def _checkpoint_state(self) -> tuple:
+        """A copy of everything a diverging run must be rewound to."""
+        return (
+            copy.deepcopy(self.model.state_dict()),
+            copy.deepcopy(self.optimizer.state_dict()),
+            self.step,
+            self.epochs_done,
+            len(self.history.steps),
+            len(self.history.epochs),
+        )
+
+    def _restore(self, good: tuple) -> None:
+        model_state, optimizer_state, self.step, self.epochs_done, n_steps, n_epochs = good
+        del self.history.steps[n_steps:], self.history.epochs[n_epochs:]
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(optimizer_state)
+        if self.stepper is not None:
+            self.stepper = AdamStepper(self.optimizer)  # the state tensors were replaced
+
     def _apply_changes(self, control: TrainControl | None) -> None:
         if control is None:
             return
@@ -342,7 +361,7 @@ class Trainer:
         images_since, active_since, images_total = 0, 0.0, 0
         last_means = (math.nan,) * 3
         last_ips = 0.0
-        good_state = copy.deepcopy(model.state_dict())
+        good = self._checkpoint_state()
         stopped = False
         beta_eff = kl_weight(self.beta, self.step, warmup_steps)
         model.train()
@@ -355,9 +374,10 @@ class Trainer:
                 last_means = tuple((sums / count).tolist())
             r, k, l = last_means
             if count and not all(map(math.isfinite, (r, k, l))):
-                model.load_state_dict(good_state)
+                at = self.step
+                self._restore(good)
                 raise TrainingDiverged(
-                    f"training diverged at step {self.step} (loss {l}); the model was restored "
+                    f"training diverged at step {at} (loss {l}); the model was restored "
                     f"to the end of epoch {self.epochs_done}. Try a lower learning rate "
                     f"(now {self.lr:g}) or a smaller beta."
                 )
@@ -458,14 +478,16 @@ class Trainer:
                 elapsed=active,
             )
             if not math.isfinite(stats.nelbo):
-                model.load_state_dict(good_state)
+                at = self.epochs_done
+                self._restore(good)
                 raise TrainingDiverged(
-                    f"the test loss is {stats.nelbo} after epoch {self.epochs_done}; the model "
-                    f"was restored to the epoch before. Try a lower learning rate or smaller beta."
+                    f"training diverged: the test loss is {stats.nelbo} after epoch {at}; the "
+                    f"model was restored to the end of epoch {self.epochs_done}. Try a lower "
+                    f"learning rate (now {self.lr:g}) or a smaller beta."
                 )
             self.history.add_epoch(result)
             emit(test=result, final=self.epochs_done == last_epoch)
-            good_state = copy.deepcopy(model.state_dict())
+            good = self._checkpoint_state()
         active += time.perf_counter() - t_mark
         if stopped:
             emit(final=True)

@@ -263,3 +263,31 @@ def test_module_entry_point_runs():
         timeout=120,
     )
     assert out.returncode == 0 and "train" in out.stdout and "manifold" in out.stdout
+
+
+def test_a_diverging_run_keeps_its_last_good_model(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from trainer.evaluate import ElboStats
+    from trainer.loop import Trainer
+
+    real_stats = Trainer.test_stats
+
+    def stats(self):  # the test loss blows up after the second epoch
+        if self.epochs_done == 2:
+            return ElboStats(float("nan"), float("nan"), float("nan"), None, 0)
+        return real_stats(self)
+
+    monkeypatch.setattr(Trainer, "test_stats", stats)
+    out = tmp_path / "run"
+    code, err = _err(["train", *SHAPES, "--epochs", "3", "--latent-dim", "2", "--hidden", "32",
+                      "--out", str(out)], capsys)  # fmt: skip
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert "diverged" in last and "end of epoch 1" in last and "saved in" in last
+    from trainer.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(out / "checkpoint.safetensors")
+    assert ck.epochs_done == 1 and len(ck.history.epochs) == 1
+    assert ck.history.last_step == ck.history.epochs[0]["step"]
+    assert all(torch.isfinite(p).all() for p in ck.model.parameters())
