@@ -138,3 +138,14 @@ def hint(text: str) -> QLabel:
     label.setObjectName("muted")
     label.setWordWrap(True)
     return label
+
+
+def fix_axis_sizes(plot_item, left: int = 46, bottom: int = 38) -> None:
+    """Give an aspect-locked plot's axes fixed sizes.
+
+    With the aspect ratio locked, a tick label that changes width resizes the view box,
+    which changes the range and so the labels again: a layout loop that can keep the event
+    loop busy. Fixed axis sizes break it.
+    """
+    plot_item.getAxis("left").setWidth(left)
+    plot_item.getAxis("bottom").setHeight(bottom)

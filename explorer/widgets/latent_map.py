@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from explorer import theme
 from explorer.state import Z_RANGE, Session
+from explorer.widgets.common import fix_axis_sizes
 
 
 class LatentMap(QWidget):
@@ -26,6 +27,7 @@ class LatentMap(QWidget):
         self.plot.setMinimumSize(200, 200)
         p = self.plot.getPlotItem()
         p.setAspectLocked(True)
+        fix_axis_sizes(p)
         p.showGrid(x=True, y=True, alpha=0.12)
         p.setMenuEnabled(False)
         p.setRange(xRange=(-3.2, 3.2), yRange=(-3.2, 3.2), padding=0.02)

@@ -32,7 +32,7 @@ from explorer.imaging import cell_centres, tile
 from explorer.state import Session
 from trainer.latent import grid_latents, lerp, slerp
 
-from .common import CountingImageItem, ImagePane, hint
+from .common import CountingImageItem, ImagePane, fix_axis_sizes, hint
 
 PAD = 2  # pixels between cells, on screen and in exported PNGs
 EXPORT_MIN_SIDE = 600  # exported PNGs are magnified (by a whole number) to at least this
@@ -149,6 +149,7 @@ class ManifoldView(DecodedView):
         p = self.plot.getPlotItem()
         p.invertY(True)
         p.setAspectLocked(True)
+        fix_axis_sizes(p)
         p.setMouseEnabled(False, False)
         p.hideButtons()
         p.setMenuEnabled(False)
