@@ -100,14 +100,12 @@ class TrainControl:
         return self._run.wait(timeout)
 
     def set_lr(self, lr: float) -> None:
-        if not (0 < lr <= 1):
-            raise ConfigError(f"learning rate must be in (0, 1], not {lr}")
+        TrainConfig(lr=lr)  # the same range check as a new run's
         with self._lock:
             self._lr = float(lr)
 
     def set_beta(self, beta: float) -> None:
-        if not (0 <= beta <= 1000):
-            raise ConfigError(f"beta must be in [0, 1000], not {beta}")
+        TrainConfig(beta=beta)
         with self._lock:
             self._beta = float(beta)
 

@@ -283,22 +283,20 @@ class TrainPanel(QWidget):
         self._model_form.setRowVisible(self.gauss_std, self.likelihood.currentData() == "gaussian")
 
     def _lr_entered(self) -> None:
-        try:
-            v = _float(self.lr.text(), "learning rate")
-            TrainConfig(lr=v)
-        except ConfigError as e:
-            self.invalid.emit(str(e))
-            return
-        self.lrEdited.emit(v)
+        self._live_value(self.lr, "learning rate", "lr", self.lrEdited)
 
     def _beta_entered(self) -> None:
+        self._live_value(self.beta, "beta", "beta", self.betaEdited)
+
+    def _live_value(self, box, name: str, field: str, signal) -> None:
+        """Check a value typed during a run against TrainConfig's range, then announce it."""
         try:
-            v = _float(self.beta.text(), "beta")
-            TrainConfig(beta=v)
+            v = _float(box.text(), name)
+            TrainConfig(**{field: v})
         except ConfigError as e:
             self.invalid.emit(str(e))
             return
-        self.betaEdited.emit(v)
+        signal.emit(v)
 
     # -- reading the settings -----------------------------------------------------------------
     def data_spec(self) -> DataSpec:
