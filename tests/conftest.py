@@ -6,6 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 # pytest puts tests/ on sys.path for this file; tests/trainer and tests/explorer would then
 # shadow the real packages as namespace packages. The repository root must come first.
 _ROOT = str(Path(__file__).resolve().parents[1])
@@ -16,3 +18,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # QSettings (and anything else following XDG) writes under a throw-away folder
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="latent-explorer-test-config-")
 os.environ.setdefault("LATENT_EXPLORER_DATA", tempfile.mkdtemp(prefix="latent-explorer-test-data-"))
+
+
+@pytest.fixture(scope="session")
+def _empty_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("empty")
+
+
+@pytest.fixture(autouse=True)
+def _bare_machine(_empty_dir, monkeypatch):
+    """Every test sees a machine without Debian's Fashion-MNIST, whatever is installed here;
+    a test that wants it builds its own files and points DEBIAN_FASHION at them."""
+    import trainer.data
+
+    monkeypatch.setattr(trainer.data, "DEBIAN_FASHION", _empty_dir)

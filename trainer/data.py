@@ -349,7 +349,10 @@ def offline_hint() -> str:
     return "offline alternatives: " + "; ".join(alts)
 
 
-def debian_fashion_available(root: Path = DEBIAN_FASHION) -> bool:
+def debian_fashion_available(root: Path | None = None) -> bool:
+    """True if Debian's ``dataset-fashion-mnist`` files are in ``root`` (default: where the
+    package puts them; looked up at call time, so tests and callers can move it)."""
+    root = DEBIAN_FASHION if root is None else Path(root)
     names = [
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",

@@ -159,3 +159,21 @@ def test_fashion_mnist_comes_from_debian_files_when_present(tmp_path, monkeypatc
     assert len(d.train_x) == 30 and len(d.test_x) == 10
     assert d.class_names[0] == "T-shirt/top"
     assert data_mod.is_cached("fashion-mnist")
+
+
+def test_fashion_mnist_without_debian_files_goes_to_torchvision(tmp_path, monkeypatch):
+    """On a machine without Debian's package the loader downloads (here: a fake torchvision
+    dataset), whatever this machine has installed."""
+    import torchvision.datasets as tvd
+
+    class FakeFashion:
+        def __init__(self, root, train, download):
+            n = 20 if train else 5
+            self.data = torch.zeros(n, 28, 28, dtype=torch.uint8)
+            self.targets = torch.arange(n) % 10
+
+    monkeypatch.setattr(tvd, "FashionMNIST", FakeFashion)
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path))
+    assert not data_mod.debian_fashion_available()
+    d = load_data(DataSpec("fashion-mnist"))
+    assert len(d.train_x) == 20 and len(d.test_x) == 5
