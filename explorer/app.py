@@ -15,7 +15,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
-from explorer import __version__, theme
+from explorer import __version__, platform_check, theme
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    problem = platform_check.window_problem()
+    if problem:  # Qt would abort with a misleading message: say what is wrong instead
+        print(f"latent-explorer: {problem}", file=sys.stderr)
+        return 2
     t_start = time.perf_counter()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
