@@ -55,7 +55,9 @@ class ImagePane(pg.GraphicsLayoutWidget):
         if reshape:
             self.view.setRange(xRange=(0, arr.shape[1]), yRange=(0, arr.shape[0]), padding=0)
 
-    def clear(self) -> None:
+    def clear_image(self) -> None:
+        """Show nothing. (Not ``clear``: pyqtgraph binds ``self.clear`` to the layout's clear in
+        ``GraphicsLayoutWidget.__init__``, which would take the view box out of the scene.)"""
         self.array = None
         self.item.clear()
 

@@ -350,7 +350,7 @@ class ClassRowView(ImageGridView):
         s = self.session
         if not s.conditional:
             self.images = None
-            self.pane.clear()
+            self.pane.clear_image()
             self.names.setText(
                 "The class row needs a conditional VAE: choose Type ▸ Conditional VAE and train."
             )

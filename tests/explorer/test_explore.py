@@ -207,3 +207,41 @@ def test_manifold_axes_label_both_outermost_cells(qtbot, trained):
         assert axis.style["hideOverlappingLabels"] is False
         ticks = axis._tickLevels[0]
         assert ticks[0][1] == f"{-float(ticks[-1][1]):.2f}"  # both ends are labelled
+
+
+def _drawn(pane) -> float:
+    """Spread of the grey levels the pane really paints (0 for an empty picture)."""
+    img = pane.grab().toImage()
+    w, h = img.width(), img.height()
+    return float(
+        np.std([img.pixelColor(x, y).lightness() for x in range(0, w, 3) for y in range(0, h, 3)])
+    )
+
+
+def test_class_row_shows_images_after_switching_from_vae_to_cvae(qtbot, window):
+    """QA: trained a VAE, looked at the Class row (the hint), switched Type to Conditional
+    VAE and trained: the labels appeared but no images, during and after training."""
+    win = window
+    train(qtbot, win, epochs=1)
+    win.tabs.setCurrentIndex(4)
+    win.tick()
+    assert "needs a conditional VAE" in win.class_row.names.text()
+    assert _drawn(win.class_row.pane) < 1.0  # the hint, no picture
+    win.panel.model.setCurrentIndex(win.panel.model.findData("cvae"))
+    train(qtbot, win, epochs=1)
+    win.class_row.refresh(force=True)
+    assert win.class_row.names.text().startswith("circle")
+    assert _drawn(win.class_row.pane) > 5
+    assert win.class_row.pane.item.paints > 0
+
+
+def test_clearing_an_image_pane_keeps_its_view(qtbot):
+    from explorer.widgets.common import ImagePane
+
+    pane = ImagePane()
+    qtbot.addWidget(pane)
+    pane.show()
+    pane.clear_image()
+    assert pane.view.scene() is pane.scene()
+    pane.set_array(np.random.default_rng(0).random((32, 152)))
+    assert _drawn(pane) > 5
