@@ -170,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--seed", type=int, default=0, help="(default: 0)")
     o.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    o.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for training (default: $OMP_NUM_THREADS if set, else all cores but "
+        "one, which keeps a busy machine from stalling the run)",
+    )
     t.add_argument("--out", required=True, help="output folder")
 
     e = sub.add_parser("evaluate", help="test ELBO and importance-sampled log p(x) of a checkpoint")
@@ -305,13 +312,14 @@ def _class_index(cls: str | None, class_names: list[str], conditional: bool) -> 
 def cmd_train(args) -> int:
     import torch
 
-    from .checkpoint import save_checkpoint
+    from .checkpoint import save_trainer
     from .config import ModelConfig, TrainConfig
     from .data import load_data
     from .export import save_grid, write_history_csv
     from .latent import sample_prior
     from .loop import Trainer, TrainingDiverged, resolve_device, seed_everything
     from .models import build_model
+    from .threads import describe, training_threads
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -327,6 +335,8 @@ def cmd_train(args) -> int:
         device=args.device,
     )
     device = resolve_device(tcfg.device)
+    threads = training_threads(args.threads)
+    torch.set_num_threads(threads)
     data = load_data(spec)  # reported only once the settings are known to fit it
     mcfg = ModelConfig(
         model=args.model,
@@ -343,8 +353,8 @@ def cmd_train(args) -> int:
     trainer = Trainer(model, data, tcfg, device=device)
     print(f"data: {_describe(spec, data)}", file=sys.stderr)
     print(
-        f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device} "
-        f"for {tcfg.epochs} epochs",
+        f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device}"
+        f"{f', {describe(threads)}' if device.type == 'cpu' else ''} for {tcfg.epochs} epochs",
         file=sys.stderr,
     )
     bar = _Progress("train")
@@ -376,15 +386,8 @@ def cmd_train(args) -> int:
         bar.close()
         diverged, result = e, None
     out.mkdir(parents=True, exist_ok=True)
-    ckpt = save_checkpoint(
-        out / "checkpoint.safetensors",
-        model,
-        tcfg,
-        data_spec=spec,
-        class_names=data.class_names,
-        history=trainer.history,
-        optimizer_state=trainer.optimizer.state_dict(),
-        epochs_done=trainer.epochs_done,
+    ckpt = save_trainer(
+        out / "checkpoint.safetensors", trainer, data_spec=spec, class_names=data.class_names
     )
     write_history_csv(trainer.history, out / "history.csv")
     last = trainer.history.epochs[-1] if trainer.history.epochs else None
@@ -399,6 +402,7 @@ def cmd_train(args) -> int:
         "steps": trainer.step,
         "seconds": result.seconds if result else None,
         "device": str(device),
+        "threads": threads if device.type == "cpu" else None,
         "dataset": spec.describe(),
         "model": mcfg.to_dict(),
         "train": tcfg.to_dict(),

@@ -44,6 +44,7 @@ class Checkpoint:
     history: History = field(default_factory=History)
     optimizer_state: dict | None = None
     epochs_done: int = 0
+    step: int = 0  # optimiser steps the model has had
     path: Path | None = None
 
 
@@ -83,8 +84,14 @@ def save_checkpoint(
     history: History | None = None,
     optimizer_state: dict | None = None,
     epochs_done: int = 0,
+    step: int | None = None,
 ) -> Path:
-    """Write a checkpoint atomically; returns the path written."""
+    """Write a checkpoint atomically; returns the path written.
+
+    With ``optimizer_state`` (and ``step``, default: the history's last), training can
+    continue from the file exactly as if it had never stopped.
+    """
+    history = history or History()
     path = Path(path)
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {
@@ -94,8 +101,9 @@ def save_checkpoint(
         "train_config": train_config.to_dict(),
         "data_spec": data_spec.to_dict() if data_spec else None,
         "class_names": list(class_names or []),
-        "history": (history or History()).to_dict(),
+        "history": history.to_dict(),
         "epochs_done": epochs_done,
+        "step": history.last_step if step is None else int(step),
         "optimizer": None,
     }
     if optimizer_state is not None:
@@ -107,6 +115,18 @@ def save_checkpoint(
     except OSError as e:
         raise CheckpointError(f"{path}: could not be written ({e.strerror or e})") from None
     return path
+
+
+def save_trainer(
+    path: str | os.PathLike, trainer, data_spec: DataSpec | None, class_names: list[str]
+) -> Path:
+    """Save a :class:`~trainer.loop.Trainer` as it stands (call between two steps): weights
+    and optimiser state of the same step, so that training continues from it exactly."""
+    return save_checkpoint(
+        path, trainer.model, trainer.config, data_spec=data_spec, class_names=class_names,
+        history=trainer.history, optimizer_state=trainer.optimizer.state_dict(),
+        epochs_done=trainer.epochs_done, step=trainer.step,
+    )  # fmt: skip
 
 
 def _read_header(path: Path, raw: bytes) -> dict:
@@ -194,14 +214,16 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             opt = _optimizer_from_tensors(meta["optimizer"], tensors)
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: optimizer state is corrupt ({e})") from None
+    history = History.from_dict(meta.get("history") or {})
     return Checkpoint(
         model=model,
         model_config=model_config,
         train_config=train_config,
         data_spec=data_spec,
         class_names=list(meta.get("class_names") or []),
-        history=History.from_dict(meta.get("history") or {}),
+        history=history,
         optimizer_state=opt,
         epochs_done=int(meta.get("epochs_done", 0)),
+        step=int(meta.get("step", history.last_step)),
         path=path,
     )

@@ -18,7 +18,14 @@ MAX_LATENT = 256
 
 
 class ConfigError(ValueError):
-    """A setting is out of range or inconsistent; the message says which and why."""
+    """A setting is out of range or inconsistent; the message says which and why.
+
+    ``e.gui``, where set, says it in the window's terms (``str(e)`` names CLI flags).
+    """
+
+    def __init__(self, message: str, gui: str | None = None) -> None:
+        super().__init__(message)
+        self.gui = gui
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -68,9 +75,12 @@ class ModelConfig:
         if c not in (1, 3):
             raise ConfigError(f"images must have 1 or 3 channels, not {c}")
         if self.arch == "conv" and not (h == w and h in CONV_SIZES):
+            sizes = ", ".join(map(str, CONV_SIZES))
             raise ConfigError(
-                f"the conv body takes square images of {', '.join(map(str, CONV_SIZES))} "
-                f"pixels, not {h}x{w}; use --arch mlp or resize the images"
+                f"the conv body takes square images of {sizes} pixels, not {h}x{w}; "
+                "use --arch mlp or resize the images",
+                gui=f"the convolutional body takes square images of {sizes} pixels, not "
+                f"{h}x{w}: choose Body ▸ MLP, or a Size of {sizes} under Data.",
             )
         if self.gaussian_std is not None and not (0 < self.gaussian_std <= 10):
             raise ConfigError(f"Gaussian decoder std must be in (0, 10], not {self.gaussian_std}")

@@ -40,7 +40,15 @@ SHAPE_CLASSES = ["circle", "square", "triangle", "ring", "cross"]
 
 
 class DataError(Exception):
-    """Data could not be loaded; the message names the file or source and what to do."""
+    """Data could not be loaded; the message names the file or source and what to do.
+
+    ``str(e)`` speaks of the command line's flags; ``e.gui``, where the window names the
+    same thing differently, says it in the window's terms.
+    """
+
+    def __init__(self, message: str, gui: str | None = None) -> None:
+        super().__init__(message)
+        self.gui = gui
 
 
 def cache_dir() -> Path:
@@ -69,9 +77,17 @@ class DataSpec:
         if self.source not in SOURCES:
             raise DataError(f"unknown dataset {self.source!r}; choose one of {', '.join(SOURCES)}")
         if self.source == "idx" and not self.images:
-            raise DataError("--dataset idx needs --images FILE (and optionally --labels FILE)")
+            raise DataError(
+                "--dataset idx needs --images FILE (and optionally --labels FILE)",
+                gui="IDX files need an images file: choose one under Data ▸ Images "
+                "(a labels file is optional).",
+            )
         if self.source == "folder" and not self.root:
-            raise DataError("--dataset folder needs --root DIR (one sub-folder per class)")
+            raise DataError(
+                "--dataset folder needs --root DIR (one sub-folder per class)",
+                gui="An image folder needs a folder: choose one under Data ▸ Folder "
+                "(one sub-folder per class).",
+            )
         if not (0.0 < self.test_fraction < 1.0):
             raise DataError(f"test fraction must be between 0 and 1, not {self.test_fraction}")
         if not (8 <= self.image_size <= 256):
@@ -398,8 +414,12 @@ def load_torchvision(spec: DataSpec) -> ImageData:
         }
     except Exception as e:  # urllib / socket / RuntimeError: all mean "could not get it"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".:")
+        head = f"could not download {spec.source} into {root} ({first})"
+        here = "Fashion-MNIST (installed on this computer), " if debian_fashion_available() else ""
         raise DataError(
-            f"could not download {spec.source} into {root} ({first}); " + offline_hint()
+            f"{head}; " + offline_hint(),
+            gui=f"{head}. Without internet, choose {here}Shapes (built in), IDX files or an "
+            "image folder under Data.",
         ) from None
     x = {s: ds[s].data.numpy()[:, None] for s in ds}
     y = {s: ds[s].targets.numpy().astype(np.int64) for s in ds}

@@ -82,7 +82,7 @@ class FusedStep:
         if self.variational:
             mu, lv = s[:, :d], s[:, d:]
             std = torch.exp(0.5 * lv)
-            eps = torch.randn_like(mu)
+            eps = self.model.randn_like(mu)
             z = torch.addcmul(mu, std, eps)  # (B, D)
         else:
             mu, z = s, s
@@ -127,76 +127,3 @@ class FusedStep:
         torch.addmm(self.w1.grad, g_h1.t(), u1, beta=0, alpha=inv_b, out=self.w1.grad)
         torch.sum(g_h1, 0, out=self.b1.grad).mul_(inv_b)
         return torch.stack([recon, kl, recon + beta * kl])
-
-
-class AdamStepper:
-    """Runs ``optimizer.step()`` for a single-group, fused torch Adam with less overhead.
-
-    ``torch.optim.Adam.step`` spends ~0.3 ms per call in Python bookkeeping around its
-    fused kernel (grouping tensors by device, scalar conversions), as long as the matrix
-    products of a small model's step. Once the optimizer's state exists this calls the same
-    kernel directly on the optimizer's own state tensors, so checkpoints, ``state_dict`` and
-    live learning-rate changes are unaffected. Anything unusual (several groups, AMSGrad,
-    weight decay, no fused kernel in this PyTorch) takes the ordinary ``step()``.
-    ``tests/trainer`` checks that both give identical parameters.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer):
-        self.optimizer = optimizer
-        self._lists = None
-        kernel = getattr(torch, "_fused_adam_", None)
-        groups = optimizer.param_groups
-        g = groups[0]
-        self.kernel = (
-            kernel
-            if (
-                isinstance(optimizer, torch.optim.Adam)
-                and len(groups) == 1
-                and g.get("fused")
-                and not g.get("amsgrad")
-                and not g.get("maximize")
-                and not g.get("capturable")
-                and not g.get("differentiable")
-                and not g.get("decoupled_weight_decay", False)
-                and g.get("weight_decay", 0) == 0
-                and not isinstance(g["lr"], torch.Tensor)
-            )
-            else None
-        )
-
-    def _state_lists(self):
-        g = self.optimizer.param_groups[0]
-        params = [p for p in g["params"] if p.grad is not None]
-        if len(params) != len(g["params"]):
-            return None
-        states = [self.optimizer.state.get(p) for p in params]
-        if not all(st and "exp_avg" in st for st in states):
-            return None  # the first step creates the state
-        return (
-            params,
-            [p.grad for p in params],
-            [st["exp_avg"] for st in states],
-            [st["exp_avg_sq"] for st in states],
-            [st["step"] for st in states],
-        )
-
-    def step(self) -> None:
-        if self.kernel is None:
-            self.optimizer.step()
-            return
-        if self._lists is None or any(
-            p.grad is not gr for p, gr in zip(self._lists[0], self._lists[1])
-        ):
-            self._lists = self._state_lists()
-            if self._lists is None:
-                self.optimizer.step()
-                return
-        params, grads, exp_avgs, exp_avg_sqs, steps = self._lists
-        g = self.optimizer.param_groups[0]
-        beta1, beta2 = g["betas"]
-        torch._foreach_add_(steps, 1)
-        self.kernel(
-            params, grads, exp_avgs, exp_avg_sqs, [], steps,
-            amsgrad=False, lr=g["lr"], beta1=beta1, beta2=beta2,
-            weight_decay=0.0, eps=g["eps"], maximize=False,
-        )  # fmt: skip

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .adam import Adam
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import ImageData
 from .evaluate import elbo_stats
-from .fused import AdamStepper, FusedStep, supports
+from .fused import FusedStep, supports
 from .losses import kl_weight
 from .models import LatentModel, build_model
 
@@ -57,6 +58,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` (0-based) of a run seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (third-party code may use the global RNG)
@@ -76,6 +82,7 @@ class TrainControl:
         self._lock = threading.Lock()
         self._lr: float | None = None
         self._beta: float | None = None
+        self._calls: list[Callable[[Trainer], None]] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,6 +120,22 @@ class TrainControl:
         with self._lock:
             lr, beta, self._lr, self._beta = self._lr, self._beta, None, None
         return lr, beta
+
+    def call_soon(self, fn: Callable[[Trainer], None]) -> None:
+        """Run ``fn(trainer)`` on the training thread between two steps (or at once while
+        paused), where the weights and the optimiser state belong to the same step: how
+        another thread saves a running model."""
+        with self._lock:
+            self._calls.append(fn)
+
+    def run_calls(self, trainer: Trainer) -> None:
+        """Run the queued calls (the training thread does, between steps)."""
+        if not self._calls:  # the common case, without the lock
+            return
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for fn in calls:
+            fn(trainer)
 
 
 @dataclass(frozen=True)
@@ -198,12 +221,9 @@ class FitResult:
     seconds: float
 
 
-def make_adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """Adam, as one fused kernel where this PyTorch and device offer it."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr)
+def make_adam(params: list[torch.nn.Parameter], lr: float) -> Adam:
+    """Adam, as one fused kernel where this PyTorch and device offer it (see trainer.adam)."""
+    return Adam(params, lr=lr)
 
 
 class _BatchBuffers:
@@ -248,9 +268,11 @@ class Trainer:
         optimizer_state: dict | None = None,
         epochs_done: int = 0,
         fused: bool | None = None,
+        step: int | None = None,
     ) -> None:
         """``fused``: use the hand-derived step for MLP Bernoulli models (default: when it
-        applies); False forces autograd."""
+        applies); False forces autograd. ``step``: optimiser steps already taken (default:
+        the history's last)."""
         self.config = config
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.model = model.to(self.device)
@@ -265,21 +287,21 @@ class Trainer:
                 f"the data has {data.num_classes}"
             )
         self.data = data.to(self.device)
+        self.noise = torch.Generator(device=self.device)  # this run's own random stream
+        self.model.noise = self.noise
         self.optimizer = make_adam(
             [p for p in self.model.parameters() if p.requires_grad], config.lr
         )
         self.fused_step = FusedStep(self.model) if fused is not False and supports(model) else None
-        self.stepper = AdamStepper(self.optimizer) if fused is not False else None
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
         self.history = history or History()
         self.epochs_done = epochs_done
-        self.step = self.history.last_step
+        self.step = self.history.last_step if step is None else int(step)
         self.lr = config.lr
         self.beta = config.beta
         for g in self.optimizer.param_groups:
             g["lr"] = self.lr
-        self.generator = torch.Generator(device="cpu").manual_seed(config.seed + epochs_done)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -305,8 +327,6 @@ class Trainer:
         del self.history.steps[n_steps:], self.history.epochs[n_epochs:]
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optimizer_state)
-        if self.stepper is not None:
-            self.stepper = AdamStepper(self.optimizer)  # the state tensors were replaced
 
     def _apply_changes(self, control: TrainControl | None) -> None:
         if control is None:
@@ -418,21 +438,27 @@ class Trainer:
             if on_snapshot:
                 on_snapshot(snap)
 
-        for _epoch in range(first_epoch, last_epoch):
+        for epoch in range(first_epoch, last_epoch):
             epoch_sums = torch.zeros(3, device=self.device)
-            perm = torch.randperm(n, generator=self.generator).to(self.device)
+            # every epoch's order and noise follow from (seed, epoch) alone, so a model
+            # saved at an epoch's end and continued trains exactly as if it never stopped
+            seed = epoch_seed(cfg.seed, epoch)
+            self.noise.manual_seed(seed)  # the reparameterisation noise
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+            perm = perm.to(self.device)
             for i in range(0, n, bs):
                 if control is not None:
                     if control.paused and not control.stop_requested:
                         active += time.perf_counter() - t_mark
                         emit(paused=True)
                         while not control.wait_while_paused(0.1):
-                            pass
+                            control.run_calls(self)
                         t_mark = time.perf_counter()
                     if control.stop_requested:
                         stopped = True
                         break
                     self._apply_changes(control)
+                    control.run_calls(self)
                 idx = perm[i : i + bs]
                 xb = batches.take(idx)  # (B, C, H, W)
                 yb = None if y_all is None else y_all[idx]
@@ -446,10 +472,7 @@ class Trainer:
                     loss_vec.mean().backward()
                     with torch.no_grad():
                         step_sums = torch.stack([recon.sum(), kl.sum(), loss_vec.sum()])
-                if self.stepper is not None:
-                    self.stepper.step()
-                else:
-                    self.optimizer.step()
+                self.optimizer.step()
                 sums += step_sums
                 epoch_sums += step_sums
                 count += xb.shape[0]

@@ -157,10 +157,18 @@ class LatentModel(nn.Module):
         mu, logvar = stats.chunk(2, dim=1)
         return mu, logvar
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    # Where the model's noise comes from. None: torch's global generator, which every thread
+    # of the process shares; a Trainer gives its model a stream of its own, so that nothing
+    # another thread draws (the window's views, say) changes what a seeded run computes.
+    noise: torch.Generator | None = None
+
+    def randn_like(self, t: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like ``t``, from ``self.noise``."""
+        return torch.randn(t.shape, generator=self.noise, dtype=t.dtype, device=t.device)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """z = mu + sigma * eps, eps ~ N(0, I): differentiable in mu and logvar."""
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return mu + torch.exp(0.5 * logvar) * self.randn_like(mu)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """p(x | z): raw decoder output of shape (B, C, H, W)."""

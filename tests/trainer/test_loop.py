@@ -1,6 +1,7 @@
 import math
 import threading
 import time
+from dataclasses import replace as dataclasses_replace
 
 import numpy as np
 import pytest
@@ -152,3 +153,66 @@ def test_conditional_and_conv_models_train(shapes):
     for kw in (dict(model="cvae"), dict(arch="conv", hidden=64), dict(likelihood="gaussian")):
         _, r = train(model_config_for(shapes, latent_dim=2, **kw), shapes, cfg)
         assert math.isfinite(r.history.epochs[-1]["test_nelbo"])
+
+
+def _fresh(mc, seed=0):
+    from trainer.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model(mc)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_two_epochs_equal_one_saved_opened_and_one_more(shapes, tmp_path, fused):
+    """A checkpoint holds everything a run needs (weights, optimiser state, step, epoch):
+    continuing from it gives the weights of a run that never stopped."""
+    from trainer.checkpoint import load_checkpoint, save_trainer
+
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, device="cpu")
+    mc = model_config_for(shapes, latent_dim=3, hidden=64)
+    straight = Trainer(_fresh(mc), shapes, cfg, fused=fused)
+    straight.fit(epochs=2)
+    half = Trainer(_fresh(mc), shapes, cfg, fused=fused)
+    half.fit(epochs=1)
+    path = save_trainer(tmp_path / "half.safetensors", half, None, shapes.class_names)
+    ck = load_checkpoint(path)
+    assert ck.step == half.step and ck.epochs_done == 1
+    resumed = Trainer(
+        ck.model, shapes, ck.train_config, history=ck.history, fused=fused,
+        optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
+    )  # fmt: skip
+    resumed.fit(epochs=1)
+    assert resumed.step == straight.step
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=k)
+    assert resumed.history.epochs[-1]["test_nelbo"] == pytest.approx(
+        straight.history.epochs[-1]["test_nelbo"], rel=1e-6
+    )
+
+
+def test_other_threads_drawing_random_numbers_do_not_change_a_seeded_run(shapes, fast_cfg):
+    """The window draws from torch's global generator while a run trains (samples, KL):
+    a seeded run must not notice."""
+    mc = model_config_for(shapes, latent_dim=2, hidden=64)
+    quiet = Trainer(_fresh(mc), shapes, fast_cfg)
+    quiet.fit()
+    busy = Trainer(_fresh(mc), shapes, fast_cfg)
+    busy.fit(on_snapshot=lambda s: torch.randn(1000))  # draws between steps
+    for a, b in zip(quiet.model.state_dict().values(), busy.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_control_calls_run_between_steps_with_the_trainer(shapes, fast_cfg):
+    mc = model_config_for(shapes, latent_dim=2, hidden=64)
+    t = Trainer(_fresh(mc), shapes, dataclasses_replace(fast_cfg, epochs=50))
+    control = TrainControl()
+    seen = []
+
+    def on_snapshot(s):
+        if s.step > 3 and not seen:
+            control.call_soon(lambda tr: seen.append((tr.step, len(tr.optimizer.state))))
+        if seen:
+            control.stop()
+
+    t.fit(control=control, on_snapshot=on_snapshot)
+    assert seen and seen[0][0] > 3 and seen[0][1] > 0
