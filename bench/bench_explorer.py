@@ -181,16 +181,16 @@ def main() -> None:
     res["lag idle"] = loop_lag(app, 3.0)
 
     assert win.start_training()
-    while win.latest is None:
+    while win.run.latest is None:
         app.processEvents()
     pump(app, 1.0)
-    step0, t0 = win.latest.step, time.perf_counter()
+    step0, t0 = win.run.latest.step, time.perf_counter()
     res["lag training"] = loop_lag(app, 6.0)
     res["slider training"] = slider_latency(app, win, args.trials)
     res["grid training"] = grid_latency(app, win, 30)
-    steps = win.latest.step - step0
+    steps = win.run.latest.step - step0
     secs = time.perf_counter() - t0
-    ips = win.latest.images_per_second
+    ips = win.run.latest.images_per_second
     gui_threads = torch.get_num_threads()
     win.close()
 

@@ -105,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("checkpoint", nargs="?", help="open this checkpoint (.safetensors) at start")
     p.add_argument("--screenshot", metavar="FILE", help="render the window to FILE (PNG) and exit")
-    p.add_argument("--quit-after", metavar="MS", type=_int_in(0), help="exit after MS milliseconds")
+    p.add_argument(
+        "--quit-after", metavar="MS", type=_int_in(0),
+        help="exit after MS milliseconds (without asking to save the model)",
+    )  # fmt: skip
     p.add_argument(
         "--train", action="store_true",
         help="start training at once (with --screenshot: shoot when it ends)",
@@ -193,9 +196,10 @@ def start(args, splash=None, t_start: float | None = None):
     # a checkpoint names its own data: do not load the remembered data first
     load = not chosen and not args.checkpoint
     win = MainWindow(settings=settings, restore=not args.no_restore, load=load)
+    win.ask_on_close = not (args.quit_after is not None or args.screenshot)
     _apply_cli(win, args)
     if chosen:
-        win.load_data()
+        win.run.load_data()
     if args.checkpoint:
         QTimer.singleShot(0, lambda: _open_at_start(win, args.checkpoint, chosen))
     win.show()
@@ -216,7 +220,7 @@ def _open_at_start(win, path: str, chosen: bool) -> None:
     """Open the checkpoint (at once, or after the data chosen on the command line)."""
     shown = len(win.banner.history)
     ok = win.open_checkpoint(path)
-    if not chosen and win.session.data is None and not win.data_runner.running:
+    if not chosen and win.session.data is None and not win.run.data_runner.running:
         # it could not be opened, or it names no data: start with the usual data
         win._first_launch_data()
         if not ok and len(win.banner.history) > shown + 1:
@@ -236,12 +240,12 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
     state = {"seen_run": not after_training, "t0": time.perf_counter(), "error": None}
 
     def poll() -> None:
-        if win.trainer_runner.running:
+        if win.run.trainer_runner.running:
             state["seen_run"] = True
-        settled = not win.busy and win.state == "idle"
+        settled = not win.busy
         if settled and win.session.data is None:
             errors = [t for lvl, t in win.banner.history if lvl in ("error", "warning")]
-            state["error"] = win.data_error or (errors[-1] if errors else "no data was loaded")
+            state["error"] = errors[-1] if errors else "no data was loaded"
             QTimer.singleShot(50, shoot)
             return
         ready = settled and state["seen_run"] and win.session.model is not None

@@ -9,15 +9,16 @@ decoding here never races the optimiser.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from trainer.config import ModelConfig
+from trainer.config import ModelConfig, TrainConfig
 from trainer.data import DataSpec, ImageData
 from trainer.latent import decode_batch
-from trainer.loop import History
+from trainer.loop import History, Snapshot
 from trainer.models import LatentModel, build_model
 
 MAP_POINTS = 2000  # test points encoded for the latent map (enough to see the structure)
@@ -35,7 +36,8 @@ class Session(QObject):
     dimsChanged = Signal(int, int)  # the two dimensions shown by the map and the grid
     testLatentsChanged = Signal()  # the encoded test set was refreshed
     klChanged = Signal()  # new KL-per-dimension numbers
-    historyChanged = Signal()
+    historyReset = Signal()  # a different history (another model, or a run's final one)
+    savedChanged = Signal()  # ``unsaved`` may have changed (training, saving, another model)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -48,8 +50,13 @@ class Session(QObject):
         self.cls = 0
         self.dims = (0, 1)
         self.kl_per_dim: np.ndarray | None = None
+        # the model's record: how it was trained, and how much of that is in a file
         self.history = History()
         self.epochs_done = 0
+        self.step = 0  # optimiser steps the model has had
+        self.saved_step = 0  # steps that are in a file (saved to or opened from)
+        self.source: Path | None = None  # the file it was opened from or last saved to
+        self.train_config: TrainConfig | None = None  # the settings it was trained with
         self.optimizer_state: dict | None = None
         self.test_latents: np.ndarray | None = None  # (M, D) posterior means
         self.test_labels: np.ndarray | None = None  # (M,) or None
@@ -91,6 +98,7 @@ class Session(QObject):
         if weights is not None:
             model.load_state_dict(weights)
         model.eval().requires_grad_(False)
+        model.noise = torch.Generator()  # never draw from the training thread's stream
         same_shape = self.model_config is not None and (
             self.model_config.latent_dim == config.latent_dim
             and self.model_config.num_classes == config.num_classes
@@ -107,6 +115,84 @@ class Session(QObject):
             self.structureChanged.emit()
         self.test_latents = None
         self.weightsChanged.emit()
+
+    def adopt(
+        self,
+        config: ModelConfig,
+        weights: dict | None = None,
+        *,
+        history: History | None = None,
+        epochs_done: int = 0,
+        optimizer_state: dict | None = None,
+        train_config: TrainConfig | None = None,
+        source: Path | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Make another model the session's (a new run, an untrained preview, an opened
+        checkpoint): every number that described the previous one goes with it.
+
+        ``source``: the file it comes from, which holds all of its training so far.
+        """
+        self.set_model(config, weights)
+        self.history = history if history is not None else History()
+        self.epochs_done = epochs_done
+        self.optimizer_state = optimizer_state
+        self.train_config = train_config
+        self.step = self.history.last_step if step is None else step
+        self.saved_step = self.step if source is not None else 0
+        self.source = source
+        self.historyReset.emit()
+        self.set_kl(None)
+        self.savedChanged.emit()
+
+    def record(self, snap: Snapshot) -> None:
+        """A snapshot of the run that trains this model: extend its record."""
+        h = self.history
+        if snap.step > h.last_step:
+            h.add_snapshot(snap)
+        if snap.test is not None:
+            h.add_epoch(snap.test)
+            self.epochs_done = snap.test.epoch
+        was = self.unsaved
+        self.step = snap.step
+        if self.unsaved != was:
+            self.savedChanged.emit()
+
+    def end_run(
+        self, weights: dict | None, history: History, optimizer_state, epochs_done, step
+    ) -> None:
+        """The run's final state: its weights (if the model still has their shape), its own
+        history (a diverged run's ends at the last good epoch) and the optimiser's state."""
+        if weights is not None and self.model is not None:
+            try:
+                self.load_weights(weights)
+            except RuntimeError:
+                pass
+        self.history = history
+        self.optimizer_state = optimizer_state
+        self.epochs_done = epochs_done
+        self.step = step
+        self.historyReset.emit()
+        self.savedChanged.emit()
+
+    def mark_saved(self, path: Path, step: int | None = None) -> None:
+        """The model's training up to ``step`` (default: all of it) is now in ``path``."""
+        self.saved_step = self.step if step is None else step
+        self.source = Path(path)
+        self.savedChanged.emit()
+
+    @property
+    def unsaved(self) -> bool:
+        """The model has training that no file holds."""
+        return self.model is not None and self.step > self.saved_step
+
+    def describe_model(self) -> str:
+        """One line for dialogs and status: "2-D VAE, 12 epochs on shapes"."""
+        if self.model_config is None:
+            return "no model"
+        mc = self.model_config
+        data = self.data_spec.describe() if self.data_spec is not None else "no data"
+        return f"{mc.latent_dim}-D {mc.model.upper()}, {self.epochs_done} epochs on {data}"
 
     def load_weights(self, state_dict: dict) -> None:
         """Copy new weights (a detached CPU state_dict) into the GUI's model."""

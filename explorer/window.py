@@ -1,9 +1,9 @@
-"""The Latent Explorer main window.
+"""The Latent Explorer main window: layout, menus and wiring.
 
-Data flows one way: dataset -> worker thread (training loop) -> Snapshot signal -> the
-latest snapshot kept here -> Session (the GUI's own model copy) -> views. A 30 Hz timer
-applies the latest weights and repaints only what changed; cheap single-image views (the
-preview under the sliders) redraw at once on user input.
+Data flows one way: dataset -> worker thread (training loop) -> snapshot signal -> the run
+controller (``explorer.run``: the one owner of the run's state) -> Session (the GUI's own
+model copy) -> views. A 30 Hz timer applies the latest weights and repaints only what
+changed; cheap single-image views (the preview under the sliders) redraw at once on input.
 """
 
 from __future__ import annotations
@@ -24,20 +24,22 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from explorer import __version__
+from explorer import __version__, dialogs
+from explorer.recovery import Recovery, orphans
+from explorer.run import RUNNING, RunController, RunStatus
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
+from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.sliders import LatentSliders
-from explorer.widgets.train_panel import TrainPanel, fmt_seconds
+from explorer.widgets.train_panel import TrainPanel
 from explorer.widgets.views import (
     ClassRowView,
     InterpolationView,
@@ -46,12 +48,9 @@ from explorer.widgets.views import (
     ReconView,
     SamplesView,
 )
-from explorer.worker import DataWorker, RunOutcome, ThreadRunner, TrainingWorker, TrainJob
-from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
-from trainer.config import ConfigError, TrainConfig
+from trainer.checkpoint import SUFFIX
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
-from trainer.evaluate import elbo_stats
-from trainer.loop import Snapshot, TrainControl, model_config_for
+from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
@@ -67,25 +66,17 @@ SOURCE_NAMES = {
 }  # fmt: skip
 
 
-def gui_data_message(msg: str) -> str:
-    """The loader's download message speaks of CLI flags; say it in terms of this window."""
-    if "could not download" in msg and "offline alternatives" in msg:
-        head = msg.split("; offline alternatives")[0]
-        alt = "Fashion-MNIST (installed on this computer), " if debian_fashion_available() else ""
-        return (
-            f"{head}. Without internet, choose {alt}Shapes (built in), IDX files or an image "
-            "folder under Data."
-        )
-    return msg
-
-
 def default_settings() -> QSettings:
     return QSettings(QSettings.IniFormat, QSettings.UserScope, ORG, "latent-explorer")
 
 
 class MainWindow(QMainWindow):
     def __init__(
-        self, settings: QSettings | None = None, restore: bool = True, load: bool = True
+        self,
+        settings: QSettings | None = None,
+        restore: bool = True,
+        load: bool = True,
+        recovery_folder: Path | None = None,
     ) -> None:
         """``load=False``: do not load the remembered data (the caller picks data first)."""
         super().__init__()
@@ -94,30 +85,22 @@ class MainWindow(QMainWindow):
         if ICON.exists():
             self.setWindowIcon(QIcon(str(ICON)))
         # torch's thread count is per thread: the GUI decodes small batches with one
-        # thread, leaving the other cores to the training thread (see training_threads)
-        torch.set_num_threads(1)
+        # thread, leaving the other cores to the training thread (trainer.threads)
+        torch.set_num_threads(GUI_THREADS)
         # Qt calls back into Python many times per repaint; each call must win the GIL
         # from the training thread, which keeps it up to the switch interval (5 ms by
         # default). A short interval keeps a repaint from waiting behind it.
         sys.setswitchinterval(GIL_SWITCH_S)
         self.session = Session(self)
-        self.control: TrainControl | None = None
-        self.trainer_runner = ThreadRunner(self)
-        self.data_runner = ThreadRunner(self)
-        self.data_runner.idle.connect(self._data_done)
-        self.state = "idle"  # idle | loading | running | paused
-        self.latest: Snapshot | None = None
-        self.snapshots = 0
-        self._pending_weights: dict | None = None
-        self._pending_kl = None
-        self._last_map = 0.0
-        self._train_config: TrainConfig | None = None
-        self._pending_data_spec: DataSpec | None = None
-        self._after_data = None  # callable run once the data in flight has arrived
-        self._when_loaded: list = []  # callables run once no data load is in flight
-        self.data_error: str | None = None  # why the last data load failed (None: it did not)
-        self.outcomes: list[RunOutcome] = []
+        self.ask_on_close = True  # False for scripted runs (--quit-after, --screenshot)
         self._build_ui()
+        self.run = RunController(self.session, self.panel, self)
+        self.run.confirm_discard = self.confirm_discard
+        self.recovery = Recovery(recovery_folder)
+        self._recovery_folder = self.recovery.folder
+        if self.recovery.usable:
+            self.run.autosave_path = self.recovery.path
+        self._wire()
         self._build_menus()
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / REPAINT_HZ))
@@ -126,8 +109,10 @@ class MainWindow(QMainWindow):
         self.resize(1480, 920)
         if restore:
             self.load_settings()
+        self.show_status(self.run.status)
         if load:
             self._first_launch_data()
+        QTimer.singleShot(0, self.offer_recovery)
 
     # -- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -140,7 +125,7 @@ class MainWindow(QMainWindow):
         scroll.setFrameShape(QScrollArea.NoFrame)
         self.left_scroll = scroll
         # the Run box (buttons, progress, status) stays in view below the settings, which
-        # scroll when the window (or a message banner above it) leaves too little height
+        # scroll when the window leaves too little height
         self.panel.layout().removeWidget(self.panel.run_box)
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -153,6 +138,7 @@ class MainWindow(QMainWindow):
         ll.addLayout(run)
         left.setMinimumWidth(300)
         left.setMaximumWidth(420)
+        self.left = left
 
         # explore tab: latent map | manifold grid, one shared tool row
         self.map = LatentMap(s)
@@ -160,10 +146,7 @@ class MainWindow(QMainWindow):
         self.dim_x, self.dim_y = QComboBox(), QComboBox()
         self.dim_x.setToolTip("Latent dimension on the horizontal axis of the map and the grid")
         self.dim_y.setToolTip("Latent dimension on the vertical axis of the map and the grid")
-        self.grid_n = QSpinBox()
-        self.grid_n.setRange(5, 30)
-        self.grid_n.setValue(20)
-        self.grid_n.setToolTip("Manifold grid size N (N x N decoded images)")
+        self.grid_n = RangeSpinBox(5, 30, 20, "Manifold grid size N (N x N images)", "Grid size")
         self.grid_n.setPrefix("grid ")
         explore = QWidget()
         ev = QVBoxLayout(explore)
@@ -197,31 +180,34 @@ class MainWindow(QMainWindow):
         gif.clicked.connect(self.export_gif_dialog)
 
         self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(False)
-        self.tabs.addTab(explore, "Explore")
-        self.tabs.addTab(self._page(self.samples, "Prior samples z ~ N(0, I)", [new_samples]),
-                         "Samples")  # fmt: skip
-        self.tabs.addTab(self._page(self.recon, "Test images and their reconstructions",
-                                    [next_batch]), "Reconstructions")  # fmt: skip
-        self.tabs.addTab(self._page(self.interp, "Interpolation in latent space", [gif]),
-                         "Interpolation")  # fmt: skip
-        self.tabs.addTab(self._page(self.class_row, "The current z drawn as every class", []),
-                         "Class row")  # fmt: skip
         self.views = {
             "manifold": self.manifold, "samples": self.samples, "reconstructions": self.recon,
             "interpolation": self.interp, "class row": self.class_row,
         }  # fmt: skip
+        self.export_buttons: dict[str, QPushButton] = {}
+        self.tabs.addTab(explore, "Explore")
+        self.tabs.addTab(self._page("samples", "Prior samples z ~ N(0, I)", [new_samples]),
+                         "Samples")  # fmt: skip
+        self.tabs.addTab(self._page("reconstructions", "Test images and their reconstructions",
+                                    [next_batch]), "Reconstructions")  # fmt: skip
+        self.tabs.addTab(self._page("interpolation", "Interpolation in latent space", [gif]),
+                         "Interpolation")  # fmt: skip
+        self.tabs.addTab(self._page("class row", "The current z drawn as every class", []),
+                         "Class row")  # fmt: skip
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
                            [self.class_row]]  # fmt: skip
         for i in range(self.tabs.count()):
             self.tabs.setTabToolTip(i, f"Ctrl+{i + 1}")
 
-        self.plots = LossPlots()
+        self.plots = LossPlots(s)
         csv_btn = QPushButton("Export CSV…")
         csv_btn.setToolTip("Save the loss history as CSV")
         csv_btn.clicked.connect(self.export_csv_dialog)
         plots_box = titled("Training curves", self.plots, [csv_btn])
 
+        # the message bar sits above the views it speaks of, so that showing it never
+        # squeezes the settings on the left into a scroll bar
+        self.banner = MessageBar()
         centre = QSplitter(Qt.Vertical)
         centre.addWidget(self.tabs)
         centre.addWidget(plots_box)
@@ -229,12 +215,18 @@ class MainWindow(QMainWindow):
         centre.setStretchFactor(1, 1)
         centre.setSizes([600, 260])
         self.centre_split = centre
+        middle = QWidget()
+        ml = QVBoxLayout(middle)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.setSpacing(6)
+        ml.addWidget(self.banner)
+        ml.addWidget(centre, 1)
 
         # right: the current point
-        self.preview = _preview = PreviewPane(s)
+        self.preview = PreviewPane(s)
         self.sliders = LatentSliders(s)
         right = QSplitter(Qt.Vertical)
-        right.addWidget(titled("Current z — decoded", _preview))
+        right.addWidget(titled("Current z — decoded", self.preview))
         right.addWidget(titled("Latent sliders", self.sliders))
         right.setSizes([330, 500])
         right.setMinimumWidth(250)
@@ -242,52 +234,65 @@ class MainWindow(QMainWindow):
 
         main = QSplitter(Qt.Horizontal)
         main.addWidget(left)
-        main.addWidget(centre)
+        main.addWidget(middle)
         main.addWidget(right)
         main.setStretchFactor(1, 1)
         main.setSizes([330, 850, 300])
         main.setChildrenCollapsible(False)
         self.main_split = main
 
-        self.banner = MessageBar()
         root = QWidget()
         rl = QVBoxLayout(root)
         rl.setContentsMargins(6, 6, 6, 4)
-        rl.setSpacing(6)
-        rl.addWidget(self.banner)
         rl.addWidget(main, 1)
         self.setCentralWidget(root)
         self.status = self.statusBar()
+        self.status_run = QLabel("")  # the run's own line (hidden while a message shows)
+        self.status.addWidget(self.status_run, 1)
         self.status_model = QLabel("")
         self.status_model.setObjectName("muted")
         self.status.addPermanentWidget(self.status_model)
         self.banner.shown.connect(lambda lvl, text: self.status.showMessage(text, 8000))
+        # clicking a plot or an image takes the keyboard from a text field (Space pauses)
+        for w in (self.map.plot, self.manifold.plot, self.plots.loss_plot, self.plots.kl_plot,
+                  self.plots.dim_plot, self.preview.pane, *[v.pane for v in
+                  (self.samples, self.recon, self.interp, self.class_row)]):  # fmt: skip
+            w.setFocusPolicy(Qt.ClickFocus)
 
-        # wiring
-        p = self.panel
-        p.startRequested.connect(self.start_training)
-        p.continueRequested.connect(lambda: self.start_training(resume=True))
-        p.pauseRequested.connect(self.toggle_pause)
-        p.stopRequested.connect(self.stop_training)
-        p.dataSpecChanged.connect(self._data_choice_changed)
-        p.lrEdited.connect(self._live_lr)
-        p.betaEdited.connect(self._live_beta)
-        p.invalid.connect(lambda m: self.show_message(m, "error"))
-        self.dim_x.currentIndexChanged.connect(self._dims_picked)
-        self.dim_y.currentIndexChanged.connect(self._dims_picked)
-        self.grid_n.valueChanged.connect(self.manifold.set_n)
-        self.tabs.currentChanged.connect(lambda _i: self.tick())
-        s.structureChanged.connect(self._structure_changed)
-        s.dimsChanged.connect(self._sync_dims)
-        s.weightsChanged.connect(self._weights_changed)
-
-    def _page(self, view: QWidget, title: str, tools: list[QWidget]) -> QWidget:
+    def _page(self, name: str, title: str, tools: list[QWidget]) -> QWidget:
         export = QPushButton("Export PNG…")
         export.setToolTip("Save this grid as a PNG (Ctrl+E)")
         export.clicked.connect(self.export_current_dialog)
-        page = titled(title, view, [*tools, export])
+        self.export_buttons[name] = export
+        page = titled(title, self.views[name], [*tools, export])
         page.layout().setContentsMargins(6, 6, 6, 6)
         return page
+
+    def _wire(self) -> None:
+        p, s, r = self.panel, self.session, self.run
+        p.startRequested.connect(self.start_training)
+        p.continueRequested.connect(lambda n: self.start_training(resume=True, epochs=n))
+        p.pauseRequested.connect(r.toggle_pause)
+        p.stopRequested.connect(r.stop)
+        p.dataSpecChanged.connect(self._data_choice_changed)
+        p.lrEdited.connect(r.set_lr)
+        p.betaEdited.connect(r.set_beta)
+        p.invalid.connect(lambda m: self.show_message(m, "error", topic="settings"))
+        r.changed.connect(self.show_status)
+        r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
+        r.resolved.connect(self.banner.resolve)
+        self.dim_x.currentIndexChanged.connect(self._dims_picked)
+        self.dim_y.currentIndexChanged.connect(self._dims_picked)
+        self.grid_n.valueChanged.connect(self.manifold.set_n)
+        self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", topic="settings"))
+        self.tabs.currentChanged.connect(lambda _i: self.tick())
+        s.structureChanged.connect(self._structure_changed)
+        s.dimsChanged.connect(self._sync_dims)
+        for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged):
+            sig.connect(self._describe_model)
+        s.structureChanged.connect(self._update_exports)
+        s.savedChanged.connect(self._saved_changed)
+        self._update_exports()
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -297,9 +302,12 @@ class MainWindow(QMainWindow):
         f.addSeparator()
         ex = f.addMenu("&Export")
         self._action(ex, "Current grid as PNG…", "Ctrl+E", self.export_current_dialog)
+        self.export_actions = {}
         for name in self.views:
-            self._action(ex, f"{name.capitalize()} as PNG…", None,
-                         lambda _checked=False, n=name: self.export_view_dialog(n))  # fmt: skip
+            self.export_actions[name] = self._action(
+                ex, f"{name.capitalize()} as PNG…", None,
+                lambda _checked=False, n=name: self.export_view_dialog(n),
+            )  # fmt: skip
         self._action(ex, "Interpolation as GIF…", "Ctrl+G", self.export_gif_dialog)
         self._action(ex, "Loss history as CSV…", "Ctrl+Shift+E", self.export_csv_dialog)
         f.addSeparator()
@@ -308,7 +316,7 @@ class MainWindow(QMainWindow):
         self.act_start = self._action(t, "Start / pause", "Ctrl+T", self.start_or_pause)
         self._action(t, "Continue training", "Ctrl+Shift+T",
                      lambda: self.start_training(resume=True))  # fmt: skip
-        self._action(t, "Stop", "Ctrl+.", self.stop_training)
+        self._action(t, "Stop", "Ctrl+.", self.run.stop)
         v = mb.addMenu("&View")
         for i in range(self.tabs.count()):
             self._action(v, self.tabs.tabText(i), f"Ctrl+{i + 1}",
@@ -344,10 +352,47 @@ class MainWindow(QMainWindow):
             "info",
         )
 
-    # -- messages -----------------------------------------------------------------------------
-    def show_message(self, text: str, level: str = "info", timeout_ms: int = 0) -> None:
-        """Non-modal: the banner at the top; the app keeps running."""
-        self.banner.show_message(text, level, timeout_ms)
+    # -- what the window shows about the run and the model --------------------------------------
+    def show_message(
+        self, text: str, level: str = "info", timeout_ms: int = 0, topic: str = "", actions=()
+    ) -> None:
+        """Non-modal: the banner above the views; the app keeps running. A message with a
+        ``topic`` goes away when the run controller says that problem is resolved."""
+        if level == "info" and not timeout_ms and not actions and topic in ("save", "live"):
+            timeout_ms = 6000
+        self.banner.show_message(text, level, timeout_ms, topic=topic, actions=actions)
+
+    def show_status(self, st: RunStatus) -> None:
+        self.panel.show_status(st)
+        self.status_run.setText(st.summary)
+
+    def _describe_model(self) -> None:
+        s = self.session
+        if s.model is None:
+            self.status_model.setText("")
+            return
+        mc = s.model_config
+        data = s.data.name if s.data is not None else "no data"
+        unsaved = " · not saved" if s.unsaved else ""
+        self.status_model.setText(
+            f"{mc.model.upper()} · {mc.arch} · {mc.latent_dim}-D latent · {mc.likelihood} · "
+            f"{data} · {s.epochs_done} epochs trained{unsaved}"
+        )
+
+    def _update_exports(self) -> None:
+        """An export that has nothing to save is disabled, and says why, before any dialog."""
+        for name, view in self.views.items():
+            problem = view.export_problem()
+            tip = problem or "Save this grid as a PNG (Ctrl+E)"
+            for w in (self.export_buttons.get(name), getattr(self, "export_actions", {}).get(name)):
+                if w is not None:
+                    w.setEnabled(problem is None)
+                    w.setToolTip(tip)
+
+    def _saved_changed(self) -> None:
+        if not self.session.unsaved:
+            self.recovery.discard()  # its training is in a file now (or was let go)
+        self._describe_model()
 
     # -- the repaint timer --------------------------------------------------------------------
     def tick(self) -> None:
@@ -357,21 +402,8 @@ class MainWindow(QMainWindow):
         latent map) is redrawn per tick, so their paints land in different event-loop
         passes and no single pass blocks the window for long.
         """
-        s = self.session
-        training = self.state in ("running", "paused")
-        if self._pending_weights is not None:
-            w, self._pending_weights = self._pending_weights, None
-            try:
-                s.load_weights(w)
-            except RuntimeError as e:  # mismatched weights: never kill the window
-                self.show_message(f"could not show the new weights: {e}", "error")
-        if self._pending_kl is not None:
-            s.set_kl(self._pending_kl)
-            self.plots.set_kl_dims(self._pending_kl)
-            self._pending_kl = None
-        if self.latest is not None and self._progress_dirty:
-            self.panel.show_snapshot(self.latest)
-            self._progress_dirty = False
+        training = self.run.state in RUNNING
+        self.run.apply_pending()
         for v in self.views.values():
             v.training = training
         now = time.perf_counter()
@@ -388,6 +420,7 @@ class MainWindow(QMainWindow):
 
     _next_job = 0
     _last_plots = 0.0
+    _last_map = 0.0
 
     def _refresh_plots(self, now: float, training: bool) -> bool:
         if training and now - self._last_plots < PLOTS_INTERVAL_S:
@@ -417,25 +450,17 @@ class MainWindow(QMainWindow):
             return True
         return False
 
-    _progress_dirty = False
-
-    def _weights_changed(self) -> None:
-        pass  # views mark themselves dirty; the preview redraws itself
-
-    # -- data ---------------------------------------------------------------------------------
+    # -- data and training --------------------------------------------------------------------
     def _first_launch_data(self) -> None:
         """Start with data that is here: MNIST only if cached, else what needs no network."""
         try:
             spec = self.panel.data_spec()
         except DataError:
             spec = DataSpec(source="shapes")
-            self.panel.source.setCurrentIndex(self.panel.source.findData("shapes"))
+            self.panel.show_data_spec(spec)
         if spec.source in ("mnist", "kmnist", "fashion-mnist") and not is_cached(spec.source):
             fallback = "fashion-mnist" if debian_fashion_available() else "shapes"
-            self.panel.source.blockSignals(True)
-            self.panel.source.setCurrentIndex(self.panel.source.findData(fallback))
-            self.panel.source.blockSignals(False)
-            self.panel._source_changed()
+            self.panel.show_data_spec(DataSpec(source=fallback, shapes_count=spec.shapes_count))
             self.show_message(
                 f"{SOURCE_NAMES[spec.source]} is not downloaded on this computer yet, so "
                 f"Latent Explorer starts with {SOURCE_NAMES[fallback]}, which needs no "
@@ -443,271 +468,29 @@ class MainWindow(QMainWindow):
                 "online. Press Train to start.",
                 "info",
             )
-        self.load_data()
+        self.run.load_data()
 
     def _data_choice_changed(self) -> None:
-        if self.state == "idle":
-            self.load_data()
+        if not self.run.busy:
+            self.run.load_data()
 
-    def load_data(self, spec: DataSpec | None = None, then=None) -> bool:
-        """Load the chosen data in a worker thread; ``then`` runs once it has arrived."""
-        try:
-            spec = spec or self.panel.data_spec()
-        except DataError as e:
-            self.data_error = str(e)
-            self.show_message(self.data_error, "warning")
-            return False
-        if self.session.data is not None and self.session.data_spec == spec:
-            if then:
-                then()
-            return True
-        if self.data_runner.running:
-            self._pending_data_spec, self._after_data = spec, then
-            return True
-        if self.data_runner.closed:
-            return False
-        self._after_data = then
-        self.data_error = None
-        self.panel.data_info.setText(f"Loading {spec.describe()}…")
-        worker = DataWorker(spec)
-
-        def connect(w):
-            w.loaded.connect(self._data_loaded)
-            w.failed.connect(self._data_failed)
-
-        self.data_runner.start(worker, connect)
-        if self.state == "idle":
-            self.panel.set_state("loading", self.session.model is not None)
-            self.state = "loading"
-        return True
-
-    def _data_loaded(self, data, spec) -> None:
-        if self._pending_data_spec is not None and self._pending_data_spec != spec:
-            return  # superseded by a newer choice; the next load is queued
-        self.session.set_data(data, spec)
-        c, h, w = data.image_shape
-        classes = f", {data.num_classes} classes" if data.num_classes else ", no labels"
-        self.panel.data_info.setText(
-            f"{len(data.train_x):,} train / {len(data.test_x):,} test · {c}×{h}×{w}{classes}"
-        )
-        s = self.session
-        fits = s.model is not None and tuple(s.model.config.image_shape) == data.image_shape
-        if not fits or (s.conditional and s.model.num_classes != data.num_classes):
-            self._preview_model(data)
-        elif s.kl_per_dim is None and s.model.is_variational:
-            self._compute_kl()
-        self._update_status()
-
-    def _preview_model(self, data) -> None:
-        """An untrained model for the chosen settings, so every view is live before Train."""
-        try:
-            kw = self.panel.model_kwargs()
-            mc = model_config_for(data, **kw)
-        except (ConfigError, ValueError):
-            kw = dict(self.panel.model_kwargs(), model="vae", arch="mlp")
-            try:
-                mc = model_config_for(data, **kw)
-            except (ConfigError, ValueError):
-                return
-        torch.manual_seed(self.panel.seed.value())
-        self.session.set_model(mc)
-        self.session.history = type(self.session.history)()
-        self.session.epochs_done = 0
-        self.session.optimizer_state = None
-        self.plots.clear()
-
-    def _compute_kl(self) -> None:
-        s = self.session
-        n = min(2000, len(s.data.test_x))
-        y = s.data.test_y[:n] if s.conditional else None
-        stats = elbo_stats(s.model, s.data.test_x[:n], y)
-        s.set_kl(stats.kl_per_dim)
-        self.plots.set_kl_dims(stats.kl_per_dim)
-        self.plots.refresh()
-
-    def _data_failed(self, message: str, spec) -> None:
-        if self._pending_data_spec is not None and self._pending_data_spec != spec:
-            return
-        self.data_error = gui_data_message(message)
-        self.show_message(self.data_error, "error")
-        self.panel.data_info.setText("Could not load this data (see the message above).")
-        self._after_data = None
-
-    def _data_done(self) -> None:
-        pending, self._pending_data_spec = self._pending_data_spec, None
-        then, self._after_data = self._after_data, None
-        if self.state == "loading":
-            self.state = "idle"
-            self.panel.set_state("idle", self.session.model is not None)
-        if pending is not None and pending != self.session.data_spec:
-            self.load_data(pending, then)
-        elif then is not None and self.session.data is not None:
-            then()
-        if not self.data_runner.running:
-            waiting, self._when_loaded = self._when_loaded, []
-            for job in waiting:
-                job()
-
-    # -- training -----------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
         """A data load or a run is in flight (until the GUI has handled its end)."""
-        return self.trainer_runner.running or self.data_runner.running
+        return self.run.busy
 
     def start_or_pause(self) -> None:
-        if self.state in ("running", "paused"):
-            self.toggle_pause()
-        elif self.state == "idle":
+        if self.run.state in RUNNING:
+            self.run.toggle_pause()
+        elif not self.run.busy:
             self.start_training()
 
-    def start_training(self, resume: bool = False) -> bool:
-        """Start a new run (or continue the current model with ``resume``)."""
-        if self.trainer_runner.running or self.state in ("running", "paused"):
-            return False
-        s = self.session
-        try:
-            spec = self.panel.data_spec()
-            tc = self.panel.train_config()
-            kwargs = self.panel.model_kwargs()
-        except (DataError, ConfigError) as e:
-            self.show_message(str(e), "error")
-            return False
-        if resume and s.model is None:
-            self.show_message("There is no model to continue yet; press Train.", "warning")
-            return False
-        if self.data_runner.running:  # wait for the data in flight, then start
-            self._after_data = lambda: self.start_training(resume)
-            self._pending_data_spec = spec
-            return True
-        data = s.data if (s.data is not None and s.data_spec == spec) else None
-        if data is not None and not resume:
-            try:
-                model_config_for(data, **kwargs)
-            except ConfigError as e:
-                self.show_message(str(e), "error")
-                return False
-        job = TrainJob(data_spec=spec, train_config=tc, model_kwargs=kwargs, data=data,
-                       threads=training_threads())  # fmt: skip
-        if resume:
-            job.model_config = s.model_config
-            job.weights = {k: v.clone() for k, v in s.model.state_dict().items()}
-            job.history = s.history
-            job.optimizer_state = s.optimizer_state
-            job.epochs_done = s.epochs_done
-        self._train_config = tc
-        self._resume = resume
-        self.control = TrainControl()
-        worker = TrainingWorker(job, self.control)
-
-        def connect(w):
-            w.dataLoaded.connect(self._data_loaded)
-            w.modelBuilt.connect(self._model_built)
-            w.snapshot.connect(self._on_snapshot)
-            w.outcome.connect(self._on_outcome)
-
-        self.latest = None
-        self.snapshots = 0
-        self.trainer_runner.start(worker, connect)
-        self.state = "running"
-        self.panel.set_state("running")
-        if data is None:
-            self.panel.set_state("loading")
-            self.panel.stop_btn.setEnabled(True)
-        self.banner.hide()
-        self.status.showMessage("Training…" if data else "Loading data, then training…", 4000)
-        return True
-
-    def _model_built(self, config, weights) -> None:
-        s = self.session
-        s.set_model(config, weights)
-        self.panel.set_state("running")
-        if not self._resume:
-            s.history = type(s.history)()
-            s.epochs_done = 0
-            s.optimizer_state = None
-            s.set_kl(None)
-            self.plots.clear()
-        self._update_status()
-
-    def _on_snapshot(self, snap: Snapshot) -> None:
-        """Queued from the worker thread: keep the latest, never decode here."""
-        self.latest = snap
-        self.snapshots += 1
-        self._progress_dirty = True
-        h = self.session.history
-        if snap.step > h.last_step:
-            h.add_snapshot(snap)
-        self.plots.add_snapshot(snap)
-        if snap.weights is not None:
-            self._pending_weights = snap.weights
-        if snap.test is not None:
-            h.add_epoch(snap.test)
-            self.session.epochs_done = snap.test.epoch
-            self._pending_kl = snap.test.kl_per_dim
-        if snap.paused and self.state == "running":
-            self.state = "paused"
-            self.panel.set_state("paused")
-
-    def _on_outcome(self, out: RunOutcome) -> None:
-        self.outcomes.append(out)
-        s = self.session
-        if out.weights is not None and s.model is not None:
-            self._pending_weights = None
-            try:
-                s.load_weights(out.weights)
-            except RuntimeError:
-                pass
-        if out.history is not None:
-            s.history = out.history
-            s.optimizer_state = out.optimizer_state
-            s.epochs_done = out.epochs_done
-        self.state = "idle"
-        self.panel.set_state("idle", s.model is not None)
-        if self.latest is not None:
-            # the run box and the status bar give the same, run-average throughput
-            avg = out.fit.images_per_second if out.fit is not None else None
-            self.panel.show_snapshot(self.latest, average_ips=avg)
-        self._progress_dirty = False
-        if out.error:
-            self.show_message(gui_data_message(out.error), "error")
-            self.panel.show_idle("stopped: see the message above")
-        elif out.fit is not None:
-            f = out.fit
-            verb = "Stopped" if f.stopped else "Finished"
-            self.status.showMessage(
-                f"{verb}: {f.epochs_done} epochs, {f.step:,} steps in {fmt_seconds(f.seconds)} "
-                f"on {f.device} ({f.images_per_second:,.0f} img/s on average)", 15000,
-            )  # fmt: skip
-        self._update_status()
-        self.tick()
-
-    def toggle_pause(self) -> None:
-        c = self.control
-        if c is None or not self.trainer_runner.running:
-            return
-        if c.paused:
-            c.resume()
-            self.state = "running"
-            self.panel.set_state("running")
-        else:
-            c.pause()
-            self.state = "paused"
-            self.panel.set_state("paused")
-
-    def stop_training(self) -> None:
-        if self.control is not None:
-            self.control.stop()
-        self.panel.stop_btn.setEnabled(False)
-
-    def _live_lr(self, lr: float) -> None:
-        if self.control is not None and self.trainer_runner.running:
-            self.control.set_lr(lr)
-            self.show_message(f"Learning rate set to {lr:g} from the next step.", "info", 4000)
-
-    def _live_beta(self, beta: float) -> None:
-        if self.control is not None and self.trainer_runner.running:
-            self.control.set_beta(beta)
-            self.show_message(f"β set to {beta:g} from the next step.", "info", 4000)
+    def start_training(self, resume: bool = False, epochs: int | None = None) -> bool:
+        """Train a new model (or continue the current one ``epochs`` more; default: the
+        number beside Continue)."""
+        if resume and epochs is None:
+            epochs = self.panel.more_epochs.value()
+        return self.run.start(resume=resume, epochs=epochs)
 
     # -- dims ---------------------------------------------------------------------------------
     def _structure_changed(self) -> None:
@@ -739,97 +522,73 @@ class MainWindow(QMainWindow):
             self._sync_dims(dx, dy)
         self.session.set_dims(dx, dy)
 
-    def _update_status(self) -> None:
+    # -- keeping the model --------------------------------------------------------------------
+    def confirm_discard(self, action: str) -> bool:
+        """Before ``action`` drops a model with unsaved training: Save, Discard or Cancel.
+        True when the action may go ahead (saved, or the user let the model go)."""
         s = self.session
-        if s.model is None:
-            self.status_model.setText("")
+        if not s.unsaved:
+            return True
+        answer = dialogs.ask_save(self, action, s.describe_model())
+        if answer == dialogs.CANCEL:
+            return False
+        if answer == dialogs.DISCARD:
+            return True
+        if self.run.running and not self.run.stop_and_wait():
+            self.show_message("The run did not stop in time; nothing was saved.", "error")
+            return False
+        return self.save_checkpoint_dialog() is not None
+
+    def offer_recovery(self) -> None:
+        """A model that a killed or crashed window was training: offer to open it."""
+        found = orphans(self._recovery_folder)
+        if not found:
             return
-        mc = s.model_config
-        data = s.data.name if s.data is not None else "no data"
-        self.status_model.setText(
-            f"{mc.model.upper()} · {mc.arch} · {mc.latent_dim}-D latent · {mc.likelihood} · "
-            f"{data} · {s.epochs_done} epochs trained"
-        )
+        newest, when = found[0], time.strftime("%H:%M on %d %b", time.localtime(
+            found[0].stat().st_mtime))  # fmt: skip
+        more = f" ({len(found) - 1} older ones too)" if len(found) > 1 else ""
+
+        def open_it():
+            self.recovery.adopt(newest)
+            self.run.open(self.recovery.path, recovered=True)
+
+        def discard():
+            for p in found:
+                p.unlink(missing_ok=True)
+            self.banner.hide()
+
+        self.show_message(
+            f"Latent Explorer did not close normally: a model it was training (autosaved at "
+            f"{when}) was kept{more}. Open it to save or train it further.",
+            "warning", topic="recovery", actions=[("Open it", open_it), ("Discard", discard)],
+        )  # fmt: skip
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
-        s = self.session
-        if s.model is None:
-            self.show_message("There is no model to save yet.", "warning")
-            return None
-        path = Path(path)
-        if path.suffix != SUFFIX:
-            path = path.with_suffix(SUFFIX)
-        tc = self._train_config
-        if tc is None:
-            try:
-                tc = self.panel.train_config()
-            except ConfigError:
-                tc = TrainConfig()
-        try:
-            out = save_checkpoint(
-                path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
-                history=s.history,
-                optimizer_state=None if self.state != "idle" else s.optimizer_state,
-                epochs_done=s.epochs_done,
-            )  # fmt: skip
-        except CheckpointError as e:
-            self.show_message(str(e), "error")
-            return None
-        self.show_message(f"Saved {out}", "info", 6000)
-        self.settings.setValue("last_dir", str(out.parent))
+        out = self.run.save(path)
+        if out is not None:
+            self.settings.setValue("last_dir", str(Path(out).parent))
         return out
 
     def open_checkpoint(self, path: str | os.PathLike) -> bool:
         """Open a checkpoint; while data is still loading, open it once the load has ended."""
-        if self.state in ("running", "paused") or self.trainer_runner.running:
-            self.show_message("Stop training before opening a checkpoint.", "warning")
-            return False
-        if self.state == "loading" or self.data_runner.running:
-            self._when_loaded.append(lambda: self.open_checkpoint(path))
-            self.show_message(
-                f"Still loading data…; {Path(path).name} opens as soon as it has arrived.",
-                "info",
-            )
-            return True
-        try:
-            ck = load_checkpoint(path)
-        except CheckpointError as e:
-            self.show_message(str(e), "error")
-            return False
-        s = self.session
-        self.panel.show_config(ck.model_config, ck.train_config, ck.data_spec)
-        self._train_config = ck.train_config
-        s.set_model(ck.model_config, ck.model.state_dict())
-        s.history = ck.history
-        s.optimizer_state = ck.optimizer_state
-        s.epochs_done = ck.epochs_done
-        s.set_kl(None)
-        self.plots.set_history(ck.history)
-        self.settings.setValue("last_dir", str(Path(path).parent))
-        msg = f"Opened {Path(path).name}: {ck.epochs_done} epochs trained."
-        if ck.data_spec is not None:
-            if s.data is not None and s.data_spec == ck.data_spec:
-                self._compute_kl()
-            else:
-                self.load_data(ck.data_spec)
-            msg += f" Data: {ck.data_spec.describe()}. Press Continue to train it further."
-        else:
-            msg += " The file names no data; choose data of the same image size to train it."
-        self.show_message(msg, "info", 10000)
-        self._update_status()
-        return True
+        ok = self.run.open(path)
+        if ok:
+            self.settings.setValue("last_dir", str(Path(path).parent))
+        return ok
 
     def _dir(self) -> str:
         return str(self.settings.value("last_dir", str(Path.home())))
 
-    def save_checkpoint_dialog(self) -> None:
+    def save_checkpoint_dialog(self) -> Path | None:
+        if self.session.model is None:
+            self.show_message("There is no model to save yet.", "warning")
+            return None
         path, _ = QFileDialog.getSaveFileName(
             self, "Save checkpoint", str(Path(self._dir()) / f"model{SUFFIX}"),
             f"Checkpoints (*{SUFFIX})",
         )  # fmt: skip
-        if path:
-            self.save_checkpoint(path)
+        return self.save_checkpoint(path) if path else None
 
     def open_checkpoint_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -882,6 +641,10 @@ class MainWindow(QMainWindow):
         return path
 
     def export_view_dialog(self, name: str) -> None:
+        problem = self.views[name].export_problem()
+        if problem is not None:  # say so now, not after a file name was chosen
+            self.show_message(problem, "warning")
+            return
         path = self._ask_path(f"Export {name}", f"{name.replace(' ', '-')}.png", "PNG (*.png)")
         if path:
             self.export_view(name, path)
@@ -890,11 +653,18 @@ class MainWindow(QMainWindow):
         self.export_view_dialog(self.current_view_name())
 
     def export_gif_dialog(self) -> None:
+        problem = self.interp.export_problem()
+        if problem is not None:
+            self.show_message(problem, "warning")
+            return
         path = self._ask_path("Export interpolation", "interpolation.gif", "GIF (*.gif)")
         if path:
             self.export_gif(path)
 
     def export_csv_dialog(self) -> None:
+        if not self.session.history.steps:
+            self.show_message("There is no loss history to export yet: train a model.", "warning")
+            return
         path = self._ask_path("Export loss history", "history.csv", "CSV (*.csv)")
         if path:
             self.export_csv(path)
@@ -937,20 +707,17 @@ class MainWindow(QMainWindow):
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop any run and wait for the threads; True if they all ended in time."""
         self.timer.stop()
-        if self.control is not None:
-            self.control.stop()
-        deadline = time.perf_counter() + timeout_ms / 1000
-        ok = True
-        for runner in (self.trainer_runner, self.data_runner):
-            left = max(1, round((deadline - time.perf_counter()) * 1000))
-            ok = runner.wait(left) and ok
-        return ok
+        return self.run.shutdown(timeout_ms)
 
     def closeEvent(self, ev) -> None:
+        if self.ask_on_close and not self.confirm_discard("quit"):
+            ev.ignore()
+            return
         try:
             self.save_settings()
         finally:
             self.shutdown(2000)
+            self.recovery.close()
         super().closeEvent(ev)
 
 
@@ -967,9 +734,3 @@ def _bool(v, default: bool) -> bool:
     if isinstance(v, str):
         return v.lower() in ("1", "true", "yes")
     return bool(v)
-
-
-def training_threads() -> int:
-    """Leave one core to the window: on 2 cores, train with 1 thread."""
-    n = os.cpu_count() or 1
-    return max(1, n - 1)

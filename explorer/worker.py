@@ -10,19 +10,23 @@ steps) because a queued slot call would never reach a worker busy inside ``fit``
 from __future__ import annotations
 
 import copy
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from trainer.checkpoint import CheckpointError, save_trainer
 from trainer.config import ConfigError, ModelConfig, TrainConfig
 from trainer.data import DataError, DataSpec, ImageData, load_data
 from trainer.loop import (
     FitResult,
     History,
+    Snapshot,
     TrainControl,
     Trainer,
     TrainingDiverged,
@@ -33,15 +37,32 @@ from trainer.loop import (
 from trainer.models import build_model
 
 USER_ERRORS = (DataError, ConfigError, TrainingDiverged, ValueError, OSError)
+AUTOSAVE_S = 5.0  # a run autosaves at an epoch's end if this long has passed since the last
+
+
+def message_for_window(e: BaseException) -> str:
+    """An error's words for the window: the trainer's errors name command-line flags in
+    ``str(e)`` and the window's own fields in ``e.gui`` when the two differ."""
+    return getattr(e, "gui", None) or str(e)
 
 
 def describe_error(e: BaseException) -> str:
     """A one-paragraph message for the window; user mistakes keep their own words."""
     if isinstance(e, USER_ERRORS):
-        return str(e)
+        return message_for_window(e)
     if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
         return f"out of memory ({e}); try a smaller batch size, latent or hidden size"
     return f"unexpected {type(e).__name__}: {e}"
+
+
+def error_kind(e: BaseException) -> str:
+    if isinstance(e, TrainingDiverged):
+        return "diverged"
+    if isinstance(e, DataError):
+        return "data"
+    if isinstance(e, ConfigError):
+        return "config"
+    return "other"
 
 
 @dataclass
@@ -59,6 +80,8 @@ class TrainJob:
     epochs_done: int = 0
     epochs: int | None = None  # epochs to run in this call (default: the config's)
     threads: int | None = None  # torch intra-op threads for the training thread
+    autosave: Path | None = None  # write the run here at epoch ends (the recovery file)
+    autosave_every: float = AUTOSAVE_S
 
 
 @dataclass
@@ -70,7 +93,10 @@ class RunOutcome:
     optimizer_state: dict | None = None
     history: History | None = None
     epochs_done: int = 0
+    step: int = 0
+    target_epochs: int = 0  # the epoch count the run was to reach
     error: str | None = None
+    kind: str = ""  # of the error: "data", "config", "diverged" or "other"
     model_config: ModelConfig | None = None
 
 
@@ -106,11 +132,18 @@ class DataWorker(QObject):
 
 
 class TrainingWorker(QObject):
-    """Loads data if needed, builds the model and runs ``Trainer.fit`` in its thread."""
+    """Loads data if needed, builds the model and runs ``Trainer.fit`` in its thread.
 
+    It autosaves the run (``job.autosave``) at epoch ends, at most every
+    ``job.autosave_every`` seconds, and at its last snapshot; saves asked for during the run
+    (``save_now``, through ``TrainControl.call_soon``) happen between two steps.
+    """
+
+    phase = Signal(str)  # what the run is doing before its first step
     dataLoaded = Signal(object, object)  # ImageData, DataSpec
     modelBuilt = Signal(object, object)  # ModelConfig, initial weights (CPU state_dict)
     snapshot = Signal(object)  # Snapshot
+    saved = Signal(str, int, str)  # path, step, error ("" when it worked)
     outcome = Signal(object)  # RunOutcome, always emitted once
     finished = Signal()
 
@@ -118,47 +151,81 @@ class TrainingWorker(QObject):
         super().__init__()
         self.job = job
         self.control = control
+        self.trainer: Trainer | None = None
+        self._last_autosave = time.perf_counter()
 
     @Slot()
     def run(self) -> None:
-        job, out, trainer = self.job, RunOutcome(), None
+        job, out = self.job, RunOutcome()
         try:
             if job.threads:
                 torch.set_num_threads(job.threads)
             data = job.data
             if data is None:
+                self.phase.emit(f"Loading {job.data_spec.describe()}…")
                 data = load_data(job.data_spec)
                 self.dataLoaded.emit(data, job.data_spec)
             if self.control.stop_requested:
                 return
+            self.phase.emit("Building the model…")
             mc = job.model_config or model_config_for(data, **job.model_kwargs)
             out.model_config = mc
-            seed_everything(job.train_config.seed + job.epochs_done)
+            seed_everything(job.train_config.seed)
             model = build_model(mc)
             if job.weights is not None:
                 model.load_state_dict(job.weights)
             device = resolve_device(job.train_config.device)
-            trainer = Trainer(
+            self.trainer = Trainer(
                 model, data, job.train_config, device=device,
                 history=copy.deepcopy(job.history) if job.history else None,
                 optimizer_state=job.optimizer_state, epochs_done=job.epochs_done,
             )  # fmt: skip
             self.modelBuilt.emit(mc, _cpu_copy(model.state_dict()))
-            out.fit = trainer.fit(
-                epochs=job.epochs, control=self.control, on_snapshot=self.snapshot.emit
+            out.target_epochs = job.epochs_done + (job.epochs or job.train_config.epochs)
+            self.phase.emit(f"First steps on {device}…")
+            out.fit = self.trainer.fit(
+                epochs=job.epochs, control=self.control, on_snapshot=self._on_snapshot
             )
         except Exception as e:  # noqa: BLE001 - the app must survive any failed run
             out.error = describe_error(e)
+            out.kind = error_kind(e)
             if not isinstance(e, USER_ERRORS):
                 traceback.print_exc()
         finally:
+            trainer = self.trainer
             if trainer is not None:
+                self.control.run_calls(trainer)  # saves asked for as the run ended
                 out.weights = _cpu_copy(trainer.model.state_dict())
                 out.optimizer_state = _cpu_copy(trainer.optimizer.state_dict())
                 out.history = trainer.history
                 out.epochs_done = trainer.epochs_done
+                out.step = trainer.step
             self.outcome.emit(out)
             self.finished.emit()
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        """On the training thread, between two steps."""
+        self.snapshot.emit(snap)
+        due = time.perf_counter() - self._last_autosave >= self.job.autosave_every
+        if self.job.autosave is not None and (snap.final or (snap.test is not None and due)):
+            self._last_autosave = time.perf_counter()
+            try:
+                self._save(self.trainer, self.job.autosave)
+            except CheckpointError:
+                traceback.print_exc()  # a failed autosave must not end the run
+
+    def _save(self, trainer: Trainer, path: Path) -> Path:
+        d = trainer.data
+        return save_trainer(path, trainer, data_spec=self.job.data_spec, class_names=d.class_names)
+
+    def save_now(self, trainer: Trainer, path: Path) -> None:
+        """Save the run as it is (call on the training thread); reports through ``saved``."""
+        try:
+            self._save(trainer, path)
+        except CheckpointError as e:
+            self.saved.emit(str(path), trainer.step, str(e))
+            return
+        self.saved.emit(str(path), trainer.step, "")
 
 
 class ThreadRunner(QObject):

@@ -15,8 +15,9 @@ if sys.path[:1] != [_ROOT]:
     sys.path.insert(0, _ROOT)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# QSettings (and anything else following XDG) writes under a throw-away folder
+# QSettings, recovery files (and anything else following XDG) go to throw-away folders
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="latent-explorer-test-config-")
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="latent-explorer-test-share-")
 os.environ.setdefault("LATENT_EXPLORER_DATA", tempfile.mkdtemp(prefix="latent-explorer-test-data-"))
 
 

@@ -63,9 +63,12 @@ class ImagePane(pg.GraphicsLayoutWidget):
 
 
 class MessageBar(QFrame):
-    """A non-modal banner at the top of the window: info, warning or error, dismissable.
+    """A non-modal banner above the views: info, warning or error, dismissable, with
+    optional action buttons.
 
-    Every message also stays in ``history`` so tests and the status bar can read it.
+    A message may carry a ``topic`` ("data", "settings", …): ``resolve(topic)`` hides it
+    once the problem it names is gone, so no stale error outlives its cause. Every message
+    also stays in ``history`` so tests and the status bar can read it.
     """
 
     COLOURS = {
@@ -90,15 +93,30 @@ class MessageBar(QFrame):
         close.clicked.connect(self.hide)
         lay.addWidget(self.icon)
         lay.addWidget(self.label, 1)
+        self._actions = QHBoxLayout()
+        lay.addLayout(self._actions)
         lay.addWidget(close)
+        self.action_buttons: list[QPushButton] = []
         self.history: list[tuple[str, str]] = []
         self.level = "info"
+        self.topic = ""
         self._auto_hide = QTimer(self, singleShot=True, timeout=self.hide)
         self.hide()
 
-    def show_message(self, text: str, level: str = "info", timeout_ms: int = 0) -> None:
+    def show_message(
+        self, text: str, level: str = "info", timeout_ms: int = 0, topic: str = "", actions=()
+    ) -> None:
+        """``actions``: (button text, callable) pairs shown beside the message."""
         bg, fg = self.COLOURS.get(level, self.COLOURS["info"])
-        self.level = level
+        self.level, self.topic = level, topic
+        for b in self.action_buttons:
+            b.deleteLater()
+        self.action_buttons = []
+        for label, slot in actions:
+            b = QPushButton(label)
+            b.clicked.connect(slot)
+            self._actions.addWidget(b)
+            self.action_buttons.append(b)
         self.setStyleSheet(
             f"QFrame#banner {{ background: {bg}; border: 1px solid {fg}; }}"
             f" QLabel {{ color: {fg}; }}"
@@ -111,6 +129,11 @@ class MessageBar(QFrame):
         if timeout_ms:
             self._auto_hide.start(timeout_ms)
         self.shown.emit(level, text)
+
+    def resolve(self, topic: str) -> None:
+        """The problem ``topic`` named is gone: hide its message if it is still showing."""
+        if topic and self.topic == topic and self.isVisible():
+            self.hide()
 
     @property
     def text(self) -> str:

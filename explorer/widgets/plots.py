@@ -1,7 +1,9 @@
 """Live loss curves and the KL-per-dimension bar chart.
 
-Snapshots are appended to plain Python lists (cheap, 10 a second); the curves are redrawn
-by ``refresh()``, which the window calls from its repaint timer only when data arrived.
+The curves draw the session's history, the bars its KL per dimension: the plots own no
+numbers of their own. ``refresh()``, called from the window's repaint timer, appends the rows
+the history gained since the last call (cheap, ten a second while training) and redraws;
+a replaced history (another model, a run's final one) is drawn afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import theme
-from trainer.loop import History, Snapshot
+from explorer.state import Session
 
 ACTIVE_KL = 0.01  # nats: a latent dimension carrying less than this is "inactive"
 
@@ -91,9 +93,11 @@ class LossPlots(QWidget):
     """Three plots: −ELBO (train, smoothed, and test per epoch), KL per step, KL per dim."""
 
     KEYS = ("step", "nelbo", "recon", "kl")
+    KL_LABEL_PX = 34  # room for one "z123" label under a bar
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
@@ -161,46 +165,42 @@ class LossPlots(QWidget):
 
         self.log_box.toggled.connect(self._set_log)
         self.smooth_box.toggled.connect(self._resmooth)
-        self.clear()
+        session.historyReset.connect(self._history_replaced)
+        session.klChanged.connect(self._mark)
+        self.dim_plot.getPlotItem().getViewBox().sigResized.connect(self._kl_resized)
+        self._history_replaced()
 
     # -- data in ------------------------------------------------------------------------------
-    def clear(self) -> None:
+    def _history_replaced(self) -> None:
+        """Forget what was drawn; the next refresh draws the session's history from its start."""
         self.raw = {k: [] for k in self.KEYS}
         self.test_x: list[float] = []
         self.test_y: list[float] = []
-        self.kl_dims: np.ndarray | None = None
-        self._drawn_kl = ()  # sentinel: draw the bars on the first refresh
+        self._rows = self._epochs = 0  # history rows already taken
+        self._drawn_kl = ()  # sentinel: draw the bars on the next refresh
         self.smooth = {k: _Smoother(0.9) for k in ("nelbo", "recon", "kl")}
-        self._drawn = 0
         self.dirty = True
         self.refresh()
 
-    def add_snapshot(self, s: Snapshot) -> None:
-        if self.raw["step"] and s.step <= self.raw["step"][-1]:
-            pass  # a repeat (pause / final) of a step already plotted
-        else:
-            for k in self.KEYS:
-                self.raw[k].append(float(getattr(s, k)))
-        if s.test is not None:
-            self.test_x.append(float(s.test.step))
-            self.test_y.append(float(s.test.test_nelbo))
-            self.kl_dims = np.asarray(s.test.kl_per_dim, dtype=float)
+    def _mark(self) -> None:
         self.dirty = True
 
-    def set_history(self, h: History, kl_per_dim: np.ndarray | None = None) -> None:
-        self.clear()
-        for row in h.steps:
+    def _take_new_rows(self) -> bool:
+        h = self.session.history
+        new_steps, new_epochs = h.steps[self._rows :], h.epochs[self._epochs :]
+        for row in new_steps:
             for k in self.KEYS:
                 self.raw[k].append(float(row.get(k, np.nan)))
-        self.test_x = [float(e["step"]) for e in h.epochs]
-        self.test_y = [float(e["test_nelbo"]) for e in h.epochs]
-        self.kl_dims = kl_per_dim
-        self.dirty = True
-        self.refresh()
+        for e in new_epochs:
+            self.test_x.append(float(e["step"]))
+            self.test_y.append(float(e["test_nelbo"]))
+        self._rows += len(new_steps)
+        self._epochs += len(new_epochs)
+        return bool(new_steps or new_epochs)
 
-    def set_kl_dims(self, kl: np.ndarray | None) -> None:
-        self.kl_dims = kl
-        self.dirty = True
+    @property
+    def kl_dims(self) -> np.ndarray | None:
+        return self.session.kl_per_dim
 
     def point_count(self) -> int:
         return len(self.raw["step"])
@@ -226,6 +226,8 @@ class LossPlots(QWidget):
 
     def refresh(self) -> bool:
         """Redraw if anything changed since the last call; True if it redrew."""
+        if self._take_new_rows():
+            self.dirty = True
         if not self.dirty:
             return False
         self.dirty = False
@@ -246,10 +248,7 @@ class LossPlots(QWidget):
         if kl is not None and len(kl):
             brushes = [theme.ACCENT if v >= ACTIVE_KL else theme.GRID for v in kl]
             self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes, width=0.7)
-            step = max(1, int(np.ceil(len(kl) / 10)))
-            self.dim_plot.getPlotItem().getAxis("bottom").setTicks(
-                [[(i, f"z{i}") for i in range(0, len(kl), step)]]
-            )
+            self._label_bars(len(kl))
             _show_empty(self.dim_plot, False)
             top = float(np.nanmax(kl)) if np.isfinite(kl).any() else 0.0
             self.dim_plot.getPlotItem().setRange(
@@ -265,6 +264,33 @@ class LossPlots(QWidget):
             self.bars.setOpts(x=[], height=[])
             _show_empty(self.dim_plot, True)
         return True
+
+    def kl_label_step(self, n: int) -> int:
+        """Label every k-th bar, k from 1, 2, 5, 10, 20, 50, …: as few as leave each label
+        KL_LABEL_PX pixels (100 bars in a narrow plot get z0, z20, z40, …)."""
+        width = max(1.0, self.dim_plot.getPlotItem().getViewBox().width())
+        need = self.KL_LABEL_PX * n / width  # bars per label
+        k = 1
+        while k < need:
+            for m in (2, 2.5, 2):  # 1, 2, 5, 10, 20, 50, ...
+                k = int(k * m)
+                if k >= need:
+                    break
+        return k
+
+    def _label_bars(self, n: int) -> None:
+        step = self.kl_label_step(n)
+        self._label_step = (n, step)
+        self.dim_plot.getPlotItem().getAxis("bottom").setTicks(
+            [[(i, f"z{i}") for i in range(0, n, step)]]
+        )
+
+    def _kl_resized(self) -> None:
+        kl = self.kl_dims
+        if kl is not None and len(kl) and self.kl_label_step(len(kl)) != self._label_step[1]:
+            self._label_bars(len(kl))
+
+    _label_step = (0, 1)
 
     def _set_log(self, on: bool) -> None:
         for w in (self.loss_plot, self.kl_plot):

@@ -11,19 +11,21 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
+from explorer.run import RunState, RunStatus
 from trainer.config import MAX_LATENT, ConfigError, TrainConfig
-from trainer.data import DataError, DataSpec
-from trainer.loop import Snapshot, available_devices
+from trainer.data import DataSpec
+from trainer.loop import available_devices
 
 from .common import hint
+from .inputs import RangeSpinBox, space_goes_to_window
 
 SOURCES = [
     ("mnist", "MNIST digits"),
@@ -52,16 +54,6 @@ def _combo(items: list[tuple[str, str]], tip: str) -> QComboBox:
     return c
 
 
-def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    s.setValue(value)
-    s.setSingleStep(step)
-    s.setToolTip(tip)
-    s.setKeyboardTracking(False)
-    return s
-
-
 def _set_key(combo: QComboBox, key) -> None:
     i = combo.findData(key)
     if i >= 0:
@@ -78,20 +70,11 @@ def _float(text: str, what: str) -> float:
     return v
 
 
-def fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "–"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
 class TrainPanel(QWidget):
     """Settings in, requests out. Validation happens in the trainer's own dataclasses."""
 
     startRequested = Signal()
-    continueRequested = Signal()
+    continueRequested = Signal(int)  # more epochs
     pauseRequested = Signal()
     stopRequested = Signal()
     dataSpecChanged = Signal()
@@ -119,7 +102,9 @@ class TrainPanel(QWidget):
         self.root = QLineEdit()
         self.root.setPlaceholderText("folder with one sub-folder per class")
         self.root.setToolTip("ROOT/<class name>/<image files>; class names come from the folders")
-        self.image_size = _spin(8, 256, 28, "Images are resized to this square size", 4)
+        self.image_size = RangeSpinBox(
+            8, 256, 28, "Images are resized to this square size", "Image size", 4
+        )
         self.images_row = self._with_browse(self.images, self._browse_images)
         self.labels_row = self._with_browse(self.labels, self._browse_labels)
         self.root_row = self._with_browse(self.root, self._browse_root)
@@ -142,10 +127,13 @@ class TrainPanel(QWidget):
             MODELS, "VAE; conditional VAE (decoder also sees the class); plain autoencoder"
         )
         self.arch = _combo(ARCHS, "Encoder/decoder body. Conv needs square 28, 32 or 64 px images")
-        self.latent = _spin(1, MAX_LATENT, 2, "Latent dimensions. 2 makes the latent map exact")
-        self.hidden = _spin(
-            8, 8192, 400, "Hidden units of the MLP (or the conv body's dense layer)", 50
+        self.latent = RangeSpinBox(
+            1, MAX_LATENT, 2, "Latent dimensions. 2 makes the latent map exact", "Latent size"
         )
+        self.hidden = RangeSpinBox(
+            8, 8192, 400, "Hidden units of the MLP (or the conv body's dense layer)",
+            "Hidden size", 50,
+        )  # fmt: skip
         self.likelihood = _combo(
             LIKELIHOODS,
             "Decoder distribution: Bernoulli for near-binary images, Gaussian otherwise",
@@ -175,9 +163,13 @@ class TrainPanel(QWidget):
         f.setLabelAlignment(Qt.AlignRight)
         self.lr = QLineEdit("1e-3")
         self.lr.setToolTip("Adam learning rate. Editable during training: press Enter to apply")
-        self.batch = _spin(1, 65536, 128, "Images per optimisation step", 32)
-        self.epochs = _spin(1, 100000, 20, "Passes over the training set")
-        self.seed = _spin(0, 2**31 - 1, 0, "Random seed: the same seed gives the same run")
+        self.batch = RangeSpinBox(1, 65536, 128, "Images per optimisation step", "Batch size", 32)
+        self.epochs = RangeSpinBox(
+            1, 100000, 20, "Passes over the training set when Train starts a model", "Epochs"
+        )
+        self.seed = RangeSpinBox(
+            0, 2**31 - 1, 0, "Random seed: the same seed gives the same run", "Seed"
+        )
         self.device = QComboBox()
         self.device.setToolTip("Where training runs; the explorer always decodes on the CPU")
         for d in ["auto", *available_devices()]:
@@ -200,13 +192,24 @@ class TrainPanel(QWidget):
         self.pause_btn = QPushButton("Pause")
         self.pause_btn.setToolTip("Pause or resume training (Ctrl+T or Space)")
         self.stop_btn = QPushButton("Stop")
-        self.stop_btn.setToolTip("Stop after the current step; the model is kept (Esc)")
+        self.stop_btn.setToolTip("Stop after the current step; the model is kept (Ctrl+.)")
         self.continue_btn = QPushButton("Continue")
-        self.continue_btn.setToolTip("Train the current model for the number of epochs above")
+        self.more_epochs = RangeSpinBox(
+            1, 100000, 20, "Epochs that Continue adds to the current model", "More epochs"
+        )
+        self.continue_btn.setToolTip(
+            "Train the current model further: its weights, optimiser state and curves carry "
+            "on for the number of epochs beside it (Ctrl+Shift+T)"
+        )
         for b in (self.start_btn, self.pause_btn, self.stop_btn):
             row.addWidget(b)
         v.addLayout(row)
-        v.addWidget(self.continue_btn)
+        crow = QHBoxLayout()
+        crow.addWidget(self.continue_btn)
+        crow.addWidget(self.more_epochs)
+        crow.addWidget(QLabel("more epochs"))
+        crow.addStretch(1)
+        v.addLayout(crow)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setValue(0)
@@ -219,7 +222,9 @@ class TrainPanel(QWidget):
         lay.addStretch(1)
 
         self.start_btn.clicked.connect(self.startRequested)
-        self.continue_btn.clicked.connect(self.continueRequested)
+        self.continue_btn.clicked.connect(
+            lambda: self.continueRequested.emit(self.more_epochs.value())
+        )
         self.pause_btn.clicked.connect(self.pauseRequested)
         self.stop_btn.clicked.connect(self.stopRequested)
         self.source.currentIndexChanged.connect(self._source_changed)
@@ -230,9 +235,13 @@ class TrainPanel(QWidget):
         self.likelihood.currentIndexChanged.connect(self._likelihood_changed)
         self.lr.returnPressed.connect(self._lr_entered)
         self.beta.returnPressed.connect(self._beta_entered)
+        for box in (*self._spins().values(), self.more_epochs):
+            box.refused.connect(self.invalid)
+        space_goes_to_window(self.lr, self.beta, self.warmup, self.gauss_std,
+                             *self._spins().values(), self.more_epochs)  # fmt: skip
         self._source_changed()
         self._likelihood_changed()
-        self.set_state("idle", has_model=False)
+        self._state: RunState | None = None
 
     # -- helpers ------------------------------------------------------------------------------
     def _with_browse(self, edit: QLineEdit, slot) -> QWidget:
@@ -311,6 +320,9 @@ class TrainPanel(QWidget):
             shapes_count=self.shapes_count,
         )
 
+    def seed_value(self) -> int:
+        return self.seed.value()
+
     def model_kwargs(self) -> dict:
         std_text = self.gauss_std.text().strip().lower()
         std = None
@@ -332,18 +344,24 @@ class TrainPanel(QWidget):
         )  # fmt: skip
 
     # -- showing a checkpoint's settings ------------------------------------------------------
-    def show_config(self, model_config, train_config, data_spec) -> None:
-        for w in (self.source, self.images, self.labels, self.root):
+    def show_data_spec(self, data_spec: DataSpec) -> None:
+        """Show ``data_spec`` as the chosen data (without asking to load it)."""
+        widgets = (self.source, self.images, self.labels, self.root, self.image_size)
+        for w in widgets:
             w.blockSignals(True)
-        if data_spec is not None:
-            _set_key(self.source, data_spec.source)
-            self.images.setText(data_spec.images or "")
-            self.labels.setText(data_spec.labels or "")
-            self.root.setText(data_spec.root or "")
-            self.image_size.setValue(data_spec.image_size)
-        for w in (self.source, self.images, self.labels, self.root):
+        _set_key(self.source, data_spec.source)
+        self.images.setText(data_spec.images or "")
+        self.labels.setText(data_spec.labels or "")
+        self.root.setText(data_spec.root or "")
+        self.image_size.setValue(data_spec.image_size)
+        self.shapes_count = data_spec.shapes_count
+        for w in widgets:
             w.blockSignals(False)
         self._source_changed()
+
+    def show_config(self, model_config, train_config, data_spec) -> None:
+        if data_spec is not None:
+            self.show_data_spec(data_spec)
         _set_key(self.model, model_config.model)
         _set_key(self.arch, model_config.arch)
         self.latent.setValue(model_config.latent_dim)
@@ -360,62 +378,36 @@ class TrainPanel(QWidget):
         _set_key(self.device, train_config.device)
 
     # -- run state ----------------------------------------------------------------------------
-    def set_state(self, state: str, has_model: bool = True) -> None:
-        """'idle', 'loading', 'running' or 'paused'."""
-        busy = state in ("loading", "running", "paused")
-        self.start_btn.setEnabled(not busy)
-        self.continue_btn.setEnabled(not busy and has_model)
-        self.pause_btn.setEnabled(state in ("running", "paused"))
-        self.pause_btn.setText("Resume" if state == "paused" else "Pause")
-        self.stop_btn.setEnabled(busy)
-        for w in (
-            self.source,
-            self.images_row,
-            self.labels_row,
-            self.root_row,
-            self.image_size,
-            self.model,
-            self.arch,
-            self.latent,
-            self.hidden,
-            self.likelihood,
-            self.gauss_std,
-            self.warmup,
-            self.batch,
-            self.epochs,
-            self.seed,
-            self.device,
-        ):
-            w.setEnabled(not busy)  # fmt: skip
-        if state == "loading":
+    def show_status(self, st: RunStatus) -> None:
+        """Render the run's status: buttons, progress bar, the line under it, the data line."""
+        self.start_btn.setEnabled(st.can_start)
+        self.continue_btn.setEnabled(st.can_continue)
+        self.more_epochs.setEnabled(st.can_continue)
+        self.pause_btn.setEnabled(st.can_pause)
+        self.pause_btn.setText("Resume" if st.state is RunState.PAUSED else "Pause")
+        self.stop_btn.setEnabled(st.can_stop)
+        for w in self._settings_widgets():
+            w.setEnabled(not st.busy)
+        if st.progress is None:
             self.progress.setRange(0, 0)  # busy indicator
-            self.progress.setFormat("loading data…")
-        elif self.progress.maximum() == 0:
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(0)
-            self.progress.setFormat("idle" if state == "idle" else "starting…")
-
-    def show_snapshot(self, s: Snapshot, average_ips: float | None = None) -> None:
-        """Progress from a snapshot; ``average_ips``: the finished run's average throughput
-        (the one the status bar reports), shown instead of the latest rate."""
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(round(1000 * s.progress))
-        state = "paused" if s.paused else ("done" if s.final else f"{fmt_seconds(s.eta)} left")
-        self.progress.setFormat(f"epoch {s.epoch}/{s.epochs}  ·  {state}")
-        if average_ips is not None:
-            rate = f"{average_ips:,.0f} img/s on average"
         else:
-            rate = f"{s.images_per_second:,.0f} img/s"
-        self.progress_info.setText(
-            f"step {s.step:,}/{s.total_steps:,}  ·  {rate}  ·  "
-            f"−ELBO {s.nelbo:.1f}  ·  β {s.beta:.3g}  ·  lr {s.lr:.3g}"
-        )
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(1000 * st.progress))
+        self.progress.setFormat(st.headline)
+        self.progress_info.setText(st.detail)
+        self.data_info.setText(st.data_text)
+        if st.state is not self._state:
+            # Continue offers what a stopped run left undone; otherwise the Epochs setting
+            if st.state is RunState.STOPPED and st.remaining > 0:
+                self.more_epochs.setValue(st.remaining)
+            elif st.state in (RunState.FINISHED, RunState.READY):
+                self.more_epochs.setValue(self.epochs.value())
+        self._state = st.state
 
-    def show_idle(self, text: str) -> None:
-        self.progress.setRange(0, 1000)
-        self.progress.setFormat(text)
-        if text == "idle":
-            self.progress.setValue(0)
+    def _settings_widgets(self) -> list[QWidget]:
+        return [self.source, self.images_row, self.labels_row, self.root_row, self.image_size,
+                self.model, self.arch, self.latent, self.hidden, self.likelihood, self.gauss_std,
+                self.warmup, self.batch, self.epochs, self.seed, self.device]  # fmt: skip
 
     # -- persistence --------------------------------------------------------------------------
     def save_settings(self, s: QSettings) -> None:
@@ -463,9 +455,9 @@ class TrainPanel(QWidget):
                 "gauss_std": self.gauss_std, "beta": self.beta, "warmup": self.warmup,
                 "lr": self.lr}  # fmt: skip
 
-    def _spins(self) -> dict[str, QSpinBox]:
+    def _spins(self) -> dict[str, RangeSpinBox]:
         return {"image_size": self.image_size, "latent": self.latent, "hidden": self.hidden,
                 "batch": self.batch, "epochs": self.epochs, "seed": self.seed}  # fmt: skip
 
 
-__all__ = ["TrainPanel", "DataError", "fmt_seconds"]
+__all__ = ["TrainPanel"]

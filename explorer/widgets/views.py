@@ -107,6 +107,10 @@ class DecodedView(QWidget):
     def show_problem(self, text: str) -> None:
         pass
 
+    def export_problem(self) -> str | None:
+        """Why there is nothing to export now (None: an export can go ahead)."""
+        return None if self.session.model is not None else f"There is no {self.title} yet."
+
     def export_png(self, path) -> None:
         if self.dirty or self.images is None:
             self.refresh(force=True)
@@ -331,6 +335,9 @@ class ReconView(ImageGridView):
 
 
 # -- class row --------------------------------------------------------------------------------
+NEEDS_CVAE = "The class row needs a conditional VAE: choose Type ▸ Conditional VAE and train."
+
+
 class ClassRowView(ImageGridView):
     """The current z decoded once per class: what the conditioning alone changes."""
 
@@ -346,14 +353,17 @@ class ClassRowView(ImageGridView):
         lay.addWidget(self.names)
         session.zChanged.connect(self.mark)
 
+    def export_problem(self) -> str | None:
+        if self.session.model is not None and not self.session.conditional:
+            return NEEDS_CVAE
+        return super().export_problem()
+
     def render(self) -> None:
         s = self.session
         if not s.conditional:
             self.images = None
             self.pane.clear_image()
-            self.names.setText(
-                "The class row needs a conditional VAE: choose Type ▸ Conditional VAE and train."
-            )
+            self.names.setText(NEEDS_CVAE)
             return
         k = s.model.num_classes
         z = s.z.reshape(1, -1).expand(k, -1)

@@ -6,8 +6,29 @@ import pytest
 from explorer_helpers import SHAPES
 from PySide6.QtCore import QSettings
 
-from explorer import theme
+from explorer import dialogs, theme
 from explorer.window import MainWindow
+
+
+class Asked:
+    """Stands in for the Save / Discard / Cancel dialog: records each question and gives
+    ``answer`` (a test that wants another answer sets it)."""
+
+    def __init__(self) -> None:
+        self.questions: list[tuple[str, str]] = []
+        self.answer = dialogs.DISCARD
+
+    def __call__(self, parent, action: str, model: str) -> str:
+        self.questions.append((action, model))
+        return self.answer
+
+
+@pytest.fixture(autouse=True)
+def asked(monkeypatch) -> Asked:
+    """No real modal dialog ever opens in a test (it would wait for a click forever)."""
+    a = Asked()
+    monkeypatch.setattr(dialogs, "ask_save", a)
+    return a
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,8 +57,8 @@ def make_window(qtbot, qapp, settings_path):
     """Build windows on the shapes data; each is closed (threads stopped) after the test."""
     theme.apply(qapp)
 
-    def make(path=settings_path, wait_data=True) -> MainWindow:
-        win = MainWindow(QSettings(str(path), QSettings.IniFormat))
+    def make(path=settings_path, wait_data=True, recovery=None) -> MainWindow:
+        win = MainWindow(QSettings(str(path), QSettings.IniFormat), recovery_folder=recovery)
         qtbot.addWidget(win)
         win.show()
         if wait_data:

@@ -18,7 +18,7 @@ def train(qtbot, win: MainWindow, epochs: int = 1, timeout: int = 60000, **panel
             widget.setText(str(value))
         else:
             widget.setValue(value)
-    n = len(win.outcomes)
+    n = len(win.run.outcomes)
     assert win.start_training(), win.banner.history
-    qtbot.waitUntil(lambda: len(win.outcomes) > n and not win.busy, timeout=timeout)
+    qtbot.waitUntil(lambda: len(win.run.outcomes) > n and not win.busy, timeout=timeout)
     win.tick()

@@ -113,10 +113,10 @@ def test_checkpoint_round_trip_and_continue(qtbot, make_window, settings_path, t
     # the checkpoint's data (1000 shapes) is loaded again, then training continues from it
     qtbot.waitUntil(lambda: not win2.busy and len(win2.session.data.train_x) > 200, timeout=20000)
     assert win2.session.epochs_done == 1
-    win2.panel.epochs.setValue(1)
+    win2.panel.more_epochs.setValue(1)
     assert win2.start_training(resume=True)
-    qtbot.waitUntil(lambda: bool(win2.outcomes) and not win2.busy, timeout=30000)
-    assert win2.outcomes[-1].error is None and win2.session.epochs_done == 2
+    qtbot.waitUntil(lambda: bool(win2.run.outcomes) and not win2.busy, timeout=30000)
+    assert win2.run.outcomes[-1].error is None and win2.session.epochs_done == 2
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_bad_checkpoint_shows_message_and_app_stays_usable(qtbot, window, tmp_pa
     win.sliders.set_value(0, 1.0)
     assert not np.allclose(before, win.preview.array)
     train(qtbot, win, epochs=1)
-    assert win.outcomes[-1].error is None
+    assert win.run.outcomes[-1].error is None
 
 
 def test_settings_persist_between_runs(qtbot, make_window, settings_path):
@@ -176,24 +176,34 @@ def test_first_launch_offline_falls_back_and_says_so_once(
     infos = [t for lvl, t in win.banner.history if "MNIST" in t]
     assert len(infos) == 1 and "internet" in infos[0]
     assert win.session.data is not None and win.session.data.name == "shapes"
-    assert win.panel.start_btn.isEnabled(), (win.state, win.banner.history)
+    assert win.panel.start_btn.isEnabled(), (win.run.state, win.banner.history)
 
 
 def test_first_launch_prefers_installed_fashion_mnist(qtbot, make_window, tmp_path, monkeypatch):
     monkeypatch.setattr(app_mod, "is_cached", lambda source: source != "mnist")
     monkeypatch.setattr(app_mod, "debian_fashion_available", lambda: True)
-    monkeypatch.setattr(app_mod.MainWindow, "load_data", lambda self, *a, **k: True)
+    monkeypatch.setattr(app_mod.RunController, "load_data", lambda self, *a, **k: True)
     fresh = tmp_path / "fresh.ini"
     win = make_window(fresh, wait_data=False)
     assert win.panel.source.currentData() == "fashion-mnist"
     assert "Fashion-MNIST" in win.banner.text
 
 
-def test_download_failure_message_speaks_of_the_window():
-    msg = app_mod.gui_data_message(
-        "could not download mnist into /x (URLError: no network); offline alternatives: "
-        "--dataset shapes (built in, no files needed)"
-    )
+def test_download_failure_message_speaks_of_the_window(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    from explorer.worker import message_for_window
+    from trainer.data import DataError, DataSpec, load_data
+
+    def offline(*a, **k):
+        raise RuntimeError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path))
+    with pytest.raises(DataError) as e:
+        load_data(DataSpec("mnist"))
+    assert "--dataset shapes" in str(e.value)  # the command line keeps its flags
+    msg = message_for_window(e.value)
     assert "--dataset" not in msg and "Shapes (built in)" in msg and "could not download" in msg
 
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog
 
 import explorer.window as window_mod
 from explorer import app
+from explorer.run import RunState
 
 
 def _menu_action(win, menu: str, text: str):
@@ -43,8 +44,10 @@ def test_view_menu_actions_switch_to_their_tab(window):
 
 
 @pytest.mark.parametrize("name", ["manifold", "class row"])
-def test_export_menu_items_export_their_view(window, tmp_path, monkeypatch, name):
+def test_export_menu_items_export_their_view(qtbot, window, tmp_path, monkeypatch, name):
     """QA: File ▸ Export ▸ "<View> as PNG…" raised AttributeError on a bool."""
+    if name == "class row":
+        train(qtbot, window, epochs=1, model="cvae")
     asked = []
 
     def fake_dialog(parent, title, start, filt):
@@ -60,6 +63,23 @@ def test_export_menu_items_export_their_view(window, tmp_path, monkeypatch, name
     assert exported == [(name, str(tmp_path / "out.png"))]
 
 
+def test_class_row_export_explains_itself_before_any_dialog(window, monkeypatch):
+    """QA: "nothing to export from the class row yet" came only after a file name was
+    chosen. For an unconditional model the action is disabled and says why, and triggering
+    it anyway (Ctrl+E on that tab) explains without opening a dialog."""
+
+    def no_dialog(*a, **k):
+        raise AssertionError("a file dialog opened for an export that cannot happen")
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(no_dialog))
+    action = _menu_action(window, "File", "Class row as PNG…")
+    assert not action.isEnabled() and "conditional VAE" in action.toolTip()
+    assert not window.export_buttons["class row"].isEnabled()
+    window.tabs.setCurrentIndex(4)
+    window.export_current_dialog()
+    assert window.banner.level == "warning" and "conditional VAE" in window.banner.text
+
+
 @pytest.fixture
 def checkpoint(qtbot, window, tmp_path):
     window.panel.latent.setValue(3)
@@ -72,7 +92,7 @@ def checkpoint(qtbot, window, tmp_path):
 def test_open_checkpoint_while_loading_opens_it_after_the_load(qtbot, make_window, checkpoint):
     """QA: Ctrl+O during the startup data load said "Stop training" and refused."""
     win = make_window(wait_data=False)
-    assert win.state == "loading"
+    assert win.run.state is RunState.LOADING
     assert win.open_checkpoint(checkpoint)
     texts = " ".join(t for _lvl, t in win.banner.history)
     assert "Stop training" not in texts and "loading data" in texts

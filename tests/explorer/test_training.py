@@ -8,15 +8,16 @@ import numpy as np
 from explorer_helpers import train
 
 import explorer.worker as worker_mod
+from explorer.run import RunState
 from trainer.loop import Trainer, TrainingDiverged
 
 
 def test_training_fills_plots_map_and_kl(qtbot, window):
     win = window
     train(qtbot, win, epochs=2)
-    out = win.outcomes[-1]
+    out = win.run.outcomes[-1]
     assert out.error is None and out.fit is not None and out.fit.epochs_done == 2
-    assert win.snapshots > 0
+    assert win.run.snapshots > 0
     # plots received the per-step curve and one test point per epoch
     assert win.plots.point_count() >= 2
     assert len(win.plots.test_y) == 2
@@ -32,7 +33,7 @@ def test_training_fills_plots_map_and_kl(qtbot, window):
     assert win.map.point_count() == len(win.session.test_index) > 0
     # the progress bar says we are done
     assert "epoch 2/2" in win.panel.progress.format()
-    assert win.state == "idle" and not win.busy
+    assert win.run.state is RunState.FINISHED and not win.busy
 
 
 def test_hover_readout_gives_exact_values(qtbot, window):
@@ -55,35 +56,35 @@ def test_pause_resume_stop(qtbot, window):
     win = window
     win.panel.epochs.setValue(200)
     assert win.start_training()
-    qtbot.waitUntil(lambda: win.latest is not None and win.latest.step > 0, timeout=20000)
-    win.toggle_pause()
-    assert win.state == "paused"
-    qtbot.waitUntil(lambda: win.latest is not None and win.latest.paused, timeout=5000)
-    step = win.latest.step
+    qtbot.waitUntil(lambda: win.run.latest is not None and win.run.latest.step > 0, timeout=20000)
+    win.run.toggle_pause()
+    assert win.run.state is RunState.PAUSED
+    qtbot.waitUntil(lambda: win.run.latest is not None and win.run.latest.paused, timeout=5000)
+    step = win.run.latest.step
     qtbot.wait(400)
-    assert win.latest.step == step  # no progress while paused
-    win.toggle_pause()
-    assert win.state == "running"
-    qtbot.waitUntil(lambda: win.latest.step > step, timeout=10000)
-    win.stop_training()
-    qtbot.waitUntil(lambda: win.state == "idle" and not win.busy, timeout=5000)
-    assert win.outcomes[-1].fit.stopped
+    assert win.run.latest.step == step  # no progress while paused
+    win.run.toggle_pause()
+    assert win.run.state is RunState.TRAINING
+    qtbot.waitUntil(lambda: win.run.latest.step > step, timeout=10000)
+    win.run.stop()
+    qtbot.waitUntil(lambda: win.run.state is RunState.STOPPED and not win.busy, timeout=5000)
+    assert win.run.outcomes[-1].fit.stopped
 
 
 def test_live_learning_rate_and_beta(qtbot, window):
     win = window
     win.panel.epochs.setValue(200)
     assert win.start_training()
-    qtbot.waitUntil(lambda: win.latest is not None, timeout=20000)
+    qtbot.waitUntil(lambda: win.run.latest is not None, timeout=20000)
     win.panel.lr.setText("0.0005")
     win.panel._lr_entered()
     win.panel.beta.setText("0.5")
     win.panel._beta_entered()
     qtbot.waitUntil(
-        lambda: abs(win.latest.lr - 5e-4) < 1e-12 and abs(win.latest.beta - 0.5) < 1e-12,
+        lambda: abs(win.run.latest.lr - 5e-4) < 1e-12 and abs(win.run.latest.beta - 0.5) < 1e-12,
         timeout=10000,
     )
-    win.stop_training()
+    win.run.stop()
     qtbot.waitUntil(lambda: not win.busy, timeout=5000)
 
 
@@ -91,10 +92,10 @@ def test_continue_training_adds_epochs(qtbot, window):
     win = window
     train(qtbot, win, epochs=1)
     steps = win.session.history.last_step
-    win.panel.epochs.setValue(1)
+    win.panel.more_epochs.setValue(1)
     assert win.start_training(resume=True)
-    qtbot.waitUntil(lambda: len(win.outcomes) == 2 and not win.busy, timeout=30000)
-    assert win.outcomes[-1].error is None
+    qtbot.waitUntil(lambda: len(win.run.outcomes) == 2 and not win.busy, timeout=30000)
+    assert win.run.outcomes[-1].error is None
     assert win.session.epochs_done == 2
     assert win.session.history.last_step > steps
     assert len(win.plots.test_y) == 2  # the curves carried on, not restarted
@@ -104,16 +105,16 @@ def test_closing_mid_training_stops_the_thread_within_two_seconds(qtbot, window)
     win = window
     win.panel.epochs.setValue(10_000)
     assert win.start_training()
-    qtbot.waitUntil(lambda: win.latest is not None, timeout=20000)
-    thread = win.trainer_runner.thread
+    qtbot.waitUntil(lambda: win.run.latest is not None, timeout=20000)
+    thread = win.run.trainer_runner.thread
     assert thread is not None and thread.isRunning()
     t0 = time.perf_counter()
     win.close()
     elapsed = time.perf_counter() - t0
     assert elapsed < 2.0
     assert thread.isFinished() and not thread.isRunning()
-    assert not win.trainer_runner.alive
-    assert win.control.stop_requested
+    assert not win.run.trainer_runner.alive
+    assert win.run.control.stop_requested
 
 
 def test_out_of_range_setting_shows_message(qtbot, window):
@@ -127,7 +128,7 @@ def test_out_of_range_setting_shows_message(qtbot, window):
     assert "learning rate must be a number" in win.banner.text
     win.panel.lr.setText("1e-3")
     assert win.start_training()  # still usable
-    win.stop_training()
+    win.run.stop()
     qtbot.waitUntil(lambda: not win.busy, timeout=10000)
 
 
@@ -149,12 +150,12 @@ def test_diverging_run_is_reported_and_app_survives(qtbot, window, monkeypatch):
     monkeypatch.setattr(worker_mod, "Trainer", Diverging)
     win = window
     assert win.start_training()
-    qtbot.waitUntil(lambda: bool(win.outcomes) and not win.busy, timeout=20000)
+    qtbot.waitUntil(lambda: bool(win.run.outcomes) and not win.busy, timeout=20000)
     assert win.banner.level == "error" and "diverged" in win.banner.text
-    assert win.state == "idle" and win.panel.start_btn.isEnabled()
+    assert win.run.state is RunState.DIVERGED and win.panel.start_btn.isEnabled()
     monkeypatch.setattr(worker_mod, "Trainer", Trainer)
     train(qtbot, win, epochs=1)
-    assert win.outcomes[-1].error is None
+    assert win.run.outcomes[-1].error is None
 
 
 def test_bad_folder_is_reported(qtbot, window, tmp_path):
@@ -197,16 +198,17 @@ def test_run_status_stays_visible_under_a_message_banner(qtbot, window):
 def test_status_bar_and_run_box_give_the_same_throughput(qtbot, window):
     """QA: the status bar and the Run box showed different img/s for the same run."""
     train(qtbot, window, epochs=1)
-    fit = window.outcomes[-1].fit
+    fit = window.run.outcomes[-1].fit
     rate = f"{fit.images_per_second:,.0f} img/s on average"
-    assert rate in window.status.currentMessage()
+    assert rate in window.status_run.text()
     assert rate in window.panel.progress_info.text()
 
 
 def test_empty_plots_say_so_and_kl_axis_is_in_nats(qtbot, window):
     """QA: before training the plots showed bare 0.2-0.8 axes and "nats (x0.001)"."""
     plots = window.plots
-    plots.clear()
+    window.session.adopt(window.session.model_config)  # an untrained model: no curves
+    plots.refresh()
     for w in (plots.loss_plot, plots.kl_plot, plots.dim_plot):
         assert w.empty_text.isVisible()
         assert not w.getPlotItem().getAxis("left").style["showValues"]
@@ -215,7 +217,7 @@ def test_empty_plots_say_so_and_kl_axis_is_in_nats(qtbot, window):
     for w in (plots.loss_plot, plots.kl_plot, plots.dim_plot):
         assert not w.empty_text.isVisible()
         assert w.getPlotItem().getAxis("left").style["showValues"]
-    plots.set_kl_dims(np.array([2e-4, 5e-4]))  # tiny values: still plain nats
+    window.session.set_kl(np.array([2e-4, 5e-4]))  # tiny values: still plain nats
     plots.refresh()
     axis = plots.dim_plot.getPlotItem().getAxis("left")
     assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()

@@ -1,0 +1,649 @@
+"""The run's lifecycle: the one owner of "what is the run doing".
+
+:class:`RunController` owns the two worker threads (loading data, training), moves the
+run through named states (no data, loading, ready, preparing, training, paused, stopping,
+stopped, finished, diverged, failed) and emits one :class:`RunStatus` whenever anything a
+person can see changes. The Run box, its buttons, the progress bar, the status bar and the
+data line all render that one value, so none of them can disagree with another.
+
+It also applies what the workers send to the :class:`~explorer.state.Session` (data, a new
+model, snapshots, the run's outcome) and speaks through ``notice`` (a message with a topic)
+and ``resolved`` (that topic's problem is gone), which the window shows in its banner. It
+lays nothing out and asks nothing: questions (save before replacing a model?) go through
+``confirm_discard``, which the window provides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QObject, Signal
+
+from explorer.state import Session
+from explorer.worker import (
+    AUTOSAVE_S,
+    DataWorker,
+    RunOutcome,
+    ThreadRunner,
+    TrainingWorker,
+    TrainJob,
+    message_for_window,
+)
+from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
+from trainer.config import ConfigError, TrainConfig
+from trainer.data import DataError, DataSpec, ImageData
+from trainer.evaluate import elbo_stats
+from trainer.loop import Snapshot, TrainControl, model_config_for
+from trainer.threads import training_threads
+
+KL_IMAGES = 2000  # test images for the KL per dimension of a model that is not training
+
+
+class RunState(str, Enum):
+    NO_DATA = "no data"
+    LOADING = "loading"
+    READY = "ready"
+    PREPARING = "preparing"
+    TRAINING = "training"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+BUSY = {RunState.LOADING, RunState.PREPARING, RunState.TRAINING, RunState.PAUSED,
+        RunState.STOPPING}  # fmt: skip
+RUNNING = BUSY - {RunState.LOADING}  # a training thread exists
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Everything the window shows about the run, computed in one place."""
+
+    state: RunState
+    headline: str  # on the progress bar
+    detail: str  # the line under it
+    progress: float | None  # 0..1; None: working, with nothing to measure yet
+    summary: str  # the status bar's line
+    data_text: str  # under the Data settings
+    has_model: bool
+    remaining: int  # epochs a Continue runs by default (what a stopped run left undone)
+
+    @property
+    def busy(self) -> bool:
+        return self.state in BUSY
+
+    @property
+    def can_start(self) -> bool:
+        return not self.busy
+
+    @property
+    def can_continue(self) -> bool:
+        return not self.busy and self.has_model
+
+    @property
+    def can_pause(self) -> bool:
+        return self.state in (RunState.TRAINING, RunState.PAUSED)
+
+    @property
+    def can_stop(self) -> bool:
+        return self.state in (RunState.PREPARING, RunState.TRAINING, RunState.PAUSED)
+
+
+def fmt_seconds(s: float) -> str:
+    if s != s or s in (float("inf"), float("-inf")):
+        return "–"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def describe_data(data: ImageData) -> str:
+    c, h, w = data.image_shape
+    classes = f", {data.num_classes} classes" if data.num_classes else ", no labels"
+    return f"{len(data.train_x):,} train / {len(data.test_x):,} test · {c}×{h}×{w}{classes}"
+
+
+class RunController(QObject):
+    """Loads data and trains, one thing at a time, and says what it is doing.
+
+    ``settings`` supplies the user's choices: ``data_spec()``, ``model_kwargs()``,
+    ``train_config()``, ``seed_value()``, ``show_config(model_config, train_config, data_spec)``
+    and ``show_data_spec(spec)`` (the left panel is one).
+    """
+
+    changed = Signal(object)  # RunStatus
+    notice = Signal(str, str, str)  # level, text, topic
+    resolved = Signal(str)  # topic
+
+    def __init__(self, session: Session, settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        # asked before a model with unsaved training is replaced; the window shows a dialog
+        self.confirm_discard: Callable[[str], bool] = lambda action: True
+        self.autosave_path: Path | None = None  # where a run autosaves (the recovery file)
+        self.autosave_every = AUTOSAVE_S  # seconds between autosaves at epoch ends
+        self.trainer_runner = ThreadRunner(self)
+        self.data_runner = ThreadRunner(self)
+        self.data_runner.idle.connect(self._data_done)
+        self.trainer_runner.idle.connect(self._run_done)
+        self.state = RunState.NO_DATA
+        self.control: TrainControl | None = None
+        self.latest: Snapshot | None = None
+        self.snapshots = 0
+        self.outcomes: list[RunOutcome] = []
+        self._outcome: RunOutcome | None = None  # the run's, until its thread has ended
+        self._resume = False
+        self._run_config: TrainConfig | None = None
+        self._phase = ""
+        self._note = ""  # the detail line while idle
+        self._pending_weights: dict | None = None
+        self._pending_kl = None
+        self._loading: DataSpec | None = None
+        self._queued: DataSpec | None = None
+        self._then: list[Callable[[], None]] = []  # run once the data in flight has arrived
+        self._data_problem: str | None = None
+        self.status = self._compute()
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A data load or a run is in flight (until the GUI has handled its end)."""
+        return self.trainer_runner.running or self.data_runner.running
+
+    @property
+    def running(self) -> bool:
+        return self.trainer_runner.running
+
+    def _set(self, state: RunState | None = None, note: str | None = None) -> None:
+        if state is not None:
+            self.state = state
+        if note is not None:
+            self._note = note
+        self.status = self._compute()
+        self.changed.emit(self.status)
+
+    def _idle_state(self) -> RunState:
+        return RunState.READY if self.session.data is not None else RunState.NO_DATA
+
+    def _compute(self) -> RunStatus:
+        s, st, snap = self.session, self.state, self.latest
+        progress: float | None = 0.0
+        headline = detail = summary = ""
+        remaining = 0
+        if st in (RunState.NO_DATA, RunState.READY):
+            headline = "idle" if st is RunState.READY else "no data"
+            detail = self._note or (
+                "Press Train to start." if st is RunState.READY else "Choose data to start."
+            )
+        elif st is RunState.LOADING:
+            progress, headline = None, "loading data…"
+            detail = self._note or "Loading data…"
+        elif st is RunState.PREPARING:
+            progress, headline = None, "preparing…"
+            detail = self._phase or "Preparing the run…"
+        elif st in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING) and snap is not None:
+            progress = snap.progress
+            state = {RunState.PAUSED: "paused", RunState.STOPPING: "stopping…"}.get(
+                st, f"{fmt_seconds(snap.eta)} left"
+            )
+            headline = f"epoch {snap.epoch}/{snap.epochs}  ·  {state}"
+            detail = self._numbers(snap, snap.images_per_second, "img/s")
+        elif st in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING):
+            progress, headline = None, st.value + "…"
+            detail = self._phase
+        else:  # stopped, finished, diverged, failed: the outcome speaks
+            out = self._last_outcome()
+            fit = out.fit if out is not None else None
+            target = out.target_epochs if out is not None else s.epochs_done
+            done = s.epochs_done
+            progress = snap.progress if snap is not None else 0.0
+            avg = fit.images_per_second if fit is not None else None
+            if st is RunState.STOPPED:
+                remaining = max(0, target - done)
+                headline = f"stopped after {done} of {target} epochs"
+            elif st is RunState.FINISHED:
+                progress = 1.0
+                headline = f"epoch {done}/{target}  ·  finished"
+            elif st is RunState.DIVERGED:
+                headline = f"diverged: back at epoch {done}"
+            else:
+                headline = "failed"
+            if snap is not None and avg is not None:
+                detail = self._numbers(snap, avg, "img/s on average")
+            else:
+                detail = "See the message above."
+            if fit is not None:
+                verb = {RunState.STOPPED: f"Stopped after {done} of {target} epochs",
+                        RunState.FINISHED: f"Finished {done} epochs"}.get(
+                    st, f"Diverged: back at epoch {done}")  # fmt: skip
+                summary = (
+                    f"{verb}: {fit.step:,} steps in {fmt_seconds(fit.seconds)} on {fit.device} "
+                    f"({fit.images_per_second:,.0f} img/s on average)"
+                )
+            elif out is not None and out.error:
+                summary = "Training " + ("diverged" if st is RunState.DIVERGED else "failed")
+        return RunStatus(
+            state=st, headline=headline, detail=detail, progress=progress, summary=summary,
+            data_text=self._data_text(), has_model=s.model is not None, remaining=remaining,
+        )  # fmt: skip
+
+    @staticmethod
+    def _numbers(snap: Snapshot, ips: float, unit: str) -> str:
+        return (
+            f"step {snap.step:,}/{snap.total_steps:,}  ·  {ips:,.0f} {unit}  ·  "
+            f"−ELBO {snap.nelbo:.1f}  ·  β {snap.beta:.3g}  ·  lr {snap.lr:.3g}"
+        )
+
+    def _last_outcome(self) -> RunOutcome | None:
+        return self.outcomes[-1] if self.outcomes else None
+
+    def _data_text(self) -> str:
+        if self._loading is not None:
+            return f"Loading {self._loading.describe()}…"
+        if self._data_problem is not None:
+            return self._data_problem
+        if self.session.data is not None:
+            return describe_data(self.session.data)
+        return "No data loaded."
+
+    # -- data ---------------------------------------------------------------------------------
+    def load_data(self, spec: DataSpec | None = None, then: Callable[[], None] | None = None):
+        """Load ``spec`` (default: the chosen data) off the GUI thread; ``then`` runs once it
+        has arrived. False if the choice is incomplete or nothing can start any more."""
+        try:
+            spec = spec or self.settings.data_spec()
+        except DataError as e:
+            self._data_failed(message_for_window(e), None)
+            return False
+        s = self.session
+        if s.data is not None and s.data_spec == spec and not self.data_runner.running:
+            self._data_ok()
+            if then is not None:
+                then()
+            return True
+        if then is not None:
+            self._then.append(then)
+        if self.data_runner.running:
+            self._queued = spec
+            return True
+        if self.data_runner.closed:
+            return False
+        self._loading, self._queued = spec, None
+        worker = DataWorker(spec)
+
+        def connect(w):
+            w.loaded.connect(self._data_loaded)
+            w.failed.connect(self._data_failed)
+
+        self.data_runner.start(worker, connect)
+        self._set(RunState.LOADING if self.state not in RUNNING else None, note="")
+        return True
+
+    def _data_ok(self) -> None:
+        if self._data_problem is not None:
+            self._data_problem = None
+            self.resolved.emit("data")
+
+    def _data_loaded(self, data: ImageData, spec: DataSpec) -> None:
+        if self._queued is not None and self._queued != spec:
+            return  # superseded: the newer choice loads next
+        s = self.session
+        fits = s.model is not None and tuple(s.model.config.image_shape) == data.image_shape
+        fits = fits and not (s.conditional and s.model.num_classes != data.num_classes)
+        if not fits and s.unsaved and not self.confirm_discard(f"load {spec.describe()}"):
+            self._then.clear()
+            if s.data_spec is not None:
+                self.settings.show_data_spec(s.data_spec)
+            return
+        self._data_ok()
+        s.set_data(data, spec)
+        if not fits:
+            self._preview(data)
+        elif s.kl_per_dim is None:
+            self.update_kl()
+
+    def _data_failed(self, message: str, spec: DataSpec | None) -> None:
+        if spec is not None and self._queued is not None and self._queued != spec:
+            return
+        what = spec.describe() if spec is not None else "this data"
+        self._data_problem = f"Could not load {what}: see the message above."
+        self._then.clear()
+        self.notice.emit("error", message, "data")
+        self.status = self._compute()
+        self.changed.emit(self.status)
+
+    def _data_done(self) -> None:
+        self._loading = None
+        queued, self._queued = self._queued, None
+        if queued is not None and queued != self.session.data_spec:
+            self.load_data(queued)
+            return
+        if self.state is RunState.LOADING:
+            self.state = self._idle_state()
+        self._set()
+        waiting, self._then = self._then, []
+        if self.session.data is not None:
+            for job in waiting:
+                job()
+
+    def _preview(self, data: ImageData) -> None:
+        """An untrained model for the chosen settings, so that every view is live before
+        Train (a settings mistake is reported when Train is pressed)."""
+        try:
+            kw = self.settings.model_kwargs()
+        except ConfigError:
+            kw = {}
+        for attempt in (kw, dict(kw, model="vae", arch="mlp"), {}):
+            try:
+                mc = model_config_for(data, **attempt)
+                break
+            except (ConfigError, ValueError):
+                continue
+        else:
+            return
+        torch.manual_seed(self.settings.seed_value())
+        self.session.adopt(mc)
+        self._set(self._idle_state() if self.state not in BUSY else None, note="")
+
+    def update_kl(self) -> None:
+        """KL per latent dimension of the session's model on (some of) its test images."""
+        s = self.session
+        if s.model is None or s.data is None or not s.model.is_variational:
+            s.set_kl(None)
+            return
+        if s.data.image_shape != tuple(s.model.config.image_shape):
+            return
+        n = min(KL_IMAGES, len(s.data.test_x))
+        y = s.data.test_y[:n] if s.conditional else None
+        s.set_kl(elbo_stats(s.model, s.data.test_x[:n], y).kl_per_dim)
+
+    # -- training -----------------------------------------------------------------------------
+    def start(self, resume: bool = False, epochs: int | None = None) -> bool:
+        """Train a new model (or, with ``resume``, the session's for ``epochs`` more)."""
+        if self.trainer_runner.running:
+            return False
+        s = self.session
+        try:
+            spec = self.settings.data_spec()
+            tc = self.settings.train_config()
+            kwargs = self.settings.model_kwargs()
+        except (DataError, ConfigError) as e:
+            self.notice.emit("error", message_for_window(e), "settings")
+            return False
+        self.resolved.emit("settings")
+        if resume and s.model is None:
+            self.notice.emit("warning", "There is no model to continue yet; press Train.", "run")
+            return False
+        if self.data_runner.running:  # start once the data in flight has arrived
+            self._queued = spec if spec != self._loading else None
+            self._then.append(lambda: self.start(resume, epochs))
+            return True
+        data = s.data if (s.data is not None and s.data_spec == spec) else None
+        if data is not None and not resume:
+            try:
+                model_config_for(data, **kwargs)
+            except ConfigError as e:
+                self.notice.emit("error", str(e), "settings")
+                return False
+        if not resume and not self.confirm_discard("train a new model"):
+            return False
+        job = TrainJob(
+            data_spec=spec, train_config=tc, model_kwargs=kwargs, data=data,
+            threads=training_threads(), autosave=self.autosave_path,
+            autosave_every=self.autosave_every,
+        )  # fmt: skip
+        if resume:
+            job.model_config = s.model_config
+            job.weights = {k: v.clone() for k, v in s.model.state_dict().items()}
+            job.history = s.history
+            job.optimizer_state = s.optimizer_state
+            job.epochs_done = s.epochs_done
+            job.epochs = epochs
+        self._resume = resume
+        self.control = TrainControl()
+        worker = TrainingWorker(job, self.control)
+
+        def connect(w):
+            w.phase.connect(self._phase_changed)
+            w.dataLoaded.connect(self._run_data_loaded)
+            w.modelBuilt.connect(self._model_built)
+            w.snapshot.connect(self._on_snapshot)
+            w.saved.connect(self._saved_during_run)
+            w.outcome.connect(self._on_outcome)
+
+        self.latest, self.snapshots, self._outcome = None, 0, None
+        self._phase = "Preparing the run…"
+        self._pending_weights = self._pending_kl = None
+        self.trainer_runner.start(worker, connect)
+        self._run_config = tc
+        if resume:
+            s.train_config = tc
+        self.resolved.emit("run")
+        self._set(RunState.PREPARING)
+        return True
+
+    def _phase_changed(self, text: str) -> None:
+        self._phase = text
+        if self.state is RunState.PREPARING:
+            self._set()
+
+    def _run_data_loaded(self, data: ImageData, spec: DataSpec) -> None:
+        self._data_ok()
+        self.session.set_data(data, spec)
+
+    def _model_built(self, config, weights) -> None:
+        if not self._resume:
+            self.session.adopt(config, weights, train_config=self._run_config)
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        """Queued from the worker thread: keep the latest, never decode here."""
+        self.latest = snap
+        self.snapshots += 1
+        self.session.record(snap)
+        if snap.weights is not None:
+            self._pending_weights = snap.weights
+        if snap.test is not None:
+            self._pending_kl = snap.test.kl_per_dim
+        if self.state is RunState.PREPARING:
+            self.state = RunState.PAUSED if snap.paused else RunState.TRAINING
+        self._set()
+
+    def apply_pending(self) -> bool:
+        """Hand the newest weights and KL to the session (the repaint timer calls this, so
+        a burst of snapshots costs one weight copy). True if anything was applied."""
+        did = False
+        if self._pending_weights is not None:
+            w, self._pending_weights = self._pending_weights, None
+            try:
+                self.session.load_weights(w)
+            except RuntimeError as e:  # mismatched weights: never kill the window
+                self.notice.emit("error", f"could not show the new weights: {e}", "run")
+            did = True
+        if self._pending_kl is not None:
+            self.session.set_kl(self._pending_kl)
+            self._pending_kl = None
+            did = True
+        return did
+
+    def _on_outcome(self, out: RunOutcome) -> None:
+        self._outcome = out
+        self._pending_weights = None
+        s = self.session
+        if out.history is not None:
+            s.end_run(out.weights, out.history, out.optimizer_state, out.epochs_done, out.step)
+            self.update_kl()
+        if out.error:
+            if out.kind == "data":
+                self._data_problem = "Could not load this data: see the message above."
+            self.notice.emit("error", out.error, "data" if out.kind == "data" else "run")
+
+    def _run_done(self) -> None:
+        """The training thread has ended: the outcome decides the state."""
+        out, self._outcome = self._outcome, None
+        if out is None:  # the thread ended without a word (it cannot, but never hang)
+            out = RunOutcome(error="the training thread ended unexpectedly", kind="other")
+        self.outcomes.append(out)
+        self.control = None
+        if out.kind == "diverged":
+            state = RunState.DIVERGED
+        elif out.error:
+            state = RunState.FAILED
+        elif out.fit is not None and out.fit.stopped:
+            state = RunState.STOPPED
+        else:
+            state = RunState.FINISHED
+        self._set(state, note="")
+        waiting, self._then = self._then, []
+        for job in waiting:
+            job()
+
+    def toggle_pause(self) -> None:
+        c = self.control
+        if c is None or self.state not in (RunState.TRAINING, RunState.PAUSED):
+            return
+        if c.paused:
+            c.resume()
+            self._set(RunState.TRAINING)
+        else:
+            c.pause()
+            self._set(RunState.PAUSED)
+
+    def stop(self) -> None:
+        if self.control is not None and self.state in RUNNING:
+            self.control.stop()
+            self._set(RunState.STOPPING)
+
+    def stop_and_wait(self, timeout_ms: int = 5000) -> bool:
+        """Stop the run and wait until its outcome is in the session (a dialog that saves
+        the model needs its final weights). True when no run is left."""
+        self.stop()
+        timer = QElapsedTimer()
+        timer.start()
+        while self.trainer_runner.running and timer.elapsed() < timeout_ms:
+            QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
+        return not self.trainer_runner.running
+
+    def set_lr(self, lr: float) -> None:
+        if self.control is not None and self.state in RUNNING:
+            self.control.set_lr(lr)
+            self.notice.emit("info", f"Learning rate set to {lr:g} from the next step.", "live")
+
+    def set_beta(self, beta: float) -> None:
+        if self.control is not None and self.state in RUNNING:
+            self.control.set_beta(beta)
+            self.notice.emit("info", f"β set to {beta:g} from the next step.", "live")
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path | None:
+        """Save the session's model with everything needed to continue it exactly.
+
+        During a run the training thread writes it between two steps (weights and optimiser
+        state of the same step); the file name is returned at once and a notice follows.
+        """
+        s = self.session
+        if s.model is None:
+            self.notice.emit("warning", "There is no model to save yet.", "save")
+            return None
+        path = Path(path)
+        if path.suffix != SUFFIX:
+            path = path.with_suffix(SUFFIX)
+        worker = self.trainer_runner.worker
+        if self.control is not None and self.state in RUNNING and worker is not None:
+            self.control.call_soon(lambda trainer: worker.save_now(trainer, path))
+            self.notice.emit("info", f"Saving {path.name} at the next step…", "save")
+            return path
+        tc = s.train_config
+        if tc is None:
+            try:
+                tc = self.settings.train_config()
+            except ConfigError:
+                tc = TrainConfig()
+        try:
+            out = save_checkpoint(
+                path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
+                history=s.history, optimizer_state=s.optimizer_state,
+                epochs_done=s.epochs_done, step=s.step,
+            )  # fmt: skip
+        except CheckpointError as e:
+            self.notice.emit("error", str(e), "save")
+            return None
+        s.mark_saved(out)
+        self.notice.emit("info", f"Saved {out}", "save")
+        return out
+
+    def _saved_during_run(self, path: str, step: int, error: str) -> None:
+        if error:
+            self.notice.emit("error", error, "save")
+            return
+        self.session.mark_saved(Path(path), step)
+        self.notice.emit("info", f"Saved {path} (the model at step {step:,})", "save")
+
+    def open(self, path: str | os.PathLike, recovered: bool = False) -> bool:
+        """Open a checkpoint as the session's model; while data loads, once it has arrived.
+
+        ``recovered``: a recovery file, whose training is in no file the user chose (it
+        counts as unsaved).
+        """
+        if self.trainer_runner.running:
+            self.notice.emit("warning", "Stop training before opening a checkpoint.", "open")
+            return False
+        if self.data_runner.running:
+            self._then.append(lambda: self.open(path, recovered))
+            self.notice.emit(
+                "info", f"Still loading data…; {Path(path).name} opens as soon as it has arrived.",
+                "open",
+            )  # fmt: skip
+            return True
+        if not self.confirm_discard(f"open {Path(path).name}"):
+            return False
+        try:
+            ck = load_checkpoint(path)
+        except CheckpointError as e:
+            self.notice.emit("error", str(e), "open")
+            return False
+        s = self.session
+        self.settings.show_config(ck.model_config, ck.train_config, ck.data_spec)
+        s.adopt(
+            ck.model_config, ck.model.state_dict(), history=ck.history,
+            epochs_done=ck.epochs_done, optimizer_state=ck.optimizer_state,
+            train_config=ck.train_config, source=None if recovered else Path(path),
+            step=ck.step,
+        )  # fmt: skip
+        self.latest = None
+        name = "the recovered model" if recovered else Path(path).name
+        note = f"Opened {name}: {ck.epochs_done} epochs trained."
+        msg = note
+        if ck.data_spec is not None:
+            if s.data is not None and s.data_spec == ck.data_spec:
+                self.update_kl()
+            else:
+                self.load_data(ck.data_spec)
+            msg += f" Data: {ck.data_spec.describe()}. Press Continue to train it further."
+        else:
+            msg += " The file names no data; choose data of the same image size to train it."
+        self.resolved.emit("open")
+        self.notice.emit("info", msg, "open")
+        self._set(RunState.LOADING if self.data_runner.running else self._idle_state(), note)
+        return True
+
+    # -- shutdown -----------------------------------------------------------------------------
+    def shutdown(self, timeout_ms: int = 2000) -> bool:
+        """Stop any run and wait for the threads; True if they all ended in time."""
+        if self.control is not None:
+            self.control.stop()
+        timer = QElapsedTimer()
+        timer.start()
+        ok = True
+        for runner in (self.trainer_runner, self.data_runner):
+            ok = runner.wait(max(1, timeout_ms - timer.elapsed())) and ok
+        return ok
