@@ -11,7 +11,13 @@ computes them (no gradient is taken with respect to the data) and by the usual "
 convention of 6 per weight. The last row is a ceiling: a step that did nothing but its five
 large matrix products and the Adam update.
 
+A second table measures the same loop on a busy machine: with other processes spinning
+beside it, torch's default thread count (one per core) against the one the window and
+``latent-train`` choose (``trainer.threads``: all cores but one), each also on an idle
+machine, alternated in the same run.
+
     uv run python bench/bench_train.py [--mnist DIR] [--epochs N] [--device cpu|cuda|mps]
+    uv run python bench/bench_train.py --threads-only [--busy 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +42,7 @@ from trainer.config import ModelConfig, TrainConfig
 from trainer.data import DataSpec, load_data
 from trainer.loop import Trainer, make_adam, model_config_for, resolve_device, seed_everything
 from trainer.models import build_model, flops_per_image
+from trainer.threads import training_threads, usable_cores
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MNIST = HERE.parents[1] / "shared" / "data" / "mnist"
@@ -177,6 +185,42 @@ def ours_throughput(data, epochs: int, device, fused: bool | None) -> float:
     return trainer.fit().images_per_second
 
 
+def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
+    """Throughput with ``busy`` spinning processes beside the run: torch's default threads
+    against the chosen ones, alternated so that both see the same machine."""
+    default, chosen = torch.get_num_threads(), training_threads()
+    print(
+        f"\nbusy machine: {busy} other processes each spinning one core; {usable_cores()} "
+        f"usable cores; {epochs} epoch(s) per measurement, {repeats} alternated repeats"
+    )
+    results: dict[tuple[str, int], list[float]] = {}
+    for load in ("idle", "busy"):
+        procs = []
+        if load == "busy":
+            procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                     for _ in range(busy)]  # fmt: skip
+            time.sleep(1.0)
+        try:
+            for _ in range(repeats):
+                for n in (default, chosen):
+                    torch.set_num_threads(n)
+                    ips = ours_throughput(data, epochs, torch.device("cpu"), fused=None)
+                    results.setdefault((load, n), []).append(ips)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    torch.set_num_threads(default)
+    print("| beside the run | threads | images/s (median) | runs |")
+    print("|---|---:|---:|---|")
+    for (load, n), v in results.items():
+        who = "torch default" if n == default else "chosen"
+        who = "torch default = chosen" if default == chosen else who
+        what = "nothing" if load == "idle" else f"{busy} busy process" + ("es" if busy != 1 else "")
+        runs = ", ".join(f"{x:,.0f}" for x in v)
+        print(f"| {what} | {n} ({who}) | {float(np.median(v)):,.0f} | {runs} |")
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -200,6 +244,12 @@ def main() -> int:
         "--ref-epochs", type=int, default=2, help="epochs for the reference (default 2)"
     )
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    ap.add_argument("--threads-only", action="store_true", help="only the busy-machine table")
+    ap.add_argument("--busy", type=int, default=2, help="busy processes beside it (default 2)")
+    ap.add_argument("--repeats", type=int, default=3, help="busy table repeats (default 3)")
+    ap.add_argument(
+        "--busy-epochs", type=int, default=1, help="epochs per busy-table run (default 1)"
+    )
     args = ap.parse_args()
     device = resolve_device(args.device)
     spec = DataSpec(
@@ -210,6 +260,9 @@ def main() -> int:
         seed=0,
     )
     data = load_data(spec)
+    if args.threads_only:
+        busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
+        return 0
 
     peak = peak_matmul_flops(device)
     fpi = training_flops_per_image()
@@ -249,6 +302,8 @@ def main() -> int:
             f"| {name:<{w}} | {ips:8,.0f} | {ips / ref:10.1f}x | {100 * ips / limit:9.0f}% "
             f"| {100 * ips / limit6:14.0f}% |"
         )
+    if device.type == "cpu":
+        busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
     return 0
 
 

@@ -14,7 +14,7 @@ def ask_save(parent: QWidget, action: str, model: str) -> str:
     box.setWindowTitle("Unsaved model")
     box.setText(f"Save the model before you {action}?")
     box.setInformativeText(
-        f"The {model} has training that is not in any file. If you don't save it, it is lost."
+        f"The {model} is not saved in any file. If you don't save it, it is lost."
     )
     box.setStandardButtons(QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
     box.setDefaultButton(QMessageBox.Save)

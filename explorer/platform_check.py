@@ -15,6 +15,7 @@ import importlib.util
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -92,6 +93,31 @@ def uses_xcb(env: Mapping[str, str]) -> bool:
     return not wayland
 
 
+def display_reachable(display: str, timeout: float = 0.5) -> bool | None:
+    """Does an X server answer at ``display`` (":0", "unix:1", "host:10.0")? None when the
+    form is not one this function knows (Qt is left to try)."""
+    m = re.fullmatch(r"(?P<host>[^:]*):(?P<num>\d+)(?:\.\d+)?", display.strip())
+    if not m:
+        return None
+    host, num = m.group("host"), int(m.group("num"))
+    if host in ("", "unix"):
+        # the abstract socket (Linux) or the file socket under /tmp/.X11-unix
+        for address in (f"\0/tmp/.X11-unix/X{num}", f"/tmp/.X11-unix/X{num}"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                try:
+                    sock.connect(address)
+                    return True
+                except OSError:
+                    continue
+        return False
+    try:
+        socket.create_connection((host, 6000 + num), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def window_problem(env: Mapping[str, str] | None = None, qt: Path | None = None) -> str | None:
     """Why no window can open here, as one line; None when nothing is known to be wrong."""
     env = os.environ if env is None else env
@@ -103,6 +129,12 @@ def window_problem(env: Mapping[str, str] | None = None, qt: Path | None = None)
         return (
             "there is no display to open a window on (DISPLAY is not set). Run it on a desktop, "
             "or render the window to a file with --screenshot FILE."
+        )
+    display = env["DISPLAY"]
+    if display_reachable(display) is False:
+        return (
+            f"no X server answers at DISPLAY={display}: start it from a desktop session (or "
+            "start the X server), or render the window to a file with --screenshot FILE."
         )
     qt = qt if qt is not None else qt_dir()
     if qt is None:

@@ -38,6 +38,7 @@ class Session(QObject):
     klChanged = Signal()  # new KL-per-dimension numbers
     historyReset = Signal()  # a different history (another model, or a run's final one)
     savedChanged = Signal()  # ``unsaved`` may have changed (training, saving, another model)
+    epochsChanged = Signal()  # an epoch of training ended
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -153,6 +154,7 @@ class Session(QObject):
         if snap.test is not None:
             h.add_epoch(snap.test)
             self.epochs_done = snap.test.epoch
+            self.epochsChanged.emit()
         was = self.unsaved
         self.step = snap.step
         if self.unsaved != was:
@@ -187,12 +189,12 @@ class Session(QObject):
         return self.model is not None and self.step > self.saved_step
 
     def describe_model(self) -> str:
-        """One line for dialogs and status: "2-D VAE, 12 epochs on shapes"."""
+        """For dialogs: "2-D VAE trained 12 epochs on shapes"."""
         if self.model_config is None:
             return "no model"
         mc = self.model_config
-        data = self.data_spec.describe() if self.data_spec is not None else "no data"
-        return f"{mc.latent_dim}-D {mc.model.upper()}, {self.epochs_done} epochs on {data}"
+        data = self.data_spec.describe() if self.data_spec is not None else "its data"
+        return f"{mc.latent_dim}-D {mc.model.upper()} trained {self.epochs_done} epochs on {data}"
 
     def load_weights(self, state_dict: dict) -> None:
         """Copy new weights (a detached CPU state_dict) into the GUI's model."""

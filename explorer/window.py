@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from explorer import __version__, dialogs
 from explorer.recovery import Recovery, orphans
-from explorer.run import RUNNING, RunController, RunStatus
+from explorer.run import RUNNING, RunController, RunState, RunStatus
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
 from explorer.widgets.inputs import RangeSpinBox
@@ -288,7 +288,8 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(lambda _i: self.tick())
         s.structureChanged.connect(self._structure_changed)
         s.dimsChanged.connect(self._sync_dims)
-        for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged):
+        for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged,
+                    s.epochsChanged):  # fmt: skip
             sig.connect(self._describe_model)
         s.structureChanged.connect(self._update_exports)
         s.savedChanged.connect(self._saved_changed)
@@ -365,6 +366,8 @@ class MainWindow(QMainWindow):
     def show_status(self, st: RunStatus) -> None:
         self.panel.show_status(st)
         self.status_run.setText(st.summary)
+        if st.state is RunState.PREPARING:
+            self.banner.resolve("first launch")  # "… Press Train to start." is done
 
     def _describe_model(self) -> None:
         s = self.session
@@ -467,6 +470,7 @@ class MainWindow(QMainWindow):
                 f"internet. To use {SOURCE_NAMES[spec.source]}, pick it under Data while "
                 "online. Press Train to start.",
                 "info",
+                topic="first launch",
             )
         self.run.load_data()
 

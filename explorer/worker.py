@@ -152,7 +152,7 @@ class TrainingWorker(QObject):
         self.job = job
         self.control = control
         self.trainer: Trainer | None = None
-        self._last_autosave = time.perf_counter()
+        self._last_autosave = -float("inf")  # the first epoch's end always saves
 
     @Slot()
     def run(self) -> None:
@@ -208,7 +208,7 @@ class TrainingWorker(QObject):
         self.snapshot.emit(snap)
         due = time.perf_counter() - self._last_autosave >= self.job.autosave_every
         if self.job.autosave is not None and (snap.final or (snap.test is not None and due)):
-            self._last_autosave = time.perf_counter()
+            self._last_autosave = -float("inf")  # the first epoch's end always saves
             try:
                 self._save(self.trainer, self.job.autosave)
             except CheckpointError:

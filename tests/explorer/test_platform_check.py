@@ -7,7 +7,20 @@ import shutil
 import pytest
 
 from explorer import app, platform_check
-from explorer.platform_check import package_for, parse_ldd, uses_xcb, window_problem
+from explorer.platform_check import (
+    display_reachable,
+    package_for,
+    parse_ldd,
+    uses_xcb,
+    window_problem,
+)
+
+
+@pytest.fixture(autouse=True)
+def _display_answers(monkeypatch):
+    """The tests below are about libraries: an X server is taken to answer at DISPLAY."""
+    monkeypatch.setattr(platform_check, "display_reachable", lambda d: True)
+
 
 # what ldd printed for Qt 6.11's xcb plugin on a Debian 12 machine without the two packages
 LDD_OUTPUT = """\
@@ -96,3 +109,27 @@ def test_the_command_exits_with_one_line_instead_of_a_qt_abort(monkeypatch, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("latent-explorer: Qt cannot open a window") and "libxcb-icccm4" in err
+
+
+def test_a_display_nobody_serves_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(platform_check, "display_reachable", display_reachable)  # the real one
+    assert display_reachable(":7391") is False  # no X server has this number here
+    assert display_reachable("localhost:7391") is False
+    assert display_reachable("what") is None
+    msg = window_problem({"DISPLAY": ":7391"}, qt=tmp_path)
+    assert msg.startswith("no X server answers at DISPLAY=:7391") and "\n" not in msg
+
+
+def test_a_display_that_answers_is_reachable(tmp_path):
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        port = server.getsockname()[1]
+        if port < 6000:
+            pytest.skip("the free port is below the X range")
+        assert display_reachable(f"127.0.0.1:{port - 6000}") is True
+    finally:
+        server.close()
