@@ -222,10 +222,12 @@ class RunController(QObject):
                 detail = self._numbers(snap, avg, "img/s on average")
             else:
                 detail = "See the message above."
-            if fit is not None:
-                verb = {RunState.STOPPED: f"Stopped after {done} of {target} epochs",
-                        RunState.FINISHED: f"Finished {done} epochs"}.get(
-                    st, f"Diverged: back at epoch {done}")  # fmt: skip
+            if fit is not None:  # stopped or finished (a run that raised has no fit result)
+                verb = (
+                    f"Stopped after {done} of {target} epochs"
+                    if st is RunState.STOPPED
+                    else f"Finished {done} epochs"
+                )
                 summary = (
                     f"{verb}: {fit.step:,} steps in {fmt_seconds(fit.seconds)} on {fit.device} "
                     f"({fit.images_per_second:,.0f} img/s on average)"
@@ -315,12 +317,14 @@ class RunController(QObject):
     def _data_failed(self, message: str, spec: DataSpec | None) -> None:
         if spec is not None and self._queued is not None and self._queued != spec:
             return
-        what = spec.describe() if spec is not None else "this data"
-        self._data_problem = f"Could not load {what}: see the message above."
+        self._data_problem = (
+            f"Could not load {spec.describe()}: see the message above."
+            if spec is not None
+            else "Nothing loaded yet: see the message above."  # an incomplete choice
+        )
         self._then.clear()
         self.notice.emit("error", message, "data")
-        self.status = self._compute()
-        self.changed.emit(self.status)
+        self._set()
 
     def _data_done(self) -> None:
         self._loading = None
