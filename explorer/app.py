@@ -206,7 +206,7 @@ def start(args, splash=None, t_start: float | None = None):
     if splash is not None:
         splash.finish(win)
     QTimer.singleShot(0, lambda: win.status.showMessage(
-        f"Ready in {time.perf_counter() - t_start:.1f} s", 5000))  # fmt: skip
+        f"Started in {time.perf_counter() - t_start:.1f} s", 5000))  # fmt: skip
     if args.train:
         QTimer.singleShot(0, win.start_training)
     if args.quit_after is not None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
-def ask_save(parent: QWidget, action: str, model: str) -> str:
-    """Save / Discard / Cancel before ``action`` drops a model with unsaved training."""
+def ask_save(parent: QWidget, action: str, model: str, saved_to: Path | None = None) -> str:
+    """Save / Discard / Cancel before ``action`` drops a model with unsaved training
+    (``saved_to``: the file that holds an earlier state of it, if any)."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Warning)
     box.setWindowTitle("Unsaved model")

@@ -73,12 +73,18 @@ class RunStatus:
     progress: float | None  # 0..1; None: working, with nothing to measure yet
     summary: str  # the status bar's line
     data_text: str  # under the Data settings
-    has_model: bool
-    remaining: int  # epochs a Continue runs by default (what a stopped run left undone)
+    trained: bool  # the session's model has had training (Continue makes sense)
+    remaining: int  # epochs Continue offers (what a stopped or saved run left undone; 0: none)
+    continuing: bool = False  # the run in flight continues the model (not a new one)
 
     @property
     def busy(self) -> bool:
         return self.state in BUSY
+
+    @property
+    def running(self) -> bool:
+        """A training thread exists: the settings of the run are locked."""
+        return self.state in RUNNING
 
     @property
     def can_start(self) -> bool:
@@ -86,7 +92,7 @@ class RunStatus:
 
     @property
     def can_continue(self) -> bool:
-        return not self.busy and self.has_model
+        return not self.busy and self.trained
 
     @property
     def can_pause(self) -> bool:
@@ -146,6 +152,7 @@ class RunController(QObject):
         self._run_config: TrainConfig | None = None
         self._phase = ""
         self._note = ""  # the detail line while idle
+        self._offer = 0  # epochs an opened checkpoint's run left undone
         self._pending_weights: dict | None = None
         self._pending_kl = None
         self._loading: DataSpec | None = None
@@ -182,9 +189,20 @@ class RunController(QObject):
         remaining = 0
         if st in (RunState.NO_DATA, RunState.READY):
             headline = "idle" if st is RunState.READY else "no data"
-            detail = self._note or (
-                "Press Train to start." if st is RunState.READY else "Choose data to start."
-            )
+            remaining = self._offer
+            if self._note:
+                detail = self._note
+            elif self._data_problem is not None:
+                detail = "The chosen data did not load: see the message above."
+            elif st is RunState.NO_DATA:
+                detail = "Choose data to start."
+            elif s.step > 0:
+                detail = (
+                    f"{s.epochs_done} epoch{'s' if s.epochs_done != 1 else ''} trained: Continue "
+                    "trains this model further, Train starts a new one."
+                )
+            else:
+                detail = "Press Train to start."
         elif st is RunState.LOADING:
             progress, headline = None, "loading data…"
             detail = self._note or "Loading data…"
@@ -197,7 +215,8 @@ class RunController(QObject):
                 st, f"{fmt_seconds(snap.eta)} left"
             )
             headline = f"epoch {snap.epoch}/{snap.epochs}  ·  {state}"
-            detail = self._numbers(snap, snap.images_per_second, "img/s")
+            rate = None if st is RunState.PAUSED else snap.images_per_second
+            detail = self._numbers(snap, rate, "img/s")
         elif st in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING):
             progress, headline = None, st.value + "…"
             detail = self._phase
@@ -229,20 +248,22 @@ class RunController(QObject):
                     else f"Finished {done} epochs"
                 )
                 summary = (
-                    f"{verb}: {fit.step:,} steps in {fmt_seconds(fit.seconds)} on {fit.device} "
-                    f"({fit.images_per_second:,.0f} img/s on average)"
+                    f"{verb}: {fit.steps_run:,} steps in {fmt_seconds(fit.seconds)} on "
+                    f"{fit.device} ({fit.images_per_second:,.0f} img/s on average)"
                 )
             elif out is not None and out.error:
                 summary = "Training " + ("diverged" if st is RunState.DIVERGED else "failed")
         return RunStatus(
             state=st, headline=headline, detail=detail, progress=progress, summary=summary,
-            data_text=self._data_text(), has_model=s.model is not None, remaining=remaining,
+            data_text=self._data_text(), trained=s.model is not None and s.step > 0,
+            remaining=remaining, continuing=self._resume and st in RUNNING,
         )  # fmt: skip
 
     @staticmethod
-    def _numbers(snap: Snapshot, ips: float, unit: str) -> str:
+    def _numbers(snap: Snapshot, ips: float | None, unit: str) -> str:
+        rate = f"  ·  {ips:,.0f} {unit}" if ips is not None else ""
         return (
-            f"step {snap.step:,}/{snap.total_steps:,}  ·  {ips:,.0f} {unit}  ·  "
+            f"step {snap.step:,}/{snap.total_steps:,}{rate}  ·  "
             f"−ELBO {snap.nelbo:.1f}  ·  β {snap.beta:.3g}  ·  lr {snap.lr:.3g}"
         )
 
@@ -264,8 +285,8 @@ class RunController(QObject):
         has arrived. False if the choice is incomplete or nothing can start any more."""
         try:
             spec = spec or self.settings.data_spec()
-        except DataError as e:
-            self._data_failed(message_for_window(e), None)
+        except DataError as e:  # an incomplete choice (no file yet): say what is missing
+            self._data_failed(message_for_window(e), None, level="info")
             return False
         s = self.session
         if s.data is not None and s.data_spec == spec and not self.data_runner.running:
@@ -314,7 +335,7 @@ class RunController(QObject):
         elif s.kl_per_dim is None:
             self.update_kl()
 
-    def _data_failed(self, message: str, spec: DataSpec | None) -> None:
+    def _data_failed(self, message: str, spec: DataSpec | None, level: str = "error") -> None:
         if spec is not None and self._queued is not None and self._queued != spec:
             return
         self._data_problem = (
@@ -323,7 +344,7 @@ class RunController(QObject):
             else "Nothing loaded yet: see the message above."  # an incomplete choice
         )
         self._then.clear()
-        self.notice.emit("error", message, "data")
+        self.notice.emit(level, message, "data")
         self._set()
 
     def _data_done(self) -> None:
@@ -357,6 +378,7 @@ class RunController(QObject):
             return
         torch.manual_seed(self.settings.seed_value())
         self.session.adopt(mc)
+        self._offer = 0
         self._set(self._idle_state() if self.state not in BUSY else None, note="")
 
     def update_kl(self) -> None:
@@ -412,6 +434,8 @@ class RunController(QObject):
             job.history = s.history
             job.optimizer_state = s.optimizer_state
             job.epochs_done = s.epochs_done
+            job.step = s.step
+            job.position = s.position
             job.epochs = epochs
         self._resume = resume
         self.control = TrainControl()
@@ -425,7 +449,7 @@ class RunController(QObject):
             w.saved.connect(self._saved_during_run)
             w.outcome.connect(self._on_outcome)
 
-        self.latest, self.snapshots, self._outcome = None, 0, None
+        self.latest, self.snapshots, self._outcome, self._offer = None, 0, None, 0
         self._phase = "Preparing the run…"
         self._pending_weights = self._pending_kl = None
         self.trainer_runner.start(worker, connect)
@@ -484,7 +508,10 @@ class RunController(QObject):
         self._pending_weights = None
         s = self.session
         if out.history is not None:
-            s.end_run(out.weights, out.history, out.optimizer_state, out.epochs_done, out.step)
+            s.end_run(
+                out.weights, out.history, out.optimizer_state, out.epochs_done, out.step,
+                out.position,
+            )  # fmt: skip
             self.update_kl()
         if out.error:
             if out.kind == "data":
@@ -498,6 +525,7 @@ class RunController(QObject):
             out = RunOutcome(error="the training thread ended unexpectedly", kind="other")
         self.outcomes.append(out)
         self.control = None
+        self.resolved.emit("open")  # "Stop training before opening a checkpoint." is done
         if out.kind == "diverged":
             state = RunState.DIVERGED
         elif out.error:
@@ -576,7 +604,7 @@ class RunController(QObject):
             out = save_checkpoint(
                 path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
                 history=s.history, optimizer_state=s.optimizer_state,
-                epochs_done=s.epochs_done, step=s.step,
+                epochs_done=s.epochs_done, step=s.step, position=s.position,
             )  # fmt: skip
         except CheckpointError as e:
             self.notice.emit("error", str(e), "save")
@@ -621,9 +649,10 @@ class RunController(QObject):
             ck.model_config, ck.model.state_dict(), history=ck.history,
             epochs_done=ck.epochs_done, optimizer_state=ck.optimizer_state,
             train_config=ck.train_config, source=None if recovered else Path(path),
-            step=ck.step,
+            step=ck.step, position=ck.position,
         )  # fmt: skip
         self.latest = None
+        self._offer = max(0, ck.train_config.epochs - ck.epochs_done)
         name = "the recovered model" if recovered else Path(path).name
         note = f"Opened {name}: {ck.epochs_done} epochs trained."
         msg = note

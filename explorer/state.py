@@ -59,6 +59,7 @@ class Session(QObject):
         self.source: Path | None = None  # the file it was opened from or last saved to
         self.train_config: TrainConfig | None = None  # the settings it was trained with
         self.optimizer_state: dict | None = None
+        self.position: dict | None = None  # inside an unfinished epoch (Trainer.position)
         self.test_latents: np.ndarray | None = None  # (M, D) posterior means
         self.test_labels: np.ndarray | None = None  # (M,) or None
         self.test_index: np.ndarray = np.zeros(0, dtype=np.int64)  # rows of data.test_x
@@ -128,6 +129,7 @@ class Session(QObject):
         train_config: TrainConfig | None = None,
         source: Path | None = None,
         step: int | None = None,
+        position: dict | None = None,
     ) -> None:
         """Make another model the session's (a new run, an untrained preview, an opened
         checkpoint): every number that described the previous one goes with it.
@@ -138,6 +140,7 @@ class Session(QObject):
         self.history = history if history is not None else History()
         self.epochs_done = epochs_done
         self.optimizer_state = optimizer_state
+        self.position = position
         self.train_config = train_config
         self.step = self.history.last_step if step is None else step
         self.saved_step = self.step if source is not None else 0
@@ -161,8 +164,9 @@ class Session(QObject):
             self.savedChanged.emit()
 
     def end_run(
-        self, weights: dict | None, history: History, optimizer_state, epochs_done, step
-    ) -> None:
+        self, weights: dict | None, history: History, optimizer_state, epochs_done, step,
+        position: dict | None = None,
+    ) -> None:  # fmt: skip
         """The run's final state: its weights (if the model still has their shape), its own
         history (a diverged run's ends at the last good epoch) and the optimiser's state."""
         if weights is not None and self.model is not None:
@@ -174,6 +178,7 @@ class Session(QObject):
         self.optimizer_state = optimizer_state
         self.epochs_done = epochs_done
         self.step = step
+        self.position = position
         self.historyReset.emit()
         self.savedChanged.emit()
 

@@ -39,7 +39,7 @@ from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.sliders import LatentSliders
-from explorer.widgets.train_panel import TrainPanel
+from explorer.widgets.train_panel import ARCHS, LIKELIHOODS, MODELS, TrainPanel
 from explorer.widgets.views import (
     ClassRowView,
     InterpolationView,
@@ -49,6 +49,7 @@ from explorer.widgets.views import (
     SamplesView,
 )
 from trainer.checkpoint import SUFFIX
+from trainer.config import ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
 from trainer.threads import GUI_THREADS
 
@@ -60,10 +61,6 @@ GIL_SWITCH_S = 0.0005  # see MainWindow.__init__
 PLOTS_INTERVAL_S = 0.25  # redraw the loss curves at most 4 times a second while training
 MAP_CHUNK = 400  # test images encoded per tick while training
 ICON = Path(__file__).resolve().parent / "icon.png"
-SOURCE_NAMES = {
-    "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
-    "shapes": "the built-in shapes", "idx": "IDX files", "folder": "an image folder",
-}  # fmt: skip
 
 
 def default_settings() -> QSettings:
@@ -252,7 +249,6 @@ class MainWindow(QMainWindow):
         self.status_model = QLabel("")
         self.status_model.setObjectName("muted")
         self.status.addPermanentWidget(self.status_model)
-        self.banner.shown.connect(lambda lvl, text: self.status.showMessage(text, 8000))
         # clicking a plot or an image takes the keyboard from a text field (Space pauses)
         for w in (self.map.plot, self.manifold.plot, self.plots.loss_plot, self.plots.kl_plot,
                   self.plots.dim_plot, self.preview.pane, *[v.pane for v in
@@ -278,13 +274,15 @@ class MainWindow(QMainWindow):
         p.lrEdited.connect(r.set_lr)
         p.betaEdited.connect(r.set_beta)
         p.invalid.connect(lambda m: self.show_message(m, "error", topic="settings"))
+        p.corrected.connect(lambda m: self.show_message(m, "warning", 8000, topic="corrected"))
+        p.edited.connect(self._settings_edited)
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
         self.dim_x.currentIndexChanged.connect(self._dims_picked)
         self.dim_y.currentIndexChanged.connect(self._dims_picked)
         self.grid_n.valueChanged.connect(self.manifold.set_n)
-        self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", topic="settings"))
+        self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         self.tabs.currentChanged.connect(lambda _i: self.tick())
         s.structureChanged.connect(self._structure_changed)
         s.dimsChanged.connect(self._sync_dims)
@@ -315,9 +313,9 @@ class MainWindow(QMainWindow):
         self._action(f, "&Quit", QKeySequence.Quit, self.close)
         t = mb.addMenu("&Train")
         self.act_start = self._action(t, "Start / pause", "Ctrl+T", self.start_or_pause)
-        self._action(t, "Continue training", "Ctrl+Shift+T",
-                     lambda: self.start_training(resume=True))  # fmt: skip
-        self._action(t, "Stop", "Ctrl+.", self.run.stop)
+        self.act_continue = self._action(t, "Continue training", "Ctrl+Shift+T",
+                                         lambda: self.start_training(resume=True))  # fmt: skip
+        self.act_stop = self._action(t, "Stop", "Ctrl+.", self.run.stop)
         v = mb.addMenu("&View")
         for i in range(self.tabs.count()):
             self._action(v, self.tabs.tabText(i), f"Ctrl+{i + 1}",
@@ -359,13 +357,16 @@ class MainWindow(QMainWindow):
     ) -> None:
         """Non-modal: the banner above the views; the app keeps running. A message with a
         ``topic`` goes away when the run controller says that problem is resolved."""
-        if level == "info" and not timeout_ms and not actions and topic in ("save", "live"):
-            timeout_ms = 6000
+        if level == "info" and not timeout_ms and not actions and topic in ("save", "live", "open"):
+            timeout_ms = 10000
         self.banner.show_message(text, level, timeout_ms, topic=topic, actions=actions)
 
     def show_status(self, st: RunStatus) -> None:
         self.panel.show_status(st)
         self.status_run.setText(st.summary)
+        self.act_start.setEnabled(st.can_start or st.can_pause)
+        self.act_continue.setEnabled(st.can_continue)
+        self.act_stop.setEnabled(st.can_stop)
         if st.state is RunState.PREPARING:
             self.banner.resolve("first launch")  # "… Press Train to start." is done
 
@@ -375,12 +376,24 @@ class MainWindow(QMainWindow):
             self.status_model.setText("")
             return
         mc = s.model_config
-        data = s.data.name if s.data is not None else "no data"
+        names = {**dict(MODELS), **dict(ARCHS), **dict(LIKELIHOODS)}
+        data = s.data_spec.describe() if s.data_spec is not None else "no data"
+        n = s.epochs_done
         unsaved = " · not saved" if s.unsaved else ""
         self.status_model.setText(
-            f"{mc.model.upper()} · {mc.arch} · {mc.latent_dim}-D latent · {mc.likelihood} · "
-            f"{data} · {s.epochs_done} epochs trained{unsaved}"
+            f"{names[mc.model]} · {names[mc.arch]} · {mc.latent_dim}-D latent · "
+            f"{names[mc.likelihood]} decoder · {data} · {n} epoch{'s' if n != 1 else ''} "
+            f"trained{unsaved}"
         )
+
+    def _settings_edited(self) -> None:
+        """A settings mistake that was reported goes away once the settings are usable."""
+        try:
+            self.panel.train_config()
+            self.panel.model_kwargs()
+        except (ConfigError, ValueError):
+            return
+        self.banner.resolve("settings")
 
     def _update_exports(self) -> None:
         """An export that has nothing to save is disabled, and says why, before any dialog."""
@@ -464,11 +477,11 @@ class MainWindow(QMainWindow):
         if spec.source in ("mnist", "kmnist", "fashion-mnist") and not is_cached(spec.source):
             fallback = "fashion-mnist" if debian_fashion_available() else "shapes"
             self.panel.show_data_spec(DataSpec(source=fallback, shapes_count=spec.shapes_count))
+            name, other = spec.describe(), DataSpec(source=fallback).describe()
             self.show_message(
-                f"{SOURCE_NAMES[spec.source]} is not downloaded on this computer yet, so "
-                f"Latent Explorer starts with {SOURCE_NAMES[fallback]}, which needs no "
-                f"internet. To use {SOURCE_NAMES[spec.source]}, pick it under Data while "
-                "online. Press Train to start.",
+                f"{name} is not downloaded on this computer yet, so Latent Explorer starts "
+                f"with {other}, which needs no internet. To use {name}, pick it under Data "
+                "while online. Press Train to start.",
                 "info",
                 topic="first launch",
             )
@@ -533,8 +546,13 @@ class MainWindow(QMainWindow):
         s = self.session
         if not s.unsaved:
             return True
-        answer = dialogs.ask_save(self, action, s.describe_model())
+        paused_here = self.run.state is RunState.TRAINING
+        if paused_here:  # hold the run while the question is open: its numbers stay true
+            self.run.toggle_pause()
+        answer = dialogs.ask_save(self, action, s.describe_model(), s.source)
         if answer == dialogs.CANCEL:
+            if paused_here:
+                self.run.toggle_pause()
             return False
         if answer == dialogs.DISCARD:
             return True
@@ -595,6 +613,9 @@ class MainWindow(QMainWindow):
         return self.save_checkpoint(path) if path else None
 
     def open_checkpoint_dialog(self) -> None:
+        if self.run.running:  # say so before a file is chosen, not after
+            self.show_message("Stop training before opening a checkpoint.", "warning", topic="open")
+            return
         path, _ = QFileDialog.getOpenFileName(
             self, "Open checkpoint", self._dir(), f"Checkpoints (*{SUFFIX});;All files (*)"
         )

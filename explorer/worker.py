@@ -78,6 +78,8 @@ class TrainJob:
     history: History | None = None
     optimizer_state: dict | None = None
     epochs_done: int = 0
+    step: int | None = None  # continue: the model's optimiser steps so far
+    position: dict | None = None  # continue: where inside an unfinished epoch it stopped
     epochs: int | None = None  # epochs to run in this call (default: the config's)
     threads: int | None = None  # torch intra-op threads for the training thread
     autosave: Path | None = None  # write the run here at epoch ends (the recovery file)
@@ -94,6 +96,7 @@ class RunOutcome:
     history: History | None = None
     epochs_done: int = 0
     step: int = 0
+    position: dict | None = None  # inside an unfinished epoch (Trainer.position)
     target_epochs: int = 0  # the epoch count the run was to reach
     error: str | None = None
     kind: str = ""  # of the error: "data", "config", "diverged" or "other"
@@ -179,6 +182,7 @@ class TrainingWorker(QObject):
                 model, data, job.train_config, device=device,
                 history=copy.deepcopy(job.history) if job.history else None,
                 optimizer_state=job.optimizer_state, epochs_done=job.epochs_done,
+                step=job.step, position=job.position,
             )  # fmt: skip
             self.modelBuilt.emit(mc, _cpu_copy(model.state_dict()))
             out.target_epochs = job.epochs_done + (job.epochs or job.train_config.epochs)
@@ -200,6 +204,7 @@ class TrainingWorker(QObject):
                 out.history = trainer.history
                 out.epochs_done = trainer.epochs_done
                 out.step = trainer.step
+                out.position = _cpu_copy(trainer.position())
             self.outcome.emit(out)
             self.finished.emit()
 

@@ -319,7 +319,7 @@ def cmd_train(args) -> int:
     from .latent import sample_prior
     from .loop import Trainer, TrainingDiverged, resolve_device, seed_everything
     from .models import build_model
-    from .threads import describe, training_threads
+    from .threads import describe, training_threads, usable_cores
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -337,6 +337,12 @@ def cmd_train(args) -> int:
     device = resolve_device(tcfg.device)
     threads = training_threads(args.threads)
     torch.set_num_threads(threads)
+    if device.type == "cpu" and threads > usable_cores():
+        print(
+            f"note: {threads} threads on {usable_cores()} cores take turns on the same cores "
+            "and train slower than one per core",
+            file=sys.stderr,
+        )
     data = load_data(spec)  # reported only once the settings are known to fit it
     mcfg = ModelConfig(
         model=args.model,
@@ -354,7 +360,8 @@ def cmd_train(args) -> int:
     print(f"data: {_describe(spec, data)}", file=sys.stderr)
     print(
         f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device}"
-        f"{f', {describe(threads)}' if device.type == 'cpu' else ''} for {tcfg.epochs} epochs",
+        f"{f', {describe(threads, args.threads)}' if device.type == 'cpu' else ''} for "
+        f"{tcfg.epochs} epoch{'s' if tcfg.epochs != 1 else ''}",
         file=sys.stderr,
     )
     bar = _Progress("train")

@@ -45,6 +45,7 @@ class Checkpoint:
     optimizer_state: dict | None = None
     epochs_done: int = 0
     step: int = 0  # optimiser steps the model has had
+    position: dict | None = None  # inside an unfinished epoch (see Trainer.position)
     path: Path | None = None
 
 
@@ -85,11 +86,13 @@ def save_checkpoint(
     optimizer_state: dict | None = None,
     epochs_done: int = 0,
     step: int | None = None,
+    position: dict | None = None,
 ) -> Path:
     """Write a checkpoint atomically; returns the path written.
 
-    With ``optimizer_state`` (and ``step``, default: the history's last), training can
-    continue from the file exactly as if it had never stopped.
+    With ``optimizer_state``, ``step`` (default: the history's last) and, for a run stopped
+    inside an epoch, ``position`` (``Trainer.position()``), training continues from the file
+    exactly as if it had never stopped.
     """
     history = history or History()
     path = Path(path)
@@ -109,6 +112,13 @@ def save_checkpoint(
     if optimizer_state is not None:
         opt_tensors, meta["optimizer"] = _optimizer_to_tensors(optimizer_state)
         tensors.update(opt_tensors)
+    if position is not None and position.get("epoch_images"):
+        meta["position"] = {
+            "epoch_images": int(position["epoch_images"]),
+            "epoch_sums": [float(v) for v in position["epoch_sums"]],
+        }
+        if position.get("noise_state") is not None:
+            tensors["run/noise_state"] = position["noise_state"].detach().cpu().contiguous()
     try:
         blob = st_save(tensors, metadata={"latent_explorer": json.dumps(meta)})
         atomic_write(path, lambda f: f.write(blob))
@@ -125,7 +135,7 @@ def save_trainer(
     return save_checkpoint(
         path, trainer.model, trainer.config, data_spec=data_spec, class_names=class_names,
         history=trainer.history, optimizer_state=trainer.optimizer.state_dict(),
-        epochs_done=trainer.epochs_done, step=trainer.step,
+        epochs_done=trainer.epochs_done, step=trainer.step, position=trainer.position(),
     )  # fmt: skip
 
 
@@ -215,6 +225,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         except (KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: optimizer state is corrupt ({e})") from None
     history = History.from_dict(meta.get("history") or {})
+    position = None
+    if isinstance(meta.get("position"), dict):
+        position = dict(meta["position"], noise_state=tensors.get("run/noise_state"))
     return Checkpoint(
         model=model,
         model_config=model_config,
@@ -225,5 +238,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         optimizer_state=opt,
         epochs_done=int(meta.get("epochs_done", 0)),
         step=int(meta.get("step", history.last_step)),
+        position=position,
         path=path,
     )

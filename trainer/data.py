@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
+SOURCE_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
+                 "shapes": "the built-in shapes"}  # fmt: skip
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -104,11 +106,12 @@ class DataSpec:
         return cls(**known)
 
     def describe(self) -> str:
+        """The data's name for people: "Fashion-MNIST", "IDX file t10k-images.gz", …"""
         if self.source == "idx":
             return f"IDX file {Path(self.images).name}"
         if self.source == "folder":
             return f"image folder {self.root}"
-        return self.source
+        return SOURCE_TITLES[self.source]
 
 
 @dataclass

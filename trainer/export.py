@@ -1,4 +1,9 @@
-"""Exports: image grids as PNG (torchvision.utils), animated GIFs, loss history as CSV."""
+"""Exports: image grids (PNG and other formats), animated GIFs, loss history as CSV.
+
+Grids are laid out with :func:`trainer.imaging.tile`, the same layout the window shows, and
+written with Pillow: no torchvision, whose import (it pulls in torch's compiler stack) cost
+the command line seconds after every run and the window seconds at its first export.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 import torch
 
 from .files import atomic_write
+from .imaging import tile
 from .loop import History
 
 
@@ -41,10 +47,10 @@ def _image_format(path: Path) -> str:
 
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0):
-    """(N, C, H, W) in [0, 1] -> one (C', H', W') grid tensor (torchvision's layout)."""
-    from torchvision.utils import make_grid  # torchvision takes seconds to import: on use
-
-    return make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)
+    """(N, C, H, W) in [0, 1] -> one (C, H', W') grid tensor, ``nrow`` images per row."""
+    arr = tile(images.detach().float().cpu().clamp(0, 1).numpy(), nrow, padding, pad_value)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(arr))
 
 
 def save_grid(
@@ -72,16 +78,16 @@ def save_grid(
             f"{path}: the grid would be {size[0]} x {size[1]} pixels; "
             "use a smaller scale or fewer images"
         )
-    x = images.detach().float().cpu().clamp(0, 1)
-    if scale > 1:
-        x = x.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
-        padding *= scale
+    from PIL import Image
 
-    from torchvision.utils import save_image
+    grid = tile(images.detach().float().cpu().clamp(0, 1).numpy(), cols, padding, pad_value)
+    if scale > 1:
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    pixels = np.clip(np.rint(grid * 255.0), 0, 255).astype(np.uint8)  # (H, W) or (H, W, 3)
 
     def write(f):
         buf = io.BytesIO()
-        save_image(x, buf, nrow=nrow, padding=padding, pad_value=pad_value, format=fmt)
+        Image.fromarray(pixels).save(buf, format=fmt)
         f.write(buf.getvalue())
 
     return _write(path, write)

@@ -214,11 +214,12 @@ class History:
 class FitResult:
     history: History
     epochs_done: int
-    step: int
+    step: int  # the model's optimiser steps in all
     stopped: bool
     images_per_second: float
     device: str
-    seconds: float
+    seconds: float  # of this call, pauses excluded
+    steps_run: int = 0  # steps this call took
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float) -> Adam:
@@ -269,10 +270,12 @@ class Trainer:
         epochs_done: int = 0,
         fused: bool | None = None,
         step: int | None = None,
+        position: dict | None = None,
     ) -> None:
         """``fused``: use the hand-derived step for MLP Bernoulli models (default: when it
         applies); False forces autograd. ``step``: optimiser steps already taken (default:
-        the history's last)."""
+        the history's last). ``position``: where in an unfinished epoch a stopped run was
+        (``Trainer.position()``), so that it goes on from there."""
         self.config = config
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.model = model.to(self.device)
@@ -298,6 +301,17 @@ class Trainer:
         self.history = history or History()
         self.epochs_done = epochs_done
         self.step = self.history.last_step if step is None else int(step)
+        # the unfinished epoch: images of its order already trained, their loss sums and the
+        # noise generator's state after them (empty at an epoch's end)
+        self.epoch_images = 0
+        self.epoch_sums = torch.zeros(3, device=self.device)
+        self._noise_state: torch.Tensor | None = None
+        if position and 0 < int(position.get("epoch_images", 0)) < len(self.data.train_x):
+            self.epoch_images = int(position["epoch_images"])
+            self.epoch_sums = torch.tensor(
+                [float(v) for v in position.get("epoch_sums", (0.0,) * 3)], device=self.device
+            )
+            self._noise_state = position.get("noise_state")
         self.lr = config.lr
         self.beta = config.beta
         for g in self.optimizer.param_groups:
@@ -311,6 +325,15 @@ class Trainer:
         d = self.data
         return elbo_stats(self.model, d.test_x, d.test_y if self.model.num_classes else None)
 
+    def position(self) -> dict:
+        """Where the run is inside its current epoch (call between steps); saved with a
+        checkpoint and given back to ``Trainer(position=...)`` to go on from there exactly."""
+        return {
+            "epoch_images": self.epoch_images,
+            "epoch_sums": [float(v) for v in self.epoch_sums.tolist()],
+            "noise_state": self.noise.get_state(),
+        }
+
     def _checkpoint_state(self) -> tuple:
         """A copy of everything a diverging run must be rewound to."""
         return (
@@ -320,11 +343,15 @@ class Trainer:
             self.epochs_done,
             len(self.history.steps),
             len(self.history.epochs),
+            self.position(),
         )
 
     def _restore(self, good: tuple) -> None:
-        model_state, optimizer_state, self.step, self.epochs_done, n_steps, n_epochs = good
+        model_state, optimizer_state, self.step, self.epochs_done, n_steps, n_epochs, pos = good
         del self.history.steps[n_steps:], self.history.epochs[n_epochs:]
+        self.epoch_images = pos["epoch_images"]
+        self.epoch_sums = torch.tensor(pos["epoch_sums"], device=self.device)
+        self._noise_state = pos["noise_state"] if self.epoch_images else None
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optimizer_state)
 
@@ -362,7 +389,8 @@ class Trainer:
         n, bs, spe = len(data.train_x), cfg.batch_size, self.steps_per_epoch
         first_epoch = self.epochs_done
         last_epoch = first_epoch + epochs
-        total_steps = self.step + epochs * spe
+        # the first epoch may be one a stopped run left unfinished
+        total_steps = self.step + math.ceil((n - self.epoch_images) / bs) + (epochs - 1) * spe
         start_step = self.step
         # steps of a run can be ~1 ms: the loss sums stay on the device until a snapshot
         warmup_steps = round(cfg.warmup_epochs * spe)
@@ -439,14 +467,22 @@ class Trainer:
                 on_snapshot(snap)
 
         for epoch in range(first_epoch, last_epoch):
-            epoch_sums = torch.zeros(3, device=self.device)
             # every epoch's order and noise follow from (seed, epoch) alone, so a model
-            # saved at an epoch's end and continued trains exactly as if it never stopped
+            # saved at an epoch's end and continued trains exactly as if it never stopped;
+            # one stopped inside an epoch goes on from the image and noise where it stopped
             seed = epoch_seed(cfg.seed, epoch)
-            self.noise.manual_seed(seed)  # the reparameterisation noise
+            start = self.epoch_images
+            if start and self._noise_state is not None:
+                self.noise.set_state(self._noise_state)
+            else:
+                self.noise.manual_seed(seed)  # the reparameterisation noise
+            self._noise_state = None
+            if not start:
+                self.epoch_sums.zero_()
+            epoch_sums = self.epoch_sums
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
             perm = perm.to(self.device)
-            for i in range(0, n, bs):
+            for i in range(start, n, bs):
                 if control is not None:
                     if control.paused and not control.stop_requested:
                         active += time.perf_counter() - t_mark
@@ -478,12 +514,14 @@ class Trainer:
                 count += xb.shape[0]
                 images_since += xb.shape[0]
                 images_total += xb.shape[0]
+                self.epoch_images = i + xb.shape[0]
                 self.step += 1
                 if time.perf_counter() - last_snap >= snap_every:
                     emit()
             if stopped:
                 break
             self.epochs_done += 1
+            self.epoch_images = 0
             active += time.perf_counter() - t_mark
             stats = self.test_stats()
             t_mark = time.perf_counter()
@@ -520,6 +558,7 @@ class Trainer:
             images_per_second=images_total / active if active > 0 else 0.0,
             device=str(self.device),
             seconds=active,
+            steps_run=self.step - start_step,
         )
 
 

@@ -34,6 +34,13 @@ def training_threads(requested: int | None = None) -> int:
     return max(1, usable_cores() - 1)
 
 
-def describe(n: int) -> str:
-    """For the CLI's start line: "1 thread (of 2 cores)"."""
-    return f"{n} thread{'s' if n != 1 else ''} (of {usable_cores()} cores)"
+def describe(n: int, requested: int | None = None) -> str:
+    """For the CLI's start line: "1 thread of 2 cores (all but one; --threads N to change)"."""
+    if requested:
+        why = "--threads"
+    elif os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        why = "OMP_NUM_THREADS"
+    else:
+        why = "all but one; --threads N to change"
+    cores = usable_cores()
+    return f"{n} thread{'s' if n != 1 else ''} of {cores} core{'s' if cores != 1 else ''} ({why})"

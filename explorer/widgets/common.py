@@ -48,12 +48,18 @@ class ImagePane(pg.GraphicsLayoutWidget):
         self.array: np.ndarray | None = None
         self.setMinimumSize(min_size, min_size)
 
-    def set_array(self, arr: np.ndarray) -> None:
+    def set_array(self, arr: np.ndarray, below: float = 0.0) -> None:
+        """Show ``arr``; ``below``: room under it, in image pixels (for captions)."""
         reshape = self.array is None or self.array.shape[:2] != arr.shape[:2]
         self.array = arr
         self.item.setImage(arr, autoLevels=False, levels=(0.0, 1.0))
-        if reshape:
-            self.view.setRange(xRange=(0, arr.shape[1]), yRange=(0, arr.shape[0]), padding=0)
+        if reshape or below != self._below:
+            self._below = below
+            self.view.setRange(
+                xRange=(0, arr.shape[1]), yRange=(0, arr.shape[0] + below), padding=0
+            )
+
+    _below = 0.0
 
     def clear_image(self) -> None:
         """Show nothing. (Not ``clear``: pyqtgraph binds ``self.clear`` to the layout's clear in
@@ -122,6 +128,7 @@ class MessageBar(QFrame):
             f" QLabel {{ color: {fg}; }}"
         )
         self.icon.setText({"info": "ℹ", "warning": "⚠", "error": "✖"}.get(level, ""))
+        text = text[:1].upper() + text[1:]  # messages from the trainer start in lower case
         self.label.setText(text)
         self.history.append((level, text))
         self.show()

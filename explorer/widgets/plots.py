@@ -263,6 +263,7 @@ class LossPlots(QWidget):
         else:
             self.bars.setOpts(x=[], height=[])
             _show_empty(self.dim_plot, True)
+            self.dim_plot.getPlotItem().setTitle("KL per dimension", color=theme.TEXT, size="10pt")
         return True
 
     def kl_label_step(self, n: int) -> int:

@@ -70,6 +70,14 @@ def _float(text: str, what: str) -> float:
     return v
 
 
+def short_number(v: float) -> str:
+    """The shorter of plain and scientific notation: 0.001 -> "1e-3", 0.5 -> "0.5"."""
+    plain = f"{v:g}"
+    mant, _, exp = f"{v:.6e}".partition("e")
+    sci = f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+    return sci if len(sci) < len(plain) else plain
+
+
 class TrainPanel(QWidget):
     """Settings in, requests out. Validation happens in the trainer's own dataclasses."""
 
@@ -81,6 +89,8 @@ class TrainPanel(QWidget):
     lrEdited = Signal(float)
     betaEdited = Signal(float)
     invalid = Signal(str)  # a setting the user typed cannot be used
+    corrected = Signal(str)  # a number out of range was set to the nearest allowed value
+    edited = Signal()  # any setting changed (the window rechecks a reported mistake)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -236,12 +246,17 @@ class TrainPanel(QWidget):
         self.lr.returnPressed.connect(self._lr_entered)
         self.beta.returnPressed.connect(self._beta_entered)
         for box in (*self._spins().values(), self.more_epochs):
-            box.refused.connect(self.invalid)
+            box.refused.connect(self.corrected)
+            box.valueChanged.connect(self.edited)
+        for edit in self._edits().values():
+            edit.editingFinished.connect(self.edited)
+        for combo in self._combos().values():
+            combo.currentIndexChanged.connect(self.edited)
         space_goes_to_window(self.lr, self.beta, self.warmup, self.gauss_std,
                              *self._spins().values(), self.more_epochs)  # fmt: skip
         self._source_changed()
         self._likelihood_changed()
-        self._state: RunState | None = None
+        self._offered: tuple | None = None
 
     # -- helpers ------------------------------------------------------------------------------
     def _with_browse(self, edit: QLineEdit, slot) -> QWidget:
@@ -370,9 +385,9 @@ class TrainPanel(QWidget):
         self.gauss_std.setText(
             "learned" if model_config.gaussian_std is None else f"{model_config.gaussian_std:g}"
         )
-        self.lr.setText(f"{train_config.lr:g}")
-        self.beta.setText(f"{train_config.beta:g}")
-        self.warmup.setText(f"{train_config.warmup_epochs:g}")
+        self.lr.setText(short_number(train_config.lr))
+        self.beta.setText(short_number(train_config.beta))
+        self.warmup.setText(short_number(train_config.warmup_epochs))
         self.batch.setValue(train_config.batch_size)
         self.seed.setValue(train_config.seed)
         _set_key(self.device, train_config.device)
@@ -387,7 +402,7 @@ class TrainPanel(QWidget):
         self.pause_btn.setText("Resume" if st.state is RunState.PAUSED else "Pause")
         self.stop_btn.setEnabled(st.can_stop)
         for w in self._settings_widgets():
-            w.setEnabled(not st.busy)
+            w.setEnabled(not st.running)  # a data load leaves them (and the focus) alone
         if st.progress is None:
             self.progress.setRange(0, 0)  # busy indicator
         else:
@@ -396,13 +411,14 @@ class TrainPanel(QWidget):
         self.progress.setFormat(st.headline)
         self.progress_info.setText(st.detail)
         self.data_info.setText(st.data_text)
-        if st.state is not self._state:
-            # Continue offers what a stopped run left undone; otherwise the Epochs setting
-            if st.state is RunState.STOPPED and st.remaining > 0:
-                self.more_epochs.setValue(st.remaining)
-            elif st.state in (RunState.FINISHED, RunState.READY):
+        offered = (st.state, st.remaining)
+        if offered != self._offered:
+            # Continue offers what a stopped (or saved) run left undone, else the Epochs
+            if st.state is RunState.PREPARING and not st.continuing:
                 self.more_epochs.setValue(self.epochs.value())
-        self._state = st.state
+            elif not st.busy:
+                self.more_epochs.setValue(st.remaining or self.epochs.value())
+        self._offered = offered
 
     def _settings_widgets(self) -> list[QWidget]:
         return [self.source, self.images_row, self.labels_row, self.root_row, self.image_size,

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import theme
-from explorer.imaging import cell_centres, tile
 from explorer.state import Session
+from trainer.imaging import cell_centres, tile
 from trainer.latent import grid_latents, lerp, slerp
 
 from .common import CountingImageItem, ImagePane, fix_axis_sizes, hint
@@ -351,6 +351,12 @@ class ClassRowView(ImageGridView):
         self.names.setAlignment(Qt.AlignCenter)
         lay.addWidget(self.pane, 1)
         lay.addWidget(self.names)
+        self.captions: list[pg.TextItem] = []  # each class's name under its image
+        self.current = pg.QtWidgets.QGraphicsRectItem()  # frames the class now chosen
+        self.current.setPen(pg.mkPen(theme.ACCENT, width=2))
+        self.current.setZValue(5)
+        self.current.hide()
+        self.pane.view.addItem(self.current)
         session.zChanged.connect(self.mark)
 
     def export_problem(self) -> str | None:
@@ -363,12 +369,36 @@ class ClassRowView(ImageGridView):
         if not s.conditional:
             self.images = None
             self.pane.clear_image()
+            self._caption([])
             self.names.setText(NEEDS_CVAE)
             return
         k = s.model.num_classes
         z = s.z.reshape(1, -1).expand(k, -1)
-        self.display(s.decode(z, torch.arange(k)), k)
-        self.names.setText("   ·   ".join(s.class_names[:k]))
+        images = s.decode(z, torch.arange(k))
+        h, w = images.shape[-2:]
+        self.images, self.ncol = images, k
+        self.pane.set_array(tile(images, k, PAD), below=0.5 * h)
+        self._caption(s.class_names[:k], w, h)
+        self.names.setText("")
+
+    def _caption(self, names: list[str], w: int = 0, h: int = 0) -> None:
+        view = self.pane.view
+        while len(self.captions) > len(names):
+            view.removeItem(self.captions.pop())
+        while len(self.captions) < len(names):
+            item = pg.TextItem(color=theme.MUTED, anchor=(0.5, 0.0))
+            view.addItem(item)
+            self.captions.append(item)
+        xs = cell_centres(len(names), w, PAD)
+        for item, name, x in zip(self.captions, names, xs):
+            item.setText(name)
+            item.setPos(float(x), h + PAD + 1)
+        cls = self.session.cls
+        if names and 0 <= cls < len(names):
+            self.current.setRect(QRectF(cls * (w + PAD) + PAD / 2, PAD / 2, w + PAD, h + PAD))
+            self.current.show()
+        else:
+            self.current.hide()
 
 
 # -- interpolation ----------------------------------------------------------------------------

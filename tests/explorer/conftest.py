@@ -17,9 +17,13 @@ class Asked:
     def __init__(self) -> None:
         self.questions: list[tuple[str, str]] = []
         self.answer = dialogs.DISCARD
+        self.probe = None  # called while the question is open; its results go to ``seen``
+        self.seen: list = []
 
-    def __call__(self, parent, action: str, model: str) -> str:
+    def __call__(self, parent, action: str, model: str, saved_to=None) -> str:
         self.questions.append((action, model))
+        if self.probe is not None:
+            self.seen.append(self.probe())
         return self.answer
 
 

@@ -343,3 +343,86 @@ def test_the_message_bar_does_not_squeeze_the_settings(qtbot, window):
     win.show_message("A long message " * 30, "error")
     qtbot.wait(50)
     assert win.left.height() == before
+
+
+# -- found by a second new-user tour ----------------------------------------------------------
+def test_a_settings_error_goes_away_once_the_setting_is_fixed(qtbot, window):
+    win = window
+    win.panel.lr.setText("abc")
+    assert not win.start_training()
+    assert win.banner.level == "error" and "learning rate" in win.banner.text.lower()
+    win.panel.lr.setText("1e-3")
+    win.panel.lr.editingFinished.emit()
+    assert not win.banner.isVisible()
+
+
+def test_open_while_training_says_so_before_any_file_dialog(qtbot, window, monkeypatch):
+    def no_dialog(*a, **k):
+        raise AssertionError("a file dialog opened although nothing can be opened now")
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(no_dialog))
+    win = window
+    _start_long_run(qtbot, win)
+    win.open_checkpoint_dialog()
+    assert "Stop training before opening" in win.banner.text
+    win.run.stop()
+    _wait_idle(qtbot, win)
+    assert not win.banner.isVisible()  # the run has stopped: the warning is done
+
+
+def test_continue_after_a_stop_inside_an_epoch_counts_steps_right(qtbot, window):
+    """QA: Stop inside epoch 9, Continue: epoch 9 started again while the step counter ran
+    on ("step 4,036/9,617"), and the summary counted the model's steps, not the run's."""
+    win = window
+    _start_long_run(qtbot, win, epochs=4)
+    spe = -(-800 // 128)  # 800 training shapes, batch 128
+    qtbot.waitUntil(lambda: win.session.step >= spe + 2, timeout=20000)
+    win.run.stop()
+    _wait_idle(qtbot, win)
+    stopped_at = win.session.step
+    assert win.session.epochs_done == stopped_at // spe
+    summary = win.status_run.text()
+    assert f": {stopped_at:,} steps in" in summary  # this run's steps (the first run)
+    win.panel.more_epochs.setValue(4 - win.session.epochs_done)
+    assert win.start_training(resume=True)
+    qtbot.waitUntil(lambda: win.run.latest is not None, timeout=20000)
+    assert win.run.latest.total_steps == 4 * spe  # not 4 epochs' worth from the stop
+    _wait_idle(qtbot, win, 60000)
+    assert win.session.step == 4 * spe and win.session.epochs_done == 4
+    assert f": {4 * spe - stopped_at:,} steps in" in win.status_run.text()
+
+
+def test_the_question_holds_the_run_while_it_is_open(qtbot, window, asked):
+    """QA: the Ctrl+Q question said "6 epochs" while training went on to 15 behind it."""
+    win = window
+    _start_long_run(qtbot, win)
+    qtbot.waitUntil(lambda: win.session.unsaved, timeout=20000)
+    asked.answer = dialogs.CANCEL
+    asked.probe = lambda: win.run.state
+    win.close()
+    assert asked.seen == [RunState.PAUSED]
+    assert win.run.state is RunState.TRAINING  # Cancel: it goes on
+    win.run.stop()
+    _wait_idle(qtbot, win)
+
+
+def test_continue_and_the_train_menu_follow_the_run(qtbot, window):
+    win = window
+    p = win.panel
+    assert not p.continue_btn.isEnabled() and not win.act_continue.isEnabled()  # untrained
+    _start_long_run(qtbot, win)
+    assert not win.act_continue.isEnabled() and win.act_stop.isEnabled()
+    win.run.stop()
+    _wait_idle(qtbot, win)
+    assert p.continue_btn.isEnabled() and win.act_continue.isEnabled()
+    assert not win.act_stop.isEnabled()
+
+
+def test_the_kl_title_goes_with_the_model(qtbot, window):
+    win = window
+    train(qtbot, win, epochs=1)
+    title = win.plots.dim_plot.getPlotItem().titleLabel
+    assert "active" in title.text
+    win.session.adopt(win.session.model_config)  # another, untrained model
+    win.plots.refresh()
+    assert "active" not in title.text

@@ -326,4 +326,6 @@ def test_train_uses_the_chosen_threads(tmp_path, monkeypatch, capsys, extra, exp
     want = expected or threads.training_threads()
     assert used == want
     assert json.loads((tmp_path / "metrics.json").read_text())["threads"] == want
-    assert threads.describe(want) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert threads.describe(want, expected) in err
+    assert ("(--threads)" in err) == bool(expected) and "for 1 epoch\n" in err

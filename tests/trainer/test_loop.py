@@ -216,3 +216,41 @@ def test_control_calls_run_between_steps_with_the_trainer(shapes, fast_cfg):
 
     t.fit(control=control, on_snapshot=on_snapshot)
     assert seen and seen[0][0] > 3 and seen[0][1] > 0
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_run_stopped_inside_an_epoch_goes_on_exactly(shapes, tmp_path, fused):
+    """Stop in the middle of an epoch, save, open, continue: the same weights as a run that
+    never stopped, and the epoch is finished, not started again."""
+    from trainer.checkpoint import load_checkpoint, save_trainer
+
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, device="cpu")
+    mc = model_config_for(shapes, latent_dim=3, hidden=64)
+    straight = Trainer(_fresh(mc), shapes, cfg, fused=fused)
+    straight.fit(epochs=2)
+
+    half = Trainer(_fresh(mc), shapes, cfg, fused=fused)
+    stop_at = half.steps_per_epoch + 5  # inside the second epoch
+
+    class StopAt(TrainControl):
+        @property
+        def stop_requested(self):
+            return half.step >= stop_at
+
+    result = half.fit(epochs=2, control=StopAt())
+    assert result.stopped and half.epochs_done == 1 and half.step == stop_at
+    assert half.epoch_images == 5 * 64
+    path = save_trainer(tmp_path / "mid.safetensors", half, None, shapes.class_names)
+    ck = load_checkpoint(path)
+    assert ck.position["epoch_images"] == 5 * 64 and ck.position["noise_state"] is not None
+    resumed = Trainer(
+        ck.model, shapes, ck.train_config, history=ck.history, fused=fused,
+        optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
+        position=ck.position,
+    )  # fmt: skip
+    more = resumed.fit(epochs=1)
+    assert resumed.step == straight.step and more.steps_run == straight.step - stop_at
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=k)
+    s, r = straight.history.epochs[-1], resumed.history.epochs[-1]
+    assert r["train_nelbo"] == pytest.approx(s["train_nelbo"], rel=1e-6)
