@@ -199,6 +199,7 @@ def main() -> None:
     secs = time.perf_counter() - t0
     ips = win.run.latest.images_per_second
     gui_threads = torch.get_num_threads()
+    win.ask_on_close = False  # a benchmark: nothing to keep
     win.close()
 
     data = win.session.data
