@@ -115,28 +115,6 @@ def test_train_says_preparing_at_once(qtbot, window):
     _wait_idle(qtbot, win, 60000)
 
 
-def test_first_run_does_not_import_the_compiler_stack():
-    """The first Train spent seconds importing torch._dynamo (torch.optim's lazy import);
-    building and stepping the trainer's optimiser must not."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, torch\n"
-        "from trainer.data import DataSpec, load_data\n"
-        "from trainer.loop import Trainer, model_config_for\n"
-        "from trainer.config import TrainConfig\n"
-        "from trainer.models import build_model\n"
-        "d = load_data(DataSpec('shapes', shapes_count=100))\n"
-        "t = Trainer(build_model(model_config_for(d, latent_dim=2)), d, TrainConfig(epochs=1))\n"
-        "t.fit(); t.optimizer.state_dict()\n"
-        "print('torch._dynamo' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
-
-
 def test_continue_offers_what_a_stopped_run_left(qtbot, window):
     """QA: Continue after a stop added the full Epochs count again (26 done, target 106)."""
     win = window
