@@ -9,19 +9,29 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
-def ask_save(parent: QWidget, action: str, model: str, saved_to: Path | None = None) -> str:
-    """Save / Discard / Cancel before ``action`` drops a model with unsaved training
-    (``saved_to``: the file that holds an earlier state of it, if any)."""
+def question(
+    parent: QWidget | None, action: str, model: str, saved_to: Path | None = None
+) -> QMessageBox:
+    """The Save / Discard / Cancel box (``saved_to``: the file that holds an earlier state
+    of the model, if any)."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Warning)
     box.setWindowTitle("Unsaved model")
     box.setText(f"Save the model before you {action}?")
-    box.setInformativeText(
-        f"The {model} is not saved in any file. If you don't save it, it is lost."
-    )
+    if saved_to is not None:
+        what = f"has trained further since it was saved to {Path(saved_to).name}"
+    else:
+        what = "is not saved in any file"
+    box.setInformativeText(f"The {model} {what}. If you don't save it, that training is lost.")
     box.setStandardButtons(QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
     box.setDefaultButton(QMessageBox.Save)
     box.setEscapeButton(QMessageBox.Cancel)
+    return box
+
+
+def ask_save(parent: QWidget, action: str, model: str, saved_to: Path | None = None) -> str:
+    """Save / Discard / Cancel before ``action`` drops a model with unsaved training."""
+    box = question(parent, action, model, saved_to)
     box.exec()
     answer = box.standardButton(box.clickedButton())
     if answer == QMessageBox.Save:

@@ -291,6 +291,9 @@ class RunController(QObject):
         s = self.session
         if s.data is not None and s.data_spec == spec and not self.data_runner.running:
             self._data_ok()
+            if self.state is RunState.FAILED:  # the data that failed is no longer chosen
+                self.state = self._idle_state()
+            self._set(note="")
             if then is not None:
                 then()
             return True
@@ -345,7 +348,7 @@ class RunController(QObject):
         )
         self._then.clear()
         self.notice.emit(level, message, "data")
-        self._set()
+        self._set(note="")
 
     def _data_done(self) -> None:
         self._loading = None

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from trainer.config import ModelConfig, TrainConfig
+from trainer.config import MODEL_TITLES, ModelConfig, TrainConfig
 from trainer.data import DataSpec, ImageData
 from trainer.latent import decode_batch
 from trainer.loop import History, Snapshot
@@ -199,7 +199,11 @@ class Session(QObject):
             return "no model"
         mc = self.model_config
         data = self.data_spec.describe() if self.data_spec is not None else "its data"
-        return f"{mc.latent_dim}-D {mc.model.upper()} trained {self.epochs_done} epochs on {data}"
+        n = self.epochs_done
+        return (
+            f"{mc.latent_dim}-D {MODEL_TITLES[mc.model]} trained {n} epoch{'s' if n != 1 else ''} "
+            f"on {data}"
+        )
 
     def load_weights(self, state_dict: dict) -> None:
         """Copy new weights (a detached CPU state_dict) into the GUI's model."""

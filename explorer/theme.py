@@ -56,7 +56,7 @@ QPushButton:pressed {{ background: #252a33; }}
 QPushButton:disabled {{ color: #6b7180; background: #262a32; border-color: #30343d; }}
 QPushButton#primary {{ background: #2d6fd6; border-color: #3b7fe6; font-weight: 600; }}
 QPushButton#primary:hover {{ background: #3a7ce3; }}
-QPushButton#primary:disabled {{ background: #2a3a55; color: #8aa0c0; }}
+QPushButton#primary:disabled {{ background: #262a32; color: #6b7180; border-color: #30343d; }}
 QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
     background: {BASE}; border: 1px solid #3a3f4b; border-radius: 4px; padding: 3px 5px;
     selection-background-color: {ACCENT};
@@ -88,6 +88,7 @@ QMenuBar {{ background: {PANEL}; }}
 QMenuBar::item:selected {{ background: #394050; }}
 QMenu {{ background: {PANEL}; border: 1px solid {GRID}; }}
 QMenu::item:selected {{ background: #2d6fd6; }}
+QMenu::item:disabled {{ color: #6b7180; }}
 QCheckBox::indicator {{
     width: 13px; height: 13px; border: 1px solid #5a6172; border-radius: 3px; background: {BASE};
 }}

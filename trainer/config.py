@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 MODELS = ("vae", "cvae", "ae")
+MODEL_TITLES = {"vae": "VAE", "cvae": "conditional VAE", "ae": "autoencoder"}
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -404,3 +404,31 @@ def test_the_kl_title_goes_with_the_model(qtbot, window):
     win.session.adopt(win.session.model_config)  # another, untrained model
     win.plots.refresh()
     assert "active" not in title.text
+
+
+def test_the_question_says_where_an_earlier_save_is(qtbot, tmp_path):
+    """QA: a model saved to a file and trained further was said to be "in no file"."""
+    box = dialogs.question(None, "quit", "2-D VAE trained 10 epochs on MNIST", tmp_path / "a.st")
+    qtbot.addWidget(box)
+    assert "trained further since it was saved to a.st" in box.informativeText()
+    box = dialogs.question(None, "quit", "2-D VAE trained 10 epochs on MNIST")
+    qtbot.addWidget(box)
+    assert "is not saved in any file" in box.informativeText()
+
+
+def test_choosing_good_data_again_clears_a_failed_load(qtbot, window, tmp_path):
+    """QA: after a failed folder and back to the loaded data, "Could not load this data"
+    and "failed" stayed until the next Train."""
+    win = window
+    p = win.panel
+    p.source.setCurrentIndex(p.source.findData("folder"))
+    p.root.setText(str(tmp_path / "missing"))
+    p.dataSpecChanged.emit()
+    _wait_idle(qtbot, win)
+    assert win.start_training()  # tries the missing folder again
+    _wait_idle(qtbot, win)
+    assert win.run.state is RunState.FAILED
+    p.source.setCurrentIndex(p.source.findData("shapes"))
+    _wait_idle(qtbot, win)
+    assert win.run.state is RunState.READY
+    assert "Could not load" not in p.data_info.text() and p.progress.format() == "idle"
