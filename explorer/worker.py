@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from trainer.checkpoint import CheckpointError, save_trainer
 from trainer.config import ConfigError, ModelConfig, TrainConfig
@@ -113,12 +113,30 @@ def _cpu_copy(obj):
     return copy.deepcopy(obj)
 
 
-class DataWorker(QObject):
+class Worker(QObject):
+    """A job for a :class:`ThreadRunner`'s thread; ``run`` ends with ``done()``.
+
+    ``done`` hands the object back to the GUI thread before saying it has finished, so that
+    it is destroyed there. Destroyed in its own thread, a Python-made QObject asks for the
+    GIL from inside Qt's destructor while holding Qt's connection lock; a GUI thread that
+    holds the GIL and waits for that lock (a label's setHtml did) then deadlocks with it:
+    a clean-clone test run hung so, in a plot's axis-label update.
+    """
+
+    finished = Signal()
+
+    def done(self) -> None:
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
+        self.finished.emit()
+
+
+class DataWorker(Worker):
     """Loads one dataset off the GUI thread."""
 
     loaded = Signal(object, object)  # ImageData, DataSpec
     failed = Signal(str, object)  # message, DataSpec
-    finished = Signal()
 
     def __init__(self, spec: DataSpec) -> None:
         super().__init__()
@@ -131,10 +149,10 @@ class DataWorker(QObject):
         except Exception as e:  # noqa: BLE001 - every failure becomes a message
             self.failed.emit(describe_error(e), self.spec)
         finally:
-            self.finished.emit()
+            self.done()
 
 
-class TrainingWorker(QObject):
+class TrainingWorker(Worker):
     """Loads data if needed, builds the model and runs ``Trainer.fit`` in its thread.
 
     It autosaves the run (``job.autosave``) at epoch ends, at most every
@@ -148,7 +166,6 @@ class TrainingWorker(QObject):
     snapshot = Signal(object)  # Snapshot
     saved = Signal(str, int, str)  # path, step, error ("" when it worked)
     outcome = Signal(object)  # RunOutcome, always emitted once
-    finished = Signal()
 
     def __init__(self, job: TrainJob, control: TrainControl) -> None:
         super().__init__()
@@ -206,7 +223,7 @@ class TrainingWorker(QObject):
                 out.step = trainer.step
                 out.position = _cpu_copy(trainer.position())
             self.outcome.emit(out)
-            self.finished.emit()
+            self.done()
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         """On the training thread, between two steps."""
@@ -248,7 +265,7 @@ class ThreadRunner(QObject):
         self.worker: QObject | None = None
         self.closed = False  # after shutdown no new thread may start
 
-    def start(self, worker: QObject, connect: Callable[[QObject], None] | None = None) -> None:
+    def start(self, worker: Worker, connect: Callable[[Worker], None] | None = None) -> None:
         if self.running:
             raise RuntimeError("a worker is already running")
         if self.closed:

@@ -223,3 +223,27 @@ def test_empty_plots_say_so_and_kl_axis_is_in_nats(qtbot, window):
     assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()
     lo, hi = plots.dim_plot.getPlotItem().vb.viewRange()[1]
     assert abs(lo) < 1e-9 and hi > 0
+
+
+def test_workers_are_destroyed_on_the_gui_thread(qtbot, window):
+    """A worker destroyed in its own thread takes the GIL inside Qt's destructor while
+    holding Qt's connection lock: with the GUI thread holding the GIL and waiting for that
+    lock, the two deadlock (a test run hung so). Workers must die on the GUI thread."""
+    import threading
+
+    from PySide6.QtCore import Qt
+
+    win = window
+    where = []
+    runner = win.run.trainer_runner
+    real_start = runner.start
+
+    def start(worker, connect=None):
+        worker.destroyed.connect(lambda *_: where.append(threading.get_ident()),
+                                 Qt.DirectConnection)  # fmt: skip
+        real_start(worker, connect)
+
+    runner.start = start
+    train(qtbot, win, epochs=1)
+    qtbot.waitUntil(lambda: bool(where), timeout=5000)
+    assert where == [threading.main_thread().ident]
