@@ -94,7 +94,6 @@ class MainWindow(QMainWindow):
         self.run = RunController(self.session, self.panel, self)
         self.run.confirm_discard = self.confirm_discard
         self.recovery = Recovery(recovery_folder)
-        self._recovery_folder = self.recovery.folder
         if self.recovery.usable:
             self.run.autosave_path = self.recovery.path
         self._wire()
@@ -563,7 +562,7 @@ class MainWindow(QMainWindow):
 
     def offer_recovery(self) -> None:
         """A model that a killed or crashed window was training: offer to open it."""
-        found = orphans(self._recovery_folder)
+        found = orphans(self.recovery.folder)
         if not found:
             return
         newest, when = found[0], time.strftime("%H:%M on %d %b", time.localtime(
