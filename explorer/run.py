@@ -489,22 +489,18 @@ class RunController(QObject):
             self.state = RunState.PAUSED if snap.paused else RunState.TRAINING
         self._set()
 
-    def apply_pending(self) -> bool:
+    def apply_pending(self) -> None:
         """Hand the newest weights and KL to the session (the repaint timer calls this, so
-        a burst of snapshots costs one weight copy). True if anything was applied."""
-        did = False
+        a burst of snapshots costs one weight copy)."""
         if self._pending_weights is not None:
             w, self._pending_weights = self._pending_weights, None
             try:
                 self.session.load_weights(w)
             except RuntimeError as e:  # mismatched weights: never kill the window
                 self.notice.emit("error", f"could not show the new weights: {e}", "run")
-            did = True
         if self._pending_kl is not None:
             self.session.set_kl(self._pending_kl)
             self._pending_kl = None
-            did = True
-        return did
 
     def _on_outcome(self, out: RunOutcome) -> None:
         self._outcome = out

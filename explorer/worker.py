@@ -230,7 +230,7 @@ class TrainingWorker(Worker):
         self.snapshot.emit(snap)
         due = time.perf_counter() - self._last_autosave >= self.job.autosave_every
         if self.job.autosave is not None and (snap.final or (snap.test is not None and due)):
-            self._last_autosave = -float("inf")  # the first epoch's end always saves
+            self._last_autosave = time.perf_counter()
             try:
                 self._save(self.trainer, self.job.autosave)
             except CheckpointError:

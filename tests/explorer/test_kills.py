@@ -79,3 +79,23 @@ def test_a_killed_window_leaves_its_model_for_the_next_one(qtbot, make_window, t
     qtbot.waitUntil(lambda: not win.busy, timeout=20000)
     assert win.session.epochs_done >= 1 and win.session.unsaved
     assert not orphans(folder)  # it is this window's now
+
+
+def test_autosave_keeps_to_its_interval(qapp, tmp_path, monkeypatch):
+    """At the first epoch's end, at the last snapshot, and between them no more often than
+    ``autosave_every`` (tiny epochs would otherwise write the file many times a second)."""
+    from explorer.worker import TrainingWorker, TrainJob
+    from trainer.config import TrainConfig
+    from trainer.data import DataSpec
+    from trainer.loop import TrainControl
+
+    saves = []
+    monkeypatch.setattr(TrainingWorker, "_save", lambda self, tr, path: saves.append(tr.step))
+    job = TrainJob(
+        data_spec=DataSpec("shapes", shapes_count=200), model_kwargs={"latent_dim": 2},
+        train_config=TrainConfig(epochs=6, batch_size=64, device="cpu"),
+        autosave=tmp_path / "r.safetensors", autosave_every=1000.0,
+    )  # fmt: skip
+    TrainingWorker(job, TrainControl()).run()  # on this thread: no need for another
+    steps_per_epoch = 3  # 160 training images, batch 64
+    assert saves == [steps_per_epoch, 6 * steps_per_epoch]  # first epoch, last snapshot
