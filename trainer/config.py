@@ -16,6 +16,8 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CONV_SIZES = (28, 32, 64)
 MAX_LATENT = 256
+MAX_SEED = 2**31 - 1  # the largest seed every front end accepts (the window's spin box included)
+MAX_CLASSES = 1000  # labels are 0..K-1 with 2 <= K <= MAX_CLASSES for a conditional model
 
 
 class ConfigError(ValueError):
@@ -137,6 +139,8 @@ class TrainConfig:
             raise ConfigError(f"beta must be in [0, 1000], not {self.beta}")
         if not (0 <= self.warmup_epochs <= 100_000):
             raise ConfigError(f"KL warm-up must be 0 or more epochs, not {self.warmup_epochs}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise ConfigError(f"seed must be 0 to {MAX_SEED}, not {self.seed}")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
         if self.snapshot_hz <= 0 or self.weights_hz <= 0:
