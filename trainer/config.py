@@ -6,6 +6,8 @@ checkpoint can rebuild its model without executing any code.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -16,6 +18,10 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CONV_SIZES = (28, 32, 64)
 MAX_LATENT = 256
+MIN_HIDDEN, MAX_HIDDEN = 8, 8192
+MAX_SIDE = 1024  # pixels a side of an image a model takes
+MAX_EPOCHS = 100_000  # epochs of one run
+MAX_BATCH = 65_536
 MAX_SEED = 2**31 - 1  # the largest seed every front end accepts (the window's spin box included)
 MAX_CLASSES = 1000  # labels are 0..K-1 with 2 <= K <= MAX_CLASSES for a conditional model
 
@@ -31,15 +37,51 @@ class ConfigError(ValueError):
         self.gui = gui
 
 
+def is_int(value: Any) -> bool:
+    """An integer, and not a bool (``True`` is an ``int`` to Python, not to a setting)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A finite int or float (not a bool, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def shown(value: Any, depth: int = 0) -> str:
+    """A short JSON-like rendering of any value, for error messages: ``"x"``, ``null``,
+    ``[1, 28.5, 28]``; long strings, numbers and containers are cut short."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, str):
+        return json.dumps(value[:40] + ("…" if len(value) > 40 else ""), ensure_ascii=False)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**40 else f"a {len(str(abs(value)))}-digit number"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        if depth >= 2:
+            return "[…]" if not isinstance(value, dict) else "{…}"
+        if isinstance(value, dict):
+            items = [f"{shown(k, 2)}: {shown(v, depth + 1)}" for k, v in list(value.items())[:4]]
+            return "{" + ", ".join(items) + (", …" if len(value) > 4 else "") + "}"
+        items = [shown(v, depth + 1) for v in list(value[:6])]
+        return "[" + ", ".join(items) + (", …" if len(value) > 6 else "") + "]"
+    return f"a {type(value).__name__}"
+
+
 def _from_dict(cls, data: dict[str, Any]):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} must be a JSON object, not {shown(data)}")
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-    kwargs = dict(data)
-    if "image_shape" in kwargs:
-        kwargs["image_shape"] = tuple(kwargs["image_shape"])
-    return cls(**kwargs)
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(map(str, unknown))}")
+    return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -60,23 +102,35 @@ class ModelConfig:
     num_classes: int = 0
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ConfigError(f"model must be one of {', '.join(MODELS)}, not {self.model!r}")
-        if self.arch not in ARCHS:
-            raise ConfigError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
-        if self.likelihood not in LIKELIHOODS:
+        if not (isinstance(self.model, str) and self.model in MODELS):
+            raise ConfigError(f"model must be one of {', '.join(MODELS)}, not {shown(self.model)}")
+        if not (isinstance(self.arch, str) and self.arch in ARCHS):
+            raise ConfigError(f"arch must be one of {', '.join(ARCHS)}, not {shown(self.arch)}")
+        if not (isinstance(self.likelihood, str) and self.likelihood in LIKELIHOODS):
             raise ConfigError(
-                f"likelihood must be one of {', '.join(LIKELIHOODS)}, not {self.likelihood!r}"
+                f"likelihood must be one of {', '.join(LIKELIHOODS)}, not {shown(self.likelihood)}"
             )
-        if not (isinstance(self.latent_dim, int) and 1 <= self.latent_dim <= MAX_LATENT):
-            raise ConfigError(f"latent size must be 1 to {MAX_LATENT}, not {self.latent_dim}")
-        if not (isinstance(self.hidden, int) and 8 <= self.hidden <= 8192):
-            raise ConfigError(f"hidden size must be 8 to 8192, not {self.hidden}")
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise ConfigError(f"image shape must be (C, H, W), not {self.image_shape}")
+        if not (is_int(self.latent_dim) and 1 <= self.latent_dim <= MAX_LATENT):
+            raise ConfigError(
+                f"latent size must be 1 to {MAX_LATENT}, not {shown(self.latent_dim)}"
+            )
+        if not (is_int(self.hidden) and MIN_HIDDEN <= self.hidden <= MAX_HIDDEN):
+            raise ConfigError(
+                f"hidden size must be {MIN_HIDDEN} to {MAX_HIDDEN}, not {shown(self.hidden)}"
+            )
+        shape = self.image_shape
+        if not (
+            isinstance(shape, (tuple, list))
+            and len(shape) == 3
+            and all(is_int(n) and n >= 1 for n in shape)
+        ):
+            raise ConfigError(f"image shape must be (C, H, W), not {shown(shape)}")
+        object.__setattr__(self, "image_shape", tuple(shape))  # a list from JSON, say
         c, h, w = self.image_shape
         if c not in (1, 3):
             raise ConfigError(f"images must have 1 or 3 channels, not {c}")
+        if max(h, w) > MAX_SIDE:
+            raise ConfigError(f"images can be at most {MAX_SIDE} pixels a side, not {h}x{w}")
         if self.arch == "conv" and not (h == w and h in CONV_SIZES):
             sizes = ", ".join(map(str, CONV_SIZES))
             raise ConfigError(
@@ -85,15 +139,18 @@ class ModelConfig:
                 gui=f"the convolutional body takes square images of {sizes} pixels, not "
                 f"{h}x{w}: choose Body ▸ MLP, or a Size of {sizes} under Data.",
             )
-        if self.gaussian_std is not None and not (0 < self.gaussian_std <= 10):
-            raise ConfigError(f"Gaussian decoder std must be in (0, 10], not {self.gaussian_std}")
+        std = self.gaussian_std
+        if std is not None and not (is_real(std) and 0 < std <= 10):
+            raise ConfigError(f"Gaussian decoder std must be in (0, 10], not {shown(std)}")
+        if not (is_int(self.num_classes) and 0 <= self.num_classes <= MAX_CLASSES):
+            raise ConfigError(
+                f"num_classes must be 0 to {MAX_CLASSES}, not {shown(self.num_classes)}"
+            )
         if self.model == "cvae" and self.num_classes < 2:
             raise ConfigError(
                 "a conditional VAE needs labelled data with at least 2 classes "
                 f"(this data has {self.num_classes})"
             )
-        if self.num_classes < 0:
-            raise ConfigError("num_classes cannot be negative")
 
     @property
     def conditional(self) -> bool:
@@ -129,22 +186,28 @@ class TrainConfig:
     weights_hz: float = 4.0
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.epochs, int) and 1 <= self.epochs <= 100_000):
-            raise ConfigError(f"epochs must be 1 to 100000, not {self.epochs}")
-        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536):
-            raise ConfigError(f"batch size must be 1 to 65536, not {self.batch_size}")
-        if not (0 < self.lr <= 1.0):
-            raise ConfigError(f"learning rate must be in (0, 1], not {self.lr}")
-        if not (0 <= self.beta <= 1000):
-            raise ConfigError(f"beta must be in [0, 1000], not {self.beta}")
-        if not (0 <= self.warmup_epochs <= 100_000):
-            raise ConfigError(f"KL warm-up must be 0 or more epochs, not {self.warmup_epochs}")
-        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
-            raise ConfigError(f"seed must be 0 to {MAX_SEED}, not {self.seed}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
-        if self.snapshot_hz <= 0 or self.weights_hz <= 0:
-            raise ConfigError("snapshot rates must be positive")
+        if not (is_int(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS):
+            raise ConfigError(f"epochs must be 1 to {MAX_EPOCHS}, not {shown(self.epochs)}")
+        if not (is_int(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH):
+            raise ConfigError(f"batch size must be 1 to {MAX_BATCH}, not {shown(self.batch_size)}")
+        if not (is_real(self.lr) and 0 < self.lr <= 1.0):
+            raise ConfigError(f"learning rate must be in (0, 1], not {shown(self.lr)}")
+        if not (is_real(self.beta) and 0 <= self.beta <= 1000):
+            raise ConfigError(f"beta must be in [0, 1000], not {shown(self.beta)}")
+        if not (is_real(self.warmup_epochs) and 0 <= self.warmup_epochs <= MAX_EPOCHS):
+            raise ConfigError(
+                f"KL warm-up must be 0 to {MAX_EPOCHS} epochs, not {shown(self.warmup_epochs)}"
+            )
+        if not (is_int(self.seed) and 0 <= self.seed <= MAX_SEED):
+            raise ConfigError(f"seed must be 0 to {MAX_SEED}, not {shown(self.seed)}")
+        if not (isinstance(self.device, str) and self.device in DEVICES):
+            raise ConfigError(
+                f"device must be one of {', '.join(DEVICES)}, not {shown(self.device)}"
+            )
+        for name in ("snapshot_hz", "weights_hz"):
+            rate = getattr(self, name)
+            if not (is_real(rate) and rate > 0):
+                raise ConfigError(f"{name} must be a positive number, not {shown(rate)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
