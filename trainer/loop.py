@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from .adam import Adam
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ConfigError, ModelConfig, TrainConfig, is_int, is_real, shown
 from .data import ImageData
 from .evaluate import elbo_stats
 from .fused import FusedStep, supports
@@ -198,12 +199,54 @@ class History:
     def add_epoch(self, e: EpochResult) -> None:
         self.epochs.append({k: getattr(e, k) for k in self.EPOCH_KEYS})
 
+    # what a row of each kind must have; the others of its keys are optional
+    STEP_REQUIRED = ("step",)
+    EPOCH_REQUIRED = ("epoch", "step", "test_nelbo", "test_recon", "test_kl")
+    MAX_COUNT = 2**53  # steps and epochs (integers a float holds exactly)
+
     def to_dict(self) -> dict:
         return {"steps": self.steps, "epochs": self.epochs}
 
     @classmethod
-    def from_dict(cls, d: dict) -> History:
-        return cls(steps=list(d.get("steps", [])), epochs=list(d.get("epochs", [])))
+    def from_dict(cls, d: Any) -> History:
+        """The history that ``to_dict`` gave (as read back from JSON).
+
+        Raises ValueError naming the entry for anything else: rows must be objects holding
+        integer steps and epochs and finite losses; keys a row does not know are dropped.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"history must be an object, not {shown(d)}")
+        return cls(
+            steps=cls._rows(d, "steps", cls.STEP_KEYS, cls.STEP_REQUIRED),
+            epochs=cls._rows(d, "epochs", cls.EPOCH_KEYS, cls.EPOCH_REQUIRED),
+        )
+
+    @classmethod
+    def _rows(cls, d: dict, name: str, keys: tuple, required: tuple) -> list[dict]:
+        rows = d.get(name, [])
+        if not isinstance(rows, list):
+            raise ValueError(f"history.{name} must be a list, not {shown(rows)}")
+        out = []
+        for i, row in enumerate(rows):
+            where = f"history.{name}[{i}]"
+            if not isinstance(row, dict):
+                raise ValueError(f"{where} must be an object, not {shown(row)}")
+            for k in required:
+                if k not in row:
+                    raise ValueError(f"{where} has no {k}")
+            for k in keys:
+                if k not in row:
+                    continue
+                v = row[k]
+                if k in ("step", "epoch"):
+                    if not (is_int(v) and 0 <= v <= cls.MAX_COUNT):
+                        raise ValueError(
+                            f"{where}.{k} must be an integer 0 to 2**53, not {shown(v)}"
+                        )
+                elif not is_real(v):
+                    raise ValueError(f"{where}.{k} must be a finite number, not {shown(v)}")
+            out.append({k: row[k] for k in keys if k in row})
+        return out
 
     @property
     def last_step(self) -> int:
