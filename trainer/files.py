@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+# ".{target name}.{writer's pid}.{8 random characters}.tmp", as atomic_write names them
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d{1,10})\.[a-z0-9_]{8}\.tmp", re.IGNORECASE)
+STALE_AFTER = 60.0  # seconds untouched before a dead writer's temporary file is removed
+LEGACY_STALE_AFTER = 3600.0  # the same for one named without its writer (older versions)
 
 
 def _umask() -> int:
@@ -15,23 +24,126 @@ def _umask() -> int:
     return mask
 
 
+def _naming(path: Path, e: OSError) -> OSError:
+    """``e`` about ``path``: the temporary file's name means nothing to the user."""
+    if e.errno is None:
+        return OSError(f"{path}: {e}")
+    return OSError(e.errno, e.strerror or os.strerror(e.errno), str(path))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may be running (True where that cannot be told)."""
+    if pid <= 0:
+        return True
+    if sys.platform == "win32":
+        import ctypes
+
+        try:
+            kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+            handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+            if not handle:
+                return ctypes.get_last_error() != 87  # ERROR_INVALID_PARAMETER: no such process
+            try:
+                code = ctypes.c_ulong()
+                if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+                    return True
+                return code.value == 259  # STILL_ACTIVE
+            finally:
+                kernel32.CloseHandle(handle)
+        except (OSError, AttributeError, ValueError):
+            return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):  # PermissionError: it exists, not ours
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that writers killed mid-write left in ``folder``.
+
+    Only files named as ``atomic_write`` names them, whose writer process is gone and that
+    nothing touched for ``STALE_AFTER`` seconds: never one that a live process (another
+    window autosaving, say) is writing. Files of older versions, named without their writer,
+    are removed for target ``name`` only, once an hour old. Returns the files removed.
+    """
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+            continue
+        m = _TEMPORARY.fullmatch(entry.name)
+        if m is not None:
+            pid = int(m["pid"])
+            if pid == os.getpid() or _alive(pid):
+                continue
+            age = STALE_AFTER
+        elif name is not None and re.fullmatch(
+            rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp", entry.name, re.IGNORECASE
+        ):
+            age = LEGACY_STALE_AFTER
+        else:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < age:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the system can; Windows cannot open one)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it into place.
 
-    The result gets the permissions of an ordinary new file (0666 less the umask), not the
-    owner-only mode of a temporary file. Raises OSError like ``open`` would.
+    The file and then its folder are synced to disk, so that after a crash ``path`` holds
+    either its old contents or all of the new. The temporary file is named after ``path``
+    and this process (``.NAME.PID.XXXXXXXX.tmp``); each call removes those that killed
+    writers left in the folder. The result gets the permissions of an ordinary new file
+    (0666 less the umask), not the owner-only mode of a temporary file. Raises OSError like
+    ``open`` would, naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask()) if hasattr(os, "fchmod") else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as e:
+        raise _naming(path, e) from e
+    try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _naming(path, e) from e
         raise
+    _sync_folder(path.parent)
     return path
