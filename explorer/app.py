@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         app.processEvents()
 
     start(args, splash, t_start)
-    return app.exec()
+    code = app.exec()
+    from explorer.worker import wind_down
+
+    # a worker stuck in one long call when the window closed must not abort the process
+    return wind_down(code)
 
 
 def start(args, splash=None, t_start: float | None = None):

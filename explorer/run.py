@@ -16,6 +16,7 @@ lays nothing out and asks nothing: questions (save before replacing a model?) go
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +33,7 @@ from explorer.worker import (
     ThreadRunner,
     TrainingWorker,
     TrainJob,
+    Worker,
     message_for_window,
 )
 from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
@@ -525,7 +527,10 @@ class RunController(QObject):
         self.outcomes.append(out)
         self.control = None
         self.resolved.emit("open")  # "Stop training before opening a checkpoint." is done
-        if out.kind == "diverged":
+        if out.kind == "cancelled":  # stopped before its first step: nothing changed
+            self._set(self._idle_state(), note="Stopped before the first step.")
+            state = None
+        elif out.kind == "diverged":
             state = RunState.DIVERGED
         elif out.error:
             state = RunState.FAILED
@@ -533,7 +538,8 @@ class RunController(QObject):
             state = RunState.STOPPED
         else:
             state = RunState.FINISHED
-        self._set(state, note="")
+        if state is not None:
+            self._set(state, note="")
         waiting, self._then = self._then, []
         for job in waiting:
             job()
@@ -642,6 +648,13 @@ class RunController(QObject):
         except CheckpointError as e:
             self.notice.emit("error", str(e), "open")
             return False
+        except Exception as e:  # noqa: BLE001 - a file the loader missed must not crash the app
+            traceback.print_exc()
+            self.notice.emit(
+                "error", f"{path}: could not be opened (unexpected {type(e).__name__}: {e})",
+                "open",
+            )  # fmt: skip
+            return False
         s = self.session
         self.settings.show_config(ck.model_config, ck.train_config, ck.data_spec)
         s.adopt(
@@ -671,6 +684,10 @@ class RunController(QObject):
     # -- shutdown -----------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop any run and wait for the threads; True if they all ended in time."""
+        for runner in (self.trainer_runner, self.data_runner):
+            w = runner.worker
+            if isinstance(w, Worker):
+                w.cancel()  # both at once: each ends at its next check while we wait
         if self.control is not None:
             self.control.stop()
         timer = QElapsedTimer()

@@ -10,6 +10,9 @@ steps) because a queued slot call would never reach a worker busy inside ``fit``
 from __future__ import annotations
 
 import copy
+import os
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QThread, Signal, Slot
 
 from trainer.checkpoint import CheckpointError, save_trainer
 from trainer.config import ConfigError, ModelConfig, TrainConfig
@@ -35,6 +38,11 @@ from trainer.loop import (
     seed_everything,
 )
 from trainer.models import build_model
+
+class Cancelled(Exception):
+    """A job's work was called off (its window is closing, or the run was stopped before
+    its first step); it ends without a result."""
+
 
 USER_ERRORS = (DataError, ConfigError, TrainingDiverged, ValueError, OSError)
 AUTOSAVE_S = 5.0  # a run autosaves at an epoch's end if this long has passed since the last
@@ -99,7 +107,7 @@ class RunOutcome:
     position: dict | None = None  # inside an unfinished epoch (Trainer.position)
     target_epochs: int = 0  # the epoch count the run was to reach
     error: str | None = None
-    kind: str = ""  # of the error: "data", "config", "diverged" or "other"
+    kind: str = ""  # "data", "config", "diverged", "other" (errors) or "cancelled"
     model_config: ModelConfig | None = None
 
 
@@ -125,6 +133,14 @@ class Worker(QObject):
 
     finished = Signal()
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = threading.Event()  # set from any thread: end as soon as possible
+
+    def cancel(self) -> None:
+        """Ask the job to end at its next check (thread-safe; the window is going away)."""
+        self.cancelled.set()
+
     def done(self) -> None:
         app = QCoreApplication.instance()
         if app is not None:
@@ -145,11 +161,19 @@ class DataWorker(Worker):
     @Slot()
     def run(self) -> None:
         try:
-            self.loaded.emit(load_data(self.spec), self.spec)
+            data = load_data(self.spec)
+            if not self.cancelled.is_set():
+                self.loaded.emit(data, self.spec)
+        except Cancelled:
+            pass
         except Exception as e:  # noqa: BLE001 - every failure becomes a message
             self.failed.emit(describe_error(e), self.spec)
         finally:
             self.done()
+
+    def _progress(self, fraction: float | None, text: str = "") -> None:
+        if self.cancelled.is_set():
+            raise Cancelled
 
 
 class TrainingWorker(Worker):
@@ -174,6 +198,15 @@ class TrainingWorker(Worker):
         self.trainer: Trainer | None = None
         self._last_autosave = -float("inf")  # the first epoch's end always saves
 
+    def cancel(self) -> None:
+        super().cancel()
+        self.control.stop()
+
+    def _check(self, fraction: float | None = None, text: str = "") -> None:
+        """Between the steps of setting up: end here if the run was stopped."""
+        if self.control.stop_requested:
+            raise Cancelled
+
     @Slot()
     def run(self) -> None:
         job, out = self.job, RunOutcome()
@@ -185,8 +218,7 @@ class TrainingWorker(Worker):
                 self.phase.emit(f"Loading {job.data_spec.describe()}…")
                 data = load_data(job.data_spec)
                 self.dataLoaded.emit(data, job.data_spec)
-            if self.control.stop_requested:
-                return
+            self._check()
             self.phase.emit("Building the model…")
             mc = job.model_config or model_config_for(data, **job.model_kwargs)
             out.model_config = mc
@@ -194,6 +226,7 @@ class TrainingWorker(Worker):
             model = build_model(mc)
             if job.weights is not None:
                 model.load_state_dict(job.weights)
+            self._check()
             device = resolve_device(job.train_config.device)
             self.trainer = Trainer(
                 model, data, job.train_config, device=device,
@@ -203,10 +236,13 @@ class TrainingWorker(Worker):
             )  # fmt: skip
             self.modelBuilt.emit(mc, _cpu_copy(model.state_dict()))
             out.target_epochs = job.epochs_done + (job.epochs or job.train_config.epochs)
+            self._check()
             self.phase.emit(f"First steps on {device}…")
             out.fit = self.trainer.fit(
                 epochs=job.epochs, control=self.control, on_snapshot=self._on_snapshot
             )
+        except Cancelled:  # stopped while setting up: nothing was trained
+            out.kind = "cancelled"
         except Exception as e:  # noqa: BLE001 - the app must survive any failed run
             out.error = describe_error(e)
             out.kind = error_kind(e)
@@ -302,19 +338,82 @@ class ThreadRunner(QObject):
             return False
 
     def wait(self, ms: int) -> bool:
-        """Quit the thread's event loop and wait up to ``ms``; True if it ended.
+        """Call the worker off, quit the thread and wait up to ``ms``; True if it ended.
 
         Also closes the runner: nothing new starts after this (the window is going away).
+        A thread still running after ``ms`` is kept alive (see :func:`leftover_threads`):
+        Qt aborts the process if a running QThread is destroyed.
         """
         self.closed = True
-        t = self.thread
+        t, w = self.thread, self.worker
         if t is None:
             return True
         try:
+            if isinstance(w, Worker):
+                w.cancel()
             t.quit()
-            ok = t.wait(ms)
-        except RuntimeError:
-            return True
+            ok = t.wait(QDeadlineTimer(max(0, ms)))
+        except RuntimeError:  # the C++ thread is already gone
+            ok = True
         if ok:
             self.thread = self.worker = None
+        else:
+            _keep_until_finished(t, w)
         return ok
+
+
+# Threads that outlived their runner's wait: held here (with their workers) until they end,
+# so that neither their runner nor Python's garbage collector destroys them while running.
+_LEFTOVERS: dict[int, tuple[QThread, QObject | None]] = {}
+_LEFTOVERS_LOCK = threading.Lock()
+
+
+def _keep_until_finished(thread: QThread, worker: QObject | None) -> None:
+    key = id(thread)
+    with _LEFTOVERS_LOCK:
+        _LEFTOVERS[key] = (thread, worker)
+
+    def release() -> None:
+        with _LEFTOVERS_LOCK:
+            _LEFTOVERS.pop(key, None)
+
+    thread.finished.connect(release)
+    if thread.isFinished():  # it ended between the wait and the connection
+        release()
+
+
+def leftover_threads() -> int:
+    """Worker threads still running after their window closed."""
+    with _LEFTOVERS_LOCK:
+        items = list(_LEFTOVERS.values())
+    alive = 0
+    for t, _ in items:
+        try:
+            alive += bool(t.isRunning())
+        except RuntimeError:
+            pass
+    return alive
+
+
+def wind_down(code: int, timeout_ms: int = 0) -> int:
+    """End of the process: give leftover worker threads ``timeout_ms`` to end; if any is
+    still running (stuck in one long library call, or in a download), end the process at
+    once with ``code``. Python's normal teardown would destroy the running QThread, and Qt
+    aborts on that ("QThread: Destroyed while thread is still running", exit 134).
+
+    Whatever the user keeps is written before this is called: the window saves its settings
+    and the user's checkpoint when it closes, and leftovers only ever load data or set a run
+    up (a running run is stopped between two steps, and its recovery file is replaced
+    atomically). Returns ``code`` when the normal teardown is safe.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while leftover_threads() and time.monotonic() < deadline:
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.processEvents()
+        time.sleep(0.01)
+    if leftover_threads():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
