@@ -39,6 +39,7 @@ from trainer.loop import (
 )
 from trainer.models import build_model
 
+
 class Cancelled(Exception):
     """A job's work was called off (its window is closing, or the run was stopped before
     its first step); it ends without a result."""
