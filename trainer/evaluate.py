@@ -238,3 +238,36 @@ def active_units(
     mu = posterior_means(model, x, y).double()
     var = mu.var(dim=0, unbiased=True).numpy() if len(mu) > 1 else np.zeros(mu.shape[1])
     return int((var > threshold).sum()), var
+
+
+FINAL_LOSS_SLACK_NATS = 5.0  # final_loss_warning: how much worse than the best is "far" ...
+FINAL_LOSS_SLACK_SHARE = 0.05  # ... the larger of these nats and this share of |best|
+
+
+def final_loss_warning(history) -> str | None:
+    """A one-line warning when a run ended far worse than it had been, else None.
+
+    "Far" means a final test -ELBO above the run's best by more than the larger of 5 nats
+    and 5% of |best|: a loss that jumped and never came back, as a learning rate that is
+    too high makes it do (a Gaussian decoder at lr 100 ended at 778,354 nats). Noise from
+    epoch to epoch stays well inside that. ``history`` is a :class:`~trainer.loop.History`
+    or its list of epoch rows (``epoch``, ``test_nelbo``).
+    """
+    rows = getattr(history, "epochs", history) or []
+    losses = [
+        (float(r["test_nelbo"]), int(r["epoch"]))
+        for r in rows
+        if r.get("test_nelbo") is not None and math.isfinite(float(r["test_nelbo"]))
+    ]
+    if len(losses) < 2:
+        return None
+    final, final_epoch = losses[-1]
+    best, best_epoch = min(losses)  # the earliest of equal bests
+    slack = max(FINAL_LOSS_SLACK_NATS, FINAL_LOSS_SLACK_SHARE * abs(best))
+    if final <= best + slack:
+        return None
+    return (
+        f"the final test -ELBO, {final:,.2f} nats after epoch {final_epoch}, is far worse than "
+        f"the best of this run, {best:,.2f} after epoch {best_epoch}; the learning rate is "
+        "probably too high: try a lower one"
+    )

@@ -8,7 +8,9 @@ the command line seconds after every run and the window seconds at its first exp
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,7 @@ class ExportError(Exception):
 IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp",
                  ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}  # fmt: skip
 MAX_SIDE = 30_000  # pixels: beyond this an image is a mistake (and gigabytes of memory)
+MAX_PIXELS = 100_000_000  # pixels in all (10,000 x 10,000): about 1.2 GB while it is laid out
 
 
 def _write(path: str | os.PathLike, write) -> Path:
@@ -37,13 +40,36 @@ def _write(path: str | os.PathLike, write) -> Path:
         raise ExportError(f"{path}: could not be written ({e.strerror or e})") from None
 
 
-def _image_format(path: Path) -> str:
+def image_format(path: str | os.PathLike) -> str:
+    """The Pillow format a file name asks for; ExportError for a type it cannot write."""
+    path = Path(path)
     fmt = IMAGE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         kinds = ", ".join(IMAGE_FORMATS)
         got = path.suffix or "(none)"
         raise ExportError(f"{path}: unsupported image type {got!r}; use {kinds}")
     return fmt
+
+
+def grid_size(
+    n: int, image_hw: tuple[int, int], nrow: int, padding: int = 2, scale: int = 1
+) -> tuple[int, int]:
+    """(width, height) in pixels of :func:`save_grid`'s image of n images of ``image_hw``,
+    known before a single image is decoded."""
+    h, w = image_hw
+    cols = max(1, min(nrow, n))
+    rows = max(1, -(-n // cols))
+    return (cols * (w + padding) + padding) * scale, (rows * (h + padding) + padding) * scale
+
+
+def check_grid_size(path: str | os.PathLike, size: tuple[int, int]) -> None:
+    """ExportError if an image of ``size`` (width, height) is too large to make."""
+    w, h = size
+    if max(size) > MAX_SIDE or w * h > MAX_PIXELS:
+        raise ExportError(
+            f"{path}: the grid would be {w} x {h} pixels (at most {MAX_SIDE} on a side and "
+            f"{MAX_PIXELS // 1_000_000} million in all); use a smaller scale or fewer images"
+        )
 
 
 def grid_image(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: float = 0.0):
@@ -68,22 +94,16 @@ def save_grid(
     if images.ndim != 4:
         raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
     path = Path(path)
-    fmt = _image_format(path)
+    fmt = image_format(path)
     n, _, h, w = images.shape
     cols = min(nrow, n)
-    rows = -(-n // cols)
-    size = (cols * (w + padding) + padding) * scale, (rows * (h + padding) + padding) * scale
-    if max(size) > MAX_SIDE:
-        raise ExportError(
-            f"{path}: the grid would be {size[0]} x {size[1]} pixels; "
-            "use a smaller scale or fewer images"
-        )
+    check_grid_size(path, grid_size(n, (h, w), cols, padding, scale))
     from PIL import Image
 
     grid = tile(images.detach().float().cpu().clamp(0, 1).numpy(), cols, padding, pad_value)
-    if scale > 1:
-        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     pixels = np.clip(np.rint(grid * 255.0), 0, 255).astype(np.uint8)  # (H, W) or (H, W, 3)
+    if scale > 1:  # magnified as bytes: a quarter of the memory of floats
+        pixels = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
 
     def write(f):
         buf = io.BytesIO()
@@ -174,3 +194,55 @@ def write_history_csv(history: History, path: str | os.PathLike) -> Path:
                 + [e["test_nelbo"], e["test_recon"], e["test_kl"]]
             )
     return _write(path, lambda f: f.write(text.getvalue().encode()))
+
+
+# -- run folders ------------------------------------------------------------------------------
+MANIFEST = "metrics.json"  # written last by ``latent-train train``: the run's list of files
+
+
+def file_record(path: str | os.PathLike) -> dict:
+    """What a run's manifest says of one of its files: its size and SHA-256."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"bytes": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+def run_problems(folder: str | os.PathLike) -> list[str]:
+    """Why ``folder`` is not one complete run of ``latent-train train``; [] when it is.
+
+    A run removes the previous run's manifest (``metrics.json``), writes its files, and
+    writes the manifest last, listing every file with its size and SHA-256 (and the
+    checkpoint's step). A folder without a manifest, or whose files differ from the ones it
+    lists, was left by a run stopped while saving, or was changed afterwards.
+    """
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [f"no {MANIFEST}: the run that wrote this folder did not finish saving"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return [f"{MANIFEST} cannot be read ({getattr(e, 'strerror', None) or e})"]
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not files:
+        return [f"{MANIFEST} lists no files (written by an older version, or not a run folder)"]
+    problems = []
+    for name, rec in files.items():
+        if not isinstance(rec, dict) or Path(name).name != name or name in ("", ".", ".."):
+            problems.append(f"{MANIFEST} has a bad entry for {name!r}")
+            continue
+        path = folder / name
+        try:
+            got = file_record(path)
+        except FileNotFoundError:
+            problems.append(f"{name} is missing")
+            continue
+        except OSError as e:
+            problems.append(f"{name} cannot be read ({e.strerror or e})")
+            continue
+        if got["bytes"] != rec.get("bytes"):
+            problems.append(f"{name} has {got['bytes']} bytes; {MANIFEST} lists {rec.get('bytes')}")
+        elif got["sha256"] != rec.get("sha256"):
+            problems.append(f"{name} is not the file {MANIFEST} lists (its SHA-256 differs)")
+    return problems
