@@ -1,19 +1,27 @@
 """``latent-train``: train, evaluate, sample and draw manifolds from the command line.
 
-Every mistake a user can make ends in one line on stderr and exit code 2.
+Every mistake a user can make ends in one line on stderr and exit code 2. A training stopped
+by Ctrl-C or SIGTERM saves what it trained and exits with 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 EXIT_USAGE = 2
+MAX_GRID_IMAGES = 10_000  # images in one `sample` grid, all classes together
+TRAIN_PICTURE_CLASSES = 20  # a conditional model's training pictures show this many classes
 
 
 class _Progress:
@@ -61,31 +69,49 @@ def _fmt_time(s: float) -> str:
 
 
 # -- argument parsing -----------------------------------------------------------------------
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
-    return v
+# Every number is range-checked as it is parsed, so that a bad one costs one line before any
+# data is loaded; the ranges are those of TrainConfig, ModelConfig and DataSpec.
+def _shown(s: str) -> str:
+    s = s.strip()
+    return s if len(s) <= 30 else s[:27] + "..."
 
 
-def _scale(s: str) -> int:
-    v = _positive_int(s)
-    if v > 16:
-        raise argparse.ArgumentTypeError(f"must be 1 to 16, got {v}")
-    return v
+def _int_in(lo: int, hi: int):
+    """An argparse type: a whole number from lo to hi."""
+
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {lo} to {hi}, got {_shown(s)!r}"
+            ) from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo} to {hi}, got {_shown(s)}")
+        return v
+
+    return parse
 
 
-def _float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"must be finite, got {s!r}")
-    return v
+def _float_in(lo: float, hi: float, open_lo: bool = False, open_hi: bool = False):
+    """An argparse type: a finite number in [lo, hi], either end open where asked."""
+    g = lambda v: f"{v:,.0f}".replace(",", "") if float(v).is_integer() else f"{v:g}"  # noqa: E731
+    span = f"{'(' if open_lo else '['}{g(lo)}, {g(hi)}{')' if open_hi else ']'}"
+
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number in {span}, got {_shown(s)!r}"
+            ) from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span}, got {_shown(s)}")
+        if not ((lo < v if open_lo else lo <= v) and (v < hi if open_hi else v <= hi)):
+            raise argparse.ArgumentTypeError(f"must be in {span}, got {_shown(s)}")
+        return v
+
+    return parse
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -104,19 +130,19 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--root", help="image folder with one sub-folder per class (--dataset folder)")
     g.add_argument(
         "--image-size",
-        type=_positive_int,
+        type=_int_in(8, 256),
         default=None,
-        help="side in pixels for folder and shapes images (default: 28)",
+        help="side in pixels for folder and shapes images, 8-256 (default: 28)",
     )
     g.add_argument(
         "--test-fraction",
-        type=_float,
+        type=_float_in(0, 1, open_lo=True, open_hi=True),
         default=None,
         help="held-out share for sources without a test split (default: 0.2)",
     )
     g.add_argument(
         "--shapes-count",
-        type=_positive_int,
+        type=_int_in(10, 1_000_000),
         default=None,
         help="number of images in the built-in shapes set (default: 6000)",
     )
@@ -130,7 +156,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import ARCHS, DEVICES, LIKELIHOODS, MODELS
+    from .config import ARCHS, DEVICES, LIKELIHOODS, MAX_LATENT, MAX_SEED, MODELS
+
+    seed = _int_in(0, MAX_SEED)
+    seed_help = f"0 to {MAX_SEED} (default: 0)"
 
     parser = _Parser(
         prog="latent-train",
@@ -143,8 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     m = t.add_argument_group("model")
     m.add_argument("--model", choices=MODELS, default="vae", help="(default: vae)")
     m.add_argument("--arch", choices=ARCHS, default="mlp", help="network body (default: mlp)")
-    m.add_argument("--latent-dim", type=_positive_int, default=20, help="1 to 256 (default: 20)")
-    m.add_argument("--hidden", type=_positive_int, default=400, help="hidden units (default: 400)")
+    m.add_argument(
+        "--latent-dim",
+        type=_int_in(1, MAX_LATENT),
+        default=20,
+        help=f"1 to {MAX_LATENT} (default: 20)",
+    )
+    m.add_argument(
+        "--hidden", type=_int_in(8, 8192), default=400, help="hidden units, 8-8192 (default: 400)"
+    )
     m.add_argument(
         "--likelihood",
         choices=LIKELIHOODS,
@@ -153,26 +189,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument(
         "--gaussian-std",
-        type=_float,
+        type=_float_in(0, 10, open_lo=True),
         default=None,
-        help="fixed std of a Gaussian decoder (default: learned)",
+        help="fixed std of a Gaussian decoder, in (0, 10] (default: learned)",
     )
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=_positive_int, default=10, help="(default: 10)")
-    o.add_argument("--batch-size", type=_positive_int, default=128, help="(default: 128)")
-    o.add_argument("--lr", type=_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    o.add_argument("--beta", type=_float, default=1.0, help="KL weight (default: 1)")
+    o.add_argument("--epochs", type=_int_in(1, 100_000), default=10, help="(default: 10)")
+    o.add_argument("--batch-size", type=_int_in(1, 65_536), default=128, help="(default: 128)")
+    o.add_argument(
+        "--lr",
+        type=_float_in(0, 1, open_lo=True),
+        default=1e-3,
+        help="Adam learning rate, in (0, 1] (default: 1e-3)",
+    )
+    o.add_argument(
+        "--beta", type=_float_in(0, 1000), default=1.0, help="KL weight, 0-1000 (default: 1)"
+    )
     o.add_argument(
         "--warmup-epochs",
-        type=_float,
+        type=_float_in(0, 100_000),
         default=0.0,
         help="epochs over which the KL weight ramps up from 0 (default: 0)",
     )
-    o.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    o.add_argument("--seed", type=seed, default=0, help=seed_help)
     o.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
     o.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_int_in(1, 1024),
         default=None,
         help="CPU threads for training (default: $OMP_NUM_THREADS if set, else all cores but "
         "one, which keeps a busy machine from stalling the run)",
@@ -184,29 +227,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e, required=False)
     e.add_argument(
         "--iw-samples",
-        type=_positive_int,
+        type=_int_in(1, 1_000_000),
         default=1000,
         help="importance samples K per image (default: 1000; the paper uses 5000)",
     )
     e.add_argument(
         "--prior-samples",
-        type=int,
+        type=_int_in(0, 1_000_000),
         default=0,
         help="also the naive prior Monte Carlo estimate with this many samples (default: 0)",
     )
-    e.add_argument("--limit", type=_positive_int, default=None, help="only the first N test images")
-    e.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
-    e.add_argument("--seed", type=int, default=0, help="(default: 0)")
     e.add_argument(
-        "--out", default=None, help="JSON file for the results (default: beside the checkpoint)"
+        "--limit", type=_int_in(1, 10**9), default=None, help="only the first N test images"
+    )
+    e.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    e.add_argument("--seed", type=seed, default=0, help=seed_help)
+    e.add_argument(
+        "--out",
+        default=None,
+        help="JSON file for the results, or a folder for evaluation.json in it "
+        "(default: evaluation.json beside the checkpoint)",
     )
 
     s = sub.add_parser("sample", help="an image grid of samples from the prior")
     s.add_argument("--checkpoint", required=True)
     s.add_argument(
-        "--n", type=_positive_int, default=64, help="samples (per class for a CVAE; default: 64)"
+        "--n",
+        type=_int_in(1, MAX_GRID_IMAGES),
+        default=64,
+        help=f"samples (per class for a CVAE), at most {MAX_GRID_IMAGES} in all (default: 64)",
     )
-    s.add_argument("--nrow", type=_positive_int, default=None, help="images per row")
+    s.add_argument("--nrow", type=_int_in(1, MAX_GRID_IMAGES), default=None, help="images per row")
     s.add_argument(
         "--class",
         dest="cls",
@@ -219,16 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="mean",
         help="draw E[x|z] or pixels from p(x|z) (default: mean)",
     )
-    s.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    s.add_argument("--scale", type=_scale, default=2, help="pixel magnification, 1-16 (default: 2)")
+    s.add_argument("--seed", type=seed, default=0, help=seed_help)
+    s.add_argument(
+        "--scale", type=_int_in(1, 16), default=2, help="pixel magnification, 1-16 (default: 2)"
+    )
     s.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
 
     g = sub.add_parser("manifold", help="the Kingma & Welling Figure 4 grid as an image")
     g.add_argument("--checkpoint", required=True)
-    g.add_argument("--n", type=_positive_int, default=20, help="grid side, 2-100 (default: 20)")
+    g.add_argument("--n", type=_int_in(2, 100), default=20, help="grid side, 2-100 (default: 20)")
     g.add_argument(
         "--dims",
-        type=int,
+        type=_int_in(0, MAX_LATENT - 1),
         nargs=2,
         default=(0, 1),
         metavar=("DX", "DY"),
@@ -240,13 +293,163 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="class name or index (CVAE; default: one grid per class, in class order)",
     )
-    g.add_argument("--scale", type=_scale, default=2, help="pixel magnification, 1-16 (default: 2)")
+    g.add_argument(
+        "--scale", type=_int_in(1, 16), default=2, help="pixel magnification, 1-16 (default: 2)"
+    )
     g.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
     return parser
 
 
 class UserError(Exception):
     pass
+
+
+# -- paths the user names -------------------------------------------------------------------
+def _check_path(option: str, value: str | None) -> None:
+    """Refuse a path that cannot even be looked at (a symbolic link loop, a name too long);
+    a missing file or an unreadable one is for whoever opens it to report."""
+    if value is None:
+        return
+    try:
+        os.stat(Path(value).expanduser())
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UserError(
+                f"{option} {value}: is or goes through a symbolic link loop "
+                "(too many levels of symbolic links)"
+            ) from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise UserError(f"{option} {value}: {e.strerror}") from None
+    except ValueError:  # a NUL in the name
+        raise UserError(f"{option} {value!r}: not a valid path") from None
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists but is not a folder, if any."""
+    for p in (path, *path.parents):
+        if p.is_dir():
+            return None
+        if p.exists():
+            return p
+    return None
+
+
+def _probe(folder: Path) -> None:
+    """Write, sync and remove a small file in ``folder``: OSError where files cannot be made
+    (read-only file system, no permission, disk full)."""
+    probe = folder / f".latent-train-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(bytes(4096))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only ever removes an empty folder
+    except OSError:
+        pass
+
+
+def _prepare_out_folder(arg: str) -> tuple[Path, bool]:
+    """Make the training's output folder and prove it writable before any data is loaded, so
+    that a run that could not save is refused now rather than after training.
+
+    Returns (folder, whether this call created it)."""
+    if not arg.strip():
+        raise UserError("--out is empty; name a folder for the run's files")
+    _check_path("--out", arg)
+    out = Path(arg).expanduser()
+    blocker = _file_in_the_way(out)
+    if blocker == out:
+        raise UserError(f"--out {out}: exists and is not a folder")
+    if blocker is not None:
+        raise UserError(f"--out {out}: {blocker} is a file, not a folder")
+    made = not out.is_dir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _probe(out)
+    except OSError as e:
+        if made:
+            _remove_if_empty(out)
+        raise UserError(
+            f"--out {out}: cannot write there ({e.strerror or e}), so nothing was trained"
+        ) from None
+    return out, made
+
+
+def _check_writable_file(path: Path, option: str, hint: str = "") -> None:
+    """Refuse an output file that could not be written, before any work is done for it."""
+    blocker = _file_in_the_way(path.parent)
+    if blocker is not None:
+        raise UserError(f"{option} {path}: {blocker} is a file, not a folder")
+    folder = next((p for p in path.parents if p.is_dir()), Path("."))  # where it would be made
+    try:
+        _probe(folder)
+    except OSError as e:
+        raise UserError(f"{option} {path}: cannot be written ({e.strerror or e}){hint}") from None
+
+
+def _image_out(arg: str, example: str) -> Path:
+    """The image file of ``sample`` and ``manifold``, checked before anything is decoded."""
+    from .export import image_format
+
+    if not arg.strip():
+        raise UserError("--out is empty; name an image file (.png, .jpg, ...)")
+    _check_path("--out", arg)
+    out = Path(arg).expanduser()
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; name an image file, e.g. {out / example}")
+    image_format(out)
+    _check_writable_file(out, "--out")
+    return out
+
+
+def _fallback_folders() -> list[Path]:
+    """Where a run whose --out failed at the end saves its model instead: a new folder under
+    the user's data folder, else under the temporary folder."""
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    bases = []
+    try:
+        if os.environ.get("XDG_DATA_HOME"):
+            bases.append(Path(os.environ["XDG_DATA_HOME"]))
+        elif sys.platform == "darwin":
+            bases.append(Path.home() / "Library" / "Application Support")
+        elif os.name == "nt":
+            bases.append(Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"))
+        else:
+            bases.append(Path.home() / ".local" / "share")
+    except RuntimeError:  # no home folder
+        pass
+    folders = [b / "latent-explorer" / "unsaved" / stamp for b in bases]
+    return folders + [Path(tempfile.gettempdir()) / "latent-explorer-unsaved" / stamp]
+
+
+def _save_elsewhere(trainer, spec, class_names) -> Path | None:
+    from .checkpoint import CheckpointError, save_trainer
+
+    for folder in _fallback_folders():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return save_trainer(
+                folder / "checkpoint.safetensors", trainer, data_spec=spec, class_names=class_names
+            )
+        except (OSError, CheckpointError):
+            continue
+    return None
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        name = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        return f"{name}{e.strerror or e}"
+    return str(e)
 
 
 def _spec_from_args(args, base=None):
@@ -309,21 +512,82 @@ def _class_index(cls: str | None, class_names: list[str], conditional: bool) -> 
 
 
 # -- commands --------------------------------------------------------------------------------
+class _StopOnSignal:
+    """While a training runs and saves: the first Ctrl-C (SIGINT) or SIGTERM asks the loop to
+    stop after its current step, and the model is then saved as it stands; a second one
+    interrupts at once. Installed only in the main thread, and never over a signal this
+    process was started to ignore."""
+
+    def __init__(self, control) -> None:
+        self.control = control
+        self.signum: int | None = None
+        self.saved: dict = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old = signal.getsignal(sig)
+                if old is not signal.SIG_IGN:
+                    signal.signal(sig, self._on_signal)
+                    self.saved[sig] = signal.SIG_DFL if old is None else old
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.control.stop()
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+
 def cmd_train(args) -> int:
+    if args.gaussian_std is not None and args.likelihood != "gaussian":
+        raise UserError("--gaussian-std needs --likelihood gaussian")
+    for option in ("images", "labels", "root"):
+        _check_path(f"--{option}", getattr(args, option))
+    out, made = _prepare_out_folder(args.out)
+    try:
+        return _train(args, out)
+    except BaseException:
+        if made:
+            _remove_if_empty(out)  # refused before anything was written: leave no trace
+        raise
+
+
+def _check_space(out: Path, model) -> None:
+    """Refuse to train when the checkpoint (weights and Adam's two moments) and pictures
+    would not fit on the disk of ``out``."""
+    need = 3 * sum(p.numel() * p.element_size() for p in model.parameters()) + 4_000_000
+    try:
+        free = shutil.disk_usage(out).free
+    except OSError:
+        return
+    if free < need:
+        raise UserError(
+            f"--out {out}: {free / 1e6:.1f} MB free, but the run's files need about "
+            f"{need / 1e6:.1f} MB; make room or choose another folder"
+        )
+
+
+def _train(args, out: Path) -> int:
     import torch
 
-    from .checkpoint import save_trainer
+    from .checkpoint import CheckpointError
     from .config import ModelConfig, TrainConfig
     from .data import load_data
-    from .export import save_grid, write_history_csv
-    from .latent import sample_prior
-    from .loop import Trainer, TrainingDiverged, resolve_device, seed_everything
+    from .evaluate import final_loss_warning
+    from .export import MANIFEST, ExportError
+    from .loop import TrainControl, Trainer, TrainingDiverged, resolve_device, seed_everything
     from .models import build_model
     from .threads import describe, training_threads, usable_cores
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
     spec = _spec_from_args(args)
     tcfg = TrainConfig(
         epochs=args.epochs,
@@ -356,6 +620,7 @@ def cmd_train(args) -> int:
     )
     seed_everything(tcfg.seed)
     model = build_model(mcfg)
+    _check_space(out, model)
     trainer = Trainer(model, data, tcfg, device=device)
     print(f"data: {_describe(spec, data)}", file=sys.stderr)
     print(
@@ -382,65 +647,144 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
 
-    diverged = None
-    try:
-        result = trainer.fit(on_snapshot=on_snapshot)
-    except KeyboardInterrupt:
-        bar.close()
-        print("interrupted: saving what was trained so far", file=sys.stderr)
-        result = None
-    except TrainingDiverged as e:  # the model is back at its last good state: keep that
-        bar.close()
-        diverged, result = e, None
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = save_trainer(
-        out / "checkpoint.safetensors", trainer, data_spec=spec, class_names=data.class_names
-    )
-    write_history_csv(trainer.history, out / "history.csv")
-    last = trainer.history.epochs[-1] if trainer.history.epochs else None
-    model.eval()
-    stats = trainer.test_stats() if last is None else None
-    metrics = {
-        "test_nelbo": last["test_nelbo"] if last else stats.nelbo,
-        "test_recon": last["test_recon"] if last else stats.recon,
-        "test_kl": last["test_kl"] if last else stats.kl,
-        "images_per_second": result.images_per_second if result else None,
-        "epochs": trainer.epochs_done,
-        "steps": trainer.step,
-        "seconds": result.seconds if result else None,
-        "device": str(device),
-        "threads": threads if device.type == "cpu" else None,
-        "dataset": spec.describe(),
-        "model": mcfg.to_dict(),
-        "train": tcfg.to_dict(),
-    }
-    _write_json(out / "metrics.json", metrics)
-    cpu_model = model.to("cpu")
-    gen = torch.Generator().manual_seed(tcfg.seed)
-    if mcfg.conditional:  # one row per class: the same z under every label
-        save_grid(_class_rows(cpu_model, 10, gen), out / "samples.png", nrow=10, scale=2)
-    else:
-        save_grid(sample_prior(cpu_model, 64, generator=gen), out / "samples.png", nrow=8, scale=2)
-    written = ["checkpoint.safetensors", "metrics.json", "history.csv", "samples.png"]
-    if mcfg.latent_dim >= 2:
-        side = 10 if mcfg.conditional else 20  # a CVAE gets one grid per class
-        _write_manifold(cpu_model, out / "manifold.png", None, (0, 1), n=side, scale=2)
-        written.append("manifold.png")
+    control = TrainControl()
+    diverged = result = None
+    with _StopOnSignal(control) as stop:  # covers the saving too: a signal then waits for it
+        try:
+            result = trainer.fit(control=control, on_snapshot=on_snapshot)
+        except TrainingDiverged as e:  # the model is back at its last good state: keep that
+            diverged = e
+        if diverged is not None or result.stopped:
+            bar.close()
+        if stop.signum is not None:
+            print(
+                f"{stop.name}: stopping; saving the model as it stands after step {trainer.step}",
+                file=sys.stderr,
+            )
+        model.eval()
+        last = trainer.history.epochs[-1] if trainer.history.epochs else None
+        if last is None or last["step"] != trainer.step:  # stopped inside an epoch
+            st = trainer.test_stats()
+            test = {"test_nelbo": st.nelbo, "test_recon": st.recon, "test_kl": st.kl}
+        else:
+            test = {k: last[k] for k in ("test_nelbo", "test_recon", "test_kl")}
+        metrics = {
+            **test,
+            "images_per_second": result.images_per_second if result else None,
+            "epochs": trainer.epochs_done,
+            "steps": trainer.step,
+            "seconds": result.seconds if result else None,
+            "stopped_by": stop.name or None,
+            "device": str(device),
+            "threads": threads if device.type == "cpu" else None,
+            "dataset": spec.describe(),
+            "model": mcfg.to_dict(),
+            "train": tcfg.to_dict(),
+        }
+        done: list[str] = []
+        try:
+            _save_run(out, trainer, spec, data.class_names, metrics, done)
+        except (CheckpointError, ExportError, OSError) as e:
+            if "checkpoint.safetensors" in done:
+                raise UserError(
+                    f"{_reason(e)}; the model is saved in {out / 'checkpoint.safetensors'}, but "
+                    f"the run's other files are not (the folder has no {MANIFEST})"
+                ) from None
+            where = _save_elsewhere(trainer, spec, data.class_names)
+            if where is None:
+                raise UserError(
+                    f"{_reason(e)}; the model could not be saved elsewhere either"
+                ) from None
+            raise UserError(
+                f"{_reason(e)}; the trained model was saved to {where} instead"
+            ) from None
     print(
         f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
         f"{(metrics['images_per_second'] or 0):.0f} images/s on {device}",
         file=sys.stderr,
     )
-    print(f"wrote {', '.join(written)} to {out}/", file=sys.stderr)
-    print(ckpt)
+    print(f"wrote {', '.join(done)} to {out}/", file=sys.stderr)
+    print(out / "checkpoint.safetensors")
     if diverged is not None:
         raise UserError(f"{diverged} What was trained before it is saved in {out}/.")
+    warning = final_loss_warning(trainer.history)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    if stop.signum is not None:
+        print(
+            f"stopped by {stop.name}; the model saved in {out}/ can be trained on", file=sys.stderr
+        )
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
+
+
+RUN_FILES = ("checkpoint.safetensors", "history.csv", "samples.png", "manifold.png")
+
+
+def _save_run(out: Path, trainer, spec, class_names, metrics: dict, done: list[str]) -> None:
+    """Write a run's files into ``out`` so that no reader takes a mix of two runs for one.
+
+    The previous run's manifest (``metrics.json``) is removed first, the files are written,
+    and a new manifest listing each of them (size, SHA-256) and the checkpoint's step is
+    written last: a folder without one, or whose files differ from the ones it lists (see
+    :func:`trainer.export.run_problems`), is an unfinished save. ``done`` collects the names
+    written so far.
+    """
+    import torch
+
+    from .checkpoint import save_trainer
+    from .export import MANIFEST, file_record, grid_size, save_grid, write_history_csv
+    from .latent import sample_prior
+
+    for name in (MANIFEST, "evaluation.json"):  # they describe the previous run's model
+        (out / name).unlink(missing_ok=True)
+    save_trainer(out / "checkpoint.safetensors", trainer, data_spec=spec, class_names=class_names)
+    done.append("checkpoint.safetensors")
+    write_history_csv(trainer.history, out / "history.csv")
+    done.append("history.csv")
+    model = trainer.model.to("cpu")
+    _, h, w = model.config.image_shape
+    gen = torch.Generator().manual_seed(trainer.config.seed)
+    classes = min(model.num_classes, TRAIN_PICTURE_CLASSES)
+    if classes:  # one row per class: the same z under every label
+        imgs, nrow = _class_rows(model, 10, gen, classes), 10
+    else:
+        imgs, nrow = sample_prior(model, 64, generator=gen), 8
+    scale = _fitting_scale(lambda s: grid_size(len(imgs), (h, w), nrow, 2, s))
+    if scale:
+        save_grid(imgs, out / "samples.png", nrow=nrow, scale=scale)
+        done.append("samples.png")
+    if model.latent_dim >= 2:
+        side = 10 if classes else 20  # a CVAE gets one grid per class
+        scale = _fitting_scale(lambda s: _manifold_size(model, side, None, s, classes))
+        if scale:
+            _write_manifold(model, out / "manifold.png", None, (0, 1), side, scale, classes)
+            done.append("manifold.png")
+    for name in RUN_FILES:  # the previous run's pictures this run has none of
+        if name not in done:
+            (out / name).unlink(missing_ok=True)
+    files = {name: file_record(out / name) for name in done}
+    _write_json(out / MANIFEST, {**metrics, "checkpoint_step": trainer.step, "files": files})
+    done.append(MANIFEST)
+
+
+def _fitting_scale(size_at) -> int | None:
+    """The training's pictures: magnified twice where that fits, else once, else left out."""
+    from .export import ExportError, check_grid_size
+
+    for scale in (2, 1):
+        try:
+            check_grid_size("", size_at(scale))
+            return scale
+        except ExportError:
+            continue
+    return None
 
 
 def _open(path: str, device="cpu"):
     from .checkpoint import load_checkpoint
 
+    _check_path("--checkpoint", path)
     return load_checkpoint(path, device=device)
 
 
@@ -453,6 +797,56 @@ def _nll(label, estimator, model, x, y, k, gen) -> float:
     return float(-ll.mean())
 
 
+def _names(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
+def _evaluation_out(args, ck) -> Path:
+    """Where ``evaluate`` writes its results; refused before anything is computed if it
+    cannot be written. A folder gets ``evaluation.json`` in it."""
+    if args.out is None:
+        out = Path(ck.path).with_name("evaluation.json")
+        _check_writable_file(out, "results", "; pass --out FILE to write them elsewhere")
+        return out
+    if not args.out.strip():
+        raise UserError("--out is empty; name a JSON file, or a folder for evaluation.json")
+    _check_path("--out", args.out)
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        out = out / "evaluation.json"
+    _check_writable_file(out, "--out")
+    return out
+
+
+def _check_data_fits(ck, spec, data) -> None:
+    """Refuse data a checkpoint's model cannot take, naming both sides."""
+    mc = ck.model_config
+    shape = lambda t: "x".join(map(str, t))  # noqa: E731
+    if data.image_shape != mc.image_shape:
+        raise UserError(
+            f"{spec.describe()} has images of {shape(data.image_shape)} but the model in "
+            f"{ck.path} takes {shape(mc.image_shape)}"
+        )
+    if not mc.conditional:
+        return
+    ours = f"the model in {ck.path} is conditioned on {mc.num_classes} classes"
+    if ck.class_names:
+        ours += f" ({_names(ck.class_names)})"
+    if not data.num_classes:
+        raise UserError(f"{ours}, but {spec.describe()} has no labels")
+    if data.num_classes != mc.num_classes:
+        raise UserError(
+            f"{ours}, but {spec.describe()} has {data.num_classes} ({_names(data.class_names)}); "
+            "evaluate it on data with the same classes"
+        )
+    if ck.class_names and list(ck.class_names) != list(data.class_names):
+        print(
+            f"note: the data's classes ({_names(data.class_names)}) are not named as the "
+            f"model's ({_names(ck.class_names)}); label k is taken as the model's class k",
+            file=sys.stderr,
+        )
+
+
 def cmd_evaluate(args) -> int:
     import torch
 
@@ -460,17 +854,17 @@ def cmd_evaluate(args) -> int:
     from .evaluate import active_units, elbo_stats, iw_log_likelihood, prior_mc_log_likelihood
     from .loop import resolve_device, seed_everything
 
+    for option in ("images", "labels", "root"):
+        _check_path(f"--{option}", getattr(args, option))
     device = resolve_device(args.device)
     ck = _open(args.checkpoint, device)
+    out = _evaluation_out(args, ck)
     if ck.data_spec is None and args.dataset is None:
         raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
     spec = _spec_from_args(args, base=ck.data_spec)
     data = load_data(spec)
     model = ck.model
-    if data.image_shape != ck.model_config.image_shape:
-        raise UserError(
-            f"the data's images are {data.image_shape}, the model's {ck.model_config.image_shape}"
-        )
+    _check_data_fits(ck, spec, data)
     print(f"data: {_describe(spec, data)}", file=sys.stderr)
     x, y = data.test_x, data.test_y if model.num_classes else None
     if args.limit:
@@ -480,6 +874,7 @@ def cmd_evaluate(args) -> int:
     st = elbo_stats(model, x, y)
     res = {
         "checkpoint": str(ck.path),
+        "checkpoint_step": ck.step,
         "dataset": spec.describe(),
         "n_images": len(x),
         "test_nelbo": st.nelbo,
@@ -505,7 +900,6 @@ def cmd_evaluate(args) -> int:
             "error (the KL column is zero)",
             file=sys.stderr,
         )
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
     _write_json(out, res)
     w = max(map(len, res))
     for k, v in res.items():
@@ -518,35 +912,45 @@ def cmd_evaluate(args) -> int:
 def cmd_sample(args) -> int:
     import torch
 
-    from .export import save_grid
+    from .export import check_grid_size, grid_size, save_grid
     from .latent import sample_prior
 
+    out = _image_out(args.out, "samples.png")
     ck = _open(args.checkpoint)
+    mc = ck.model_config
+    every_class = mc.conditional and args.cls is None  # one row per class, shared z
+    y = None if every_class else _class_index(args.cls, ck.class_names, mc.conditional)
+    total = args.n * mc.num_classes if every_class else args.n
+    nrow = args.nrow or (args.n if every_class else max(1, round(math.sqrt(args.n))))
+    if total > MAX_GRID_IMAGES:
+        raise UserError(
+            f"--n {args.n} for each of {mc.num_classes} classes makes {total} images; a grid "
+            f"holds at most {MAX_GRID_IMAGES} (pass --class, or a smaller --n)"
+        )
+    check_grid_size(out, grid_size(total, mc.image_shape[1:], nrow, 2, args.scale))
     gen = torch.Generator().manual_seed(args.seed)
-    if ck.model_config.conditional and args.cls is None:  # one row per class, shared z
+    if every_class:
         imgs = _class_rows(ck.model, args.n, gen)
-        print(save_grid(imgs, args.out, nrow=args.nrow or args.n, scale=args.scale))
-        return 0
-    y = _class_index(args.cls, ck.class_names, ck.model_config.conditional)
-    imgs = sample_prior(ck.model, args.n, y, mode=args.mode, generator=gen)
-    nrow = args.nrow or max(1, round(math.sqrt(args.n)))
-    print(save_grid(imgs, args.out, nrow=nrow, scale=args.scale))
+    else:
+        imgs = sample_prior(ck.model, args.n, y, mode=args.mode, generator=gen)
+    print(save_grid(imgs, out, nrow=nrow, scale=args.scale))
     return 0
 
 
-def _class_rows(model, n: int, generator):
-    """The same n prior latents decoded under every class: (classes * n, C, H, W)."""
+def _class_rows(model, n: int, generator, classes: int | None = None):
+    """The same n prior latents decoded under each of the first ``classes`` classes (default:
+    all): (classes * n, C, H, W)."""
     import torch
 
     from .latent import decode_batch
 
-    k = model.num_classes
+    k = classes or model.num_classes
     z = torch.randn(n, model.latent_dim, generator=generator).repeat(k, 1)
     return decode_batch(model, z, torch.arange(k).repeat_interleave(n))
 
 
 def cmd_manifold(args) -> int:
-
+    out = _image_out(args.out, "manifold.png")
     ck = _open(args.checkpoint)
     d = ck.model_config.latent_dim
     if d < 2:
@@ -554,29 +958,39 @@ def cmd_manifold(args) -> int:
     dx, dy = args.dims
     if not (0 <= dx < d and 0 <= dy < d) or dx == dy:
         raise UserError(f"--dims must be two different dimensions in 0..{d - 1}, got {dx} {dy}")
-    if not 2 <= args.n <= 100:
-        raise UserError(f"--n must be 2 to 100, got {args.n}")
     y = None
     if args.cls is not None or not ck.model_config.conditional:
         y = _class_index(args.cls, ck.class_names, ck.model_config.conditional)
-    print(_write_manifold(ck.model, args.out, y, (dx, dy), n=args.n, scale=args.scale))
+    print(_write_manifold(ck.model, out, y, (dx, dy), n=args.n, scale=args.scale))
     return 0
 
 
-def _write_manifold(model, path, y, dims, n: int, scale: int):
-    """The Figure 4 grid; for a conditional model with no class chosen, one grid per class."""
+def _manifold_size(model, n: int, y, scale: int, classes: int | None = None) -> tuple[int, int]:
+    """(width, height) of :func:`_write_manifold`'s image, before anything is decoded."""
+    from .export import grid_size
+
+    _, h, w = model.config.image_shape
+    if model.num_classes and y is None:
+        k = classes or model.num_classes
+        gw, gh = grid_size(n * n, (h, w), n, 0)
+        return grid_size(k, (gh, gw), min(k, 5), 6, scale)
+    return grid_size(n * n, (h, w), n, 0, scale)
+
+
+def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | None = None):
+    """The Figure 4 grid; for a conditional model with no class chosen, one grid for each of
+    the first ``classes`` classes (default: all)."""
     import torch
 
-    from .export import save_grid, save_mosaic
+    from .export import check_grid_size, save_grid, save_mosaic
     from .latent import decode_batch, grid_latents
 
-    if model.num_classes and y is None:
-        k = model.num_classes
-        z = grid_latents(n, dims, torch.zeros(model.latent_dim))
-        groups = [decode_batch(model, z, c) for c in range(k)]
-        per_row = min(k, 5)
-        return save_mosaic(groups, path, nrow=n, ncol_groups=per_row, scale=scale)
+    check_grid_size(path, _manifold_size(model, n, y, scale, classes))
     z = grid_latents(n, dims, torch.zeros(model.latent_dim))
+    if model.num_classes and y is None:
+        k = classes or model.num_classes
+        groups = [decode_batch(model, z, c) for c in range(k)]
+        return save_mosaic(groups, path, nrow=n, ncol_groups=min(k, 5), scale=scale)
     return save_grid(decode_batch(model, z, y), path, nrow=n, padding=0, scale=scale)
 
 
@@ -586,6 +1000,24 @@ COMMANDS = {
     "sample": cmd_sample,
     "manifold": cmd_manifold,
 }
+
+_LESS = {  # what to ask for less of when memory runs out
+    "train": "a smaller --batch-size or --hidden",
+    "evaluate": "a smaller --limit, --iw-samples or --prior-samples",
+    "sample": "a smaller --n or --scale",
+    "manifold": "a smaller --n or --scale",
+}
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(e, oom):
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -603,8 +1035,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latent-train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # a file the user named could not be written
-        name = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"latent-train: error: {name}{e.strerror or e}", file=sys.stderr)
+        print(f"latent-train: error: {_reason(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and not _out_of_memory(e):
+            raise
+        print(
+            f"latent-train: error: out of memory during {args.command}; try {_LESS[args.command]}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("latent-train: interrupted", file=sys.stderr)

@@ -162,7 +162,7 @@ def _err(argv, capsys):
     [
         (
             ["train", *SHAPES, "--latent-dim", "300", "--out", "{tmp}/o"],
-            "latent size must be 1 to 256",
+            "argument --latent-dim: must be 1 to 256, got 300",
         ),
         (
             ["train", "--dataset", "idx", "--images", "{tmp}/none.gz", "--out", "{tmp}/o"],
@@ -177,8 +177,8 @@ def _err(argv, capsys):
             ["train", *SHAPES, "--arch", "conv", "--image-size", "30", "--out", "{tmp}/o"],
             "conv body",
         ),
-        (["train", *SHAPES, "--lr", "0", "--out", "{tmp}/o"], "learning rate"),
-        (["train", *SHAPES, "--epochs", "0", "--out", "{tmp}/o"], "must be at least 1"),
+        (["train", *SHAPES, "--lr", "0", "--out", "{tmp}/o"], "--lr: must be in (0, 1], got 0"),
+        (["train", *SHAPES, "--epochs", "0", "--out", "{tmp}/o"], "--epochs: must be 1 to 100000"),
         (["train", *SHAPES, "--lr", "fast", "--out", "{tmp}/o"], "expected a number"),
         (
             ["sample", "--checkpoint", "{tmp}/missing.safetensors", "--out", "{tmp}/s.png"],
