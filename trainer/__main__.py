@@ -512,6 +512,14 @@ def _class_index(cls: str | None, class_names: list[str], conditional: bool) -> 
 
 
 # -- commands --------------------------------------------------------------------------------
+class _Interrupted(KeyboardInterrupt):
+    """A second stop signal: the run ends at once, with that signal's exit code."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class _StopOnSignal:
     """While a training runs and saves: the first Ctrl-C (SIGINT) or SIGTERM asks the loop to
     stop after its current step, and the model is then saved as it stands; a second one
@@ -534,7 +542,7 @@ class _StopOnSignal:
 
     def _on_signal(self, signum, frame) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            raise _Interrupted(signum)
         self.signum = signum
         self.control.stop()
 
@@ -746,6 +754,11 @@ def _save_run(out: Path, trainer, spec, class_names, metrics: dict, done: list[s
     _, h, w = model.config.image_shape
     gen = torch.Generator().manual_seed(trainer.config.seed)
     classes = min(model.num_classes, TRAIN_PICTURE_CLASSES)
+    if classes < model.num_classes:
+        print(
+            f"note: the pictures show the first {classes} of {model.num_classes} classes",
+            file=sys.stderr,
+        )
     if classes:  # one row per class: the same z under every label
         imgs, nrow = _class_rows(model, 10, gen, classes), 10
     else:
@@ -760,6 +773,9 @@ def _save_run(out: Path, trainer, spec, class_names, metrics: dict, done: list[s
         if scale:
             _write_manifold(model, out / "manifold.png", None, (0, 1), side, scale, classes)
             done.append("manifold.png")
+    for name in ("samples.png", "manifold.png"):
+        if name not in done and (name == "samples.png" or model.latent_dim >= 2):
+            print(f"note: {name} left out: too large a picture for these images", file=sys.stderr)
     for name in RUN_FILES:  # the previous run's pictures this run has none of
         if name not in done:
             (out / name).unlink(missing_ok=True)
@@ -812,7 +828,7 @@ def _evaluation_out(args, ck) -> Path:
         raise UserError("--out is empty; name a JSON file, or a folder for evaluation.json")
     _check_path("--out", args.out)
     out = Path(args.out).expanduser()
-    if out.is_dir():
+    if out.is_dir() or args.out.endswith(("/", os.sep)):  # a folder, or one to be made
         out = out / "evaluation.json"
     _check_writable_file(out, "--out")
     return out
@@ -1045,9 +1061,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("latent-train: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"latent-train: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

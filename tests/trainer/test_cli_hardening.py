@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -264,6 +265,16 @@ def test_sample_sizes_are_checked_before_decoding(cvae_run, tmp_path, capsys, mo
     assert not out.exists()
 
 
+def test_training_pictures_of_many_classes_stay_a_sensible_size(tmp_path, capsys):
+    from PIL import Image
+
+    data = _write_idx(tmp_path, 100, 25)
+    code, err = _run(["train", *data, *TINY, "--model", "cvae", "--out", tmp_path / "run"], capsys)
+    assert code == 0 and "the first 20 of 25 classes" in err
+    with Image.open(tmp_path / "run" / "samples.png") as im:  # 10 samples in each of 20 rows
+        assert im.size == (2 * (10 * 30 + 2), 2 * (20 * 30 + 2))
+
+
 @pytest.mark.parametrize(
     "error",
     [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: 12.8 GB")],
@@ -385,6 +396,25 @@ def test_a_signal_saves_the_training_and_exits_with_its_code(sig, code, tmp_path
     assert run_problems(out) == []
 
 
+def test_a_second_signal_interrupts_at_once(capsys):
+    from trainer.loop import TrainControl
+
+    def deliver(sig):
+        os.kill(os.getpid(), sig)
+        for _ in range(200):  # the handler runs at the next bytecode boundary
+            time.sleep(0.005)
+
+    before = signal.getsignal(signal.SIGTERM)
+    control = TrainControl()
+    with cli._StopOnSignal(control) as stop:
+        deliver(signal.SIGTERM)
+        assert control.stop_requested and stop.name == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt) as e:
+            deliver(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert e.value.signum == signal.SIGTERM
+
+
 # -- 13: a run that ended far worse than its best says so --------------------------------------
 def _epochs(*losses):
     return [{"epoch": i + 1, "step": 10 * (i + 1), "test_nelbo": v} for i, v in enumerate(losses)]
@@ -436,6 +466,9 @@ def test_evaluate_out_folder_gets_evaluation_json(cvae_run, tmp_path, capsys):
     res = json.loads((tmp_path / "evaluation.json").read_text())
     assert res["n_images"] == 8 and res["checkpoint_step"] >= 1
     assert [p.name for p in tmp_path.iterdir()] == ["evaluation.json"]
+    argv[-1] = f"{tmp_path / 'new'}/"  # a folder still to be made
+    assert _run(argv, capsys)[0] == 0
+    assert (tmp_path / "new" / "evaluation.json").is_file()
 
 
 def test_evaluate_refuses_an_unwritable_results_file_first(
