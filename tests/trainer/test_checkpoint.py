@@ -1,12 +1,20 @@
+import errno
 import json
+import math
+import os
 import struct
+import sys
+import threading
+import time
 
 import pytest
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 from safetensors.torch import save_file
 
-from trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from trainer.config import TrainConfig
+from trainer.checkpoint import CheckpointError, _seal, load_checkpoint, save_checkpoint
+from trainer.config import ConfigError, ModelConfig, TrainConfig
 from trainer.data import DataSpec
 from trainer.loop import Trainer, model_config_for, train
 from trainer.models import build_model
@@ -118,15 +126,10 @@ def test_missing_corrupt_truncated_foreign_and_mismatched_files(saved, tmp_path)
     save_file({"w": torch.zeros(3)}, str(foreign))
     cases["foreign"] = (foreign, "not a Latent Explorer checkpoint")
     # mismatched: the header says latent 5 but the weights are for latent 3
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8 : 8 + n])
-    meta = json.loads(header["__metadata__"]["latent_explorer"])
+    header, meta, data = _parts(raw)
     meta["model_config"]["latent_dim"] = 5
-    header["__metadata__"]["latent_explorer"] = json.dumps(meta)
-    hb = json.dumps(header).encode()
-    hb += b" " * (-len(hb) % 8)
     mism = tmp_path / "mismatch.safetensors"
-    mism.write_bytes(struct.pack("<Q", len(hb)) + hb + raw[8 + n :])
+    _write(mism, header, meta, data)
     cases["mismatch"] = (mism, "shape")
     empty = tmp_path / "empty.safetensors"
     empty.write_bytes(b"")
@@ -137,3 +140,391 @@ def test_missing_corrupt_truncated_foreign_and_mismatched_files(saved, tmp_path)
             load_checkpoint(path)
         assert str(path) in str(e.value), name
         assert message in str(e.value), (name, str(e.value))
+
+
+# -- files that are damaged, hostile or of the wrong kind ---------------------------------------
+PLACEHOLDER = "sha256:" + "0" * 64
+
+
+def _parts(raw: bytes) -> tuple[dict, dict, bytes]:
+    """A checkpoint's safetensors header (less its metadata), metadata and tensor data."""
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header.pop("__metadata__")["latent_explorer"])
+    return header, meta, raw[8 + n :]
+
+
+def _write(path, header: dict, meta: dict, data: bytes, seal: bool = True, info=None) -> None:
+    """Write a checkpoint from its parts; sealed, it gets a valid checksum (as a writer that
+    made the fault would have given it), else the metadata is written as it is."""
+    if seal:
+        meta = dict(meta, checksum=PLACEHOLDER)
+    header = dict(
+        header, __metadata__={"latent_explorer": json.dumps(meta)} if info is None else info
+    )
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    blob = struct.pack("<Q", len(hb)) + hb + data
+    path.write_bytes(_seal(blob) if seal else blob)
+
+
+def _write_tensors(path, tensors: dict, meta: dict, seal: bool = True) -> None:
+    meta = dict(meta)
+    meta.pop("checksum", None)
+    if seal:
+        meta["checksum"] = PLACEHOLDER
+    blob = st_save(tensors, metadata={"latent_explorer": json.dumps(meta)})
+    path.write_bytes(_seal(blob) if seal else blob)
+
+
+def _refused(path, *fragments: str) -> str:
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: "), message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def load():
+        try:
+            load_checkpoint(fifo)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            outcome.append(e)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    if t.is_alive():  # a regression: release the reader blocked in open(), then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(timeout=10)
+        pytest.fail("load_checkpoint blocked on a named pipe")
+    assert len(outcome) == 1 and isinstance(outcome[0], CheckpointError), outcome
+    assert str(outcome[0]) == f"{fifo}: is not a regular file (it is a named pipe)"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null here")
+def test_a_device_is_refused():
+    _refused("/dev/null", "is not a regular file (it is a character device)")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges there")
+def test_a_symlink_loop_is_named_as_such(tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    _refused(a, "symbolic link that leads round in a loop")
+    _refused(tmp_path / "gone.safetensors", "no such file")
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0, reason="root reads any file; no modes on Windows"
+)
+def test_an_unreadable_file_says_permission_denied(saved, tmp_path):
+    p = tmp_path / "locked.safetensors"
+    p.write_bytes(saved[1].read_bytes())
+    p.chmod(0)
+    _refused(p, "cannot be read (permission denied)")
+
+
+def test_a_file_too_large_is_refused_before_reading(saved, tmp_path, monkeypatch):
+    import trainer.checkpoint as ck
+
+    monkeypatch.setattr(ck, "MAX_FILE_BYTES", 1000)
+    _refused(saved[1], "too large to be a checkpoint")
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(saved, tmp_path):
+    raw = saved[1].read_bytes()
+    _, meta, _ = _parts(raw)
+    for bad in (math.nan, math.inf):
+        tensors = st_load(raw)
+        tensors["model/decoder.out.bias"][3] = bad
+        p = tmp_path / "nan.safetensors"
+        _write_tensors(p, tensors, meta)
+        _refused(p, "weight decoder.out.bias holds NaN or infinite values")
+    tensors = st_load(raw)
+    tensors["optim/0/exp_avg"][0, 0] = math.nan
+    _write_tensors(p, tensors, meta)
+    _refused(p, "optimizer tensor 0/exp_avg holds NaN or infinite values")
+    tensors = st_load(raw)
+    tensors["optim/1/exp_avg_sq"][0] = -1.0
+    _write_tensors(p, tensors, meta)
+    _refused(p, "optimizer tensor 1/exp_avg_sq holds negative values")
+
+
+def test_weights_stored_as_integers_are_refused(saved, tmp_path):
+    raw = saved[1].read_bytes()
+    _, meta, _ = _parts(raw)
+    tensors = st_load(raw)
+    w = tensors["model/encoder.fc.weight"]
+    tensors["model/encoder.fc.weight"] = w.view(torch.int32)  # the same bytes, read as I32
+    p = tmp_path / "i32.safetensors"
+    _write_tensors(p, tensors, meta)
+    _refused(p, "weight encoder.fc.weight is stored as I32")
+
+
+def test_half_precision_weights_are_read_as_float32(saved, tmp_path):
+    trainer, path = saved
+    raw = path.read_bytes()
+    _, meta, _ = _parts(raw)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        tensors = {k: v.to(dtype) if k.startswith("model/") else v for k, v in st_load(raw).items()}
+        p = tmp_path / f"{dtype}.safetensors".replace("torch.", "")
+        _write_tensors(p, tensors, meta)
+        ck = load_checkpoint(p)
+        for k, v in trainer.model.state_dict().items():
+            got = ck.model.state_dict()[k]
+            assert got.dtype == torch.float32
+            assert torch.equal(got, v.to(dtype).float()), (dtype, k)
+
+
+def test_a_flipped_bit_is_caught_by_the_checksum(saved, tmp_path):
+    raw = bytearray(saved[1].read_bytes())
+    n = struct.unpack("<Q", raw[:8])[0]
+    p = tmp_path / "flipped.safetensors"
+    for at in (8 + n + 5, len(raw) - 3, 8 + n + (len(raw) - 8 - n) // 2):
+        flipped = bytearray(raw)
+        flipped[at] ^= 0x10
+        p.write_bytes(flipped)
+        _refused(p, "is damaged (its data does not match its checksum)")
+    # one in the metadata: a digit of the learning rate, still a valid file but for the digest
+    text = bytes(raw[8 : 8 + n])
+    at = 8 + text.index(b'\\"lr\\": ') + len(b'\\"lr\\": ')
+    flipped = bytearray(raw)
+    flipped[at] ^= 0x01
+    p.write_bytes(flipped)
+    _refused(p, "is damaged")
+
+
+def test_a_file_written_before_checksums_still_loads(saved, tmp_path):
+    trainer, path = saved
+    header, meta, data = _parts(path.read_bytes())
+    assert meta["checksum"].startswith("sha256:") and meta["version"] == 1
+    p = tmp_path / "old.safetensors"
+    del meta["checksum"]
+    _write(p, header, meta, data, seal=False)
+    ck = load_checkpoint(p)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(ck.model.state_dict()[k], v), k
+    assert ck.history.to_dict() == trainer.history.to_dict()
+
+
+def test_a_newer_format_is_refused_before_its_contents_are_judged(saved, tmp_path):
+    header, meta, data = _parts(saved[1].read_bytes())
+    meta["version"] = 2
+    meta["model_config"] = "whatever a later version writes"
+    p = tmp_path / "new.safetensors"
+    _write(p, header, meta, data)
+    _refused(p, "written by a newer version (format 2)")
+
+
+WRONG = [
+    # (where, value, what the message says)
+    ("version", None, "version must be an integer 0 to 2147483647, not null"),
+    ("version", "1", "version must be an integer"),
+    ("history", 5, "history must be an object, not 5"),
+    ("history", "abc", 'history must be an object, not "abc"'),
+    ("history", {"steps": 5}, "history.steps must be a list, not 5"),
+    ("history", {"steps": [{"nelbo": 1.0}]}, "history.steps[0] has no step"),
+    ("history", {"steps": [{"step": "x"}]}, "history.steps[0].step must be an integer"),
+    ("history", {"epochs": [{"epoch": 1, "step": 2}]}, "history.epochs[0] has no test_nelbo"),
+    ("history", {"steps": [{"step": 1, "kl": math.nan}]}, "history.steps[0].kl must be a finite"),
+    ("epochs_done", "x", 'epochs_done must be an integer 0 to 1000000000, not "x"'),
+    ("epochs_done", None, "epochs_done must be an integer 0 to 1000000000, not null"),
+    ("epochs_done", math.nan, "epochs_done must be an integer 0 to 1000000000, not nan"),
+    ("epochs_done", math.inf, "epochs_done must be an integer 0 to 1000000000, not inf"),
+    ("epochs_done", 1e100, "epochs_done must be an integer 0 to 1000000000, not 1e+100"),
+    ("epochs_done", 2.0, "epochs_done must be an integer"),
+    ("epochs_done", True, "epochs_done must be an integer 0 to 1000000000, not true"),
+    ("step", -1, "step must be an integer 0 to"),
+    ("class_names", 5, "class_names must be a list of at most 1000 names, not 5"),
+    ("class_names", [1, 2, 3, 4, 5], "class_names[0] must be a text"),
+    ("class_names", ["a", "b"], "class_names names 2 classes, the conditional model has 5"),
+    ("optimizer", [], "optimizer must be an object, not []"),
+    ("optimizer.state", [], "optimizer.state must be an object, not []"),
+    ("optimizer.state.0.exp_avg", {"tensor": "optim/9/x"}, "refers to a tensor the file does"),
+    ("optimizer.state.0.exp_avg", {"tensor": "optim/1/exp_avg"}, "optimizer.state.0.exp_avg has"),
+    ("optimizer.state.0.step", "7", "optimizer.state.0.step must be a tensor reference"),
+    ("optimizer.param_groups", {}, "optimizer.param_groups must be a list of one group"),
+    ("optimizer.param_groups.0.betas", [0.9], "optimizer.param_groups[0].betas must be two"),
+    ("optimizer.param_groups.0.params", [0, 1], "optimizer.param_groups[0].params must be"),
+    ("data_spec", "shapes", 'data_spec must be an object, not "shapes"'),
+    ("data_spec.images", 5, "data_spec.images must be a text of at most 32767 characters, not 5"),
+    ("data_spec.image_size", "28", "data_spec.image_size must be an integer"),
+    ("data_spec.source", "tape", "data_spec: unknown dataset"),
+    ("train_config", None, "train_config must be an object, not null"),
+    ("train_config.seed", "x", 'train_config.seed must be an integer 0 to 2147483647, not "x"'),
+    ("train_config.seed", None, "train_config.seed must be an integer 0 to 2147483647, not null"),
+    ("train_config.seed", 2**70, "train_config.seed must be an integer 0 to 2147483647, not 1180"),
+    ("train_config.lr", "fast", 'train_config.lr must be a finite number, not "fast"'),
+    ("train_config.lr", 5.0, "train_config: learning rate must be in (0, 1], not 5.0"),
+    ("train_config.wings", 2, 'train_config has an unknown field "wings"'),
+    ("model_config.image_shape", [1, 28.5, 28], "model_config.image_shape must be [channels"),
+    ("model_config.image_shape", 5, "model_config.image_shape must be [channels"),
+    ("model_config.image_shape", [1, 10**6, 10**6], "model_config.image_shape must be [1 or 3"),
+    ("model_config.latent_dim", True, "model_config.latent_dim must be an integer 1 to 256"),
+    ("model_config.gaussian_std", "x", "model_config.gaussian_std must be a finite number"),
+    ("model_config.num_classes", 7, "class_names names 5 classes, the conditional model has 7"),
+    ("position", 5, "position must be an object, not 5"),
+    ("position", {"epoch_images": 64, "epoch_sums": [1.0, math.nan, 2.0]}, "position.epoch_sums"),
+    ("position", {"epoch_images": -3, "epoch_sums": [1, 2, 3]}, "position.epoch_images"),
+    ("checksum", 5, "checksum must be"),
+]
+
+
+def _set(meta: dict, where: str, value) -> None:
+    *parents, last = where.split(".")
+    node = meta
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+@pytest.mark.parametrize("where,value,message", WRONG, ids=[f"{w}={v!r}"[:40] for w, v, _ in WRONG])
+def test_each_wrong_field_is_one_clear_error(saved, tmp_path, where, value, message):
+    header, meta, data = _parts(saved[1].read_bytes())
+    _set(meta, where, value)
+    p = tmp_path / "x.safetensors"
+    if where != "checksum":
+        _write(p, header, meta, data)  # sealed: the checksum is right, the content is not
+        _refused(p, message)
+        del meta["checksum"]  # as written before checksums
+    _write(p, header, meta, data, seal=False)
+    _refused(p, message)
+
+
+def test_wrong_metadata_containers_are_clear_errors(saved, tmp_path):
+    header, meta, data = _parts(saved[1].read_bytes())
+    p = tmp_path / "x.safetensors"
+    _write(p, header, meta, data, seal=False, info=[])  # __metadata__ a list
+    _refused(p, "not a Latent Explorer checkpoint (no metadata)")
+    _write(p, header, meta, data, seal=False, info={"latent_explorer": "[1, 2]"})
+    _refused(p, "not a Latent Explorer checkpoint")
+    _write(p, header, meta, data, seal=False, info={"latent_explorer": "{"})
+    _refused(p, "checkpoint metadata is corrupt")
+    bad = dict(header, **{"model/decoder.out.bias": {"dtype": "F32", "shape": "x"}})
+    _write(p, bad, meta, data)
+    _refused(p, "tensor model/decoder.out.bias is described wrongly")
+
+
+def test_deeply_nested_json_is_refused(saved, tmp_path):
+    header, meta, data = _parts(saved[1].read_bytes())
+    p = tmp_path / "deep.safetensors"
+    deep = "[" * 100_000 + "]" * 100_000
+    text = json.dumps(meta)[:-1] + ', "extra": ' + deep + "}"
+    _write(p, header, meta, data, seal=False, info={"latent_explorer": text})
+    _refused(p, "nested too deeply")
+    hb = ('{"x": ' + deep + "}").encode()
+    p.write_bytes(struct.pack("<Q", len(hb)) + hb)
+    _refused(p, "nested too deeply")
+
+
+def test_a_huge_image_shape_is_refused_before_allocating(saved, tmp_path):
+    header, meta, data = _parts(saved[1].read_bytes())
+    p = tmp_path / "huge.safetensors"
+    # inside the bounds, yet 3 x 1024 x 1024 x 8192 x 2 weights (200 GB) if it were built
+    meta["model_config"].update(image_shape=[3, 1024, 1024], hidden=8192, model="vae")
+    meta["class_names"] = []
+    _write(p, header, meta, data)
+    t = time.perf_counter()
+    _refused(p, "weight encoder.fc.weight has shape (64, 789), the model needs (8192, 3145728)")
+    assert time.perf_counter() - t < 5
+
+
+def test_saving_what_would_not_load_is_refused(saved, tmp_path):
+    trainer, _ = saved
+    model = build_model(trainer.model.config)
+    model.load_state_dict(trainer.model.state_dict())
+    with torch.no_grad():
+        model.decoder.out.bias[0] = math.nan
+    p = tmp_path / "nan.safetensors"
+    with pytest.raises(CheckpointError, match="not saved.*decoder.out.bias holds NaN"):
+        save_checkpoint(p, model, trainer.config)
+    with pytest.raises(CheckpointError, match=r"not saved.*class_names\[0\] must be a text"):
+        save_checkpoint(p, trainer.model, trainer.config, class_names=[3] * 5)
+    assert not p.exists() and not list(tmp_path.iterdir())
+
+
+def test_settings_of_the_wrong_type_are_config_errors():
+    for kwargs in (
+        dict(latent_dim="x"), dict(hidden=None), dict(image_shape=5), dict(latent_dim=True),
+        dict(image_shape=(1, 28.5, 28)), dict(gaussian_std="x", likelihood="gaussian"),
+        dict(num_classes="3"), dict(model=["vae"]), dict(image_shape=(1, 2048, 2048)),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError):
+            ModelConfig(**kwargs)
+    for kwargs in (
+        dict(seed="x"), dict(seed=None), dict(seed=2**70), dict(lr="fast"), dict(lr=math.nan),
+        dict(beta=[1]), dict(epochs=2.0), dict(snapshot_hz=math.inf), dict(device=None),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError):
+            TrainConfig(**kwargs)
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        ModelConfig.from_dict([1, 2])
+    assert ModelConfig(image_shape=[1, 28, 28]).image_shape == (1, 28, 28)
+
+
+# -- writing ----------------------------------------------------------------------------------
+def test_stale_temporaries_of_dead_writers_are_removed(saved, tmp_path):
+    import subprocess
+
+    trainer, _ = saved
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    hour_ago = time.time() - 3600
+    names = {
+        f".m.safetensors.{gone.pid}.abcd1234.tmp": False,  # its writer is gone: removed
+        f".other.json.{gone.pid}.abcd1234.tmp": False,  # any target in the folder
+        f".m.safetensors.{os.getpid()}.abcd1234.tmp": True,  # a live writer (this one)
+        ".m.safetensors.abcd1234.tmp": False,  # an older version's, an hour old
+        ".other.json.abcd1234.tmp": True,  # an older version's, of another target
+        "notes.tmp": True,  # not one of ours
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+        os.utime(tmp_path / name, (hour_ago, hour_ago))
+    fresh = tmp_path / f".m.safetensors.{gone.pid}.fresh123.tmp"
+    fresh.write_bytes(b"partial")  # touched just now: left for a later save
+    names[fresh.name] = True
+    save_checkpoint(tmp_path / "m.safetensors", trainer.model, trainer.config)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {n for n, kept in names.items() if kept} | {"m.safetensors"}
+
+
+def test_atomic_write_names_the_target_and_syncs_the_folder(tmp_path, monkeypatch):
+    import stat
+
+    import trainer.files as files
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    target = tmp_path / "out" / "result.json"
+    files.atomic_write(target, lambda f: f.write(b"{}"))
+    assert target.read_bytes() == b"{}" and synced == [False, True]  # the file, then its folder
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as e:
+        files.atomic_write(target, full)
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
+    assert ".tmp" not in str(e.value) and str(target) in str(e.value)
+    assert [p.name for p in target.parent.iterdir()] == ["result.json"]
+    assert target.read_bytes() == b"{}"
