@@ -719,9 +719,7 @@ def _train(args, out: Path) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if stop.signum is not None:
-        print(
-            f"stopped by {stop.name}; the model saved in {out}/ can be trained on", file=sys.stderr
-        )
+        print(f"stopped by {stop.name}; {out}/ holds the model as trained so far", file=sys.stderr)
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
 
