@@ -39,7 +39,7 @@ from explorer.worker import (
 from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import DataError, DataSpec, ImageData
-from trainer.evaluate import elbo_stats
+from trainer.evaluate import elbo_stats, final_loss_warning
 from trainer.loop import Snapshot, TrainControl, model_config_for
 from trainer.threads import training_threads
 
@@ -514,6 +514,9 @@ class RunController(QObject):
                 out.position,
             )  # fmt: skip
             self.update_kl()
+            worse = None if out.error else final_loss_warning(out.history)
+            if worse:  # say so: the curves alone make it easy to miss
+                self.notice.emit("warning", worse[0].upper() + worse[1:] + ".", "run")
         if out.error:
             if out.kind == "data":
                 self._data_problem = "Could not load this data: see the message above."

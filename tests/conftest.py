@@ -33,3 +33,11 @@ def _bare_machine(_empty_dir, monkeypatch):
     import trainer.data
 
     monkeypatch.setattr(trainer.data, "DEBIAN_FASHION", _empty_dir)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A worker thread that outlived its window (a test closed it mid-load) gets time to
+    end; Python's teardown must not destroy it while it runs (Qt would abort the run)."""
+    worker = sys.modules.get("explorer.worker")
+    if worker is not None and worker.leftover_threads():
+        worker.wind_down(int(exitstatus), timeout_ms=60000)

@@ -247,3 +247,19 @@ def test_workers_are_destroyed_on_the_gui_thread(qtbot, window):
     train(qtbot, win, epochs=1)
     qtbot.waitUntil(lambda: bool(where), timeout=5000)
     assert where == [threading.main_thread().ident]
+
+
+def test_a_run_that_ends_far_worse_than_its_best_says_so(qtbot, window, monkeypatch):
+    import explorer.run as run_mod
+
+    seen = []
+
+    def rule(history):
+        seen.append(len(history.epochs))
+        return "the final test -ELBO, 900.00 nats after epoch 2, is far worse than the best"
+
+    monkeypatch.setattr(run_mod, "final_loss_warning", rule)
+    train(qtbot, window, epochs=2)
+    assert seen == [2]  # judged once, on the run's whole history
+    level, text = window.banner.history[-1]
+    assert level == "warning" and text.startswith("The final test -ELBO, 900.00 nats")

@@ -1,0 +1,136 @@
+"""Malformed checkpoints in the window: each one gives a message and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+import torch
+from explorer_helpers import train
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+
+def _rewrite(src, dst, change) -> None:
+    """Copy checkpoint ``src`` to ``dst`` with ``change(meta)`` applied to its metadata."""
+    raw = src.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    meta = json.loads(header["__metadata__"]["latent_explorer"])
+    text = change(meta)  # changes meta in place, or returns the metadata's whole text
+    text = text if isinstance(text, str) else json.dumps(meta)
+    dst.write_bytes(st_save(st_load(raw), metadata={"latent_explorer": text}))
+
+
+def _set(path: str, value):
+    def change(meta):
+        *parents, last = path.split(".")
+        d = meta
+        for p in parents:
+            d = d[p]
+        d[last] = value
+
+    return change
+
+
+def _deep(meta):
+    meta["history"] = "DEEP"
+    return json.dumps(meta).replace('"DEEP"', "[" * 1000 + "0" + "]" * 1000)
+
+
+MUTATIONS = {
+    "seed text": _set("train_config.seed", "x"),
+    "seed null": _set("train_config.seed", None),
+    "seed 2**70": _set("train_config.seed", 2**70),
+    "images a number": lambda m: m.update(data_spec=dict(m["data_spec"], source="idx", images=5)),
+    "data_spec a string": _set("data_spec", "shapes"),
+    "history a number": _set("history", 5),
+    "history a string": _set("history", "abc"),
+    "history steps a number": lambda m: m["history"].update(steps=5),
+    "history rows of junk": lambda m: m["history"].update(steps=[{"x": 1}]),
+    "epochs_done 1e100": _set("epochs_done", 1e100),
+    "epochs_done text": _set("epochs_done", "x"),
+    "epochs_done NaN": _set("epochs_done", float("nan")),
+    "epochs_done null": _set("epochs_done", None),
+    "version null": _set("version", None),
+    "class_names a number": _set("class_names", 5),
+    "optimizer state a number": lambda m: m["optimizer"].update(state=5),
+    "image_shape fractional": _set("model_config.image_shape", [1, 28.5, 28]),
+    "image_shape huge": _set("model_config.image_shape", [1, 1000000, 1000000]),
+    "hidden text": _set("model_config.hidden", "400"),
+    "latent a bool": _set("model_config.latent_dim", True),
+    "lr NaN": _set("train_config.lr", float("nan")),
+    "nested 1000 deep": _deep,
+}
+
+
+@pytest.fixture
+def saved(qtbot, window, tmp_path):
+    train(qtbot, window, epochs=1)
+    path = window.save_checkpoint(tmp_path / "good.safetensors")
+    assert path is not None and path.exists()
+    return window, path
+
+
+def test_every_malformed_checkpoint_is_refused_with_a_message(qtbot, saved, tmp_path):
+    win, good = saved
+    model_before = win.session.model
+    weights = {k: v.clone() for k, v in model_before.state_dict().items()}
+    step = win.session.step
+    refused = []
+    for i, (name, change) in enumerate(MUTATIONS.items()):
+        bad = tmp_path / f"bad{i}.safetensors"
+        _rewrite(good, bad, change)
+        shown = len(win.banner.history)
+        ok = win.open_checkpoint(bad)  # an exception here fails the test
+        qtbot.wait(1)  # queued work (loads, redraws) runs: a late widget error fails it too
+        if ok:  # accepted: then it must have opened with sane values
+            pytest.fail(f"{name}: opened {bad.name}")
+        assert len(win.banner.history) > shown, name
+        level, text = win.banner.history[-1]
+        assert level == "error" and bad.name in text, (name, text)
+        assert "Traceback" not in text and "unexpected" not in text, (name, text)
+        refused.append(name)
+        assert win.session.model is model_before and win.session.step == step, name
+    assert len(refused) == len(MUTATIONS)
+    for k, v in win.session.model.state_dict().items():
+        torch.testing.assert_close(v, weights[k])
+    # and the good file still opens
+    assert win.open_checkpoint(good), win.banner.history[-1]
+
+
+def test_a_header_whose_metadata_is_a_list_is_refused(qtbot, saved, tmp_path):
+    win, good = saved
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"] = ["latent_explorer"]
+    text = json.dumps(header).encode()
+    bad = tmp_path / "list.safetensors"
+    bad.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    assert not win.open_checkpoint(bad)
+    assert win.banner.level == "error" and "list.safetensors" in win.banner.text
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+def test_a_named_pipe_opened_as_a_checkpoint_does_not_freeze_the_window(qtbot, window, tmp_path):
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def unblock():  # if the window blocks reading the pipe, end it so the test fails, not hangs
+        if not done.wait(10):
+            with open(fifo, "wb") as f:
+                f.write(b"x")
+
+    threading.Thread(target=unblock, daemon=True).start()
+    t0 = time.perf_counter()
+    ok = window.open_checkpoint(fifo)
+    took = time.perf_counter() - t0
+    done.set()
+    assert took < 5, f"opening a named pipe blocked the window for {took:.1f} s"
+    assert not ok and window.banner.level == "error"
+    assert "pipe.safetensors" in window.banner.text and "regular file" in window.banner.text
