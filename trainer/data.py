@@ -7,16 +7,24 @@ index; no per-sample Python work and no PIL happen after loading.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import math
+import numbers
 import os
+import reprlib
+import stat
 import struct
+import warnings
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .config import MAX_CLASSES, MAX_SEED
 
 SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
 SOURCE_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
@@ -53,6 +61,11 @@ class DataError(Exception):
         self.gui = gui
 
 
+def _short(v: Any) -> str:
+    """``repr(v)``, cut short: values in messages may come from any file."""
+    return reprlib.repr(v)
+
+
 def cache_dir() -> Path:
     """Where downloaded datasets live: $LATENT_EXPLORER_DATA, else the user's cache folder."""
     env = os.environ.get("LATENT_EXPLORER_DATA")
@@ -76,8 +89,28 @@ class DataSpec:
     shapes_count: int = 6000  # shapes: images in all
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise DataError(f"unknown dataset {self.source!r}; choose one of {', '.join(SOURCES)}")
+        # from_dict is fed checkpoint metadata and settings files: any type may arrive here
+        if not isinstance(self.source, str) or self.source not in SOURCES:
+            raise DataError(
+                f"unknown dataset {_short(self.source)}; choose one of {', '.join(SOURCES)}"
+            )
+        for name in ("images", "labels", "root"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise DataError(
+                    f"data field {name!r} must be a file name or empty, not {_short(v)}"
+                )
+        for name in ("image_size", "seed", "shapes_count"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise DataError(f"data field {name!r} must be a whole number, not {_short(v)}")
+            object.__setattr__(self, name, int(v))
+        tf = self.test_fraction
+        if isinstance(tf, bool) or not isinstance(tf, numbers.Real) or not math.isfinite(tf):
+            raise DataError(
+                f"data field 'test_fraction' must be a number between 0 and 1, not {_short(tf)}"
+            )
+        object.__setattr__(self, "test_fraction", float(tf))
         if self.source == "idx" and not self.images:
             raise DataError(
                 "--dataset idx needs --images FILE (and optionally --labels FILE)",
@@ -96,12 +129,16 @@ class DataSpec:
             raise DataError(f"image size must be 8 to 256 pixels, not {self.image_size}")
         if not (10 <= self.shapes_count <= 1_000_000):
             raise DataError(f"shapes count must be 10 to 1000000, not {self.shapes_count}")
+        if not (0 <= self.seed <= MAX_SEED):
+            raise DataError(f"seed must be 0 to {MAX_SEED}, not {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        if not isinstance(d, dict):
+            raise DataError(f"data settings must be a mapping of fields, not {_short(d)}")
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -158,34 +195,152 @@ class ImageData:
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (the MNIST-family format), gzipped or not."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such file")
-    if p.is_dir():
+MAX_IDX_BYTES = 2**31  # the most data one IDX file may hold (MNIST's training images: 47 MB)
+MAX_SIDE = 1024  # IDX images: at most this many pixels high and wide
+_CHUNK = 1 << 20
+
+
+def _os_problem(p: Path, e: OSError) -> str:
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return f"{p}: no such file"
+    if e.errno == errno.ELOOP:
+        return f"{p}: cannot be read (a loop of symbolic links: a link that leads back to itself)"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"{p}: cannot be read (permission denied)"
+    return f"{p}: cannot be read ({e.strerror or e})"
+
+
+def _need_regular(p: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
         raise DataError(f"{p}: is a folder, not an IDX file")
+    if not stat.S_ISREG(mode):
+        kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+                 (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
+        kind = next((k for test, k in kinds if test(mode)), "something other than a file")
+        raise DataError(f"{p}: is {kind}; an IDX file must be a regular file")
+
+
+def _open_regular(p: Path):
+    """``p`` opened for binary reading if it is a regular file; DataError otherwise.
+
+    Never blocks: a FIFO is refused before it is opened, and the open itself does not wait
+    for a writer should the path have been swapped for one in between.
+    """
     try:
-        raw = p.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{p}: cannot be read ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{p}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    if ndim < 1 or len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{p}: not an IDX file (bad header)")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    need = math.prod(shape) * dtype.itemsize
-    body = raw[4 + 4 * ndim :]
-    if len(body) < need:
+        _need_regular(p, os.stat(p).st_mode)
+        nonblock = getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(p, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise DataError(_os_problem(p, e)) from None
+    try:
+        _need_regular(p, os.fstat(fd).st_mode)
+        if nonblock:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_upto(f, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        more = f.read(n - len(out))
+        if not more:
+            break
+        out += more
+    return out
+
+
+def _check_idx_shape(p: Path, shape: tuple[int, ...], kind: str) -> None:
+    """Refuse, from the header alone, a shape that cannot be ``kind`` ("images"/"labels")."""
+    if kind == "labels":
+        if len(shape) != 1:
+            raise DataError(f"{p}: labels must be one number per image, got shape {shape}")
+        return
+    hw = None
+    if len(shape) == 3:
+        hw = shape[1:]
+    elif len(shape) == 4 and shape[1] in (1, 3):
+        hw = shape[2:]
+    elif len(shape) == 4 and shape[3] in (1, 3):
+        hw = shape[1:3]
+    if hw is None:
+        raise DataError(f"{p}: expected images (N, H, W) or (N, C, H, W), got shape {shape}")
+    if not (1 <= min(hw) and max(hw) <= MAX_SIDE):
         raise DataError(
-            f"{p}: truncated (header promises {need} bytes of data for shape {shape}, "
-            f"file has {len(body)})"
+            f"{p}: images must be 1 to {MAX_SIDE} pixels high and wide, not {hw[0]}x{hw[1]}"
         )
-    return np.frombuffer(body[:need], dtype=dtype).reshape(shape).copy()  # writable
+
+
+def read_idx(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
+    """Read an IDX file (the MNIST-family format), gzipped or not.
+
+    Reads exactly the data the header promises, and refuses a promise larger than
+    :data:`MAX_IDX_BYTES`, a file that holds less or more than promised, and anything but a
+    regular file. ``kind`` ("images" or "labels") checks the shape before any data is read.
+    """
+    p = Path(path)
+    with _open_regular(p) as f:
+        try:
+            gz = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            if not gz:
+                return _read_idx_body(p, f, os.fstat(f.fileno()).st_size, kind)
+        except OSError as e:
+            raise DataError(_os_problem(p, e)) from None
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as g:
+                return _read_idx_body(p, g, None, kind)
+        except EOFError:
+            raise DataError(f"{p}: truncated (the gzip data ends early)") from None
+        except (OSError, zlib.error) as e:
+            raise DataError(f"{p}: damaged gzip data ({e})") from None
+
+
+def _read_idx_body(p: Path, f, size: int | None, kind: str | None) -> np.ndarray:
+    """The IDX array in stream ``f``; ``size`` is the file's length when not compressed."""
+    head = _read_upto(f, 4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
+        raise DataError(f"{p}: not an IDX file (bad magic number)")
+    ndim = head[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{p}: not an IDX file of images or labels ({ndim} dimensions)")
+    dims = _read_upto(f, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{p}: not an IDX file (bad header)")
+    shape = struct.unpack(f">{ndim}I", dims)
+    if kind is not None:
+        _check_idx_shape(p, shape, kind)
+    dtype = np.dtype(_IDX_TYPES[head[2]])
+    need = math.prod(shape) * dtype.itemsize
+    if need > MAX_IDX_BYTES:
+        raise DataError(
+            f"{p}: the header promises {need} bytes of data (shape {shape}); "
+            f"at most {MAX_IDX_BYTES} are read from one file"
+        )
+    truncated = f"{p}: truncated (header promises {need} bytes of data for shape {shape}, "
+    longer = (
+        f"{p}: holds more data than its header describes (shape {shape}, {need} bytes); "
+        "a damaged header or not an IDX file"
+    )
+    if size is not None:
+        have = size - 4 - 4 * ndim
+        if have < need:
+            raise DataError(truncated + f"file has {have})")
+        if have > need:
+            raise DataError(longer)
+    buf = np.empty(need, dtype=np.uint8)
+    view = memoryview(buf)
+    got = 0
+    while got < need:
+        n = f.readinto(view[got : got + _CHUNK])
+        if not n:
+            raise DataError(truncated + f"file has {got})")
+        got += n
+    if f.read(1):
+        raise DataError(longer)
+    return buf.view(dtype).reshape(shape)
 
 
 def _as_nchw(arr: np.ndarray, what: str) -> np.ndarray:
@@ -195,12 +350,80 @@ def _as_nchw(arr: np.ndarray, what: str) -> np.ndarray:
         arr = arr.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
     if arr.ndim != 4 or arr.shape[1] not in (1, 3):
         raise DataError(f"{what}: expected images (N, H, W) or (N, C, H, W), got shape {arr.shape}")
+    h, w = arr.shape[2:]
+    if not (1 <= min(h, w) and max(h, w) <= MAX_SIDE):
+        raise DataError(f"{what}: images must be 1 to {MAX_SIDE} pixels high and wide, not {h}x{w}")
     if arr.dtype != np.uint8:
-        a = arr.astype(np.float32)
-        if a.max() <= 1.0:
-            a = a * 255.0
-        arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        arr = _to_uint8(arr, what)
     return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
+    """Pixels of another type as uint8: values in 0..1 scaled to 0..255, then rounded and
+    clipped to 0..255; NaN or infinite pixels refused. Converted a few MB at a time."""
+    out = np.empty(arr.shape, dtype=np.uint8)
+    if arr.size == 0:
+        return out
+    step = max(1, (4 << 20) // math.prod(arr.shape[1:]))
+    hi = -math.inf
+    for i in range(0, len(arr), step):
+        c = arr[i : i + step]
+        if c.dtype.kind == "f" and not np.isfinite(c).all():
+            j = i + int(np.flatnonzero(~np.isfinite(c).reshape(len(c), -1).all(1))[0])
+            raise DataError(f"{what}: image {j} has pixels that are not numbers (NaN or infinite)")
+        hi = max(hi, float(c.max()))
+    scale = 255.0 if hi <= 1.0 else 1.0
+    for i in range(0, len(arr), step):
+        c = np.clip(arr[i : i + step].astype(np.float64), -1.0, 256.0)
+        c *= scale
+        out[i : i + step] = np.clip(np.rint(c), 0, 255)
+    return out
+
+
+def _fmt(v) -> str:
+    v = v.item() if isinstance(v, np.generic) else v
+    if isinstance(v, float) and math.isfinite(v) and v == int(v):
+        v = int(v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _labels(y: np.ndarray, where: str, classes: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Labels as int64 and their class names, if they are whole numbers 0..K-1 with every
+    class present and K <= MAX_CLASSES; a DataError naming the first bad image otherwise.
+    ``classes``: the class count of a known dataset (then classes may be absent)."""
+    if y.size == 0:
+        return y.astype(np.int64), []
+    bad = None
+    if y.dtype.kind == "f":
+        finite = np.isfinite(y)
+        if not finite.all():
+            bad = "labels must be whole numbers"
+            i = int(np.argmin(finite))
+        elif (y != np.floor(y)).any():
+            bad = "labels must be whole numbers"
+            i = int(np.argmax(y != np.floor(y)))
+    top = MAX_CLASSES if classes is None else classes
+    if bad is None and y.min() < 0:
+        bad, i = f"labels must be 0 to {top - 1}", int(np.argmin(y))
+    if bad is None and y.max() >= top:
+        limit = "" if classes is not None else f" (at most {MAX_CLASSES} classes)"
+        bad, i = f"labels must be 0 to {top - 1}{limit}", int(np.argmax(y))
+    if bad is not None:
+        raise DataError(f"{where}: image {i} has label {_fmt(y[i])}; {bad}")
+    y = y.astype(np.int64)
+    k = int(y.max()) + 1 if classes is None else classes
+    count = np.bincount(y, minlength=k)
+    missing = np.flatnonzero(count == 0)
+    if classes is None and missing.size:
+        a = int(missing[0])
+        b = a + int(np.flatnonzero(count[a:])[0])  # the next label in use (the largest is)
+        i = int(np.argmax(y == b))
+        unused = f"label {a} is unused" if b == a + 1 else f"labels {a}..{b - 1} are unused"
+        raise DataError(
+            f"{where}: image {i} has label {b} but {unused}; labels must be 0 to K-1 "
+            "with every class present"
+        )
+    return y, [str(c) for c in range(k)]
 
 
 def _split(
@@ -228,23 +451,14 @@ def _finish(name, xtr, xte, ytr, yte, class_names) -> ImageData:
 
 
 def load_idx(spec: DataSpec) -> ImageData:
-    x = _as_nchw(read_idx(spec.images), str(spec.images))
+    x = _as_nchw(read_idx(spec.images, "images"), str(spec.images))
     y = None
     class_names: list[str] = []
     if spec.labels:
-        y = read_idx(spec.labels)
-        if y.ndim != 1:
-            raise DataError(
-                f"{spec.labels}: labels must be one number per image, got shape {y.shape}"
-            )
+        y = read_idx(spec.labels, "labels")
         if len(y) != len(x):
             raise DataError(f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}")
-        y = y.astype(np.int64)
-        if y.min() < 0:
-            raise DataError(f"{spec.labels}: labels must be non-negative")
-        n_cls = int(y.max()) + 1
-        class_names = MNIST_CLASSES if n_cls <= 10 else [str(i) for i in range(n_cls)]
-        class_names = class_names[: max(n_cls, 2)]
+        y, class_names = _labels(y, str(spec.labels))
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
     return _finish(spec.describe(), xtr, xte, ytr, yte, class_names)
 
@@ -272,9 +486,18 @@ def load_folder(spec: DataSpec) -> ImageData:
     imgs = np.empty((len(files), s, s, 3), dtype=np.uint8)
     for i, (f, _) in enumerate(files):
         try:
-            with Image.open(f) as im:
-                imgs[i] = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
-        except (UnidentifiedImageError, OSError) as e:
+            # past Image.MAX_IMAGE_PIXELS Pillow warns, past twice that it refuses: both
+            # refuse here (a warning would go to the console and the image still be decoded)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as im:
+                    imgs[i] = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DataError(
+                f"{f}: too large an image (more than {Image.MAX_IMAGE_PIXELS} pixels); "
+                "shrink it or move it out of the folder"
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as e:
             raise DataError(f"{f}: not a readable image ({e})") from None
     grey = bool((imgs[..., 0] == imgs[..., 1]).all() and (imgs[..., 1] == imgs[..., 2]).all())
     x = imgs[..., :1] if grey else imgs
@@ -381,13 +604,16 @@ def debian_fashion_available(root: Path | None = None) -> bool:
     return all((root / n).exists() or (root / (n + ".gz")).exists() for n in names)
 
 
-def _idx_pair(root: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+def _idx_pair(root: Path, prefix: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
     def pick(n: str) -> Path:
         return root / n if (root / n).exists() else root / (n + ".gz")
 
-    x = _as_nchw(read_idx(pick(f"{prefix}-images-idx3-ubyte")), str(root))
-    y = read_idx(pick(f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
-    return x, y
+    images, labels = pick(f"{prefix}-images-idx3-ubyte"), pick(f"{prefix}-labels-idx1-ubyte")
+    x = _as_nchw(read_idx(images, "images"), str(images))
+    y = read_idx(labels, "labels")
+    if len(y) != len(x):
+        raise DataError(f"{labels}: {len(y)} labels for {len(x)} images in {images}")
+    return x, _labels(y, str(labels), classes)[0]
 
 
 def is_cached(source: str) -> bool:
@@ -403,8 +629,8 @@ def is_cached(source: str) -> bool:
 def load_torchvision(spec: DataSpec) -> ImageData:
     cls_name, class_names = _TV[spec.source]
     if spec.source == "fashion-mnist" and debian_fashion_available():
-        xtr, ytr = _idx_pair(DEBIAN_FASHION, "train")
-        xte, yte = _idx_pair(DEBIAN_FASHION, "t10k")
+        xtr, ytr = _idx_pair(DEBIAN_FASHION, "train", len(class_names))
+        xte, yte = _idx_pair(DEBIAN_FASHION, "t10k", len(class_names))
         return _finish("fashion-mnist", xtr, xte, ytr, yte, class_names)
     import torchvision.datasets as tvd
 
