@@ -259,18 +259,22 @@ def run_case(folder: Path, images: bytes, labels: bytes | None) -> tuple[str, st
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                d = load_data(spec)
-            except DataError as e:
-                outcome = "refused" if want is None else "refused a good file"
-                return outcome, str(e), bool(caught)
-            except Hang:
-                return "hang", "", bool(caught)
-            except BaseException as e:  # noqa: BLE001 - what the fuzz is looking for
-                return "other exception", f"{type(e).__name__}: {e}"[:200], bool(caught)
-        warned = bool(caught)
+                d, error = load_data(spec), None
+            except (DataError, Hang):
+                raise
+            except Exception as e:  # noqa: BLE001 - what the fuzz is looking for
+                d, error = None, f"{type(e).__name__}: {e}"[:200]
+    except DataError as e:
+        outcome = "refused" if want is None else "refused a good file"
+        return outcome, str(e), bool(caught)
+    except Hang:  # wherever the time ran out, the case took too long
+        return "hang", "", False
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+    warned = bool(caught)
+    if error is not None:
+        return "other exception", error, warned
     if want is None:
         return "wrong", f"loaded {d!r} from a file that should be refused", warned
     pairs, image_shape, k = want
