@@ -88,6 +88,7 @@ _DTYPE_SIZES = {
 }  # fmt: skip
 _FLOATS = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
 _ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")
+_ADAM_FLAGS = ("foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay")
 
 
 class CheckpointError(Exception):
@@ -131,8 +132,9 @@ def _optimizer_to_tensors(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, skeleton
 
 
-def _seal(blob: bytes) -> bytes:
-    """``blob`` (written with the placeholder checksum) with its real checksum filled in."""
+def _seal(blob: bytes) -> list:
+    """``blob`` (written with the placeholder checksum) with its real checksum filled in, as
+    pieces to write one after the other (a large file is not copied for it)."""
     (n,) = struct.unpack("<Q", blob[:8])
     mark = f"{_CHECKSUM}:{_PLACEHOLDER}".encode()
     at = blob.find(mark, 8, 8 + n)
@@ -140,7 +142,8 @@ def _seal(blob: bytes) -> bytes:
         raise ValueError("the metadata holds no checksum to fill in")
     digest = hashlib.sha256(blob).hexdigest().encode()
     start = at + len(_CHECKSUM) + 1
-    return blob[:start] + digest + blob[start + len(digest) :]
+    view = memoryview(blob)
+    return [view[:start], digest, view[start + len(digest) :]]
 
 
 def save_checkpoint(
@@ -193,13 +196,15 @@ def save_checkpoint(
         table = {k: {"dtype": _dtype_name(v), "shape": list(v.shape)} for k, v in tensors.items()}
         _check_meta(json.loads(text), table)
         for k, v in tensors.items():
-            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            if v.is_floating_point() and not _finite(v):
                 raise _Invalid(f"{_tensor_title(k)} holds NaN or infinite values")
     except _Invalid as e:
-        raise CheckpointError(f"{path}: not saved, as it could not be opened again ({e})") from None
+        raise CheckpointError(
+            _printable(f"{path}: not saved, as it could not be opened again ({e})")
+        ) from None
     try:
-        blob = _seal(st_save(tensors, metadata={"latent_explorer": text}))
-        atomic_write(path, lambda f: f.write(blob))
+        parts = _seal(st_save(tensors, metadata={"latent_explorer": text}))
+        atomic_write(path, lambda f: [f.write(part) for part in parts])
     except OSError as e:
         raise CheckpointError(f"{path}: could not be written ({e.strerror or e})") from None
     return path
@@ -215,6 +220,14 @@ def save_trainer(
         history=trainer.history, optimizer_state=trainer.optimizer.state_dict(),
         epochs_done=trainer.epochs_done, step=trainer.step, position=trainer.position(),
     )  # fmt: skip
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """Whether a floating tensor holds no NaN or infinity (one pass: NaN propagates)."""
+    if not t.numel():
+        return True
+    lo, hi = torch.aminmax(t)
+    return math.isfinite(float(lo)) and math.isfinite(float(hi))
 
 
 def _dtype_name(t: torch.Tensor) -> str:
@@ -256,7 +269,7 @@ def _obj(v: Any, where: str) -> dict:
 
 
 def _only(d: dict, where: str, known) -> None:
-    unknown = sorted(set(d) - set(known))
+    unknown = sorted(set(d) - set(known), key=str)
     if unknown:
         raise _Invalid(f"{where} has an unknown field {shown(unknown[0])}")
 
@@ -316,8 +329,11 @@ def _settings(meta: dict) -> tuple[ModelConfig, TrainConfig, DataSpec | None]:
     mc = _check_fields(meta["model_config"], "model_config", _MODEL_FIELDS)
     tc = _check_fields(meta["train_config"], "train_config", _TRAIN_FIELDS)
     ds = meta.get("data_spec")
-    if ds is not None:  # later versions may add fields: DataSpec.from_dict leaves them
+    if ds is not None:
         _check_fields(ds, "data_spec", _DATA_FIELDS, strict=False)
+        _only(ds, "data_spec", DataSpec.__dataclass_fields__)
+        if "source" not in ds:
+            raise _Invalid("data_spec has no source")
     try:
         model_config = ModelConfig.from_dict(mc)
     except ConfigError as e:
@@ -392,7 +408,10 @@ def _optimizer(opt: Any, params: list[tuple[int, ...]], table: dict) -> set[str]
         elif key in ("amsgrad", "maximize"):
             if v is not False:
                 _fail(at, "false", v)
-        elif not (v is None or isinstance(v, bool) or is_real(v)):  # flags of torch's Adam
+        elif key in _ADAM_FLAGS:
+            if not (v is None or isinstance(v, bool)):
+                _fail(at, "true, false or null", v)
+        elif not (v is None or isinstance(v, bool) or is_real(v)):  # what torch adds later
             _fail(at, "true, false, null or a number", v)
     state = _obj(opt.get("state"), "optimizer.state")
     used = set()
@@ -410,6 +429,8 @@ def _optimizer(opt: Any, params: list[tuple[int, ...]], table: dict) -> set[str]
         if is_real(step):  # a number in checkpoints of older torch versions
             if step < 0:
                 _fail(f"{where}.step", "a number of at least 0", step)
+        elif not isinstance(step, dict):
+            _fail(f"{where}.step", "a number or a tensor reference", step)
         else:
             name = _tensor_ref(step, f"{where}.step", table)
             if table[name]["shape"] not in ([], [1]):
@@ -470,6 +491,7 @@ class _Plan:
     position: dict | None
     floats: list[str]  # tensors to read as float32
     noise: bool  # whether to read run/noise_state
+    shell: LatentModel  # the model, on the meta device (no memory yet)
 
 
 def _check_version(meta: dict) -> None:
@@ -498,8 +520,9 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
     _checksum(meta)
     model_config, train_config, data_spec = _settings(meta)
     class_names = _class_names(meta, model_config)
-    try:
-        history = History.from_dict(meta.get("history") or {})
+    history = meta.get("history")
+    try:  # null (as missing) is no history; 0, "" or [] are not histories
+        history = History.from_dict({} if history is None else history)
     except ValueError as e:
         raise _Invalid(str(e)) from None
     epochs_done = _int(meta.get("epochs_done", 0), "epochs_done", 0, MAX_EPOCHS_DONE)
@@ -538,7 +561,7 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
             )
     return _Plan(
         model_config, train_config, data_spec, class_names, history, epochs_done, step, opt,
-        position, floats, noise=position is not None and "run/noise_state" in table,
+        position, floats, noise=position is not None and "run/noise_state" in table, shell=shell,
     )  # fmt: skip
 
 
@@ -587,9 +610,10 @@ def _os_problem(e: OSError) -> str:
     return f"cannot be read ({e.strerror or e})"
 
 
-def _read_exactly(f, n: int, what: str) -> bytearray:
-    buf = bytearray(n)
-    got = f.readinto(memoryview(buf)) if n else 0
+def _read_exactly(f, n: int, what: str) -> torch.Tensor:
+    """``n`` bytes of ``f``, into an uninitialised uint8 tensor (no copy, no zeroing)."""
+    buf = torch.empty(n, dtype=torch.uint8)
+    got = f.readinto(buf.numpy()) if n else 0
     if got != n:
         raise _Invalid(f"truncated ({what}: {got} of {n} bytes)")
     return buf
@@ -648,15 +672,18 @@ def _header(raw: bytes, size: int) -> tuple[dict, dict, int]:
     return info, header, data_size
 
 
-def _decode(data: bytearray, t: dict, dtype: torch.dtype) -> torch.Tensor:
+def _decode(data: torch.Tensor, t: dict, dtype: torch.dtype) -> torch.Tensor:
+    """Tensor ``t`` of the table, a view of ``data`` (the bytes after the header) where it
+    can be, else a copy (the file may put it at an offset that is not a multiple of its
+    element size)."""
     start, stop = t["data_offsets"]
-    if start == stop:
-        return torch.empty(t["shape"], dtype=dtype)
     size = dtype.itemsize
-    out = torch.frombuffer(data, dtype=dtype, count=(stop - start) // size, offset=start)
+    raw = data[start:stop]
+    if start % size:
+        raw = raw.clone()
     if sys.byteorder == "big" and size > 1:  # safetensors is little-endian
-        out = out.view(torch.uint8).view(-1, size).flip(1).contiguous().view(dtype)
-    return out.reshape(t["shape"])
+        raw = raw.view(-1, size).flip(1).reshape(-1)
+    return raw.view(dtype).reshape(t["shape"])
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
@@ -671,7 +698,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         return _load(path, device)
     except _Invalid as e:
-        raise CheckpointError(f"{path}: {e}") from None
+        raise CheckpointError(_printable(f"{path}: {e}")) from None
     except OSError as e:
         raise CheckpointError(f"{path}: {_os_problem(e)}") from None
     except MemoryError:
@@ -682,18 +709,25 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise
 
 
+def _printable(text: str) -> str:
+    """``text`` with what a file may smuggle into a message (control characters, lone
+    surrogates that no terminal or widget can encode) escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _load(path: Path, device: str | torch.device) -> Checkpoint:
     fd, size = _open(path)
     with os.fdopen(fd, "rb") as f:
         if size < 8:
             raise _Invalid(f"not a checkpoint (file is only {size} bytes)")
-        prefix = _read_exactly(f, 8, "header size")
+        prefix = _read_exactly(f, 8, "header size").numpy().tobytes()
         (n,) = struct.unpack("<Q", prefix)
         if n > size - 8 or n > MAX_HEADER_BYTES:
             raise _Invalid(
                 f"not a safetensors checkpoint, or truncated (header of {n} bytes, file of {size})"
             )
-        raw = bytes(_read_exactly(f, n, "header"))
+        raw = _read_exactly(f, n, "header").numpy().tobytes()
         info, table, data_size = _header(raw, size)
         try:
             meta = json.loads(info["latent_explorer"])
@@ -712,7 +746,7 @@ def _load(path: Path, device: str | torch.device) -> Checkpoint:
         if at >= 0:
             at += len(_CHECKSUM) + 1
             digest.update(raw[:at] + _PLACEHOLDER.encode() + raw[at + 64 :])
-            digest.update(data)
+            digest.update(data.numpy())
         if at < 0 or digest.hexdigest() != checksum:
             raise _Invalid("is damaged (its data does not match its checksum)")
     plan = _check_meta(meta, table)
@@ -720,18 +754,18 @@ def _load(path: Path, device: str | torch.device) -> Checkpoint:
     tensors = {}
     for k in plan.floats:
         t = _decode(data, table[k], _FLOATS[table[k]["dtype"]]).to(torch.float32, copy=True)
-        if not bool(torch.isfinite(t).all()):
+        if not _finite(t):
             raise _Invalid(f"{_tensor_title(k)} holds NaN or infinite values")
-        if k.endswith("/exp_avg_sq") and bool((t < 0).any()):
+        if k.endswith(("/exp_avg_sq", "/step")) and t.numel() and float(t.min()) < 0:
             raise _Invalid(f"{_tensor_title(k)} holds negative values")
-        if k.endswith("/step") and float(t.reshape(-1)[0]) < 0:
-            raise _Invalid(f"{_tensor_title(k)} is negative")
         tensors[k] = t
     noise = _decode(data, table["run/noise_state"], torch.uint8).clone() if plan.noise else None
     del data
 
-    model = build_model(plan.model_config)
-    model.load_state_dict({k[6:]: t for k, t in tensors.items() if k.startswith("model/")})
+    model = plan.shell.to_empty(device="cpu")  # every tensor of it is loaded next
+    model.load_state_dict(
+        {k[6:]: t for k, t in tensors.items() if k.startswith("model/")}, assign=True
+    )
     model.to(device).eval()
     opt = None
     if plan.optimizer is not None:

@@ -58,7 +58,8 @@ def shown(value: Any, depth: int = 0) -> str:
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
-        return json.dumps(value[:40] + ("…" if len(value) > 40 else ""), ensure_ascii=False)
+        text = json.dumps(value[:40] + ("…" if len(value) > 40 else ""), ensure_ascii=False)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate
     if isinstance(value, int):
         return str(value) if abs(value) < 10**40 else f"a {len(str(abs(value)))}-digit number"
     if isinstance(value, float):

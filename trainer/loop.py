@@ -211,11 +211,15 @@ class History:
     def from_dict(cls, d: Any) -> History:
         """The history that ``to_dict`` gave (as read back from JSON).
 
-        Raises ValueError naming the entry for anything else: rows must be objects holding
-        integer steps and epochs and finite losses; keys a row does not know are dropped.
+        Raises ValueError naming the entry for anything else: an object of ``steps`` and
+        ``epochs``, lists of rows holding integer steps and epochs and finite losses. Keys a
+        row does not know (a loss a later version records, say) are dropped.
         """
         if not isinstance(d, dict):
             raise ValueError(f"history must be an object, not {shown(d)}")
+        unknown = sorted(set(d) - {"steps", "epochs"}, key=str)
+        if unknown:
+            raise ValueError(f"history has an unknown field {shown(unknown[0])}")
         return cls(
             steps=cls._rows(d, "steps", cls.STEP_KEYS, cls.STEP_REQUIRED),
             epochs=cls._rows(d, "epochs", cls.EPOCH_KEYS, cls.EPOCH_REQUIRED),

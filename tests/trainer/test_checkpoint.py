@@ -165,7 +165,7 @@ def _write(path, header: dict, meta: dict, data: bytes, seal: bool = True, info=
     hb = json.dumps(header).encode()
     hb += b" " * (-len(hb) % 8)
     blob = struct.pack("<Q", len(hb)) + hb + data
-    path.write_bytes(_seal(blob) if seal else blob)
+    path.write_bytes(b"".join(_seal(blob)) if seal else blob)
 
 
 def _write_tensors(path, tensors: dict, meta: dict, seal: bool = True) -> None:
@@ -174,7 +174,7 @@ def _write_tensors(path, tensors: dict, meta: dict, seal: bool = True) -> None:
     if seal:
         meta["checksum"] = PLACEHOLDER
     blob = st_save(tensors, metadata={"latent_explorer": json.dumps(meta)})
-    path.write_bytes(_seal(blob) if seal else blob)
+    path.write_bytes(b"".join(_seal(blob)) if seal else blob)
 
 
 def _refused(path, *fragments: str) -> str:
@@ -352,7 +352,11 @@ WRONG = [
     ("optimizer.state", [], "optimizer.state must be an object, not []"),
     ("optimizer.state.0.exp_avg", {"tensor": "optim/9/x"}, "refers to a tensor the file does"),
     ("optimizer.state.0.exp_avg", {"tensor": "optim/1/exp_avg"}, "optimizer.state.0.exp_avg has"),
-    ("optimizer.state.0.step", "7", "optimizer.state.0.step must be a tensor reference"),
+    (
+        "optimizer.state.0.step",
+        "7",
+        "optimizer.state.0.step must be a number or a tensor reference",
+    ),
     ("optimizer.param_groups", {}, "optimizer.param_groups must be a list of one group"),
     ("optimizer.param_groups.0.betas", [0.9], "optimizer.param_groups[0].betas must be two"),
     ("optimizer.param_groups.0.params", [0, 1], "optimizer.param_groups[0].params must be"),
@@ -528,3 +532,20 @@ def test_atomic_write_names_the_target_and_syncs_the_folder(tmp_path, monkeypatc
     assert ".tmp" not in str(e.value) and str(target) in str(e.value)
     assert [p.name for p in target.parent.iterdir()] == ["result.json"]
     assert target.read_bytes() == b"{}"
+
+
+def test_a_noise_state_that_is_not_bytes_is_refused(saved, tmp_path):
+    trainer, _ = saved
+    p = tmp_path / "run.safetensors"
+    noise = torch.Generator().manual_seed(5).get_state()
+    position = {"epoch_images": 64, "epoch_sums": [1.0, 2.0, 3.0], "noise_state": noise}
+    save_checkpoint(p, trainer.model, trainer.config, position=position)
+    ck = load_checkpoint(p)
+    assert torch.equal(ck.position["noise_state"], noise)
+    assert ck.position["epoch_images"] == 64 and ck.position["epoch_sums"] == [1.0, 2.0, 3.0]
+    raw = p.read_bytes()
+    _, meta, _ = _parts(raw)
+    tensors = st_load(raw)
+    tensors["run/noise_state"] = tensors["run/noise_state"].view(torch.float32)
+    _write_tensors(p, tensors, meta)
+    _refused(p, "tensor run/noise_state must be a random generator's state (bytes), not F32")
