@@ -116,7 +116,8 @@ def fmt_seconds(s: float) -> str:
 
 def describe_data(data: ImageData) -> str:
     c, h, w = data.image_shape
-    classes = f", {data.num_classes} classes" if data.num_classes else ", no labels"
+    k = data.num_classes
+    classes = f", {k} class{'es' if k != 1 else ''}" if k else ", no labels"
     return f"{len(data.train_x):,} train / {len(data.test_x):,} test · {c}×{h}×{w}{classes}"
 
 
@@ -158,6 +159,7 @@ class RunController(QObject):
         self._pending_weights: dict | None = None
         self._pending_kl = None
         self._loading: DataSpec | None = None
+        self._load_progress: tuple[float | None, str] = (None, "")  # of the data in flight
         self._queued: DataSpec | None = None
         self._then: list[Callable[[], None]] = []  # run once the data in flight has arrived
         self._data_problem: str | None = None
@@ -206,8 +208,9 @@ class RunController(QObject):
             else:
                 detail = "Press Train to start."
         elif st is RunState.LOADING:
-            progress, headline = None, "loading data…"
-            detail = self._note or "Loading data…"
+            progress, text = self._load_progress
+            headline = "loading data…" if progress is None else f"loading data… {progress:.0%}"
+            detail = self._note or text or "Loading data…"
         elif st is RunState.PREPARING:
             progress, headline = None, "preparing…"
             detail = self._phase or "Preparing the run…"
@@ -306,16 +309,22 @@ class RunController(QObject):
             return True
         if self.data_runner.closed:
             return False
-        self._loading, self._queued = spec, None
+        self._loading, self._queued, self._load_progress = spec, None, (None, "")
         worker = DataWorker(spec)
 
         def connect(w):
             w.loaded.connect(self._data_loaded)
             w.failed.connect(self._data_failed)
+            w.progressed.connect(self._data_progress)
 
         self.data_runner.start(worker, connect)
         self._set(RunState.LOADING if self.state not in RUNNING else None, note="")
         return True
+
+    def _data_progress(self, fraction: float | None, text: str) -> None:
+        self._load_progress = (fraction, text)
+        if self.state is RunState.LOADING:
+            self._set()
 
     def _data_ok(self) -> None:
         if self._data_problem is not None:

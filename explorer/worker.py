@@ -154,15 +154,17 @@ class DataWorker(Worker):
 
     loaded = Signal(object, object)  # ImageData, DataSpec
     failed = Signal(str, object)  # message, DataSpec
+    progressed = Signal(object, str)  # fraction (0..1, or None: nothing to measure), text
 
     def __init__(self, spec: DataSpec) -> None:
         super().__init__()
         self.spec = spec
+        self._said = 0.0
 
     @Slot()
     def run(self) -> None:
         try:
-            data = load_data(self.spec)
+            data = load_data(self.spec, progress=self._progress)
             if not self.cancelled.is_set():
                 self.loaded.emit(data, self.spec)
         except Cancelled:
@@ -173,8 +175,14 @@ class DataWorker(Worker):
             self.done()
 
     def _progress(self, fraction: float | None, text: str = "") -> None:
+        """Called by the loader now and then: end here if called off, else report (at most
+        ten times a second)."""
         if self.cancelled.is_set():
             raise Cancelled
+        now = time.monotonic()
+        if now - self._said >= 0.1:
+            self._said = now
+            self.progressed.emit(fraction, text)
 
 
 class TrainingWorker(Worker):
@@ -198,15 +206,23 @@ class TrainingWorker(Worker):
         self.control = control
         self.trainer: Trainer | None = None
         self._last_autosave = -float("inf")  # the first epoch's end always saves
+        self._said = 0.0
 
     def cancel(self) -> None:
         super().cancel()
         self.control.stop()
 
-    def _check(self, fraction: float | None = None, text: str = "") -> None:
+    def _check(self) -> None:
         """Between the steps of setting up: end here if the run was stopped."""
         if self.control.stop_requested:
             raise Cancelled
+
+    def _loading(self, fraction: float | None, text: str = "") -> None:
+        self._check()
+        now = time.monotonic()
+        if fraction is not None and now - self._said >= 0.1:
+            self._said = now
+            self.phase.emit(f"Loading {self.job.data_spec.describe()}… {fraction:.0%}")
 
     @Slot()
     def run(self) -> None:
@@ -217,7 +233,7 @@ class TrainingWorker(Worker):
             data = job.data
             if data is None:
                 self.phase.emit(f"Loading {job.data_spec.describe()}…")
-                data = load_data(job.data_spec)
+                data = load_data(job.data_spec, progress=self._loading)
                 self.dataLoaded.emit(data, job.data_spec)
             self._check()
             self.phase.emit("Building the model…")

@@ -487,7 +487,8 @@ def _write_json(path: Path, obj) -> None:
 def _describe(spec, data) -> str:
     return (
         f"{spec.describe()}: {len(data.train_x)} train / {len(data.test_x)} test images "
-        f"of {'x'.join(map(str, data.image_shape))}, {data.num_classes} classes"
+        f"of {'x'.join(map(str, data.image_shape))}, {data.num_classes} "
+        f"class{'es' if data.num_classes != 1 else ''}"
     )
 
 

@@ -17,6 +17,7 @@ import stat
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ SOURCE_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "
                  "shapes": "the built-in shapes"}  # fmt: skip
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+# progress(fraction in 0..1 or None, text): called during long loads; may raise to cancel
+Progress = Callable[[float | None, str], None]
 
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
@@ -273,12 +277,15 @@ def _check_idx_shape(p: Path, shape: tuple[int, ...], kind: str) -> None:
         )
 
 
-def read_idx(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
+def read_idx(
+    path: str | os.PathLike, kind: str | None = None, progress: Progress | None = None
+) -> np.ndarray:
     """Read an IDX file (the MNIST-family format), gzipped or not.
 
     Reads exactly the data the header promises, and refuses a promise larger than
     :data:`MAX_IDX_BYTES`, a file that holds less or more than promised, and anything but a
     regular file. ``kind`` ("images" or "labels") checks the shape before any data is read.
+    ``progress`` is called after each megabyte read (see :func:`load_data`).
     """
     p = Path(path)
     with _open_regular(p) as f:
@@ -286,19 +293,21 @@ def read_idx(path: str | os.PathLike, kind: str | None = None) -> np.ndarray:
             gz = f.read(2) == b"\x1f\x8b"
             f.seek(0)
             if not gz:
-                return _read_idx_body(p, f, os.fstat(f.fileno()).st_size, kind)
+                return _read_idx_body(p, f, os.fstat(f.fileno()).st_size, kind, progress)
         except OSError as e:
             raise DataError(_os_problem(p, e)) from None
         try:
             with gzip.GzipFile(fileobj=f, mode="rb") as g:
-                return _read_idx_body(p, g, None, kind)
+                return _read_idx_body(p, g, None, kind, progress)
         except EOFError:
             raise DataError(f"{p}: truncated (the gzip data ends early)") from None
         except (OSError, zlib.error) as e:
             raise DataError(f"{p}: damaged gzip data ({e})") from None
 
 
-def _read_idx_body(p: Path, f, size: int | None, kind: str | None) -> np.ndarray:
+def _read_idx_body(
+    p: Path, f, size: int | None, kind: str | None, progress: Progress | None = None
+) -> np.ndarray:
     """The IDX array in stream ``f``; ``size`` is the file's length when not compressed."""
     head = _read_upto(f, 4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _IDX_TYPES:
@@ -338,6 +347,8 @@ def _read_idx_body(p: Path, f, size: int | None, kind: str | None) -> np.ndarray
         if not n:
             raise DataError(truncated + f"file has {got})")
         got += n
+        if progress is not None:
+            progress(got / need, f"{p.name}: {got >> 20} of {need >> 20} MB")
     if f.read(1):
         raise DataError(longer)
     return buf.view(dtype).reshape(shape)
@@ -450,12 +461,12 @@ def _finish(name, xtr, xte, ytr, yte, class_names) -> ImageData:
     )
 
 
-def load_idx(spec: DataSpec) -> ImageData:
-    x = _as_nchw(read_idx(spec.images, "images"), str(spec.images))
+def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
+    x = _as_nchw(read_idx(spec.images, "images", progress), str(spec.images))
     y = None
     class_names: list[str] = []
     if spec.labels:
-        y = read_idx(spec.labels, "labels")
+        y = read_idx(spec.labels, "labels", progress)
         if len(y) != len(x):
             raise DataError(f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}")
         y, class_names = _labels(y, str(spec.labels))
@@ -464,7 +475,7 @@ def load_idx(spec: DataSpec) -> ImageData:
 
 
 # -- image folder -----------------------------------------------------------------------------
-def load_folder(spec: DataSpec) -> ImageData:
+def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     from PIL import Image, UnidentifiedImageError
 
     root = Path(spec.root).expanduser()
@@ -485,6 +496,8 @@ def load_folder(spec: DataSpec) -> ImageData:
     s = spec.image_size
     imgs = np.empty((len(files), s, s, 3), dtype=np.uint8)
     for i, (f, _) in enumerate(files):
+        if progress is not None and i % 64 == 0:
+            progress(i / len(files), f"{i:,} of {len(files):,} images")
         try:
             # past Image.MAX_IMAGE_PIXELS Pillow warns, past twice that it refuses: both
             # refuse here (a warning would go to the console and the image still be decoded)
@@ -508,12 +521,18 @@ def load_folder(spec: DataSpec) -> ImageData:
 
 
 # -- built-in shapes --------------------------------------------------------------------------
-def make_shapes(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+SHAPES_CHUNK_BYTES = 8 << 20  # shapes are drawn this many bytes of float32 per array at a time
+
+
+def make_shapes(
+    n: int, size: int = 28, seed: int = 0, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A labelled, procedurally generated set of anti-aliased white shapes on black.
 
     Classes: circle, square, triangle, ring, cross, each with random position, size and
-    rotation. Vectorised over signed distance fields (no per-image Python work).
-    Returns (uint8 images (n, 1, size, size), int64 labels (n,)).
+    rotation. Vectorised over signed distance fields (no per-image Python work), a few
+    thousand images at a time so that memory stays bounded and ``progress`` is called
+    between chunks. Returns (uint8 images (n, 1, size, size), int64 labels (n,)).
     """
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(SHAPE_CLASSES), n)
@@ -523,11 +542,23 @@ def make_shapes(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.n
     radius, cx, cy, theta = (a.astype(np.float32) for a in (radius, cx, cy, theta))
     t = ((np.arange(size) + 0.5) / size - 0.5).astype(np.float32)
     gy, gx = np.meshgrid(t, t, indexing="ij")  # (size, size)
+    x = np.empty((n, 1, size, size), dtype=np.uint8)
+    step = max(1, SHAPES_CHUNK_BYTES // (4 * size * size))
+    for i in range(0, n, step):
+        j = min(n, i + step)
+        x[i:j, 0] = _shape_chunk(labels[i:j], radius[i:j], cx[i:j], cy[i:j], theta[i:j], gx, gy)
+        if progress is not None:
+            progress(j / n, f"{j:,} of {n:,} shapes")
+    return x, labels.astype(np.int64)
+
+
+def _shape_chunk(labels, radius, cx, cy, theta, gx, gy) -> np.ndarray:
+    size = gx.shape[0]
     px, py = gx[None] - cx, gy[None] - cy
     c, s = np.cos(theta), np.sin(theta)
     u, v = c * px + s * py, -s * px + c * py  # rotated coordinates
     r = np.hypot(u, v)
-    sdf = np.empty((n, size, size), dtype=np.float32)
+    sdf = np.empty((len(labels), size, size), dtype=np.float32)
     for k in range(len(SHAPE_CLASSES)):
         m = labels == k
         if not m.any():
@@ -555,8 +586,7 @@ def make_shapes(n: int, size: int = 28, seed: int = 0) -> tuple[np.ndarray, np.n
         sdf[m] = d
     pixel = 1.0 / size
     img = np.clip(0.5 - sdf / pixel, 0.0, 1.0)  # one-pixel anti-aliased edge
-    x = np.rint(img * 255).astype(np.uint8)[:, None]
-    return x, labels.astype(np.int64)
+    return np.rint(img * 255).astype(np.uint8)
 
 
 def _bar(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -564,8 +594,8 @@ def _bar(a: np.ndarray, b: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(a) - r, np.abs(b) - 0.28 * r)
 
 
-def load_shapes(spec: DataSpec) -> ImageData:
-    x, y = make_shapes(spec.shapes_count, spec.image_size, spec.seed)
+def load_shapes(spec: DataSpec, progress: Progress | None = None) -> ImageData:
+    x, y = make_shapes(spec.shapes_count, spec.image_size, spec.seed, progress)
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed + 1)
     return _finish("shapes", xtr, xte, ytr, yte, SHAPE_CLASSES)
 
@@ -604,13 +634,15 @@ def debian_fashion_available(root: Path | None = None) -> bool:
     return all((root / n).exists() or (root / (n + ".gz")).exists() for n in names)
 
 
-def _idx_pair(root: Path, prefix: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _idx_pair(
+    root: Path, prefix: str, classes: int, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     def pick(n: str) -> Path:
         return root / n if (root / n).exists() else root / (n + ".gz")
 
     images, labels = pick(f"{prefix}-images-idx3-ubyte"), pick(f"{prefix}-labels-idx1-ubyte")
-    x = _as_nchw(read_idx(images, "images"), str(images))
-    y = read_idx(labels, "labels")
+    x = _as_nchw(read_idx(images, "images", progress), str(images))
+    y = read_idx(labels, "labels", progress)
     if len(y) != len(x):
         raise DataError(f"{labels}: {len(y)} labels for {len(x)} images in {images}")
     return x, _labels(y, str(labels), classes)[0]
@@ -626,15 +658,17 @@ def is_cached(source: str) -> bool:
     return (raw / "train-images-idx3-ubyte").exists() and (raw / "t10k-images-idx3-ubyte").exists()
 
 
-def load_torchvision(spec: DataSpec) -> ImageData:
+def load_torchvision(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     cls_name, class_names = _TV[spec.source]
     if spec.source == "fashion-mnist" and debian_fashion_available():
-        xtr, ytr = _idx_pair(DEBIAN_FASHION, "train", len(class_names))
-        xte, yte = _idx_pair(DEBIAN_FASHION, "t10k", len(class_names))
+        xtr, ytr = _idx_pair(DEBIAN_FASHION, "train", len(class_names), progress)
+        xte, yte = _idx_pair(DEBIAN_FASHION, "t10k", len(class_names), progress)
         return _finish("fashion-mnist", xtr, xte, ytr, yte, class_names)
     import torchvision.datasets as tvd
 
     root = cache_dir()
+    if progress is not None and not is_cached(spec.source):
+        progress(None, f"Downloading {spec.describe()}…")
     try:
         root.mkdir(parents=True, exist_ok=True)
         ds = {
@@ -655,12 +689,19 @@ def load_torchvision(spec: DataSpec) -> ImageData:
     return _finish(spec.source, x["train"], x["test"], y["train"], y["test"], class_names)
 
 
-def load_data(spec: DataSpec) -> ImageData:
-    """Load the dataset ``spec`` describes, on the CPU."""
+def load_data(spec: DataSpec, progress: Progress | None = None) -> ImageData:
+    """Load the dataset ``spec`` describes, on the CPU.
+
+    ``progress(fraction, text)``, if given, is called now and then during long work
+    (``fraction`` in 0..1, or None when there is nothing to measure); an exception it raises
+    ends the load (the window cancels a load that way when it closes).
+    """
+    if progress is not None:
+        progress(None, f"Loading {spec.describe()}…")
     if spec.source in _TV:
-        return load_torchvision(spec)
+        return load_torchvision(spec, progress)
     if spec.source == "idx":
-        return load_idx(spec)
+        return load_idx(spec, progress)
     if spec.source == "folder":
-        return load_folder(spec)
-    return load_shapes(spec)
+        return load_folder(spec, progress)
+    return load_shapes(spec, progress)

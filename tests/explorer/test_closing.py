@@ -53,7 +53,7 @@ for i in range(rounds):
     case = ("loading", "train")[i % 2]
     s = QSettings(ini, QSettings.IniFormat)
     s.setValue("train/source", "shapes")
-    s.setValue("train/shapes_count", 200000 if case == "loading" else 1000)
+    s.setValue("train/shapes_count", 200000 if case == "loading" else 6000)
     s.setValue("train/epochs", 3)
     s.sync()
     win = MainWindow(QSettings(ini, QSettings.IniFormat))
@@ -64,7 +64,7 @@ for i in range(rounds):
         while win.busy and time.perf_counter() - t0 < 60:
             pump(0.02)
         win.start_training()
-        wait = rng.uniform(0.0, 1.0)
+        wait = 0.0 if i % 4 == 1 else rng.uniform(0.0, 1.0)  # at once: while it is set up
     else:
         wait = rng.uniform(0.0, 1.0)
     pump(wait)
@@ -78,7 +78,6 @@ for i in range(rounds):
                     "close_s": round(closed, 3), "left": leftover_threads()})
 print(json.dumps(results), flush=True)
 busy.set()
-t0 = time.perf_counter()
 sys.exit(wind_down(0, 0))
 """
 
@@ -100,7 +99,9 @@ def test_closing_during_loading_and_the_first_second_of_a_run_exits_cleanly(tmp_
     results, _ = _run_closer(tmp_path, rounds=rounds, seed=7)
     print(json.dumps(results, indent=0))
     assert len(results) == rounds
-    assert {r["case"] for r in results} == {"loading", "train"}
+    states = {(r["case"], r["state"]) for r in results}
+    assert {("loading", "loading"), ("train", "preparing"), ("train", "training")} <= states
+    assert all(r["left"] == 0 for r in results), "a worker outlived its window"
     slow = [r for r in results if r["close_s"] > 2.5]
     assert not slow, f"closing took longer than 2 s (+ slack): {slow}"
 

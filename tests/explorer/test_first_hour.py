@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from explorer_helpers import train
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog
@@ -432,3 +432,22 @@ def test_choosing_good_data_again_clears_a_failed_load(qtbot, window, tmp_path):
     _wait_idle(qtbot, win)
     assert win.run.state is RunState.READY
     assert "Could not load" not in p.data_info.text() and p.progress.format() == "idle"
+
+
+def test_a_long_load_shows_how_far_it_has_got(qtbot, make_window, tmp_path):
+    ini = tmp_path / "big.ini"
+    s = QSettings(str(ini), QSettings.IniFormat)
+    s.setValue("train/source", "shapes")
+    s.setValue("train/shapes_count", 100000)
+    s.sync()
+    win = make_window(ini, wait_data=False)
+    seen = []
+    bar = win.panel.progress
+    win.run.changed.connect(  # after the panel has rendered the status
+        lambda st: seen.append((st.state.value, st.progress, bar.format(), bar.value()))
+    )
+    qtbot.waitUntil(lambda: win.session.data is not None and not win.busy, timeout=60000)
+    loading = [(p, text, v) for state, p, text, v in seen if state == "loading" and p is not None]
+    assert loading and all(0 < p <= 1 for p, _, _ in loading), seen[:5]
+    p, text, value = loading[-1]
+    assert text == f"loading data… {p:.0%}" and value == round(1000 * p)

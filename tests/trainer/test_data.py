@@ -480,3 +480,51 @@ def test_data_spec_from_anything_is_a_data_error():
     assert type(spec.seed) is int and type(spec.image_size) is int
     assert type(spec.test_fraction) is float and spec.test_fraction == 0.5
     assert DataSpec.from_dict({**spec.to_dict(), "unknown": 1}) == spec
+
+
+def _calls(log):
+    return lambda fraction, text: log.append((fraction, text))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_long_loads_report_progress(tmp_path, gz):
+    log = []
+    d = load_data(DataSpec("shapes", shapes_count=20000), progress=_calls(log))
+    assert len(d.train_x) + len(d.test_x) == 20000
+    assert log[0] == (None, "Loading the built-in shapes…")
+    fractions = [f for f, _ in log[1:]]
+    assert len(fractions) > 2 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert log[-1][1] == "20,000 of 20,000 shapes"
+    # an IDX file: after each megabyte read
+    x = np.random.default_rng(0).integers(0, 256, (4000, 28, 28), dtype=np.uint8)  # 3.1 MB
+    write_idx(tmp_path / "x.idx", x, gz=gz)
+    log.clear()
+    got = read_idx(tmp_path / "x.idx", "images", progress=_calls(log))
+    assert np.array_equal(got, x)
+    fractions = [f for f, _ in log]
+    assert len(fractions) == 3 and fractions[-1] == 1.0 and "x.idx: 2 of 2 MB" in log[-1][1]
+
+
+def test_chunked_shapes_are_the_shapes_of_one_batch(monkeypatch):
+    """Made a few thousand at a time (bounded memory, cancellable), the set is the same."""
+    x, y = make_shapes(5000, 28, 3)
+    assert len(x) > data_mod.SHAPES_CHUNK_BYTES // (4 * 28 * 28)  # more than one chunk
+    monkeypatch.setattr(data_mod, "SHAPES_CHUNK_BYTES", 1 << 40)
+    x2, y2 = make_shapes(5000, 28, 3)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+
+
+def test_an_exception_from_progress_ends_the_load():
+    class CalledOff(Exception):
+        pass
+
+    calls = []
+
+    def stop(fraction, text):
+        calls.append(fraction)
+        if len(calls) == 3:
+            raise CalledOff
+
+    with pytest.raises(CalledOff):
+        load_data(DataSpec("shapes", shapes_count=50000), progress=stop)
+    assert len(calls) == 3  # nothing more was done after it
