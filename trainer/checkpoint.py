@@ -573,6 +573,8 @@ def _open(path: Path) -> tuple[int, int]:
         st = os.stat(path)
     except OSError as e:
         raise _Invalid(_os_problem(e)) from None
+    except ValueError:  # a NUL character in it
+        raise _Invalid("is not a valid file name") from None
     if stat.S_ISDIR(st.st_mode):
         raise _Invalid("is a folder, not a checkpoint file")
     if not stat.S_ISREG(st.st_mode):

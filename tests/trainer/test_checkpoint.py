@@ -222,6 +222,10 @@ def test_a_symlink_loop_is_named_as_such(tmp_path):
     b.symlink_to(a)
     _refused(a, "symbolic link that leads round in a loop")
     _refused(tmp_path / "gone.safetensors", "no such file")
+    (tmp_path / "file").write_text("x")
+    _refused(tmp_path / "file" / "in.safetensors", "no such file")  # ENOTDIR
+    with pytest.raises(CheckpointError, match="is not a valid file name"):
+        load_checkpoint(tmp_path / "nul\0.safetensors")
 
 
 @pytest.mark.skipif(
