@@ -746,9 +746,10 @@ class MainWindow(QMainWindow):
 
 
 def _int(v, default: int) -> int:
+    """A setting as an int Qt can take (a hand-edited file may hold anything)."""
     try:
-        return int(v)
-    except (TypeError, ValueError):
+        return max(-(2**31), min(2**31 - 1, int(v)))
+    except (TypeError, ValueError, OverflowError):
         return default
 
 

@@ -454,9 +454,9 @@ class TrainPanel(QWidget):
         for key, spin in self._spins().items():
             v = s.value(key)
             if v is not None:
-                try:
-                    spin.setValue(int(v))
-                except (TypeError, ValueError):
+                try:  # a hand-edited file may hold anything: clamp what is a number
+                    spin.setValue(max(spin.minimum(), min(spin.maximum(), int(v))))
+                except (TypeError, ValueError, OverflowError):
                     pass
         s.endGroup()
         self._source_changed()

@@ -134,3 +134,33 @@ def test_a_named_pipe_opened_as_a_checkpoint_does_not_freeze_the_window(qtbot, w
     assert took < 5, f"opening a named pipe blocked the window for {took:.1f} s"
     assert not ok and window.banner.level == "error"
     assert "pipe.safetensors" in window.banner.text and "regular file" in window.banner.text
+
+
+GARBAGE = ["x", "99999999999999999999", "-5", "", "1e100", "nan", "@ByteArray(\\x1\\x2)", "true"]
+KEYS = ["train/source", "train/shapes_count", "train/model", "train/arch", "train/likelihood",
+        "train/device", "train/images", "train/labels", "train/root", "train/gauss_std",
+        "train/beta", "train/warmup", "train/lr", "train/image_size", "train/latent",
+        "train/hidden", "train/batch", "train/epochs", "train/seed", "window/geometry",
+        "window/state", "window/tab", "window/main_split", "view/grid_n", "view/log",
+        "view/smooth", "view/order_by_kl", "last_dir"]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", GARBAGE)
+def test_a_settings_file_full_of_garbage_opens_the_window(qtbot, make_window, tmp_path, value):
+    """Every setting holds the same junk: the window opens, shows a usable model or says
+    what is wrong with the data, and raises nothing."""
+    ini = tmp_path / "junk.ini"
+    ini.write_text(
+        "[train]\n"
+        + "".join(f"{k.split('/')[1]}={value}\n" for k in KEYS if k.startswith("train/"))
+        + "[window]\n"
+        + "".join(f"{k.split('/')[1]}={value}\n" for k in KEYS if k.startswith("window/"))
+        + "[view]\n"
+        + "".join(f"{k.split('/')[1]}={value}\n" for k in KEYS if k.startswith("view/"))
+        + f"[General]\nlast_dir={value}\n"
+    )
+    win = make_window(ini, wait_data=False)
+    qtbot.waitUntil(lambda: not win.busy, timeout=30000)
+    assert win.session.model is not None or win.banner.level in ("error", "info", "warning")
+    for spin in win.panel._spins().values():
+        assert spin.minimum() <= spin.value() <= spin.maximum()
