@@ -517,6 +517,8 @@ def _run_case(case: Case, path: Path, original: bytes) -> None:
 
 def run_fuzz(folder: Path, seed: int = SEED) -> list[Case]:
     rng = random.Random(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only cost time, the more on busy cores
     originals = _originals(folder)
     makers = {"meta": _meta_case, "tensor": _tensor_case, "damage": _damage_case}
     cases = []
@@ -531,6 +533,7 @@ def run_fuzz(folder: Path, seed: int = SEED) -> list[Case]:
     finally:
         if hasattr(signal, "SIGALRM"):
             signal.signal(signal.SIGALRM, old)
+        torch.set_num_threads(threads)
     return cases
 
 
