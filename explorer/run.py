@@ -385,13 +385,13 @@ class RunController(QObject):
         for attempt in (kw, dict(kw, model="vae", arch="mlp"), {}):
             try:
                 mc = model_config_for(data, **attempt)
+                torch.manual_seed(self.settings.seed_value())
+                self.session.adopt(mc)  # builds it: a model too large to build is refused
                 break
             except (ConfigError, ValueError):
                 continue
         else:
             return
-        torch.manual_seed(self.settings.seed_value())
-        self.session.adopt(mc)
         self._offer = 0
         self._set(self._idle_state() if self.state not in BUSY else None, note="")
 

@@ -24,6 +24,7 @@ MAX_EPOCHS = 100_000  # epochs of one run
 MAX_BATCH = 65_536
 MAX_SEED = 2**31 - 1  # the largest seed every front end accepts (the window's spin box included)
 MAX_CLASSES = 1000  # labels are 0..K-1 with 2 <= K <= MAX_CLASSES for a conditional model
+MAX_PARAMETERS = 500_000_000  # weights, gradients and Adam's moments: 8 GB in float32
 
 
 class ConfigError(ValueError):

@@ -358,7 +358,11 @@ class Trainer:
             self.epoch_sums = torch.tensor(
                 [float(v) for v in position.get("epoch_sums", (0.0,) * 3)], device=self.device
             )
-            self._noise_state = position.get("noise_state")
+            state = position.get("noise_state")
+            # a generator's state is device-specific (a CUDA one is 16 bytes, a CPU one
+            # 5056): from another device the rest of the epoch draws fresh noise instead
+            if state is not None and state.numel() == self.noise.get_state().numel():
+                self._noise_state = state
         self.lr = config.lr
         self.beta = config.beta
         for g in self.optimizer.param_groups:

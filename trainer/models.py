@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import MAX_PARAMETERS, ConfigError, ModelConfig
 from .losses import bernoulli_log_likelihood, gaussian_kl, gaussian_log_likelihood
 
 # Bounds on a learned Gaussian decoder std: data with constant pixels (MNIST borders)
@@ -212,6 +212,18 @@ class LatentModel(nn.Module):
 
 
 def build_model(config: ModelConfig) -> LatentModel:
+    """The model ``config`` describes, on the CPU; a ConfigError (before any allocation)
+    if it would have more than MAX_PARAMETERS parameters."""
+    with torch.device("meta"):
+        n = count_parameters(LatentModel(config))
+    if n > MAX_PARAMETERS:
+        c, h, w = config.image_shape
+        raise ConfigError(
+            f"a model of {n:,} parameters is too large (at most {MAX_PARAMETERS:,}); "
+            f"use fewer --hidden units or smaller images than {c}x{h}x{w}",
+            gui=f"A model of {n:,} parameters is too large (at most {MAX_PARAMETERS:,}): "
+            "choose a smaller Hidden size, or smaller images under Data.",
+        )
     return LatentModel(config)
 
 

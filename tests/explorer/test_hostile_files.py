@@ -164,3 +164,16 @@ def test_a_settings_file_full_of_garbage_opens_the_window(qtbot, make_window, tm
     assert win.session.model is not None or win.banner.level in ("error", "info", "warning")
     for spin in win.panel._spins().values():
         assert spin.minimum() <= spin.value() <= spin.maximum()
+
+
+def test_settings_for_a_model_too_large_to_build_give_a_message(qtbot, make_window, tmp_path):
+    ini = tmp_path / "huge.ini"
+    ini.write_text("[train]\nsource=shapes\nshapes_count=100\nimage_size=256\nhidden=8192\n")
+    win = make_window(ini)  # the preview falls back to a model that can be built
+    assert win.session.model is not None and win.session.model.config.hidden == 400
+    assert win.panel.hidden.value() == 8192
+    win.start_training()  # refused by the training thread as it builds the model
+    qtbot.waitUntil(lambda: not win.busy, timeout=30000)
+    assert win.run.state.value == "failed" and win.session.model.config.hidden == 400
+    level, text = win.banner.history[-1]
+    assert level == "error" and "too large" in text and "Hidden size" in text

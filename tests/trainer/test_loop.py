@@ -254,3 +254,16 @@ def test_a_run_stopped_inside_an_epoch_goes_on_exactly(shapes, tmp_path, fused):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=k)
     s, r = straight.history.epochs[-1], resumed.history.epochs[-1]
     assert r["train_nelbo"] == pytest.approx(s["train_nelbo"], rel=1e-6)
+
+
+def test_a_run_stopped_on_another_device_goes_on_with_fresh_noise(shapes):
+    """A CUDA generator's state (16 bytes) cannot be set on a CPU generator (5056): the
+    rest of the epoch draws noise from the epoch's seed instead of failing."""
+    cfg = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    mc = model_config_for(shapes, latent_dim=3, hidden=64)
+    position = {"epoch_images": 5 * 64, "epoch_sums": [0.0, 0.0, 0.0],
+                "noise_state": torch.zeros(16, dtype=torch.uint8)}  # fmt: skip
+    t = Trainer(_fresh(mc), shapes, cfg, step=5, position=position)
+    result = t.fit(epochs=1)
+    assert t.epochs_done == 1 and result.steps_run == t.steps_per_epoch - 5
+    assert all(math.isfinite(v) for v in t.history.epochs[-1].values())

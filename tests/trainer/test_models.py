@@ -154,3 +154,10 @@ def test_fused_step_matches_autograd(kind):
 def test_fused_step_refuses_other_models():
     with pytest.raises(ValueError, match="MLP models with a Bernoulli"):
         FusedStep(build_model(ModelConfig(arch="conv", latent_dim=2, hidden=16)))
+
+
+def test_a_model_too_large_to_train_is_refused_before_anything_is_allocated():
+    cfg = ModelConfig(image_shape=(3, 1024, 1024), hidden=8192)  # 51 billion parameters
+    with pytest.raises(ConfigError, match="51,543,261,224 parameters is too large") as e:
+        build_model(cfg)
+    assert "Hidden size" in e.value.gui
