@@ -529,8 +529,11 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
     step = _int(meta.get("step", history.last_step), "step", 0, MAX_STEP)
 
     # the tensors the described model has, without allocating them
-    with torch.device("meta"):
-        shell = build_model(model_config)
+    try:
+        with torch.device("meta"):
+            shell = build_model(model_config)
+    except ConfigError as e:  # too large to build
+        raise _Invalid(f"model_config: {e}") from None
     expected = {f"model/{k}": tuple(v.shape) for k, v in shell.state_dict().items()}
     declared = {k for k in table if k.startswith("model/")}
     missing, extra = sorted(set(expected) - declared), sorted(declared - set(expected))

@@ -446,7 +446,7 @@ def test_a_huge_image_shape_is_refused_before_allocating(saved, tmp_path):
     meta["class_names"] = []
     _write(p, header, meta, data)
     t = time.perf_counter()
-    _refused(p, "weight encoder.fc.weight has shape (64, 789), the model needs (8192, 3145728)")
+    _refused(p, "model_config: a model of 51,542,843,398 parameters is too large")
     assert time.perf_counter() - t < 5
 
 
