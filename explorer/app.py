@@ -184,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
     start(args, splash, t_start)
     code = app.exec()
-    from explorer.worker import wind_down
+    from explorer.worker import end_process
 
-    # a worker stuck in one long call when the window closed must not abort the process
-    return wind_down(code)
+    # The window has closed and written what it keeps. End here: the interpreter's teardown
+    # would take a second (torch's), and abort on a worker stuck in one long call.
+    end_process(code)
+    return code  # not reached
 
 
 def start(args, splash=None, t_start: float | None = None):
