@@ -281,9 +281,9 @@ class TrainingWorker(Worker):
     def _on_snapshot(self, snap: Snapshot) -> None:
         """On the training thread, between two steps."""
         self.snapshot.emit(snap)
-        due = time.perf_counter() - self._last_autosave >= self.job.autosave_every
         if self.cancelled.is_set():  # the window has closed: the user has chosen already
             return
+        due = time.perf_counter() - self._last_autosave >= self.job.autosave_every
         if self.job.autosave is not None and (snap.final or (snap.test is not None and due)):
             self._last_autosave = time.perf_counter()
             try:
