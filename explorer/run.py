@@ -678,7 +678,8 @@ class RunController(QObject):
         self.latest = None
         self._offer = max(0, ck.train_config.epochs - ck.epochs_done)
         name = "the recovered model" if recovered else Path(path).name
-        note = f"Opened {name}: {ck.epochs_done} epochs trained."
+        n = ck.epochs_done
+        note = f"Opened {name}: {n} epoch{'s' if n != 1 else ''} trained."
         msg = note
         if ck.data_spec is not None:
             if s.data is not None and s.data_spec == ck.data_spec:

@@ -487,9 +487,12 @@ def _write_json(path: Path, obj) -> None:
 def _describe(spec, data) -> str:
     return (
         f"{spec.describe()}: {len(data.train_x)} train / {len(data.test_x)} test images "
-        f"of {'x'.join(map(str, data.image_shape))}, {data.num_classes} "
-        f"class{'es' if data.num_classes != 1 else ''}"
+        f"of {'x'.join(map(str, data.image_shape))}, {_classes(data.num_classes)}"
     )
+
+
+def _classes(k: int) -> str:
+    return "no labels" if not k else f"{k} class{'es' if k != 1 else ''}"
 
 
 def _class_index(cls: str | None, class_names: list[str], conditional: bool) -> int | None:

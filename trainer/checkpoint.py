@@ -351,13 +351,15 @@ def _settings(meta: dict) -> tuple[ModelConfig, TrainConfig, DataSpec | None]:
 
 def _class_names(meta: dict, config: ModelConfig) -> list[str]:
     names = meta.get("class_names")
-    if names is None:
-        return []
+    if names is None or names == []:  # none recorded: a conditional model's are numbered
+        return [str(k) for k in range(config.num_classes)] if config.conditional else []
     if not isinstance(names, list) or len(names) > MAX_CLASSES:
         _fail("class_names", f"a list of at most {MAX_CLASSES} names", names)
     for i, name in enumerate(names):
         _str(name, f"class_names[{i}]", MAX_NAME_CHARS)
-    if config.conditional and names and len(names) != config.num_classes:
+        if not name.strip():
+            _fail(f"class_names[{i}]", "a name", name)
+    if config.conditional and len(names) != config.num_classes:
         raise _Invalid(
             f"class_names names {len(names)} classes, the conditional model has "
             f"{config.num_classes}"
@@ -393,8 +395,8 @@ def _optimizer(opt: Any, params: list[tuple[int, ...]], table: dict) -> set[str]
         if key == "params":
             continue
         if key == "lr":
-            if not (is_real(v) and v > 0):
-                _fail(at, "a positive number", v)
+            if not (is_real(v) and 0 < v <= 1):
+                _fail(at, "a number in (0, 1]", v)
         elif key == "betas":
             if not (isinstance(v, list) and len(v) == 2 and all(is_real(b) for b in v)):
                 _fail(at, "two numbers", v)
@@ -403,6 +405,8 @@ def _optimizer(opt: Any, params: list[tuple[int, ...]], table: dict) -> set[str]
         elif key in ("eps", "weight_decay"):
             if not (is_real(v) and v >= 0):
                 _fail(at, "a number of at least 0", v)
+            if key == "eps" and not v <= 1e-2:  # Adam's is 1e-8: a large one stalls training
+                _fail(at, "a number from 0 to 0.01", v)
             if key == "weight_decay" and v != 0:
                 _fail(at, "0 (this optimizer has no weight decay)", v)
         elif key in ("amsgrad", "maximize"):

@@ -24,6 +24,7 @@ MAX_EPOCHS = 100_000  # epochs of one run
 MAX_BATCH = 65_536
 MAX_SEED = 2**31 - 1  # the largest seed every front end accepts (the window's spin box included)
 MAX_CLASSES = 1000  # labels are 0..K-1 with 2 <= K <= MAX_CLASSES for a conditional model
+MAX_RATE_HZ = 1000.0  # snapshots (and weight copies) per second the window can take
 MAX_PARAMETERS = 500_000_000  # weights, gradients and Adam's moments: 8 GB in float32
 
 
@@ -208,8 +209,10 @@ class TrainConfig:
             )
         for name in ("snapshot_hz", "weights_hz"):
             rate = getattr(self, name)
-            if not (is_real(rate) and rate > 0):
-                raise ConfigError(f"{name} must be a positive number, not {shown(rate)}")
+            if not (is_real(rate) and 0 < rate <= MAX_RATE_HZ):
+                raise ConfigError(
+                    f"{name} must be above 0 and at most {MAX_RATE_HZ}, not {shown(rate)}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

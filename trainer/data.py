@@ -376,13 +376,18 @@ def _to_uint8(arr: np.ndarray, what: str) -> np.ndarray:
     if arr.size == 0:
         return out
     step = max(1, (4 << 20) // math.prod(arr.shape[1:]))
-    hi = -math.inf
+    lo, hi = math.inf, -math.inf
     for i in range(0, len(arr), step):
         c = arr[i : i + step]
         if c.dtype.kind == "f" and not np.isfinite(c).all():
             j = i + int(np.flatnonzero(~np.isfinite(c).reshape(len(c), -1).all(1))[0])
             raise DataError(f"{what}: image {j} has pixels that are not numbers (NaN or infinite)")
-        hi = max(hi, float(c.max()))
+        lo, hi = min(lo, float(c.min())), max(hi, float(c.max()))
+    if lo < 0 or hi > 255:  # clipping would turn such images black or white without a word
+        raise DataError(
+            f"{what}: pixels run from {lo:.6g} to {hi:.6g}; images must hold 0 to 255, "
+            "or 0 to 1 as floating point: rescale them"
+        )
     scale = 255.0 if hi <= 1.0 else 1.0
     for i in range(0, len(arr), step):
         c = np.clip(arr[i : i + step].astype(np.float64), -1.0, 256.0)

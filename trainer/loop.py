@@ -192,6 +192,8 @@ class History:
 
     STEP_KEYS = ("step", "epoch", "nelbo", "recon", "kl", "beta", "lr", "images_per_second")
     EPOCH_KEYS = ("epoch", "step", "test_nelbo", "test_recon", "test_kl", "train_nelbo", "elapsed")
+    # what cannot be negative (a Gaussian decoder's -ELBO and reconstruction can be)
+    NON_NEGATIVE = ("kl", "test_kl", "beta", "images_per_second", "elapsed")
 
     def add_snapshot(self, s: Snapshot) -> None:
         self.steps.append({k: getattr(s, k) for k in self.STEP_KEYS})
@@ -249,6 +251,10 @@ class History:
                         )
                 elif not is_real(v):
                     raise ValueError(f"{where}.{k} must be a finite number, not {shown(v)}")
+                elif k in cls.NON_NEGATIVE and v < 0:
+                    raise ValueError(f"{where}.{k} cannot be negative, not {shown(v)}")
+                elif k == "lr" and not 0 < v <= 1:
+                    raise ValueError(f"{where}.lr must be in (0, 1], not {shown(v)}")
             out.append({k: row[k] for k in keys if k in row})
         return out
 

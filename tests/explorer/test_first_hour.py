@@ -83,7 +83,7 @@ def test_opening_a_checkpoint_clears_the_previous_runs_numbers(qtbot, window, tm
     _wait_idle(qtbot, win)
     assert win.run.state is RunState.READY
     assert win.panel.progress.format() == "idle"
-    assert win.panel.progress_info.text() == "Opened one.safetensors: 1 epochs trained."
+    assert win.panel.progress_info.text() == "Opened one.safetensors: 1 epoch trained."
     assert win.status_run.text() == ""  # no summary of a run this model did not have
 
 

@@ -385,6 +385,15 @@ WRONG = [
     ("position", {"epoch_images": 64, "epoch_sums": [1.0, math.nan, 2.0]}, "position.epoch_sums"),
     ("position", {"epoch_images": -3, "epoch_sums": [1, 2, 3]}, "position.epoch_images"),
     ("checksum", 5, "checksum must be"),
+    # values of the right type that make no sense
+    ("optimizer.param_groups.0.eps", 1e100, "optimizer.param_groups[0].eps must be a number"),
+    ("optimizer.param_groups.0.lr", 1e100, "optimizer.param_groups[0].lr must be a number in"),
+    ("train_config.weights_hz", 1e100, "weights_hz must be above 0 and at most 1000"),
+    ("train_config.snapshot_hz", 2**70, "snapshot_hz must be above 0 and at most 1000"),
+    ("history.steps.0.images_per_second", -1, "history.steps[0].images_per_second cannot be"),
+    ("history.steps.0.lr", 1e100, "history.steps[0].lr must be in (0, 1]"),
+    ("history.epochs.0.elapsed", -1.0, "history.epochs[0].elapsed cannot be negative"),
+    ("class_names", ["a", "", "c", "d", "e"], "class_names[1] must be a name"),
 ]
 
 
@@ -553,3 +562,12 @@ def test_a_noise_state_that_is_not_bytes_is_refused(saved, tmp_path):
     tensors["run/noise_state"] = tensors["run/noise_state"].view(torch.float32)
     _write_tensors(p, tensors, meta)
     _refused(p, "tensor run/noise_state must be a random generator's state (bytes), not F32")
+
+
+def test_a_conditional_model_without_class_names_gets_numbered_classes(saved, tmp_path):
+    header, meta, data = _parts(saved[1].read_bytes())
+    for missing in (None, []):
+        meta["class_names"] = missing
+        p = tmp_path / "x.safetensors"
+        _write(p, header, meta, data)
+        assert load_checkpoint(p).class_names == ["0", "1", "2", "3", "4"]

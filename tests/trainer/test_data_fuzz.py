@@ -72,7 +72,7 @@ def expected_images(blob: bytes) -> np.ndarray | None:
         return None
     if a.dtype != np.uint8 and a.size:
         f = a.astype(np.float64)
-        if not np.isfinite(f).all():
+        if not np.isfinite(f).all() or f.min() < 0 or f.max() > 255:
             return None
         with np.errstate(over="ignore"):
             f = f * (255.0 if f.max() <= 1.0 else 1.0)
@@ -112,11 +112,12 @@ def base_pair(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarra
     shape = shape[rng.integers(len(shape))]
     dtype = np.dtype(TYPES[rng.choice(list(TYPES))])
     if dtype.kind == "f":
-        top = rng.choice([1.0, 300.0])
+        top = rng.choice([1.0, 255.0, 300.0])  # the last is refused
         x = (rng.random(shape) * top).astype(dtype)
     else:
         info = np.iinfo(dtype)
-        x = rng.integers(max(info.min, -300), min(info.max, 300), shape, endpoint=True)
+        lo, hi = (0, 255) if rng.random() < 0.7 else (-300, 300)  # the second is refused
+        x = rng.integers(max(info.min, lo), min(info.max, hi), shape, endpoint=True)
         x = x.astype(dtype)
     k = int(rng.integers(1, min(n, 5) + 1)) if n < 100 else n
     y = np.concatenate([np.arange(k), rng.integers(0, k, n - k)])
