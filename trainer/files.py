@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 # ".{target name}.{writer's pid}.{8 random characters}.tmp", as atomic_write names them
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d{1,10})\.[a-z0-9_]{8}\.tmp", re.IGNORECASE)
-STALE_AFTER = 5.0  # seconds untouched before a dead writer's temporary file is removed (a
+STALE_AFTER = 2.0  # seconds untouched before a dead writer's temporary file is removed (a
 # writer on another computer sharing the folder keeps its file fresher than that)
 LEGACY_STALE_AFTER = 3600.0  # the same for one named without its writer (older versions)
 
