@@ -156,7 +156,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import ARCHS, DEVICES, LIKELIHOODS, MAX_LATENT, MAX_SEED, MODELS
+    from .config import (
+        ARCHS,
+        DEVICES,
+        LIKELIHOODS,
+        MAX_BATCH,
+        MAX_EPOCHS,
+        MAX_HIDDEN,
+        MAX_LATENT,
+        MAX_SEED,
+        MIN_HIDDEN,
+        MODELS,
+    )
 
     seed = _int_in(0, MAX_SEED)
     seed_help = f"0 to {MAX_SEED} (default: 0)"
@@ -179,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"1 to {MAX_LATENT} (default: 20)",
     )
     m.add_argument(
-        "--hidden", type=_int_in(8, 8192), default=400, help="hidden units, 8-8192 (default: 400)"
+        "--hidden",
+        type=_int_in(MIN_HIDDEN, MAX_HIDDEN),
+        default=400,
+        help=f"hidden units, {MIN_HIDDEN}-{MAX_HIDDEN} (default: 400)",
     )
     m.add_argument(
         "--likelihood",
@@ -194,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fixed std of a Gaussian decoder, in (0, 10] (default: learned)",
     )
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=_int_in(1, 100_000), default=10, help="(default: 10)")
-    o.add_argument("--batch-size", type=_int_in(1, 65_536), default=128, help="(default: 128)")
+    o.add_argument("--epochs", type=_int_in(1, MAX_EPOCHS), default=10, help="(default: 10)")
+    o.add_argument("--batch-size", type=_int_in(1, MAX_BATCH), default=128, help="(default: 128)")
     o.add_argument(
         "--lr",
         type=_float_in(0, 1, open_lo=True),
