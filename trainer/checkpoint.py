@@ -157,17 +157,26 @@ def save_checkpoint(
     epochs_done: int = 0,
     step: int | None = None,
     position: dict | None = None,
+    weights_dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write a checkpoint atomically; returns the path written.
 
     With ``optimizer_state``, ``step`` (default: the history's last) and, for a run stopped
     inside an epoch, ``position`` (``Trainer.position()``), training continues from the file
-    exactly as if it had never stopped. Raises :class:`CheckpointError` for a file that
-    could not be written, or one that would not load (weights that are not finite, say).
+    exactly as if it had never stopped. ``weights_dtype`` float16 or bfloat16 stores the
+    weights in half the space (for bundled models; loading reads them back as float32).
+    Raises :class:`CheckpointError` for a file that could not be written, or one that would
+    not load (weights that are not finite, or too large for float16, say).
     """
+    if weights_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"weights are stored as float32, float16 or bfloat16, not {weights_dtype}")
     history = history or History()
     path = Path(path)
-    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {
+        f"model/{k}": v.detach().cpu().to(weights_dtype if v.is_floating_point() else v.dtype)
+        .contiguous()
+        for k, v in model.state_dict().items()
+    }  # fmt: skip
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,

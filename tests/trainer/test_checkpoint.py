@@ -571,3 +571,35 @@ def test_a_conditional_model_without_class_names_gets_numbered_classes(saved, tm
         p = tmp_path / "x.safetensors"
         _write(p, header, meta, data)
         assert load_checkpoint(p).class_names == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_weights_saved_in_half_precision_load_as_float32(saved, shapes, tmp_path, dtype):
+    """Half the space for bundled models; the test -ELBO barely moves."""
+    from trainer.evaluate import elbo_stats
+
+    trainer, full = saved
+    half = save_checkpoint(
+        tmp_path / "half.safetensors", trainer.model, trainer.config,
+        class_names=trainer.data.class_names, weights_dtype=dtype,
+    )  # fmt: skip
+    ck = load_checkpoint(half)
+    for k, v in ck.model.state_dict().items():
+        assert v.dtype == torch.float32
+        torch.testing.assert_close(v, trainer.model.state_dict()[k].to(dtype).float())
+    weights = sum(v.numel() for v in trainer.model.state_dict().values())
+    plain = save_checkpoint(tmp_path / "plain.safetensors", trainer.model, trainer.config,
+                            class_names=trainer.data.class_names)  # fmt: skip
+    assert plain.stat().st_size - half.stat().st_size == pytest.approx(2 * weights, rel=0.01)
+    x, y = shapes.test_x, shapes.test_y
+    reference = load_checkpoint(plain).model
+
+    def nelbo(model):  # the same noise for both models
+        model.noise = torch.Generator().manual_seed(0)
+        return elbo_stats(model, x, y).nelbo
+
+    before, after = nelbo(reference), nelbo(ck.model)
+    assert abs(after - before) < (0.1 if dtype == torch.float16 else 0.5), (before, after)
+    with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
+        save_checkpoint(tmp_path / "x.safetensors", trainer.model, trainer.config,
+                        weights_dtype=torch.int8)  # fmt: skip
