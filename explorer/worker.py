@@ -137,6 +137,15 @@ class Worker(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.cancelled = threading.Event()  # set from any thread: end as soon as possible
+        self._said = 0.0  # when progress was last reported
+
+    def _due(self) -> bool:
+        """Whether to report progress now: at most ten times a second."""
+        now = time.monotonic()
+        if now - self._said < 0.1:
+            return False
+        self._said = now
+        return True
 
     def cancel(self) -> None:
         """Ask the job to end at its next check (thread-safe; the window is going away)."""
@@ -159,7 +168,6 @@ class DataWorker(Worker):
     def __init__(self, spec: DataSpec) -> None:
         super().__init__()
         self.spec = spec
-        self._said = 0.0
 
     @Slot()
     def run(self) -> None:
@@ -179,9 +187,7 @@ class DataWorker(Worker):
         ten times a second)."""
         if self.cancelled.is_set():
             raise Cancelled
-        now = time.monotonic()
-        if now - self._said >= 0.1:
-            self._said = now
+        if self._due():
             self.progressed.emit(fraction, text)
 
 
@@ -206,7 +212,6 @@ class TrainingWorker(Worker):
         self.control = control
         self.trainer: Trainer | None = None
         self._last_autosave = -float("inf")  # the first epoch's end always saves
-        self._said = 0.0
 
     def cancel(self) -> None:
         super().cancel()
@@ -219,9 +224,7 @@ class TrainingWorker(Worker):
 
     def _loading(self, fraction: float | None, text: str = "") -> None:
         self._check()
-        now = time.monotonic()
-        if fraction is not None and now - self._said >= 0.1:
-            self._said = now
+        if fraction is not None and self._due():
             self.phase.emit(f"Loading {self.job.data_spec.describe()}… {fraction:.0%}")
 
     @Slot()

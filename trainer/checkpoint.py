@@ -37,7 +37,7 @@ import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors.torch import save as st_save
@@ -59,7 +59,7 @@ from .config import (
     shown,
 )
 from .data import DataError, DataSpec
-from .files import atomic_write
+from .files import NotRegularFile, atomic_write, open_regular
 from .loop import History
 from .models import LatentModel, build_model
 
@@ -582,34 +582,27 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def _open(path: Path) -> tuple[int, int]:
-    """Open ``path`` for reading: (descriptor, size). Only a regular file is opened at all
+def _open(path: Path) -> tuple[BinaryIO, int]:
+    """Open ``path`` for reading: (file, size). Only a regular file is opened at all
     (a named pipe would block, a device never end)."""
     try:
-        st = os.stat(path)
+        f = open_regular(path)
+    except IsADirectoryError:
+        raise _Invalid("is a folder, not a checkpoint file") from None
+    except NotRegularFile as e:
+        raise _Invalid(f"is not a regular file (it is {_kind(e.mode)})") from None
     except OSError as e:
         raise _Invalid(_os_problem(e)) from None
     except ValueError:  # a NUL character in it
         raise _Invalid("is not a valid file name") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _Invalid("is a folder, not a checkpoint file")
-    if not stat.S_ISREG(st.st_mode):
-        raise _Invalid(f"is not a regular file (it is {_kind(st.st_mode)})")
-    if st.st_size > MAX_FILE_BYTES:
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_FILE_BYTES:
+        f.close()
         raise _Invalid(
-            f"is too large to be a checkpoint ({st.st_size / 2**30:.0f} GiB; at most "
+            f"is too large to be a checkpoint ({size / 2**30:.0f} GiB; at most "
             f"{MAX_FILE_BYTES // 2**30} GiB)"
         )
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise _Invalid(_os_problem(e)) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # replaced since the first look
-        os.close(fd)
-        raise _Invalid(f"is not a regular file (it is {_kind(st.st_mode)})")
-    return fd, st.st_size
+    return f, size
 
 
 def _kind(mode: int) -> str:
@@ -735,8 +728,8 @@ def _printable(text: str) -> str:
 
 
 def _load(path: Path, device: str | torch.device) -> Checkpoint:
-    fd, size = _open(path)
-    with os.fdopen(fd, "rb") as f:
+    f, size = _open(path)
+    with f:
         if size < 8:
             raise _Invalid(f"not a checkpoint (file is only {size} bytes)")
         prefix = _read_exactly(f, 8, "header size").numpy().tobytes()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .config import MAX_CLASSES, MAX_SEED
+from .files import NotRegularFile, open_regular
 
 SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
 SOURCE_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
@@ -214,36 +215,20 @@ def _os_problem(p: Path, e: OSError) -> str:
     return f"{p}: cannot be read ({e.strerror or e})"
 
 
-def _need_regular(p: Path, mode: int) -> None:
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{p}: is a folder, not an IDX file")
-    if not stat.S_ISREG(mode):
+def _open_regular(p: Path):
+    """``p`` opened for binary reading if it is a regular file; DataError otherwise (never
+    blocks: see :func:`trainer.files.open_regular`)."""
+    try:
+        return open_regular(p)
+    except IsADirectoryError:
+        raise DataError(f"{p}: is a folder, not an IDX file") from None
+    except NotRegularFile as e:
         kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
                  (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
-        kind = next((k for test, k in kinds if test(mode)), "something other than a file")
-        raise DataError(f"{p}: is {kind}; an IDX file must be a regular file")
-
-
-def _open_regular(p: Path):
-    """``p`` opened for binary reading if it is a regular file; DataError otherwise.
-
-    Never blocks: a FIFO is refused before it is opened, and the open itself does not wait
-    for a writer should the path have been swapped for one in between.
-    """
-    try:
-        _need_regular(p, os.stat(p).st_mode)
-        nonblock = getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(p, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
+        kind = next((k for test, k in kinds if test(e.mode)), "something other than a file")
+        raise DataError(f"{p}: is {kind}; an IDX file must be a regular file") from None
     except OSError as e:
         raise DataError(_os_problem(p, e)) from None
-    try:
-        _need_regular(p, os.fstat(fd).st_mode)
-        if nonblock:
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _read_upto(f, n: int) -> bytes:

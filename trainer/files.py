@@ -1,10 +1,13 @@
-"""Writing files so that a crash or a full disk never leaves a half-written one behind."""
+"""Files read and written safely: reading only what is a regular file (a named pipe would
+block), writing so that a crash or a full disk never leaves a half-written one behind."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -17,6 +20,43 @@ _TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d{1,10})\.[a-z0-9_]{8}\.tmp",
 STALE_AFTER = 2.0  # seconds untouched before a dead writer's temporary file is removed (a
 # writer on another computer sharing the folder keeps its file fresher than that)
 LEGACY_STALE_AFTER = 3600.0  # the same for one named without its writer (older versions)
+
+
+class NotRegularFile(OSError):
+    """A path names a named pipe, a device or a socket; ``mode`` is its ``st_mode``."""
+
+    def __init__(self, path: str | os.PathLike, mode: int) -> None:
+        super().__init__(f"{path}: not a regular file")
+        self.mode = mode
+
+
+def _need_regular(path: str | os.PathLike, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, mode)
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened for binary reading, if it is a regular file.
+
+    Never blocks: anything else is refused before it is opened, and the open itself does
+    not wait for a writer should the path have been swapped for a named pipe in between.
+    Raises OSError as ``open`` does (IsADirectoryError for a folder), NotRegularFile for a
+    pipe, device or socket, and ValueError for a name holding a NUL character.
+    """
+    _need_regular(path, os.stat(path).st_mode)
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    extra = getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock | extra)
+    try:
+        _need_regular(path, os.fstat(fd).st_mode)
+        if nonblock:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _umask() -> int:
