@@ -311,6 +311,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=_int_in(1, 16), default=2, help="pixel magnification, 1-16 (default: 2)"
     )
     g.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
+
+    x = sub.add_parser(
+        "examples", help="list the bundled example models, or rebuild them from scratch"
+    )
+    x.add_argument(
+        "--rebuild", action="store_true",
+        help="train every example again (seeded); rewrite assets/README.md's table",
+    )  # fmt: skip
+    x.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these examples")
+    x.add_argument("--into", metavar="DIR", help="examples folder (default: assets/examples)")
+    x.add_argument("--mnist", metavar="DIR",
+                   help="folder with the MNIST test set's t10k IDX files")  # fmt: skip
+    x.add_argument("--epochs", type=_int_in(1, MAX_EPOCHS),
+                   help="epochs for every example (default: each recipe's)")  # fmt: skip
+    x.add_argument("--iw-samples", type=_int_in(1, 1_000_000), default=1000,
+                   help="importance samples per image for -log p(x) (default: 1000)")  # fmt: skip
+
+    f = sub.add_parser("figures", help="the paper's figures and the KL table from the examples")
+    f.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
+    f.add_argument(
+        "--examples", metavar="DIR",
+        help="examples folder (default: the bundled ones); trains missing ones",
+    )  # fmt: skip
+    f.add_argument("--mnist", metavar="DIR",
+                   help="folder with the MNIST test set (to train a missing example)")  # fmt: skip
     return parser
 
 
@@ -1026,11 +1051,76 @@ def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | Non
     return save_grid(decode_batch(model, z, y), path, nrow=n, padding=0, scale=scale)
 
 
+def cmd_examples(args) -> int:
+    from . import examples as ex
+
+    root = Path(args.into) if args.into else None
+    if args.rebuild:
+        if root is not None:
+            root, _ = _prepare_out_folder(args.into)
+        only = args.only
+        for name in only or []:
+            ex.recipe(name)  # an unknown name: refused before anything is trained
+        bar = _Progress("examples")
+        t0 = time.perf_counter()
+        try:
+            rows = ex.rebuild(
+                only=only, root=root, mnist=args.mnist, epochs=args.epochs,
+                iw_samples=args.iw_samples, progress=bar.update,
+                log=lambda text: (bar.close(), print(text, file=sys.stderr)),
+            )  # fmt: skip
+        except ex.ExampleError as e:
+            raise UserError(str(e)) from None
+        bar.done()
+        print(
+            f"rebuilt {len(rows)} example{'s' if len(rows) != 1 else ''} in "
+            f"{_fmt_time(time.perf_counter() - t0)}; the table is in "
+            f"{(root or ex.examples_dir()).parent / 'README.md'}",
+            file=sys.stderr,
+        )
+        return 0
+    if args.only or args.mnist or args.epochs:
+        raise UserError("--only, --mnist and --epochs go with --rebuild")
+    found = ex.list_examples(root)
+    if not found:
+        raise UserError(
+            f"no example models in {root or ex.examples_dir()}; make them with "
+            "latent-train examples --rebuild"
+        )
+    w = max(len(e.name) for e in found)
+    for e in found:
+        nelbo = e.metrics.get("test_nelbo")
+        score = f"test -ELBO {nelbo:6.1f}" if isinstance(nelbo, float) else ""
+        print(f"{e.name:<{w}}  {e.title:<38} {score}  {e.path}")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from . import examples as ex
+    from . import figures
+
+    out, _ = _prepare_out_folder(args.out)
+    bar = _Progress("figures")
+    try:
+        written = figures.write_all(
+            out, examples_root=Path(args.examples) if args.examples else None, mnist=args.mnist,
+            progress=bar.update, log=lambda text: (bar.close(), print(text, file=sys.stderr)),
+        )  # fmt: skip
+    except ex.ExampleError as e:
+        raise UserError(str(e)) from None
+    bar.done()
+    print(figures.kl_table_markdown())
+    print(f"wrote {', '.join(p.name for p in written)} to {out}/", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "sample": cmd_sample,
     "manifold": cmd_manifold,
+    "examples": cmd_examples,
+    "figures": cmd_figures,
 }
 
 _LESS = {  # what to ask for less of when memory runs out
@@ -1038,6 +1128,8 @@ _LESS = {  # what to ask for less of when memory runs out
     "evaluate": "a smaller --limit, --iw-samples or --prior-samples",
     "sample": "a smaller --n or --scale",
     "manifold": "a smaller --n or --scale",
+    "examples": "a smaller --iw-samples",
+    "figures": "closing other programs",
 }
 
 

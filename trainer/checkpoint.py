@@ -299,7 +299,7 @@ _TRAIN_FIELDS = {
 _DATA_FIELDS = {
     "source": ("str",), "images": ("path",), "labels": ("path",), "root": ("path",),
     "image_size": ("int", 1, MAX_SIDE), "test_fraction": ("real",),
-    "seed": ("int", 0, MAX_SEED), "shapes_count": ("int", 0, 2**31 - 1),
+    "seed": ("int", 0, MAX_SEED), "shapes_count": ("int", 0, 2**31 - 1), "bundle": ("path",),
 }  # fmt: skip
 
 

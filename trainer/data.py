@@ -29,6 +29,9 @@ from .config import MAX_CLASSES, MAX_SEED
 from .files import NotRegularFile, open_regular
 
 SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
+# the test images bundled with the example models (assets/examples/data/<bundle>): data to
+# explore a model with, never to train on, so it is no choice of ``--dataset``
+EXAMPLE = "example"
 SOURCE_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
                  "shapes": "the built-in shapes"}  # fmt: skip
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -92,14 +95,15 @@ class DataSpec:
     test_fraction: float = 0.2  # sources without an official test split
     seed: int = 0
     shapes_count: int = 6000  # shapes: images in all
+    bundle: str | None = None  # example: the bundled test set's name ("mnist", …)
 
     def __post_init__(self) -> None:
         # from_dict is fed checkpoint metadata and settings files: any type may arrive here
-        if not isinstance(self.source, str) or self.source not in SOURCES:
+        if not isinstance(self.source, str) or self.source not in (*SOURCES, EXAMPLE):
             raise DataError(
                 f"unknown dataset {_short(self.source)}; choose one of {', '.join(SOURCES)}"
             )
-        for name in ("images", "labels", "root"):
+        for name in ("images", "labels", "root", "bundle"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
                 raise DataError(
@@ -128,6 +132,10 @@ class DataSpec:
                 gui="An image folder needs a folder: choose one under Data ▸ Folder "
                 "(one sub-folder per class).",
             )
+        if self.source == EXAMPLE:
+            from .examples import check_bundle_name  # a name, never a path
+
+            check_bundle_name(self.bundle)
         if not (0.0 < self.test_fraction < 1.0):
             raise DataError(f"test fraction must be between 0 and 1, not {self.test_fraction}")
         if not (8 <= self.image_size <= 256):
@@ -153,6 +161,10 @@ class DataSpec:
             return f"IDX file {Path(self.images).name}"
         if self.source == "folder":
             return f"image folder {self.root}"
+        if self.source == EXAMPLE:
+            from .examples import bundle_title
+
+            return f"the bundled {bundle_title(self.bundle)} test images"
         return SOURCE_TITLES[self.source]
 
 
@@ -694,4 +706,8 @@ def load_data(spec: DataSpec, progress: Progress | None = None) -> ImageData:
         return load_idx(spec, progress)
     if spec.source == "folder":
         return load_folder(spec, progress)
+    if spec.source == EXAMPLE:
+        from .examples import load_bundle
+
+        return load_bundle(spec.bundle, progress)
     return load_shapes(spec, progress)

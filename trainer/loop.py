@@ -342,6 +342,11 @@ class Trainer:
                 f"the model is conditioned on {mc.num_classes} classes; "
                 f"the data has {data.num_classes}"
             )
+        if len(data.train_x) == 0:  # the examples' bundled images are test images only
+            raise ConfigError(
+                f"{data.name} has no training images (only held-out test images); "
+                "choose data to train on"
+            )
         self.data = data.to(self.device)
         self.noise = torch.Generator(device=self.device)  # this run's own random stream
         self.model.noise = self.noise
