@@ -38,8 +38,9 @@ from explorer.worker import (
 )
 from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import DataError, DataSpec, ImageData
+from trainer.data import EXAMPLE, DataError, DataSpec, ImageData
 from trainer.evaluate import elbo_stats, final_loss_warning
+from trainer.examples import is_example, title_for
 from trainer.loop import Snapshot, TrainControl, model_config_for
 from trainer.threads import training_threads
 
@@ -260,7 +261,9 @@ class RunController(QObject):
                 summary = "Training " + ("diverged" if st is RunState.DIVERGED else "failed")
         return RunStatus(
             state=st, headline=headline, detail=detail, progress=progress, summary=summary,
-            data_text=self._data_text(), trained=s.model is not None and s.step > 0,
+            data_text=self._data_text(),
+            # an example's bundled images are test images: Continue waits for data to train on
+            trained=s.model is not None and s.step > 0 and not self._bundled,
             remaining=remaining, continuing=self._resume and st in RUNNING,
         )  # fmt: skip
 
@@ -275,13 +278,31 @@ class RunController(QObject):
     def _last_outcome(self) -> RunOutcome | None:
         return self.outcomes[-1] if self.outcomes else None
 
+    @property
+    def _bundled(self) -> bool:
+        """The session's data is an example's bundled test images (nothing to train on)."""
+        spec = self.session.data_spec
+        return spec is not None and spec.source == EXAMPLE
+
     def _data_text(self) -> str:
         if self._loading is not None:
             return f"Loading {self._loading.describe()}…"
         if self._data_problem is not None:
             return self._data_problem
-        if self.session.data is not None:
-            return describe_data(self.session.data)
+        s = self.session
+        if s.data is not None and s.data_spec is not None and s.data_spec.source == EXAMPLE:
+            try:
+                chosen = self.settings.data_spec().describe()
+            except DataError:
+                chosen = "the data chosen above"
+            c, h, w = s.data.image_shape
+            return (
+                f"{len(s.data.test_x):,} {s.data_spec.describe().removeprefix('the ')} "
+                f"({c}×{h}×{w}, {s.data.num_classes} classes), to explore the model with. "
+                f"Train starts a new model from scratch on {chosen}."
+            )
+        if s.data is not None:
+            return describe_data(s.data)
         return "No data loaded."
 
     # -- data ---------------------------------------------------------------------------------
@@ -606,6 +627,12 @@ class RunController(QObject):
         path = Path(path)
         if path.suffix != SUFFIX:
             path = path.with_suffix(SUFFIX)
+        if is_example(path):
+            self.notice.emit(
+                "warning", f"{path.parent}: the bundled examples are read-only; save the "
+                "model under another folder (File ▸ Save checkpoint…).", "save",
+            )  # fmt: skip
+            return None
         worker = self.trainer_runner.worker
         if self.control is not None and self.state in RUNNING and worker is not None:
             self.control.call_soon(lambda trainer: worker.save_now(trainer, path))
@@ -681,12 +708,20 @@ class RunController(QObject):
         n = ck.epochs_done
         note = f"Opened {name}: {n} epoch{'s' if n != 1 else ''} trained."
         msg = note
+        if s.example:
+            note = f"Opened the example “{title_for(path)}”: {n} epochs trained."
+            msg = note + (
+                " Drag the cursor over the latent map or the manifold, or move the sliders. "
+                "The example's file is read-only (Save writes a copy elsewhere); Train starts "
+                "a new model from scratch on the data chosen on the left."
+            )
         if ck.data_spec is not None:
             if s.data is not None and s.data_spec == ck.data_spec:
                 self.update_kl()
             else:
                 self.load_data(ck.data_spec)
-            msg += f" Data: {ck.data_spec.describe()}. Press Continue to train it further."
+            if not s.example:
+                msg += f" Data: {ck.data_spec.describe()}. Press Continue to train it further."
         else:
             msg += " The file names no data; choose data of the same image size to train it."
         self.resolved.emit("open")

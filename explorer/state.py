@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from trainer.config import MODEL_TITLES, ModelConfig, TrainConfig
 from trainer.data import DataSpec, ImageData
+from trainer.examples import is_example
 from trainer.latent import decode_batch
 from trainer.loop import History, Snapshot
 from trainer.models import LatentModel, build_model
@@ -187,6 +188,11 @@ class Session(QObject):
         self.saved_step = self.step if step is None else step
         self.source = Path(path)
         self.savedChanged.emit()
+
+    @property
+    def example(self) -> bool:
+        """The model is a bundled example (its file is read-only: saving makes a new one)."""
+        return self.source is not None and is_example(self.source)
 
     @property
     def unsaved(self) -> bool:

@@ -35,6 +35,7 @@ from explorer.recovery import Recovery, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
+from explorer.widgets.examples import ExamplesDialog
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
@@ -51,6 +52,8 @@ from explorer.widgets.views import (
 from trainer.checkpoint import SUFFIX
 from trainer.config import ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
+from trainer.examples import FIRST as FIRST_EXAMPLE
+from trainer.examples import example_path, is_example
 from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
@@ -103,11 +106,13 @@ class MainWindow(QMainWindow):
         self.timer.timeout.connect(self.tick)
         self.timer.start()
         self.resize(1480, 920)
+        # nothing remembered (or asked to forget it): a first launch, which shows an example
+        first = not restore or self.settings.value("train/source") is None
         if restore:
             self.load_settings()
         self.show_status(self.run.status)
         if load:
-            self._first_launch_data()
+            self._first_launch_data(first)
         QTimer.singleShot(0, self.offer_recovery)
 
     # -- layout -------------------------------------------------------------------------------
@@ -297,6 +302,7 @@ class MainWindow(QMainWindow):
         f = mb.addMenu("&File")
         self._action(f, "&Open checkpoint…", QKeySequence.Open, self.open_checkpoint_dialog)
         self._action(f, "&Save checkpoint…", QKeySequence.Save, self.save_checkpoint_dialog)
+        self._action(f, "E&xamples…", "Ctrl+Shift+O", self.show_examples)
         f.addSeparator()
         ex = f.addMenu("&Export")
         self._action(ex, "Current grid as PNG…", "Ctrl+E", self.export_current_dialog)
@@ -344,8 +350,9 @@ class MainWindow(QMainWindow):
     def show_shortcuts(self) -> None:
         self.show_message(
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
-            "Ctrl+O open · Ctrl+S save · Ctrl+E export grid · Ctrl+G export GIF · "
-            "Ctrl+Shift+E export CSV · Ctrl+1…5 tabs · Ctrl+R zero z · Ctrl+P sample z · "
+            "Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · Ctrl+E export grid · "
+            "Ctrl+G export GIF · Ctrl+Shift+E export CSV · Ctrl+1…5 tabs · Ctrl+R zero z · "
+            "Ctrl+P sample z · "
             "Ctrl+L log scale · arrows move the map cursor (Shift: faster)",
             "info",
         )
@@ -466,17 +473,26 @@ class MainWindow(QMainWindow):
         return False
 
     # -- data and training --------------------------------------------------------------------
-    def _first_launch_data(self) -> None:
-        """Start with data that is here: MNIST only if cached, else what needs no network."""
+    def _first_launch_data(self, first: bool = False) -> None:
+        """Start with data that is here: MNIST only if cached, else what needs no network.
+
+        ``first`` (nothing remembered): open the bundled MNIST example instead of an untrained
+        model, with the panel's data set to what a new model can train on here.
+        """
         try:
             spec = self.panel.data_spec()
         except DataError:
             spec = DataSpec(source="shapes")
             self.panel.show_data_spec(spec)
+        example = example_path(FIRST_EXAMPLE)
+        first = first and example.is_file()
         if spec.source in ("mnist", "kmnist", "fashion-mnist") and not is_cached(spec.source):
             fallback = "fashion-mnist" if debian_fashion_available() else "shapes"
             self.panel.show_data_spec(DataSpec(source=fallback, shapes_count=spec.shapes_count))
             name, other = spec.describe(), DataSpec(source=fallback).describe()
+            if first:  # the example speaks for itself; the data line names what Train uses
+                self.open_checkpoint(example)
+                return
             self.show_message(
                 f"{name} is not downloaded on this computer yet, so Latent Explorer starts "
                 f"with {other}, which needs no internet. To use {name}, pick it under Data "
@@ -484,6 +500,9 @@ class MainWindow(QMainWindow):
                 "info",
                 topic="first launch",
             )
+        if first:
+            self.open_checkpoint(example)
+            return
         self.run.load_data()
 
     def _data_choice_changed(self) -> None:
@@ -594,12 +613,24 @@ class MainWindow(QMainWindow):
     def open_checkpoint(self, path: str | os.PathLike) -> bool:
         """Open a checkpoint; while data is still loading, open it once the load has ended."""
         ok = self.run.open(path)
-        if ok:
+        if ok and not is_example(path):
             self.settings.setValue("last_dir", str(Path(path).parent))
         return ok
 
+    def show_examples(self) -> ExamplesDialog | None:
+        """File ▸ Examples: the bundled models, each with a thumbnail; one click opens it."""
+        if self.run.running:  # say so before one is chosen, not after
+            self.show_message("Stop training before opening a checkpoint.", "warning", topic="open")
+            return None
+        dlg = ExamplesDialog(self.open_checkpoint, self)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        self.examples_dialog = dlg
+        dlg.open()  # window-modal, without a nested event loop
+        return dlg
+
     def _dir(self) -> str:
-        return str(self.settings.value("last_dir", str(Path.home())))
+        d = str(self.settings.value("last_dir", str(Path.home())))
+        return str(Path.home()) if is_example(d) else d
 
     def save_checkpoint_dialog(self) -> Path | None:
         if self.session.model is None:

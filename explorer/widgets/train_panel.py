@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from explorer.run import RunState, RunStatus
 from trainer.config import MAX_LATENT, ConfigError, TrainConfig
-from trainer.data import DataSpec
+from trainer.data import EXAMPLE, DataSpec
 from trainer.loop import available_devices
 
 from .common import hint
@@ -198,7 +198,10 @@ class TrainPanel(QWidget):
         row = QHBoxLayout()
         self.start_btn = QPushButton("▶  Train")
         self.start_btn.setObjectName("primary")
-        self.start_btn.setToolTip("Train a new model with these settings (Ctrl+T or Space)")
+        self.start_btn.setToolTip(
+            "Train a new model from scratch on the chosen data with these settings "
+            "(Ctrl+T or Space)"
+        )
         self.pause_btn = QPushButton("Pause")
         self.pause_btn.setToolTip("Pause or resume training (Ctrl+T or Space)")
         self.stop_btn = QPushButton("Stop")
@@ -375,7 +378,8 @@ class TrainPanel(QWidget):
         self._source_changed()
 
     def show_config(self, model_config, train_config, data_spec) -> None:
-        if data_spec is not None:
+        # an example's bundled test images are for exploring: the data to train on stays
+        if data_spec is not None and data_spec.source != EXAMPLE:
             self.show_data_spec(data_spec)
         _set_key(self.model, model_config.model)
         _set_key(self.arch, model_config.arch)

@@ -164,14 +164,23 @@ def test_settings_persist_between_runs(qtbot, make_window, settings_path):
     assert stored is not None and len(bytes(stored)) > 0
 
 
-def test_first_launch_offline_falls_back_and_says_so_once(
+def _remembered_mnist(tmp_path) -> Path:
+    """Settings that chose MNIST on a machine that has not downloaded it (the first launch
+    itself opens a bundled example: tests/explorer/test_examples.py)."""
+    path = tmp_path / "mnist.ini"
+    s = QSettings(str(path), QSettings.IniFormat)
+    s.setValue("train/shapes_count", SHAPES)
+    s.setValue("train/source", "mnist")
+    s.sync()
+    return path
+
+
+def test_remembered_mnist_offline_falls_back_and_says_so_once(
     qtbot, make_window, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(app_mod, "is_cached", lambda source: False)
     monkeypatch.setattr(app_mod, "debian_fashion_available", lambda: False)
-    fresh = tmp_path / "fresh.ini"  # nothing remembered: the default is MNIST
-    QSettings(str(fresh), QSettings.IniFormat).setValue("train/shapes_count", SHAPES)
-    win = make_window(fresh)
+    win = make_window(_remembered_mnist(tmp_path))
     assert win.panel.source.currentData() == "shapes"
     infos = [t for lvl, t in win.banner.history if "MNIST" in t]
     assert len(infos) == 1 and "internet" in infos[0]
@@ -179,12 +188,13 @@ def test_first_launch_offline_falls_back_and_says_so_once(
     assert win.panel.start_btn.isEnabled(), (win.run.state, win.banner.history)
 
 
-def test_first_launch_prefers_installed_fashion_mnist(qtbot, make_window, tmp_path, monkeypatch):
+def test_offline_fallback_prefers_installed_fashion_mnist(
+    qtbot, make_window, tmp_path, monkeypatch
+):
     monkeypatch.setattr(app_mod, "is_cached", lambda source: source != "mnist")
     monkeypatch.setattr(app_mod, "debian_fashion_available", lambda: True)
     monkeypatch.setattr(app_mod.RunController, "load_data", lambda self, *a, **k: True)
-    fresh = tmp_path / "fresh.ini"
-    win = make_window(fresh, wait_data=False)
+    win = make_window(_remembered_mnist(tmp_path), wait_data=False)
     assert win.panel.source.currentData() == "fashion-mnist"
     assert "Fashion-MNIST" in win.banner.text
 
