@@ -6,6 +6,7 @@ Not a test: prints a table. Run with
 
 Measures
   * launch to window shown (a fresh interpreter, as a user would start it)
+  * a first launch: window shown to the bundled example explorable (map and manifold drawn)
   * slider move -> preview image repainted (p50 / p95), idle and while training
   * 20x20 manifold grid re-decoded and repainted, idle and while training
   * event-loop lag (a 10 ms timer's lateness) p50 / p99 / max while training at full speed
@@ -42,6 +43,7 @@ from trainer.threads import training_threads  # noqa: E402
 TARGETS = {
     "slider idle p95": 10.0, "slider training p95": 50.0, "grid idle": 40.0,
     "grid training": 40.0, "lag p99": 50.0, "launch": 4000.0,
+    "first example": 1000.0,
 }  # fmt: skip
 
 
@@ -79,6 +81,37 @@ w.close()
     wall = (time.perf_counter() - t) * 1e3
     splash, shown = (float(v) for v in out.stdout.split()[-2:])
     return splash, shown, wall
+
+
+def first_launch_time(folder: str) -> float:
+    """In a fresh process with nothing remembered (a first launch, which opens the bundled
+    MNIST example): ms from the main window shown to the example explorable (its model in,
+    all of the map's test digits encoded and the manifold decoded)."""
+    code = f"""
+import time, os; os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import sys; sys.path.insert(0, {str(ROOT)!r})
+from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QSettings
+from explorer import theme
+from explorer.window import MainWindow
+app = QApplication([]); theme.apply(app)
+w = MainWindow(QSettings(os.path.join({folder!r}, "first.ini"), QSettings.IniFormat))
+w.show()
+while not (w.windowHandle() and w.windowHandle().isExposed()):
+    app.processEvents()
+t0 = time.perf_counter()
+s = w.session
+while not (s.example and s.data is not None and s.test_latents is not None
+           and len(s.test_latents) == len(s.test_index) and w.manifold.images is not None):
+    app.processEvents()
+    if time.perf_counter() - t0 > 30:
+        raise SystemExit("the example did not open within 30 s")
+print((time.perf_counter() - t0) * 1e3)
+w.ask_on_close = False
+w.close()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def wait_paint(app, item, before: int, timeout: float = 2.0) -> None:
@@ -168,6 +201,8 @@ def main() -> None:
     splash_ms = statistics.median(r[0] for r in launches)
     shown_ms = statistics.median(r[1] for r in launches)
     wall = statistics.median(r[2] for r in launches)
+    firsts = [first_launch_time(tmp) for _ in range(3)]
+    first_ms = statistics.median(firsts)
 
     app = QApplication.instance() or QApplication([])
     theme.apply(app)
@@ -227,6 +262,9 @@ def main() -> None:
          TARGETS["launch"], "fresh process, 3 runs"),
         ("launch to main window shown", "median", shown_ms, None, TARGETS["launch"],
          f"torch import included; process spawn-to-exit {wall:,.0f} ms"),
+        ("first launch: window shown -> example's map and manifold drawn", "median", first_ms,
+         None, TARGETS["first example"],
+         "runs: " + " / ".join(f"{v:,.0f}" for v in firsts)),
         ("slider move -> image repainted, idle", "p50/p95",
          pct(res["slider idle"], 50), pct(res["slider idle"], 95), TARGETS["slider idle p95"], ""),
         ("slider move -> image repainted, training", "p50/p95",

@@ -1063,14 +1063,11 @@ def cmd_examples(args) -> int:
             ex.recipe(name)  # an unknown name: refused before anything is trained
         bar = _Progress("examples")
         t0 = time.perf_counter()
-        try:
-            rows = ex.rebuild(
-                only=only, root=root, mnist=args.mnist, epochs=args.epochs,
-                iw_samples=args.iw_samples, progress=bar.update,
-                log=lambda text: (bar.close(), print(text, file=sys.stderr)),
-            )  # fmt: skip
-        except ex.ExampleError as e:
-            raise UserError(str(e)) from None
+        rows = ex.rebuild(
+            only=only, root=root, mnist=args.mnist, epochs=args.epochs,
+            iw_samples=args.iw_samples, progress=bar.update,
+            log=lambda text: (bar.close(), print(text, file=sys.stderr)),
+        )  # fmt: skip
         bar.done()
         print(
             f"rebuilt {len(rows)} example{'s' if len(rows) != 1 else ''} in "
@@ -1096,18 +1093,14 @@ def cmd_examples(args) -> int:
 
 
 def cmd_figures(args) -> int:
-    from . import examples as ex
     from . import figures
 
     out, _ = _prepare_out_folder(args.out)
     bar = _Progress("figures")
-    try:
-        written = figures.write_all(
-            out, examples_root=Path(args.examples) if args.examples else None, mnist=args.mnist,
-            progress=bar.update, log=lambda text: (bar.close(), print(text, file=sys.stderr)),
-        )  # fmt: skip
-    except ex.ExampleError as e:
-        raise UserError(str(e)) from None
+    written = figures.write_all(
+        out, examples_root=Path(args.examples) if args.examples else None, mnist=args.mnist,
+        progress=bar.update, log=lambda text: (bar.close(), print(text, file=sys.stderr)),
+    )  # fmt: skip
     bar.done()
     print(figures.kl_table_markdown())
     print(f"wrote {', '.join(p.name for p in written)} to {out}/", file=sys.stderr)
@@ -1150,12 +1143,15 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .examples import ExampleError
     from .export import ExportError
     from .loop import TrainingDiverged
 
+    known = (UserError, ConfigError, DataError, CheckpointError, ExportError, ExampleError,
+             TrainingDiverged)  # fmt: skip
     try:
         return COMMANDS[args.command](args)
-    except (UserError, ConfigError, DataError, CheckpointError, ExportError, TrainingDiverged) as e:
+    except known as e:
         print(f"latent-train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # a file the user named could not be written

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .data import EXAMPLE, DataError, DataSpec, ImageData, Progress, read_idx
+from .files import atomic_write
 
 ASSETS = Path(
     os.environ.get("LATENT_EXPLORER_ASSETS") or Path(__file__).resolve().parents[1] / "assets"
@@ -109,8 +110,18 @@ def bundle_dir(name: str, root: Path | None = None) -> Path:
 def _write_idx(path: Path, arr: np.ndarray) -> None:
     """``arr`` (uint8) as a gzipped IDX file, byte for byte the same each time."""
     head = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-        f.write(head + np.ascontiguousarray(arr, dtype=np.uint8).tobytes())
+    body = np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
+
+    def write(raw):
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(head + body)
+
+    atomic_write(path, write)
+
+
+def _write_text(path: Path, text: str) -> None:
+    blob = text.encode()
+    atomic_write(path, lambda f: f.write(blob))
 
 
 def write_bundle(name: str, data: ImageData, root: Path | None = None, seed: int = 0) -> Path:
@@ -135,7 +146,7 @@ def write_bundle(name: str, data: ImageData, root: Path | None = None, seed: int
         "origin": b.origin if b else "",
         "licence": b.licence if b else "",
     }
-    (folder / BUNDLE_FILE).write_text(json.dumps(info, indent=1) + "\n")
+    _write_text(folder / BUNDLE_FILE, json.dumps(info, indent=1) + "\n")
     return folder
 
 
@@ -494,7 +505,7 @@ def rebuild(
             "metrics": metrics,
             "model_bytes": path.stat().st_size,
         }
-        (folder / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        _write_text(folder / INFO_FILE, json.dumps(info, indent=1) + "\n")
         rows.append(info)
         log(
             f"    test -ELBO {metrics['test_nelbo']:.2f}"
@@ -561,4 +572,4 @@ def write_table(readme: Path, root: Path, seconds: float | None = None) -> None:
         text = head + block + rest.split(TABLE_END, 1)[1]
     else:
         text = text + ("\n" if text and not text.endswith("\n") else "") + block + "\n"
-    readme.write_text(text)
+    _write_text(readme, text)

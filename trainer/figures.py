@@ -42,7 +42,7 @@ def _panel(images: torch.Tensor, nrow: int) -> np.ndarray:
 
 def compose(panels: list[tuple[str, np.ndarray]], path: Path, columns: int, scale: int = 1):
     """Panels (caption, RGB array) in a grid of ``columns`` on white, captions above."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     from .files import atomic_write
 
@@ -54,11 +54,23 @@ def compose(panels: list[tuple[str, np.ndarray]], path: Path, columns: int, scal
     height = 2 * MARGIN + len(rows) * (cell_h + CAPTION) + (len(rows) - 1) * GAP
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
+
+    def font_for(text: str, room: int):
+        """Pillow's own scalable font (FreeType), as large as fits; its bitmap font else."""
+        for size in (14, 13, 12, 11, 10, 9):
+            try:
+                font = ImageFont.load_default(size=size)
+            except (TypeError, OSError, ImportError):
+                return ImageFont.load_default()
+            if font.getlength(text) <= room:
+                break
+        return font
+
     for k, ((caption, _), a) in enumerate(zip(panels, arrs, strict=True)):
         r, c = divmod(k, columns)
         x = MARGIN + c * (cell_w + GAP)
         y = MARGIN + r * (cell_h + CAPTION + GAP)
-        draw.text((x, y + 4), caption, fill=(30, 30, 30))
+        draw.text((x, y + 3), caption, fill=(30, 30, 30), font=font_for(caption, a.shape[1]))
         canvas.paste(Image.fromarray(a), (x, y + CAPTION))
 
     def write(f):
@@ -132,9 +144,9 @@ def cvae_classes(models: Models, path: Path) -> Path:
     panels = []
     for name, what in (("mnist-cvae-2d", "MNIST digits"), ("fashion-cvae-2d", "Fashion-MNIST")):
         m = models(name)
-        panels.append((f"{what}: a row per class, same z in each column", _panel(
+        panels.append((f"{what}: one row per class, the same z in each column", _panel(
             _class_rows(m, SAMPLES_N), SAMPLES_N)))  # fmt: skip
-    return compose(panels, path, columns=2)
+    return compose(panels, path, columns=2, scale=2)
 
 
 def ae_vs_vae(models: Models, path: Path) -> Path:
@@ -197,6 +209,10 @@ def _rel(v: float, exact: decimal.Decimal) -> str:
     return f"{float(err):.0e}" if err else "0"
 
 
+def _sigma(text: str) -> str:
+    return f"({SIGMA_SHOWN[text]})" if text in SIGMA_SHOWN else text
+
+
 def kl_table_markdown() -> str:
     lines = [
         "| q | exact KL (nats) | `gaussian_kl`, float32 | rel. error | `gaussian_kl`, float64 "
@@ -206,7 +222,7 @@ def kl_table_markdown() -> str:
     for r in kl_rows():
         e = r["exact"]
         lines.append(
-            f"| N({r['mu']}, ({SIGMA_SHOWN.get(r['sigma'], r['sigma'])})^2): {r['what']} | "
+            f"| N({r['mu']}, {_sigma(r['sigma'])}^2): {r['what']} | "
             f"{float(e):.6g} | "
             f"{r['float32']:.6g} | {_rel(r['float32'], e)} | {r['float64']:.6g} | "
             f"{_rel(r['float64'], e)} | {r['naive_float32']:.6g} | {_rel(r['naive_float32'], e)} |"
