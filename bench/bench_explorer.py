@@ -163,6 +163,24 @@ def grid_latency(app, win, n: int) -> list[float]:
     return out
 
 
+def traversal_latency(app, win, n: int) -> list[float]:
+    """The Traversals tab re-decoded and repainted (as after a move of z)."""
+    v = win.traversals
+    win.tabs.setCurrentIndex(5)
+    pump(app, 0.2)
+    out = []
+    for _ in range(n):
+        before = v.item.paints
+        t0 = time.perf_counter()
+        v.refresh(force=True)
+        wait_paint(app, v.item, before)
+        out.append((time.perf_counter() - t0) * 1e3)
+        pump(app, 0.05)
+    win.tabs.setCurrentIndex(0)
+    pump(app, 0.2)
+    return out
+
+
 def loop_lag(app, seconds: float) -> list[float]:
     """Lateness of a 10 ms precise timer, in ms."""
     lags: list[float] = []
@@ -223,6 +241,7 @@ def main() -> None:
     res = {}
     res["slider idle"] = slider_latency(app, win, args.trials)
     res["grid idle"] = grid_latency(app, win, 30)
+    res["traversals idle"] = traversal_latency(app, win, 30)
     res["lag idle"] = loop_lag(app, 3.0)
 
     t_click = time.perf_counter()
@@ -237,6 +256,7 @@ def main() -> None:
     res["lag training"] = loop_lag(app, 6.0)
     res["slider training"] = slider_latency(app, win, args.trials)
     res["grid training"] = grid_latency(app, win, 30)
+    res["traversals training"] = traversal_latency(app, win, 30)
     steps = win.run.latest.step - step0
     secs = time.perf_counter() - t0
     ips = win.run.latest.images_per_second
@@ -283,6 +303,11 @@ def main() -> None:
         ("20x20 manifold decode + repaint, training", "p50/p95",
          pct(res["grid training"], 50), pct(res["grid training"], 95),
          TARGETS["grid training"], ""),
+        ("traversals (a row per dimension, 11 values) decode + repaint, idle", "p50/p95",
+         pct(res["traversals idle"], 50), pct(res["traversals idle"], 95), TARGETS["grid idle"],
+         ""),
+        ("traversals decode + repaint, training", "p50/p95", pct(res["traversals training"], 50),
+         pct(res["traversals training"], 95), TARGETS["grid training"], ""),
         ("event-loop lag, idle", "p50/p99",
          pct(res["lag idle"], 50), pct(res["lag idle"], 99), TARGETS["lag p99"], ""),
         ("event-loop lag, training at full speed", "p50/p99",

@@ -41,6 +41,7 @@ from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.sliders import LatentSliders
 from explorer.widgets.train_panel import ARCHS, LIKELIHOODS, MODELS, TrainPanel
+from explorer.widgets.traversals import TraversalView
 from explorer.widgets.views import (
     ClassRowView,
     InterpolationView,
@@ -50,7 +51,7 @@ from explorer.widgets.views import (
     SamplesView,
 )
 from trainer.checkpoint import SUFFIX
-from trainer.config import ConfigError
+from trainer.config import TRAVERSAL_COLUMNS, ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, is_example
@@ -179,11 +180,20 @@ class MainWindow(QMainWindow):
         gif = QPushButton("Export GIF…")
         gif.setToolTip("Save the interpolation as a looping animated GIF")
         gif.clicked.connect(self.export_gif_dialog)
+        self.traversals = TraversalView(s)
+        lo, hi = TRAVERSAL_COLUMNS
+        self.trav_columns = RangeSpinBox(lo, hi, 11, f"Values per row ({lo} to {hi})", "Columns")
+        self.trav_columns.setSuffix(" columns")
+        self.trav_columns.valueChanged.connect(self.traversals.set_columns)
+        trav_gif = QPushButton("Export GIF…")
+        trav_gif.setToolTip("Save every dimension's sweep as one looping animated GIF")
+        trav_gif.clicked.connect(self.export_traversal_gif_dialog)
 
         self.tabs = QTabWidget()
         self.views = {
             "manifold": self.manifold, "samples": self.samples, "reconstructions": self.recon,
             "interpolation": self.interp, "class row": self.class_row,
+            "traversals": self.traversals,
         }  # fmt: skip
         self.export_buttons: dict[str, QPushButton] = {}
         self.tabs.addTab(explore, "Explore")
@@ -195,8 +205,11 @@ class MainWindow(QMainWindow):
                          "Interpolation")  # fmt: skip
         self.tabs.addTab(self._page("class row", "The current z drawn as every class", []),
                          "Class row")  # fmt: skip
+        self.tabs.addTab(self._page("traversals", "Each dimension swept from the current z, "
+                                    "most informative first", [self.trav_columns, trav_gif]),
+                         "Traversals")  # fmt: skip
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
-                           [self.class_row]]  # fmt: skip
+                           [self.class_row], [self.traversals]]  # fmt: skip
         for i in range(self.tabs.count()):
             self.tabs.setTabToolTip(i, f"Ctrl+{i + 1}")
 
@@ -255,7 +268,7 @@ class MainWindow(QMainWindow):
         self.status.addPermanentWidget(self.status_model)
         # clicking a plot or an image takes the keyboard from a text field (Space pauses)
         for w in (self.map.plot, self.manifold.plot, self.plots.loss_plot, self.plots.kl_plot,
-                  self.plots.dim_plot, self.preview.pane, *[v.pane for v in
+                  self.plots.dim_plot, self.preview.pane, self.traversals.plot, *[v.pane for v in
                   (self.samples, self.recon, self.interp, self.class_row)]):  # fmt: skip
             w.setFocusPolicy(Qt.ClickFocus)
 
@@ -313,6 +326,7 @@ class MainWindow(QMainWindow):
                 lambda _checked=False, n=name: self.export_view_dialog(n),
             )  # fmt: skip
         self._action(ex, "Interpolation as GIF…", "Ctrl+G", self.export_gif_dialog)
+        self._action(ex, "Traversals as GIF…", None, self.export_traversal_gif_dialog)
         self._action(ex, "Loss history as CSV…", "Ctrl+Shift+E", self.export_csv_dialog)
         f.addSeparator()
         self._action(f, "&Quit", QKeySequence.Quit, self.close)
@@ -351,7 +365,7 @@ class MainWindow(QMainWindow):
         self.show_message(
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
             "Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · Ctrl+E export grid · "
-            "Ctrl+G export GIF · Ctrl+Shift+E export CSV · Ctrl+1…5 tabs · Ctrl+R zero z · "
+            "Ctrl+G export GIF · Ctrl+Shift+E export CSV · Ctrl+1…6 tabs · Ctrl+R zero z · "
             "Ctrl+P sample z · "
             "Ctrl+L log scale · arrows move the map cursor (Shift: faster)",
             "info",
@@ -716,6 +730,26 @@ class MainWindow(QMainWindow):
         if path:
             self.export_gif(path)
 
+    def export_traversal_gif(self, path: str | os.PathLike) -> bool:
+        from trainer.export import ExportError
+
+        try:
+            self.traversals.export_gif(path)
+        except (ExportError, ValueError, OSError) as e:
+            self.show_message(str(e), "error")
+            return False
+        self.show_message(f"Saved the traversals to {path}", "info", 6000)
+        return True
+
+    def export_traversal_gif_dialog(self) -> None:
+        problem = self.traversals.export_problem()
+        if problem is not None:
+            self.show_message(problem, "warning")
+            return
+        path = self._ask_path("Export traversals", "traversals.gif", "GIF (*.gif)")
+        if path:
+            self.export_traversal_gif(path)
+
     def export_csv_dialog(self) -> None:
         if not self.session.history.steps:
             self.show_message("There is no loss history to export yet: train a model.", "warning")
@@ -733,6 +767,7 @@ class MainWindow(QMainWindow):
             st.setValue(f"window/{name}", getattr(self, name).saveState())
         st.setValue("window/tab", self.tabs.currentIndex())
         st.setValue("view/grid_n", self.grid_n.value())
+        st.setValue("view/traversal_columns", self.trav_columns.value())
         st.setValue("view/log", self.plots.log_box.isChecked())
         st.setValue("view/smooth", self.plots.smooth_box.isChecked())
         st.setValue("view/order_by_kl", self.sliders.order_box.isChecked())
@@ -753,6 +788,8 @@ class MainWindow(QMainWindow):
                 getattr(self, name).restoreState(v)
         self.tabs.setCurrentIndex(_int(st.value("window/tab"), 0))
         self.grid_n.setValue(_int(st.value("view/grid_n"), 20))
+        lo, hi = TRAVERSAL_COLUMNS
+        self.trav_columns.setValue(max(lo, min(hi, _int(st.value("view/traversal_columns"), 11))))
         self.plots.log_box.setChecked(_bool(st.value("view/log"), False))
         self.plots.smooth_box.setChecked(_bool(st.value("view/smooth"), True))
         self.sliders.order_box.setChecked(_bool(st.value("view/order_by_kl"), False))

@@ -113,6 +113,56 @@ def save_grid(
     return _write(path, write)
 
 
+def save_labelled_rows(
+    images: torch.Tensor,
+    path: str | os.PathLike,
+    ncol: int,
+    labels: Sequence[str],
+    dimmed: Sequence[bool] = (),
+    padding: int = 2,
+    scale: int = 1,
+) -> Path:
+    """Save a grid of ``ncol`` images per row with a text label left of each row; rows whose
+    ``dimmed`` flag is set are drawn faded (a traversal's collapsed dimensions)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    path = Path(path)
+    fmt = image_format(path)
+    n, _, h, w = images.shape
+    rows = -(-n // ncol)
+    if len(labels) != rows:
+        raise ValueError(f"{len(labels)} labels for {rows} rows")
+    imgs = images.detach().float().cpu().clamp(0, 1).clone()
+    for r, dim in enumerate(dimmed):
+        if dim:
+            imgs[r * ncol : (r + 1) * ncol] = 0.5 + 0.3 * (imgs[r * ncol : (r + 1) * ncol] - 0.5)
+    gw, gh = grid_size(n, (h, w), ncol, padding, scale)
+    try:
+        font = ImageFont.load_default(size=max(10, min(16, round(0.45 * h * scale))))
+    except (TypeError, OSError, ImportError):
+        font = ImageFont.load_default()
+    margin = int(max(font.getlength(t) for t in labels)) + 12 if labels else 0
+    check_grid_size(path, (gw + margin, gh))
+    grid = tile(imgs.numpy(), ncol, padding, 0.0)
+    pixels = np.clip(np.rint(grid * 255.0), 0, 255).astype(np.uint8)
+    body = Image.fromarray(pixels).resize((gw, gh), Image.NEAREST) if scale > 1 else (
+        Image.fromarray(pixels))  # fmt: skip
+    canvas = Image.new(body.mode, (gw + margin, gh), 0)
+    canvas.paste(body, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    white = 255 if body.mode == "L" else (255, 255, 255)
+    grey = 140 if body.mode == "L" else (140, 140, 140)
+    for r, text in enumerate(labels):
+        y = (padding + r * (h + padding) + h / 2) * scale
+        fill = grey if r < len(dimmed) and dimmed[r] else white
+        draw.text((6, y), text, fill=fill, font=font, anchor="lm")
+
+    def write(f):
+        canvas.save(f, format=fmt)
+
+    return _write(path, write)
+
+
 def save_mosaic(
     groups: Sequence[torch.Tensor],
     path: str | os.PathLike,

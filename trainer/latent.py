@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from .config import COLLAPSED_KL, TRAVERSAL_COLUMNS  # noqa: F401 - shown to users of latent
 from .models import LatentModel
 
 
@@ -61,6 +64,66 @@ def traverse(base: torch.Tensor, dim: int, values: Sequence[float] | torch.Tenso
     z = base.expand(values.numel(), base.numel()).clone()
     z[:, dim] = values
     return z
+
+
+def traversal_values(columns: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The Figure 4 spacing on one axis: Phi^-1((i + 1/2) / columns), increasing: (columns,)."""
+    if not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be a positive integer, not {columns!r}")
+    p = (torch.arange(columns, dtype=torch.float64) + 0.5) / columns
+    return torch.special.ndtri(p).to(dtype)
+
+
+def kl_order(kl_per_dim) -> list[int]:
+    """Dimensions from most to least informative (largest KL first; ties by index)."""
+    kl = np.asarray(kl_per_dim, dtype=float)
+    return [int(i) for i in np.argsort(-kl, kind="stable")]
+
+
+@dataclass(frozen=True)
+class Traversal:
+    """One row per latent dimension, each sweeping that dimension over ``values`` while the
+    others stay at ``base``."""
+
+    dims: list[int]  # the dimension of each row, top to bottom
+    values: torch.Tensor  # (C,) the values swept, left to right
+    kl: np.ndarray | None  # (R,) each row's KL (nats), when known
+    collapsed: list[bool]  # rows whose KL is below COLLAPSED_KL
+    images: torch.Tensor  # (R * C, ch, H, W), row-major
+
+    @property
+    def columns(self) -> int:
+        return len(self.values)
+
+
+def traversal(
+    model: LatentModel,
+    base: torch.Tensor,
+    y: int | None = None,
+    columns: int = 11,
+    kl_per_dim=None,
+) -> Traversal:
+    """Decode the traversal of every latent dimension in one batch.
+
+    With ``kl_per_dim`` the rows are ordered by it (most informative first) and rows below
+    :data:`COLLAPSED_KL` are marked collapsed; without it they keep the index order.
+    """
+    base = base.reshape(-1).float()
+    d = model.latent_dim
+    if base.numel() != d:
+        raise ValueError(f"z has {base.numel()} values; the model's latent has {d}")
+    kl = None if kl_per_dim is None else np.asarray(kl_per_dim, dtype=float)
+    if kl is not None and kl.shape != (d,):
+        raise ValueError(f"{kl.shape[0] if kl.ndim else 0} KL values for a latent of {d}")
+    dims = kl_order(kl) if kl is not None else list(range(d))
+    values = traversal_values(columns)
+    z = base.expand(d, columns, d).clone()  # (R, C, D)
+    for r, dim in enumerate(dims):
+        z[r, :, dim] = values
+    images = decode_batch(model, z.reshape(-1, d), y)
+    row_kl = None if kl is None else kl[dims]
+    collapsed = [bool(v < COLLAPSED_KL) for v in row_kl] if row_kl is not None else [False] * d
+    return Traversal(dims, values, row_kl, collapsed, images)
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
