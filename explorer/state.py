@@ -48,6 +48,7 @@ class Session(QObject):
         self.model: LatentModel | None = None
         self.model_config: ModelConfig | None = None
         self.weights_version = 0
+        self.model_serial = 0  # +1 for each other model adopted (weights may change within one)
         self.z = torch.zeros(2)
         self.cls = 0
         self.dims = (0, 1)
@@ -137,6 +138,7 @@ class Session(QObject):
 
         ``source``: the file it comes from, which holds all of its training so far.
         """
+        self.model_serial += 1
         self.set_model(config, weights)
         self.history = history if history is not None else History()
         self.epochs_done = epochs_done

@@ -31,10 +31,12 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import __version__, dialogs
+from explorer.evaluation import Evaluation
 from explorer.recovery import Recovery, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
+from explorer.widgets.evaluation import EvaluationControls
 from explorer.widgets.examples import ExamplesDialog
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
@@ -217,7 +219,15 @@ class MainWindow(QMainWindow):
         csv_btn = QPushButton("Export CSV…")
         csv_btn.setToolTip("Save the loss history as CSV")
         csv_btn.clicked.connect(self.export_csv_dialog)
-        plots_box = titled("Training curves", self.plots, [csv_btn])
+        self.evaluation = Evaluation(s, self)
+        self.eval_controls = EvaluationControls(self.evaluation, lambda: self.run.running)
+        curves = QWidget()
+        cl = QVBoxLayout(curves)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(2)
+        cl.addWidget(self.eval_controls.result)
+        cl.addWidget(self.plots, 1)
+        plots_box = titled("Training curves", curves, [self.eval_controls, csv_btn])
 
         # the message bar sits above the views it speaks of, so that showing it never
         # squeezes the settings on the left into a scroll bar
@@ -335,6 +345,8 @@ class MainWindow(QMainWindow):
         self.act_continue = self._action(t, "Continue training", "Ctrl+Shift+T",
                                          lambda: self.start_training(resume=True))  # fmt: skip
         self.act_stop = self._action(t, "Stop", "Ctrl+.", self.run.stop)
+        t.addSeparator()
+        self._action(t, "Evaluate log-likelihood", "Ctrl+Shift+L", self.evaluate)
         v = mb.addMenu("&View")
         for i in range(self.tabs.count()):
             self._action(v, self.tabs.tabText(i), f"Ctrl+{i + 1}",
@@ -364,10 +376,10 @@ class MainWindow(QMainWindow):
     def show_shortcuts(self) -> None:
         self.show_message(
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
-            "Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · Ctrl+E export grid · "
-            "Ctrl+G export GIF · Ctrl+Shift+E export CSV · Ctrl+1…6 tabs · Ctrl+R zero z · "
-            "Ctrl+P sample z · "
-            "Ctrl+L log scale · arrows move the map cursor (Shift: faster)",
+            "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
+            "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
+            "Ctrl+1…6 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
+            "arrows move the map cursor (Shift: faster)",
             "info",
         )
 
@@ -484,6 +496,14 @@ class MainWindow(QMainWindow):
             if s._enc is None:
                 self._last_map = now
             return True
+        return False
+
+    def evaluate(self) -> bool:
+        """Evaluate the model on its test images (Ctrl+Shift+L); say why not if it can't."""
+        if self.eval_controls.start():
+            return True
+        if self.evaluation.error:
+            self.show_message(self.evaluation.error, "warning", topic="evaluate")
         return False
 
     # -- data and training --------------------------------------------------------------------
@@ -799,7 +819,9 @@ class MainWindow(QMainWindow):
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop any run and wait for the threads; True if they all ended in time."""
         self.timer.stop()
-        return self.run.shutdown(timeout_ms)
+        self.evaluation.cancel()
+        ok = self.run.shutdown(timeout_ms)
+        return self.evaluation.shutdown(max(1, timeout_ms // 2)) and ok
 
     def closeEvent(self, ev) -> None:
         if self.ask_on_close and not self.confirm_discard("quit"):

@@ -38,6 +38,7 @@ from trainer.loop import (
     seed_everything,
 )
 from trainer.models import build_model
+from trainer.threads import training_threads
 
 
 class Cancelled(Exception):
@@ -189,6 +190,45 @@ class DataWorker(Worker):
             raise Cancelled
         if self._due():
             self.progressed.emit(fraction, text)
+
+
+class EvaluateWorker(Worker):
+    """Evaluates a copy of the session's model on test images off the GUI thread
+    (:func:`trainer.evaluate.evaluate_model`, as ``latent-train evaluate`` does)."""
+
+    progressed = Signal(float, str)  # fraction 0..1, what is being done
+    evaluated = Signal(object)  # the result dict
+    failed = Signal(str)
+
+    def __init__(self, model, x, y, iw_samples: int, prior_samples: int, seed: int) -> None:
+        super().__init__()
+        self.model, self.x, self.y = model, x, y
+        self.iw_samples, self.prior_samples, self.seed = iw_samples, prior_samples, seed
+
+    @Slot()
+    def run(self) -> None:
+        from trainer.evaluate import evaluate_model
+
+        try:
+            torch.set_num_threads(training_threads())
+            res = evaluate_model(
+                self.model, self.x, self.y, iw_samples=self.iw_samples,
+                prior_samples=self.prior_samples, seed=self.seed, progress=self._progress,
+            )  # fmt: skip
+            if not self.cancelled.is_set():
+                self.evaluated.emit(res)
+        except Cancelled:
+            pass
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message
+            self.failed.emit(describe_error(e))
+        finally:
+            self.done()
+
+    def _progress(self, fraction: float, text: str) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled
+        if self._due():
+            self.progressed.emit(float(fraction), text)
 
 
 class TrainingWorker(Worker):

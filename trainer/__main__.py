@@ -867,15 +867,6 @@ def _open(path: str, device="cpu"):
     return load_checkpoint(path, device=device)
 
 
-def _nll(label, estimator, model, x, y, k, gen) -> float:
-    """Mean negative log-likelihood by ``estimator`` with k samples, with a progress bar."""
-    bar = _Progress(f"{label}, K={k}")
-    ll = estimator(model, x, y, k=k, generator=gen,
-                   progress=lambda d, t: bar.update(d / t, f"{d}/{t}"))  # fmt: skip
-    bar.done()
-    return float(-ll.mean())
-
-
 def _names(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
@@ -927,10 +918,9 @@ def _check_data_fits(ck, spec, data) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    import torch
 
     from .data import load_data
-    from .evaluate import active_units, elbo_stats, iw_log_likelihood, prior_mc_log_likelihood
+    from .evaluate import evaluate_model
     from .loop import resolve_device, seed_everything
 
     for option in ("images", "labels", "root"):
@@ -949,31 +939,18 @@ def cmd_evaluate(args) -> int:
     if args.limit:
         x, y = x[: args.limit], None if y is None else y[: args.limit]
     seed_everything(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    st = elbo_stats(model, x, y)
+    bar = _Progress("evaluate")
     res = {
         "checkpoint": str(ck.path),
         "checkpoint_step": ck.step,
         "dataset": spec.describe(),
-        "n_images": len(x),
-        "test_nelbo": st.nelbo,
-        "test_recon": st.recon,
-        "test_kl": st.kl,
-    }
-    if model.is_variational:
-        n_active, _ = active_units(model, x, y)
-        res["active_units"] = n_active
-        res["kl_per_dim"] = [round(float(v), 4) for v in st.kl_per_dim]
-        t0 = time.perf_counter()
-        res["iw_samples"] = args.iw_samples
-        res["test_nll_iw"] = _nll("log p(x)", iw_log_likelihood, model, x, y, args.iw_samples, gen)
-        res["seconds_iw"] = time.perf_counter() - t0
-        if args.prior_samples > 0:
-            res["prior_samples"] = args.prior_samples
-            res["test_nll_prior_mc"] = _nll(
-                "prior MC", prior_mc_log_likelihood, model, x, y, args.prior_samples, gen
-            )
-    else:
+        **evaluate_model(
+            model, x, y, iw_samples=args.iw_samples, prior_samples=args.prior_samples,
+            seed=args.seed, progress=lambda f, what: bar.update(f, what),
+        ),
+    }  # fmt: skip
+    bar.done()
+    if not model.is_variational:
         print(
             "note: a plain autoencoder has no ELBO or log p(x); reporting its reconstruction "
             "error (the KL column is zero)",

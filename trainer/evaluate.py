@@ -271,3 +271,67 @@ def final_loss_warning(history) -> str | None:
         f"the best of this run, {best:,.2f} after epoch {best_epoch}; the learning rate is "
         "probably too high: try a lower one"
     )
+
+
+# progress of a whole evaluation: (fraction 0..1, what is being done); may raise to cancel
+Report = Callable[[float, str], None]
+
+
+def evaluate_model(
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    iw_samples: int = 1000,
+    prior_samples: int = 0,
+    seed: int = 0,
+    progress: Report | None = None,
+) -> dict:
+    """Everything ``latent-train evaluate`` and the window's Evaluate report, on ``x``.
+
+    Test negative ELBO and its parts (one z per image); for a VAE also the active units, the
+    KL of each dimension, the importance-sampled -log p(x) with ``iw_samples`` samples from
+    q, and with ``prior_samples`` > 0 the naive prior Monte Carlo estimate. The random
+    streams come from ``seed`` alone, so the same model, images and seed give the same
+    numbers wherever this runs. ``progress(fraction, text)`` may raise to stop.
+    """
+    import time
+
+    y = y if model.num_classes else None
+    noise = model.noise
+    model.noise = torch.Generator(device=_device(model)).manual_seed(seed)
+    try:
+        if progress:
+            progress(0.0, "test ELBO")
+        st = elbo_stats(model, x, y)
+    finally:
+        model.noise = noise
+    res: dict = {"n_images": len(x), "test_nelbo": st.nelbo, "test_recon": st.recon,
+                 "test_kl": st.kl}  # fmt: skip
+    if not model.is_variational:
+        return res
+    res["active_units"] = active_units(model, x, y)[0]
+    res["kl_per_dim"] = [round(float(v), 4) for v in st.kl_per_dim]
+    gen = torch.Generator().manual_seed(seed)
+    total = iw_samples + max(0, prior_samples)  # decoder passes per image, both phases
+
+    def part(before: int, cost: int, what: str):
+        if not progress:
+            return None
+        return lambda done, n: progress((before + cost * done / max(1, n)) / total, what)
+
+    t0 = time.perf_counter()
+    ll = iw_log_likelihood(model, x, y, k=iw_samples, generator=gen,
+                           progress=part(0, iw_samples, "log p(x)"))  # fmt: skip
+    res["iw_samples"] = iw_samples
+    res["test_nll_iw"] = float(-ll.mean())
+    res["seconds_iw"] = time.perf_counter() - t0
+    if prior_samples > 0:
+        ll = prior_mc_log_likelihood(
+            model, x, y, k=prior_samples, generator=gen,
+            progress=part(iw_samples, prior_samples, "prior MC"),
+        )  # fmt: skip
+        res["prior_samples"] = prior_samples
+        res["test_nll_prior_mc"] = float(-ll.mean())
+    if progress:
+        progress(1.0, "done")
+    return res
