@@ -261,9 +261,7 @@ class RunController(QObject):
                 summary = "Training " + ("diverged" if st is RunState.DIVERGED else "failed")
         return RunStatus(
             state=st, headline=headline, detail=detail, progress=progress, summary=summary,
-            data_text=self._data_text(),
-            # an example's bundled images are test images: Continue waits for data to train on
-            trained=s.model is not None and s.step > 0 and not self._bundled,
+            data_text=self._data_text(), trained=s.model is not None and s.step > 0,
             remaining=remaining, continuing=self._resume and st in RUNNING,
         )  # fmt: skip
 
@@ -278,12 +276,6 @@ class RunController(QObject):
     def _last_outcome(self) -> RunOutcome | None:
         return self.outcomes[-1] if self.outcomes else None
 
-    @property
-    def _bundled(self) -> bool:
-        """The session's data is an example's bundled test images (nothing to train on)."""
-        spec = self.session.data_spec
-        return spec is not None and spec.source == EXAMPLE
-
     def _data_text(self) -> str:
         if self._loading is not None:
             return f"Loading {self._loading.describe()}…"
@@ -295,11 +287,11 @@ class RunController(QObject):
                 chosen = self.settings.data_spec().describe()
             except DataError:
                 chosen = "the data chosen above"
-            c, h, w = s.data.image_shape
             return (
-                f"{len(s.data.test_x):,} {s.data_spec.describe().removeprefix('the ')} "
-                f"({c}×{h}×{w}, {s.data.num_classes} classes), to explore the model with. "
-                f"Train starts a new model from scratch on {chosen}."
+                f"Exploring the example with its {len(s.data.test_x):,} "
+                f"{s.data_spec.describe().removeprefix('the ')}. Training uses the dataset "
+                f"above, {chosen}: Train starts a new model from scratch, Continue trains "
+                "this one further."
             )
         if s.data is not None:
             return describe_data(s.data)
@@ -492,6 +484,8 @@ class RunController(QObject):
         if resume:
             s.train_config = tc
         self.resolved.emit("run")
+        for topic in ("open", "example"):  # "Opened …" no longer describes what trains
+            self.resolved.emit(topic)
         self._set(RunState.PREPARING)
         return True
 
@@ -680,7 +674,8 @@ class RunController(QObject):
                 "open",
             )  # fmt: skip
             return True
-        if not self.confirm_discard(f"open {Path(path).name}"):
+        what = f"the example “{title_for(path)}”" if is_example(path) else Path(path).name
+        if not self.confirm_discard(f"open {what}"):
             return False
         try:
             ck = load_checkpoint(path)
@@ -725,7 +720,9 @@ class RunController(QObject):
         else:
             msg += " The file names no data; choose data of the same image size to train it."
         self.resolved.emit("open")
-        self.notice.emit("info", msg, "open")
+        # an example's long message stays until dismissed or training starts (an "open"
+        # notice goes after 10 s)
+        self.notice.emit("info", msg, "example" if s.example else "open")
         self._set(RunState.LOADING if self.data_runner.running else self._idle_state(), note)
         return True
 

@@ -207,9 +207,8 @@ class MainWindow(QMainWindow):
                          "Interpolation")  # fmt: skip
         self.tabs.addTab(self._page("class row", "The current z drawn as every class", []),
                          "Class row")  # fmt: skip
-        self.tabs.addTab(self._page("traversals", "Each dimension swept from the current z, "
-                                    "most informative first", [self.trav_columns, trav_gif]),
-                         "Traversals")  # fmt: skip
+        self.tabs.addTab(self._page("traversals", "Each dimension swept, by KL",
+                                    [self.trav_columns, trav_gif]), "Traversals")  # fmt: skip
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
                            [self.class_row], [self.traversals]]  # fmt: skip
         for i in range(self.tabs.count()):

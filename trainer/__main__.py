@@ -875,7 +875,13 @@ def _evaluation_out(args, ck) -> Path:
     """Where ``evaluate`` writes its results; refused before anything is computed if it
     cannot be written. A folder gets ``evaluation.json`` in it."""
     if args.out is None:
+        from .examples import is_example
+
         out = Path(ck.path).with_name("evaluation.json")
+        if is_example(ck.path):  # the bundled examples stay as shipped
+            out = Path.cwd() / f"evaluation-{Path(ck.path).parent.name}.json"
+            print(f"note: the bundled examples are read-only; results go to {out}",
+                  file=sys.stderr)  # fmt: skip
         _check_writable_file(out, "results", "; pass --out FILE to write them elsewhere")
         return out
     if not args.out.strip():
@@ -1153,7 +1159,8 @@ def cmd_examples(args) -> int:
     w = max(len(e.name) for e in found)
     for e in found:
         nelbo = e.metrics.get("test_nelbo")
-        score = f"test -ELBO {nelbo:6.1f}" if isinstance(nelbo, float) else ""
+        what = "test -ELBO" if "test_nll_iw" in e.metrics else "recon. err."  # an AE: no ELBO
+        score = f"{what} {nelbo:6.1f}" if isinstance(nelbo, float) else ""
         print(f"{e.name:<{w}}  {e.title:<38} {score}  {e.path}")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from explorer.evaluation import EvalState, Evaluation
 
@@ -40,7 +40,6 @@ class EvaluationControls(QWidget):
         self.progress.hide()
         self.button = QPushButton("Evaluate")
         self.button.clicked.connect(self._clicked)
-        lay.addWidget(QLabel("Test log-likelihood:"))
         lay.addWidget(self.k)
         lay.addWidget(self.progress)
         lay.addWidget(self.button)

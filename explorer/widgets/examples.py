@@ -49,7 +49,7 @@ class ExamplesDialog(QDialog):
         lay = QVBoxLayout(self)
         intro = QLabel(
             "Trained models to explore at once, with no dataset and no network: each comes "
-            "with its training curves and 2,000 held-out test images. They open read-only "
+            "with its training curves and up to 2,000 held-out test images. They open read-only "
             "(Save writes a copy elsewhere)."
         )
         intro.setWordWrap(True)

@@ -60,7 +60,16 @@ class LatentMap(QWidget):
         session.structureChanged.connect(self._dims_changed)
         session.dataChanged.connect(self._rebuild_scatters)
         session.testLatentsChanged.connect(self._update_points)
+        session.historyReset.connect(self._new_model)
+        self._serial = session.model_serial
         self._rebuild_scatters()
+
+    def _new_model(self) -> None:
+        """Another model (opened, or a new run): its codes lie elsewhere; fit them again,
+        whatever the last one was panned or zoomed to."""
+        if self.session.model_serial != self._serial:
+            self._serial = self.session.model_serial
+            self.auto_fit = True
 
     # -- scatter ------------------------------------------------------------------------------
     def _rebuild_scatters(self) -> None:

@@ -262,7 +262,10 @@ class LossPlots(QWidget):
             )
         else:
             self.bars.setOpts(x=[], height=[])
-            _show_empty(self.dim_plot, True)
+            m = self.session.model
+            plain = m is not None and not m.is_variational
+            _show_empty(self.dim_plot, True, "a plain autoencoder has no KL" if plain else
+                        "no data yet")  # fmt: skip
             self.dim_plot.getPlotItem().setTitle("KL per dimension", color=theme.TEXT, size="10pt")
         return True
 

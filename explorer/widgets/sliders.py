@@ -102,6 +102,8 @@ class LatentSliders(QWidget):
         self._layout_rows()
         self.scroll.setWidget(inner)
         self.setEnabled(d > 0)
+        m = self.session.model
+        self.order_box.setEnabled(m is not None and m.is_variational)  # an AE has no KL
         self._kl_changed()
         self._sync()
 

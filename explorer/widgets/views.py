@@ -335,7 +335,10 @@ class ReconView(ImageGridView):
 
 
 # -- class row --------------------------------------------------------------------------------
-NEEDS_CVAE = "The class row needs a conditional VAE: choose Type ▸ Conditional VAE and train."
+NEEDS_CVAE = (
+    "The class row needs a conditional VAE: open one under File ▸ Examples (MNIST digits or "
+    "Fashion-MNIST), or choose Type ▸ Conditional VAE and train."
+)
 
 
 class ClassRowView(ImageGridView):

@@ -43,10 +43,9 @@ def test_first_launch_opens_the_mnist_example_offline(qtbot, make_window, tmp_pa
     assert grid.mean() < 0.3 and grid.max() > 0.9 and grid.std(0).mean() > 0.05
     # the data to train on stays a real, offline choice, and the data line says so
     assert win.panel.source.currentData() == "shapes"
-    assert "from scratch on the built-in shapes" in win.panel.data_info.text()
-    assert "bundled" in win.panel.data_info.text()
-    assert win.panel.start_btn.isEnabled()
-    assert not win.panel.continue_btn.isEnabled()  # its images are for exploring only
+    text = win.panel.data_info.text()
+    assert "bundled" in text and "the built-in shapes" in text and "from scratch" in text
+    assert win.panel.start_btn.isEnabled() and win.panel.continue_btn.isEnabled()
     assert any("Opened the example" in t for _, t in win.banner.history)
     # dragging works: the current z moves and the decoded image follows
     before = win.preview.array.copy()
@@ -141,3 +140,28 @@ def test_an_autoencoder_example_shows_why_it_cannot_be_sampled(qtbot, window, na
     z = s.test_latents
     assert not s.model.is_variational
     assert np.abs(z.mean(0)).max() > 0.5 or np.abs(np.log(z.std(0))).max() > 0.5
+
+
+def test_each_model_opens_with_its_own_view_and_words(qtbot, window):
+    """A panned map fits the next model's codes again; an autoencoder has no KL to order
+    the sliders by; the example's message stays until training starts."""
+    assert window.open_checkpoint(ex.example_path("mnist-vae-2d"))
+    qtbot.waitUntil(lambda: not window.busy, timeout=10000)
+    window.map.plot.getPlotItem().setRange(xRange=(-9, -6), yRange=(-9, -6), padding=0)
+    window.map.auto_fit = False  # as a pan by the user leaves it
+    assert window.open_checkpoint(ex.example_path("mnist-ae-2d"))
+    qtbot.waitUntil(lambda: not window.busy and window.session.test_latents is not None,
+                    timeout=10000)  # fmt: skip
+    assert window.map.auto_fit
+    window.session.refresh_test_latents(force=True)
+    (x0, x1), _ = window.map.plot.getPlotItem().viewRange()
+    assert x1 - x0 > 6  # the autoencoder's codes spread far wider than the view left behind
+    assert not window.sliders.order_box.isEnabled()
+    window.plots.refresh()
+    assert "autoencoder has no KL" in window.plots.dim_plot.empty_text.textItem.toPlainText()
+    assert window.banner.isVisible() and "Opened the example" in window.banner.text
+    assert window.banner.topic == "example"  # not one of the topics hidden after 10 s
+    window.panel.epochs.setValue(1)
+    assert window.start_training()
+    assert not window.banner.isVisible() or "Opened the example" not in window.banner.text
+    qtbot.waitUntil(lambda: not window.busy, timeout=60000)

@@ -260,3 +260,14 @@ def test_the_kl_table_has_the_two_classic_exercises():
     assert abs(small["naive_float32"] - float(small["exact"])) > float(small["exact"])
     text = figures.kl_table_markdown()
     assert "1.00001e+10" in text and "1.5e-10" in text
+
+
+def test_evaluating_an_example_leaves_its_folder_as_shipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = ex.example_path("mnist-vae-2d").parent
+    before = sorted(p.name for p in folder.iterdir())
+    assert cli(["evaluate", "--checkpoint", str(ex.example_path("mnist-vae-2d")),
+                "--iw-samples", "2", "--limit", "50"]) == 0  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert (tmp_path / "evaluation-mnist-vae-2d.json").is_file()
+    assert "read-only" in capsys.readouterr().err
