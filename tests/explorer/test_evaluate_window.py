@@ -73,7 +73,7 @@ def test_a_result_belongs_to_its_model(qtbot, window):
     qtbot.waitUntil(lambda: len(window.run.outcomes) == 2 and not window.busy, timeout=60000)
     assert window.evaluation.result is not None and window.evaluation.stale
     assert "trained further since" in window.eval_controls.result.text()
-    _open(qtbot, window, "shapes-vae-2d")  # the same shape of model, another model
+    _open(qtbot, window, "shapes-vae-10d")  # the same shape of model, another model
     assert window.evaluation.result is None
 
 

@@ -104,7 +104,7 @@ def test_the_gallery_lists_and_opens_every_example(qtbot, window):
 
 
 def test_an_example_is_read_only_and_saving_makes_a_copy(qtbot, window, tmp_path):
-    path = ex.example_path("shapes-vae-2d")
+    path = ex.example_path("shapes-vae-10d")
     before = path.read_bytes()
     assert window.open_checkpoint(path)
     qtbot.waitUntil(lambda: not window.busy, timeout=10000)

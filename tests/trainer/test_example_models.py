@@ -146,7 +146,7 @@ def test_an_autoencoder_cannot_be_sampled_as_its_vae_can(data):
 
 
 def test_bundled_images_are_not_training_data(shapes):
-    ck = load_checkpoint(ex.example_path("shapes-vae-2d"))
+    ck = load_checkpoint(ex.example_path("shapes-vae-10d"))
     with pytest.raises(ConfigError, match="no training images"):
         Trainer(ck.model, _bundle("shapes"), TrainConfig(epochs=1, device="cpu"))
 
@@ -161,7 +161,7 @@ def test_a_checkpoint_naming_a_bad_bundle_is_refused(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    ck = load_checkpoint(ex.example_path("shapes-vae-2d"))
+    ck = load_checkpoint(ex.example_path("shapes-vae-10d"))
     path = save_checkpoint(tmp_path / "m.safetensors", ck.model, ck.train_config,
                            data_spec=ck.data_spec, class_names=ck.class_names)  # fmt: skip
     with safe_open(str(path), "pt") as f:
@@ -183,13 +183,13 @@ def test_a_missing_bundle_says_how_to_get_it_back(tmp_path, monkeypatch):
 
 def test_rebuild_trains_converts_and_tabulates(tmp_path, capsys):
     root = tmp_path / "assets" / "examples"
-    code = cli(["examples", "--rebuild", "--only", "shapes-vae-2d", "--epochs", "1",
+    code = cli(["examples", "--rebuild", "--only", "shapes-vae-10d", "--epochs", "1",
                 "--iw-samples", "4", "--into", str(root)])  # fmt: skip
     assert code == 0
-    folder = root / "shapes-vae-2d"
+    folder = root / "shapes-vae-10d"
     info = json.loads((folder / ex.INFO_FILE).read_text())
     assert (
-        info["command"] == "latent-train train --dataset shapes --model vae --latent-dim 2 "
+        info["command"] == "latent-train train --dataset shapes --model vae --latent-dim 10 "
         "--epochs 1 --seed 0"
     )
     m = info["metrics"]
@@ -201,10 +201,10 @@ def test_rebuild_trains_converts_and_tabulates(tmp_path, capsys):
     assert (folder / ex.MODEL_FILE).stat().st_size < 2.2 * n
     assert len(_bundle_in(root, "shapes").test_x) == 1200
     table = (root.parent / "README.md").read_text()
-    assert "`shapes-vae-2d`" in table and "| 2 | 1 |" in table
+    assert "`shapes-vae-10d`" in table and "| 10 | 1 |" in table
     capsys.readouterr()
     assert cli(["examples", "--into", str(root)]) == 0
-    assert "shapes-vae-2d" in capsys.readouterr().out
+    assert "shapes-vae-10d" in capsys.readouterr().out
 
 
 def _bundle_in(root, name):
