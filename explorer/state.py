@@ -18,11 +18,17 @@ from PySide6.QtCore import QObject, Signal
 from trainer.config import MODEL_TITLES, ModelConfig, TrainConfig
 from trainer.data import DataSpec, ImageData
 from trainer.examples import is_example
-from trainer.latent import decode_batch
+from trainer.latent import (
+    MAP_POINTS,
+    Plane,
+    decode_batch,
+    dims_plane,
+    map_subset,
+    principal_plane,
+)
 from trainer.loop import History, Snapshot
 from trainer.models import LatentModel, build_model
 
-MAP_POINTS = 2000  # test points encoded for the latent map (enough to see the structure)
 Z_RANGE = 4.0  # sliders and the latent map span +-Z_RANGE
 
 
@@ -53,6 +59,8 @@ class Session(QObject):
         self.cls = 0
         self.dims = (0, 1)
         self.kl_per_dim: np.ndarray | None = None
+        self.pca = False  # the map and the manifold show the principal plane
+        self._plane: tuple | None = None  # (latents version, Plane) of the principal plane
         # the model's record: how it was trained, and how much of that is in a file
         self.history = History()
         self.epochs_done = 0
@@ -84,9 +92,7 @@ class Session(QObject):
 
     def set_data(self, data: ImageData, spec: DataSpec | None = None) -> None:
         self.data, self.data_spec = data, spec
-        n = len(data.test_x)
-        rng = np.random.default_rng(0)
-        idx = np.sort(rng.choice(n, size=min(n, MAP_POINTS), replace=False))
+        idx = map_subset(len(data.test_x), MAP_POINTS)
         self.test_index = idx
         self.test_labels = None if data.test_y is None else data.test_y[idx].numpy()
         self.test_latents = None
@@ -114,6 +120,8 @@ class Session(QObject):
             d = config.latent_dim
             self.z = torch.zeros(d)
             self.dims = (0, 1) if d > 1 else (0, 0)
+            self.pca = self.pca and d > 2  # kept across models that can show it
+            self._plane = None
             self.kl_per_dim = None
             self.cls = min(self.cls, max(0, config.num_classes - 1))
             self.structureChanged.emit()
@@ -250,6 +258,52 @@ class Session(QObject):
         if (dx, dy) != self.dims:
             self.dims = (int(dx), int(dy))
             self.dimsChanged.emit(*self.dims)
+
+    # -- the plane the map and the manifold show ----------------------------------------------
+    @property
+    def pca_available(self) -> bool:
+        """The principal plane is offered for a latent larger than 2 (a 2-D latent's is its
+        own plane, rotated)."""
+        return self.latent_dim > 2
+
+    def set_pca(self, on: bool) -> None:
+        """Show the principal plane of the encoded test set (True) or two dimensions."""
+        on = bool(on) and self.pca_available
+        if on != self.pca:
+            self.pca = on
+            self.dimsChanged.emit(*self.dims)
+
+    def plane(self) -> Plane:
+        """The plane the map and the manifold show: two dimensions through the current z, or
+        the principal plane of the map's encoded test images (recomputed when they are)."""
+        if self.pca and self.test_latents is not None and len(self.test_latents) >= 3:
+            if self._plane is None or self._plane[0] != self._latents_version:
+                self._plane = (self._latents_version, principal_plane(self.test_latents))
+            return self._plane[1]
+        return dims_plane(self.z, self.dims)
+
+    def plane_key(self) -> tuple:
+        """What the manifold's grid depends on (it is re-decoded when this changes)."""
+        if self.pca and self.test_latents is not None:
+            return ("pca", self._latents_version)
+        z = self.z.clone()
+        for d in self.dims:
+            if d < len(z):
+                z[d] = 0
+        return ("dims", self.dims, tuple(z.tolist()))
+
+    def plane_xy(self) -> tuple[float, float]:
+        """The current z's coordinates on the plane."""
+        a, b = self.plane().project(self.z)[0].tolist()
+        return a, b
+
+    def move_on_plane(self, x: float, y: float) -> None:
+        """Move z to the plane's point (x, y) (two dimensions: the others are kept)."""
+        dx, dy = self.dims
+        if not self.pca and dx == dy:
+            self.set_z_values({dx: x})
+            return
+        self.set_z(self.plane().lift(torch.tensor([[x, y]]))[0])
 
     # -- decoding and encoding (one forward pass each) ----------------------------------------
     def label(self, y: int | None = None) -> int | None:

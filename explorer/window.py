@@ -147,6 +147,14 @@ class MainWindow(QMainWindow):
         # explore tab: latent map | manifold grid, one shared tool row
         self.map = LatentMap(s)
         self.manifold = ManifoldView(s)
+        self.plane_mode = QComboBox()
+        self.plane_mode.addItem("two dimensions", False)
+        self.plane_mode.addItem("principal plane", True)
+        self.plane_mode.setToolTip(
+            "What the map and the manifold show: two latent dimensions (the others from the "
+            "current z), or, for a latent larger than 2, the plane of the first two principal "
+            "components of the encoded test set (centred at its mean, in standard deviations)"
+        )
         self.dim_x, self.dim_y = QComboBox(), QComboBox()
         self.dim_x.setToolTip("Latent dimension on the horizontal axis of the map and the grid")
         self.dim_y.setToolTip("Latent dimension on the vertical axis of the map and the grid")
@@ -156,8 +164,8 @@ class MainWindow(QMainWindow):
         ev = QVBoxLayout(explore)
         ev.setContentsMargins(6, 6, 6, 6)
         bar = QHBoxLayout()
-        for w in (QLabel("Plane:  x"), self.dim_x, QLabel("y"), self.dim_y, QLabel("   "),
-                  self.grid_n):  # fmt: skip
+        for w in (QLabel("Plane:"), self.plane_mode, QLabel("x"), self.dim_x, QLabel("y"),
+                  self.dim_y, QLabel("   "), self.grid_n):  # fmt: skip
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(hint("Drag the cross · click a point or a cell"))
@@ -305,6 +313,9 @@ class MainWindow(QMainWindow):
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
+        self.plane_mode.currentIndexChanged.connect(
+            lambda _i: self.session.set_pca(bool(self.plane_mode.currentData()))
+        )
         self.dim_x.currentIndexChanged.connect(self._dims_picked)
         self.dim_y.currentIndexChanged.connect(self._dims_picked)
         self.grid_n.valueChanged.connect(self.manifold.set_n)
@@ -572,10 +583,17 @@ class MainWindow(QMainWindow):
         self._sync_dims(*self.session.dims)
 
     def _sync_dims(self, dx: int, dy: int) -> None:
+        s = self.session
         for combo, v in ((self.dim_x, dx), (self.dim_y, dy)):
             combo.blockSignals(True)
             combo.setCurrentIndex(v)
+            combo.setEnabled(not s.pca)
             combo.blockSignals(False)
+        self.plane_mode.blockSignals(True)
+        self.plane_mode.setCurrentIndex(1 if s.pca else 0)
+        item = self.plane_mode.model().item(1)  # offered for a latent larger than 2
+        item.setEnabled(s.pca_available)
+        self.plane_mode.blockSignals(False)
 
     def _dims_picked(self) -> None:
         dx, dy = self.dim_x.currentIndex(), self.dim_y.currentIndex()

@@ -303,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the two latent dimensions (default: 0 1)",
     )
     g.add_argument(
+        "--plane", choices=("dims", "pca"), default="dims",
+        help="dims: the two --dims; pca: the first two principal components of the encoded "
+        "test images, centred at their mean, in standard deviations (default: dims)",
+    )  # fmt: skip
+    g.add_argument(
         "--class",
         dest="cls",
         default=None,
@@ -1023,8 +1028,33 @@ def cmd_manifold(args) -> int:
     y = None
     if args.cls is not None or not ck.model_config.conditional:
         y = _class_index(args.cls, ck.class_names, ck.model_config.conditional)
-    print(_write_manifold(ck.model, out, y, (dx, dy), n=args.n, scale=args.scale))
+    plane = _principal_plane_of(ck) if args.plane == "pca" else None
+    print(_write_manifold(ck.model, out, y, (dx, dy), n=args.n, scale=args.scale, plane=plane))
     return 0
+
+
+def _principal_plane_of(ck):
+    """The principal plane of the checkpoint's encoded test images (the window's map set)."""
+    from .data import DataError, load_data
+    from .evaluate import posterior_means
+    from .latent import map_subset, principal_plane
+
+    if ck.data_spec is None:
+        raise UserError(f"{ck.path}: names no data; --plane pca needs its test images")
+    try:
+        data = load_data(ck.data_spec)
+    except DataError as e:
+        raise UserError(f"--plane pca needs the checkpoint's test images: {e}") from None
+    _check_data_fits(ck, ck.data_spec, data)
+    idx = map_subset(len(data.test_x))
+    y = data.test_y[idx] if ck.model.num_classes else None
+    plane = principal_plane(posterior_means(ck.model, data.test_x[idx], y).numpy())
+    print(
+        f"note: the principal plane of {len(idx):,} encoded test images of "
+        f"{ck.data_spec.describe()}: {plane.names[0]}, {plane.names[1]}",
+        file=sys.stderr,
+    )
+    return plane
 
 
 def _kl_of(ck, n: int):
@@ -1106,16 +1136,18 @@ def _manifold_size(model, n: int, y, scale: int, classes: int | None = None) -> 
     return grid_size(n * n, (h, w), n, 0, scale)
 
 
-def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | None = None):
-    """The Figure 4 grid; for a conditional model with no class chosen, one grid for each of
-    the first ``classes`` classes (default: all)."""
+def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | None = None,
+                    plane=None):  # fmt: skip
+    """The Figure 4 grid on two dimensions ``dims`` (or on ``plane``); for a conditional
+    model with no class chosen, one grid for each of the first ``classes`` (default: all)."""
     import torch
 
     from .export import check_grid_size, save_grid, save_mosaic
-    from .latent import decode_batch, grid_latents
+    from .latent import decode_batch, dims_plane
 
     check_grid_size(path, _manifold_size(model, n, y, scale, classes))
-    z = grid_latents(n, dims, torch.zeros(model.latent_dim))
+    plane = plane or dims_plane(torch.zeros(model.latent_dim), dims)
+    z = plane.grid(n)
     if model.num_classes and y is None:
         k = classes or model.num_classes
         groups = [decode_batch(model, z, c) for c in range(k)]

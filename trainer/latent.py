@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -124,6 +125,84 @@ def traversal(
     row_kl = None if kl is None else kl[dims]
     collapsed = [bool(v < COLLAPSED_KL) for v in row_kl] if row_kl is not None else [False] * d
     return Traversal(dims, values, row_kl, collapsed, images)
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A plane in latent space, with coordinates (a, b):
+    ``z = centre + a * scales[0] * axes[0] + b * scales[1] * axes[1]``.
+
+    Two latent dimensions through a point (:func:`dims_plane`: unit scales, the point's
+    other values kept), or the principal plane of a set of codes (:func:`principal_plane`:
+    centred at their mean, each axis scaled by the codes' standard deviation along it).
+    """
+
+    centre: torch.Tensor  # (D,)
+    axes: torch.Tensor  # (2, D), orthonormal rows
+    scales: torch.Tensor  # (2,)
+    names: tuple[str, str]  # the axes as people read them: "z3", "PC1 (σ = 1.42)"
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, D) latents -> (N, 2) plane coordinates (the nearest point of the plane)."""
+        z = torch.as_tensor(z, dtype=self.centre.dtype).reshape(-1, self.centre.numel())
+        return ((z - self.centre) @ self.axes.T) / self.scales
+
+    def lift(self, ab: torch.Tensor) -> torch.Tensor:
+        """(N, 2) plane coordinates -> (N, D) latents."""
+        ab = torch.as_tensor(ab, dtype=self.centre.dtype).reshape(-1, 2)
+        return self.centre + (ab * self.scales) @ self.axes
+
+    def grid(self, n: int) -> torch.Tensor:
+        """The Figure 4 grid laid on the plane, in display order (as :func:`grid_latents`):
+        row r holds b decreasing, column c holds a increasing. (n * n, D)."""
+        v = traversal_values(n, self.centre.dtype)
+        a = v.view(1, n).expand(n, n)
+        b = v.flip(0).view(n, 1).expand(n, n)
+        return self.lift(torch.stack([a, b], dim=-1).reshape(-1, 2))
+
+
+MAP_POINTS = 2000  # test images encoded for a latent map and its principal plane
+
+
+def map_subset(n: int, k: int = MAP_POINTS) -> np.ndarray:
+    """The rows of an n-image test set that a latent map shows: a seeded, sorted choice of
+    at most ``k`` (the window and ``latent-train manifold --plane pca`` use the same)."""
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(n, size=min(n, k), replace=False))
+
+
+def dims_plane(z: torch.Tensor, dims: tuple[int, int]) -> Plane:
+    """The plane of latent dimensions ``dims`` through ``z`` (its other values kept)."""
+    z = z.reshape(-1).float()
+    d = z.numel()
+    dx, dy = dims
+    centre = z.clone()
+    centre[dx] = 0.0
+    axes = torch.zeros(2, d)
+    axes[0, dx] = 1.0
+    if dy != dx:
+        centre[dy] = 0.0
+        axes[1, dy] = 1.0
+    return Plane(centre, axes, torch.ones(2), (f"z{dx}", f"z{dy}"))
+
+
+def principal_plane(codes) -> Plane:
+    """The plane of the first two principal components of ``codes`` (N, D): centred at their
+    mean, each axis in units of the codes' standard deviation along it. Signs are fixed
+    (each axis's largest entry positive), so a small change in the codes cannot flip it."""
+    c = torch.as_tensor(np.asarray(codes), dtype=torch.float64)
+    n, d = c.shape
+    if d < 2 or n < 3:
+        raise ValueError("a principal plane needs a latent of 2 or more and at least 3 codes")
+    mean = c.mean(0)
+    _u, sv, vt = torch.linalg.svd(c - mean, full_matrices=False)
+    axes = vt[:2].clone()  # (2, D)
+    for k in range(2):
+        if axes[k, axes[k].abs().argmax()] < 0:
+            axes[k] = -axes[k]
+    std = (sv[:2] / math.sqrt(max(1, n - 1))).clamp_min(1e-6)
+    names = tuple(f"PC{k + 1} (σ = {float(std[k]):.2f})" for k in range(2))
+    return Plane(mean.float(), axes.float(), std.float(), names)  # type: ignore[arg-type]
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:

@@ -108,25 +108,50 @@ class LatentMap(QWidget):
         if lat is None or not self.scatters:
             for sc in self.scatters:
                 sc.setData([], [])
+            self._label_axes()
             return
-        dx, dy = s.dims
+        xy = self._coords(lat)
         rows = np.arange(len(lat))
         if s.test_labels is None:
             groups = [rows]
         else:
             groups = [rows[s.test_labels == k] for k in range(len(self.scatters))]
         for sc, g in zip(self.scatters, groups):
-            sc.setData(x=lat[g, dx], y=lat[g, dy] if dy != dx else np.zeros(len(g)), data=g)
+            sc.setData(x=xy[g, 0], y=xy[g, 1], data=g)
         if self.auto_fit:
             self.fit_view()
+        self._label_axes()
+        if s.pca:  # the plane moved with the codes: so did the cursor's place on it
+            self._sync_cursor()
+
+    def _label_axes(self) -> None:
+        s = self.session
+        dx, dy = s.dims
+        p = self.plot.getPlotItem()
+        if s.pca:
+            names = s.plane().names
+            p.setLabel("bottom", names[0])
+            p.setLabel("left", names[1])
+        else:
+            p.setLabel("bottom", f"z{dx}")
+            p.setLabel("left", f"z{dy}" if dy != dx else "")
+
+    def _coords(self, lat: np.ndarray) -> np.ndarray:
+        """(N, 2) positions on the map of codes (N, D): their coordinates on the plane."""
+        s = self.session
+        dx, dy = s.dims
+        if not s.pca:
+            return np.stack([lat[:, dx], lat[:, dy] if dy != dx else np.zeros(len(lat))], 1)
+        import torch
+
+        return s.plane().project(torch.from_numpy(np.ascontiguousarray(lat))).numpy()
 
     def fit_view(self) -> None:
         """Show the bulk of the points (1st-99th percentile), and at least +-3."""
         lat = self.session.test_latents
-        dx, dy = self.session.dims
         r = 3.0
         if lat is not None and len(lat):
-            cols = lat[:, [dx, dy]]
+            cols = self._coords(lat)
             cols = cols[np.isfinite(cols).all(1)]
             if len(cols):
                 r = max(r, float(np.percentile(np.abs(cols), 99)) * 1.08)
@@ -156,10 +181,9 @@ class LatentMap(QWidget):
         if self._syncing or self.session.model is None:
             return
         pos = self.cursor.pos()
-        dx, dy = self.session.dims
         x = float(np.clip(pos.x(), -Z_RANGE, Z_RANGE))
         y = float(np.clip(pos.y(), -Z_RANGE, Z_RANGE))
-        self.session.set_z_values({dx: x} if dx == dy else {dx: x, dy: y})
+        self.session.move_on_plane(x, y)
 
     def move_cursor(self, x: float, y: float) -> None:
         """Programmatic drag (tests, keyboard): same path as a mouse drag."""
@@ -170,18 +194,16 @@ class LatentMap(QWidget):
         if s.model is None:
             return
         dx, dy = s.dims
-        z = s.z
+        x, y = s.plane_xy()
         self._syncing = True
         try:
-            self.cursor.setPos(pg.Point(float(z[dx]), float(z[dy]) if dy != dx else 0.0))
+            self.cursor.setPos(pg.Point(x, y if (dy != dx or s.pca) else 0.0))
         finally:
             self._syncing = False
 
     def _dims_changed(self, *_args) -> None:
-        dx, dy = self.session.dims
-        p = self.plot.getPlotItem()
-        p.setLabel("bottom", f"z{dx}")
-        p.setLabel("left", f"z{dy}" if dy != dx else "")
+        if self.session.pca:
+            self.auto_fit = True
         self._update_points()
         self._sync_cursor()
 

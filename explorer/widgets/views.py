@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from explorer import theme
 from explorer.state import Session
 from trainer.imaging import cell_centres, tile
-from trainer.latent import grid_latents, lerp, slerp
+from trainer.latent import lerp, slerp, traversal_values
 
 from .common import CountingImageItem, ImagePane, fix_axis_sizes, hint
 
@@ -180,6 +180,11 @@ class ManifoldView(DecodedView):
         )
         session.zChanged.connect(self._z_changed)
         session.dimsChanged.connect(self.mark)
+        session.testLatentsChanged.connect(self._latents_changed)
+
+    def _latents_changed(self) -> None:
+        if self.session.pca:  # the principal plane is the encoded test set's
+            self.dirty = True
 
     def set_n(self, n: int) -> None:
         if not 2 <= n <= 30:
@@ -195,23 +200,20 @@ class ManifoldView(DecodedView):
         self._place_marker()
 
     def _key(self) -> tuple:
-        z = self.session.z.clone()
-        for d in self.session.dims:
-            if d < len(z):
-                z[d] = 0
-        return tuple(z.tolist())
+        return self.session.plane_key()
 
     def render(self) -> None:
         s, n = self.session, self.n
-        dx, dy = s.dims
-        z = grid_latents(n, (dx, dy), s.z)  # (n*n, D), display order
+        plane = s.plane()
+        z = plane.grid(n)  # (n*n, D), display order
         images = s.decode(z)  # (n*n, C, H, W)
         self.images, self.ncol = images, n
         arr = tile(images, n, PAD)
         self.item.setImage(arr, autoLevels=False, levels=(0.0, 1.0))
         self.item.setRect(QRectF(0, 0, arr.shape[1], arr.shape[0]))
         self._base_key = self._key()
-        self.values = np.asarray(z.reshape(n, n, -1)[0, :, dx])  # increasing, per column
+        self._names = plane.names
+        self.values = traversal_values(n).numpy()  # plane coordinates, increasing, per column
         self._set_ticks(images.shape[-1], images.shape[-2], arr.shape)
         self._place_marker()
 
@@ -221,12 +223,11 @@ class ManifoldView(DecodedView):
         k = min(n, 6 if n % 2 == 0 else 7)
         keep = sorted({int(math.floor(x + 0.5)) for x in np.linspace(0, n - 1, k)})
         xs, ys = cell_centres(n, w, PAD), cell_centres(n, h, PAD)
-        dx, dy = self.session.dims
         p = self.plot.getPlotItem()
         p.getAxis("bottom").setTicks([[(xs[i], f"{v[i]:.2f}") for i in keep]])
         p.getAxis("left").setTicks([[(ys[i], f"{v[n - 1 - i]:.2f}") for i in keep]])
-        p.setLabel("bottom", f"z{dx}")
-        p.setLabel("left", f"z{dy}")
+        p.setLabel("bottom", self._names[0])
+        p.setLabel("left", self._names[1])
         p.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0.01)
 
     def _cell_of(self, value: float) -> int:
@@ -238,11 +239,10 @@ class ManifoldView(DecodedView):
         if self.images is None or self.session.model is None:
             self.marker.hide()
             return
-        s = self.session
-        dx, dy = s.dims
         h, w = self.images.shape[-2:]
-        col = self._cell_of(float(s.z[dx]))
-        row = self.n - 1 - self._cell_of(float(s.z[dy]))
+        x, y = self.session.plane_xy()
+        col = self._cell_of(x)
+        row = self.n - 1 - self._cell_of(y)
         self.marker.setRect(
             QRectF(col * (w + PAD) + PAD / 2, row * (h + PAD) + PAD / 2, w + PAD, h + PAD)
         )
@@ -259,8 +259,8 @@ class ManifoldView(DecodedView):
         h, w = self.images.shape[-2:]
         col, row = int(pt.x() // (w + PAD)), int(pt.y() // (h + PAD))
         if 0 <= col < self.n and 0 <= row < self.n:
-            dx, dy = self.session.dims
-            self.session.set_z_values({dx: self.values[col], dy: self.values[self.n - 1 - row]})
+            self.session.move_on_plane(float(self.values[col]),
+                                       float(self.values[self.n - 1 - row]))  # fmt: skip
 
 
 # -- prior samples ----------------------------------------------------------------------------
