@@ -41,6 +41,7 @@ from explorer.widgets.examples import ExamplesDialog
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
+from explorer.widgets.posterior import PosteriorView
 from explorer.widgets.sliders import LatentSliders
 from explorer.widgets.train_panel import ARCHS, LIKELIHOODS, MODELS, TrainPanel
 from explorer.widgets.traversals import TraversalView
@@ -198,12 +199,13 @@ class MainWindow(QMainWindow):
         trav_gif = QPushButton("Export GIF…")
         trav_gif.setToolTip("Save every dimension's sweep as one looping animated GIF")
         trav_gif.clicked.connect(self.export_traversal_gif_dialog)
+        self.posterior = PosteriorView(s)
 
         self.tabs = QTabWidget()
         self.views = {
             "manifold": self.manifold, "samples": self.samples, "reconstructions": self.recon,
             "interpolation": self.interp, "class row": self.class_row,
-            "traversals": self.traversals,
+            "traversals": self.traversals, "posterior vs prior": self.posterior,
         }  # fmt: skip
         self.export_buttons: dict[str, QPushButton] = {}
         self.tabs.addTab(explore, "Explore")
@@ -217,8 +219,11 @@ class MainWindow(QMainWindow):
                          "Class row")  # fmt: skip
         self.tabs.addTab(self._page("traversals", "Each dimension swept, by KL",
                                     [self.trav_columns, trav_gif]), "Traversals")  # fmt: skip
+        self.tabs.addTab(self._page("posterior vs prior", "Where the test set is encoded, "
+                                    "against N(0, I), on the map's plane", []),
+                         "Posterior vs prior")  # fmt: skip
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
-                           [self.class_row], [self.traversals]]  # fmt: skip
+                           [self.class_row], [self.traversals], [self.posterior]]  # fmt: skip
         for i in range(self.tabs.count()):
             self.tabs.setTabToolTip(i, f"Ctrl+{i + 1}")
 
@@ -388,7 +393,7 @@ class MainWindow(QMainWindow):
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
             "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
             "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
-            "Ctrl+1…6 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
+            "Ctrl+1…7 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
             "arrows move the map cursor (Shift: faster)",
             "info",
         )

@@ -339,6 +339,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=_int_in(1, 16), default=2, help="pixel magnification, 1-16 (default: 2)"
     )
 
+    q = sub.add_parser(
+        "posterior", help="the test set's aggregate posterior against the prior, and its holes"
+    )
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
+    q.add_argument("--plane", choices=("dims", "pca"), default="dims",
+                   help="the two --dims, or the principal plane (default: dims)")  # fmt: skip
+    q.add_argument("--dims", type=_int_in(0, MAX_LATENT - 1), nargs=2, default=(0, 1),
+                   metavar=("DX", "DY"), help="the two dimensions (default: 0 1)")  # fmt: skip
+    q.add_argument(
+        "--scale", type=_int_in(1, 16), default=6, help="pixel magnification, 1-16 (default: 6)"
+    )
+
     x = sub.add_parser(
         "examples", help="list the bundled example models, or rebuild them from scratch"
     )
@@ -1155,6 +1168,48 @@ def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | Non
     return save_grid(decode_batch(model, z, y), path, nrow=n, padding=0, scale=scale)
 
 
+def cmd_posterior(args) -> int:
+    import torch
+
+    from .data import DataError, load_data
+    from .evaluate import posterior_means
+    from .export import save_picture
+    from .latent import dims_plane, map_subset, principal_plane
+    from .posterior import means_histogram, picture, posterior_vs_prior
+
+    out = _image_out(args.out, "posterior.png")
+    ck = _open(args.checkpoint)
+    d = ck.model_config.latent_dim
+    dx, dy = args.dims
+    if not (0 <= dx < d and 0 <= dy < d) or (dx == dy and d > 1):
+        raise UserError(f"--dims must be two different dimensions in 0..{d - 1}, got {dx} {dy}")
+    if ck.data_spec is None:
+        raise UserError(f"{ck.path}: names no data; the posterior needs its test images")
+    try:
+        data = load_data(ck.data_spec)
+    except DataError as e:
+        raise UserError(f"the posterior needs the checkpoint's test images: {e}") from None
+    _check_data_fits(ck, ck.data_spec, data)
+    idx = map_subset(len(data.test_x))
+    x, y = data.test_x[idx], data.test_y[idx] if ck.model.num_classes else None
+    if args.plane == "pca":
+        plane = principal_plane(posterior_means(ck.model, x, y).numpy())
+    else:
+        plane = dims_plane(torch.zeros(d), (dx, dy))
+    v = posterior_vs_prior(ck.model, x, y, plane)
+    print(save_picture(picture(v), out, scale=args.scale))
+    print(f"plane: {plane.names[0]} (across), {plane.names[1]} (up), {v.extent:g} either way")
+    print(f"hole mass: {v.hole_mass:.4f} of the prior's probability lies where the test set's "
+          f"aggregate posterior leaves it empty")  # fmt: skip
+    print(f"outside the picture: {v.outside:.4f} of {v.samples:,} samples of q(z)")
+    print("dimension  mean of E[z|x]  std of E[z|x]  share beyond +-4")
+    for k in range(d):
+        _c, _dens, beyond = means_histogram(v.means, k)
+        m = v.means[:, k]
+        print(f"z{k:<9}  {m.mean():+14.3f}  {m.std():13.3f}  {beyond:16.3f}")
+    return 0
+
+
 def cmd_examples(args) -> int:
     from . import examples as ex
 
@@ -1218,6 +1273,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "manifold": cmd_manifold,
     "traverse": cmd_traverse,
+    "posterior": cmd_posterior,
     "examples": cmd_examples,
     "figures": cmd_figures,
 }
@@ -1228,6 +1284,7 @@ _LESS = {  # what to ask for less of when memory runs out
     "sample": "a smaller --n or --scale",
     "manifold": "a smaller --n or --scale",
     "traverse": "a smaller --columns or --scale",
+    "posterior": "a smaller --scale",
     "examples": "a smaller --iw-samples",
     "figures": "closing other programs",
 }

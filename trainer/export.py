@@ -113,6 +113,26 @@ def save_grid(
     return _write(path, write)
 
 
+def save_picture(rgb: np.ndarray, path: str | os.PathLike, scale: int = 1) -> Path:
+    """Save an (H, W, 3) or (H, W) picture with values in [0, 1], each pixel magnified to a
+    ``scale`` x ``scale`` square."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = image_format(path)
+    h, w = rgb.shape[:2]
+    check_grid_size(path, (w * scale, h * scale))
+    px = np.clip(np.rint(np.asarray(rgb, dtype=float) * 255.0), 0, 255).astype(np.uint8)
+    img = Image.fromarray(px)
+    if scale > 1:
+        img = img.resize((w * scale, h * scale), Image.NEAREST)
+
+    def write(f):
+        img.save(f, format=fmt)
+
+    return _write(path, write)
+
+
 def save_labelled_rows(
     images: torch.Tensor,
     path: str | os.PathLike,
