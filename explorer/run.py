@@ -133,6 +133,7 @@ class RunController(QObject):
     changed = Signal(object)  # RunStatus
     notice = Signal(str, str, str)  # level, text, topic
     resolved = Signal(str)  # topic
+    runEnded = Signal()  # a run trained the session's model and has ended (kept as a run)
 
     def __init__(self, session: Session, settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -567,9 +568,23 @@ class RunController(QObject):
             state = RunState.FINISHED
         if state is not None:
             self._set(state, note="")
+        trained = out.history is not None and out.step > 0 and self.session.model is not None
+        if state in (RunState.FINISHED, RunState.STOPPED, RunState.DIVERGED) and trained:
+            self.runEnded.emit()
         waiting, self._then = self._then, []
         for job in waiting:
             job()
+
+    def write_copy(self, path: str | os.PathLike) -> Path:
+        """Write the session's model, with everything to continue it, to ``path`` (the
+        project's copy of a run; the model's own saved state does not change)."""
+        s = self.session
+        tc = s.train_config or self._run_config or TrainConfig()
+        return save_checkpoint(
+            path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
+            history=s.history, optimizer_state=s.optimizer_state, epochs_done=s.epochs_done,
+            step=s.step, position=s.position,
+        )  # fmt: skip
 
     def toggle_pause(self) -> None:
         c = self.control

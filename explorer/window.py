@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from explorer import __version__, dialogs
 from explorer.evaluation import Evaluation
+from explorer.project import ProjectRuns
 from explorer.recovery import Recovery, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
 from explorer.state import Session
@@ -42,6 +43,7 @@ from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.posterior import PosteriorView
+from explorer.widgets.runs import RunsView
 from explorer.widgets.sliders import LatentSliders
 from explorer.widgets.train_panel import ARCHS, LIKELIHOODS, MODELS, TrainPanel
 from explorer.widgets.traversals import TraversalView
@@ -200,6 +202,10 @@ class MainWindow(QMainWindow):
         trav_gif.setToolTip("Save every dimension's sweep as one looping animated GIF")
         trav_gif.clicked.connect(self.export_traversal_gif_dialog)
         self.posterior = PosteriorView(s)
+        folder = self.settings.value("runs/project")
+        self.projects = ProjectRuns(Path(folder) if isinstance(folder, str) and folder else None,
+                                    self)  # fmt: skip
+        self.runs_view = RunsView(self.projects, self.open_checkpoint)
 
         self.tabs = QTabWidget()
         self.views = {
@@ -222,8 +228,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._page("posterior vs prior", "Where the test set is encoded, "
                                     "against N(0, I), on the map's plane", []),
                          "Posterior vs prior")  # fmt: skip
+        runs_page = titled("Every run kept in the project, side by side", self.runs_view)
+        runs_page.layout().setContentsMargins(6, 6, 6, 6)
+        self.tabs.addTab(runs_page, "Runs")
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
-                           [self.class_row], [self.traversals], [self.posterior]]  # fmt: skip
+                           [self.class_row], [self.traversals], [self.posterior], []]  # fmt: skip
         for i in range(self.tabs.count()):
             self.tabs.setTabToolTip(i, f"Ctrl+{i + 1}")
 
@@ -318,6 +327,11 @@ class MainWindow(QMainWindow):
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
+        r.runEnded.connect(lambda: self.projects.record_trained(self.run.write_copy))
+        self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
+        self.projects.changed.connect(self._project_changed)
+        self.evaluation.finished.connect(self.projects.set_metrics)
+        s.historyReset.connect(self._model_replaced)
         self.plane_mode.currentIndexChanged.connect(
             lambda _i: self.session.set_pca(bool(self.plane_mode.currentData()))
         )
@@ -393,7 +407,7 @@ class MainWindow(QMainWindow):
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
             "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
             "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
-            "Ctrl+1…7 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
+            "Ctrl+1…8 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
             "arrows move the map cursor (Shift: faster)",
             "info",
         )
@@ -667,11 +681,24 @@ class MainWindow(QMainWindow):
         return out
 
     def open_checkpoint(self, path: str | os.PathLike) -> bool:
-        """Open a checkpoint; while data is still loading, open it once the load has ended."""
+        """Open a checkpoint; while data is still loading, open it once the load has ended.
+        It is kept as a run of the project (once per file)."""
         ok = self.run.open(path)
         if ok and not is_example(path):
             self.settings.setValue("last_dir", str(Path(path).parent))
+        if ok:
+            self.projects.record_opened(path)
         return ok
+
+    def _model_replaced(self) -> None:
+        if self.session.model_serial != self._serial:  # another model: not the run it was
+            self._serial = self.session.model_serial
+            self.projects.current_id = None
+
+    _serial = 0
+
+    def _project_changed(self) -> None:
+        self.settings.setValue("runs/project", str(self.projects.folder))
 
     def show_examples(self) -> ExamplesDialog | None:
         """File ▸ Examples: the bundled models, each with a thumbnail; one click opens it."""
@@ -742,8 +769,11 @@ class MainWindow(QMainWindow):
         self.show_message(f"Saved the loss history to {path}", "info", 6000)
         return True
 
-    def current_view_name(self) -> str:
-        return list(self.views)[self.tabs.currentIndex()]
+    def current_view_name(self) -> str | None:
+        """The grid the current tab shows (None on the Runs tab, which has none)."""
+        names = list(self.views)
+        i = self.tabs.currentIndex()
+        return names[i] if 0 <= i < len(names) else None
 
     def _ask_path(self, title: str, name: str, filt: str) -> str:
         path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self._dir()) / name), filt)
@@ -761,7 +791,11 @@ class MainWindow(QMainWindow):
             self.export_view(name, path)
 
     def export_current_dialog(self) -> None:
-        self.export_view_dialog(self.current_view_name())
+        name = self.current_view_name()
+        if name is None:
+            self.show_message("This tab has no grid to export: pick a view's tab.", "warning")
+            return
+        self.export_view_dialog(name)
 
     def export_gif_dialog(self) -> None:
         problem = self.interp.export_problem()

@@ -352,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=_int_in(1, 16), default=6, help="pixel magnification, 1-16 (default: 6)"
     )
 
+    r = sub.add_parser("runs", help="the runs kept in a project folder, side by side")
+    r.add_argument("--project", metavar="DIR",
+                   help="the project folder (default: the window's default)")  # fmt: skip
+    r.add_argument("--add", nargs="+", metavar="PATH",
+                   help="add latent-train --out folders or checkpoint files as runs")  # fmt: skip
+
     x = sub.add_parser(
         "examples", help="list the bundled example models, or rebuild them from scratch"
     )
@@ -1210,6 +1216,35 @@ def cmd_posterior(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    from .runs import HEADERS, Project, RunsError, differing, table
+
+    project = Project(args.project)
+    for path in args.add or []:
+        _check_path("--add", path)
+        p = Path(path)
+        try:
+            rec = project.add_folder(p) if p.is_dir() else project.add_file(p)
+        except RunsError as e:
+            raise UserError(str(e)) from None
+        print(f"added {rec.name} ({rec.id})", file=sys.stderr)
+    runs = project.runs()
+    for problem in project.problems:
+        print(f"note: {problem}", file=sys.stderr)
+    if not runs:
+        print(f"no runs in {project.folder} yet", file=sys.stderr)
+        return 0
+    rows = [HEADERS, *table(runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    diff = differing(runs)
+    if diff:
+        print("settings that differ: " + "; ".join(
+            f"{k} " + " / ".join(map(str, v)) for k, v in diff.items()))  # fmt: skip
+    return 0
+
+
 def cmd_examples(args) -> int:
     from . import examples as ex
 
@@ -1274,6 +1309,7 @@ COMMANDS = {
     "manifold": cmd_manifold,
     "traverse": cmd_traverse,
     "posterior": cmd_posterior,
+    "runs": cmd_runs,
     "examples": cmd_examples,
     "figures": cmd_figures,
 }
@@ -1285,6 +1321,7 @@ _LESS = {  # what to ask for less of when memory runs out
     "manifold": "a smaller --n or --scale",
     "traverse": "a smaller --columns or --scale",
     "posterior": "a smaller --scale",
+    "runs": "fewer runs",
     "examples": "a smaller --iw-samples",
     "figures": "closing other programs",
 }
