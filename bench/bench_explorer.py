@@ -181,6 +181,40 @@ def traversal_latency(app, win, n: int) -> list[float]:
     return out
 
 
+def posterior_latency(app, win, n: int) -> list[float]:
+    """The Posterior vs prior tab recomputed (2,000 test images, 10 samples of q each) and
+    repainted, as after new weights."""
+    v = win.posterior
+    win.tabs.setCurrentIndex(6)
+    pump(app, 0.2)
+    out = []
+    for _ in range(n):
+        before = v.item.paints
+        t0 = time.perf_counter()
+        v.refresh(force=True)
+        wait_paint(app, v.item, before)
+        out.append((time.perf_counter() - t0) * 1e3)
+        pump(app, 0.05)
+    win.tabs.setCurrentIndex(0)
+    pump(app, 0.2)
+    return out
+
+
+def pca_grid_latency(app, win, n: int) -> list[float]:
+    """The 20x20 manifold on the principal plane (a 20-D example), decoded and repainted."""
+    from trainer import examples as ex
+
+    win.run.confirm_discard = lambda action: True  # a benchmark: nothing to keep
+    assert win.open_checkpoint(ex.example_path("mnist-vae-20d"))
+    while win.busy:
+        app.processEvents()
+    win.session.refresh_test_latents(force=True)
+    win.session.set_pca(True)
+    out = grid_latency(app, win, n)
+    win.session.set_pca(False)
+    return out
+
+
 def loop_lag(app, seconds: float) -> list[float]:
     """Lateness of a 10 ms precise timer, in ms."""
     lags: list[float] = []
@@ -242,6 +276,7 @@ def main() -> None:
     res["slider idle"] = slider_latency(app, win, args.trials)
     res["grid idle"] = grid_latency(app, win, 30)
     res["traversals idle"] = traversal_latency(app, win, 30)
+    res["posterior idle"] = posterior_latency(app, win, 10)
     res["lag idle"] = loop_lag(app, 3.0)
 
     t_click = time.perf_counter()
@@ -257,14 +292,19 @@ def main() -> None:
     res["slider training"] = slider_latency(app, win, args.trials)
     res["grid training"] = grid_latency(app, win, 30)
     res["traversals training"] = traversal_latency(app, win, 30)
+    res["posterior training"] = posterior_latency(app, win, 10)
     steps = win.run.latest.step - step0
     secs = time.perf_counter() - t0
     ips = win.run.latest.images_per_second
     gui_threads = torch.get_num_threads()
+    data = win.session.data
+    win.run.stop()
+    while win.busy:
+        app.processEvents()
+    res["pca grid idle"] = pca_grid_latency(app, win, 20)
     win.ask_on_close = False  # a benchmark: nothing to keep
     win.close()
 
-    data = win.session.data
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
@@ -308,6 +348,14 @@ def main() -> None:
          ""),
         ("traversals decode + repaint, training", "p50/p95", pct(res["traversals training"], 50),
          pct(res["traversals training"], 95), TARGETS["grid training"], ""),
+        ("posterior vs prior (2,000 images x 10 samples) + repaint, idle", "p50/p95",
+         pct(res["posterior idle"], 50), pct(res["posterior idle"], 95), None,
+         "redrawn at most once a second while training"),
+        ("posterior vs prior + repaint, training", "p50/p95", pct(res["posterior training"], 50),
+         pct(res["posterior training"], 95), None, ""),
+        ("20x20 manifold on the principal plane (20-D example), idle", "p50/p95",
+         pct(res["pca grid idle"], 50), pct(res["pca grid idle"], 95), TARGETS["grid idle"],
+         ""),
         ("event-loop lag, idle", "p50/p99",
          pct(res["lag idle"], 50), pct(res["lag idle"], 99), TARGETS["lag p99"], ""),
         ("event-loop lag, training at full speed", "p50/p99",

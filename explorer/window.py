@@ -330,6 +330,14 @@ class MainWindow(QMainWindow):
         r.runEnded.connect(lambda: self.projects.record_trained(self.run.write_copy))
         self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
         self.projects.changed.connect(self._project_changed)
+        chosen = self.settings.value("runs/selected")  # the comparison of the last session
+        if isinstance(chosen, str):
+            chosen = [chosen]
+        if isinstance(chosen, list):
+            self.runs_view.select([str(c) for c in chosen])
+        self.runs_view.table.itemSelectionChanged.connect(
+            lambda: self.settings.setValue("runs/selected", self.runs_view.selected_ids())
+        )
         self.evaluation.finished.connect(self.projects.set_metrics)
         s.historyReset.connect(self._model_replaced)
         self.plane_mode.currentIndexChanged.connect(

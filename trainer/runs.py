@@ -172,7 +172,16 @@ class Project:
         ck = load_checkpoint(path)
         name = path.parent.name if path.name in (MODEL_FILE, "checkpoint.safetensors") else (
             path.stem)  # fmt: skip
-        return self._write(_record_from_checkpoint(ck, self._new_id(), name, source, path))
+        rec = _record_from_checkpoint(ck, self._new_id(), name, source, path)
+        info = path.parent / "example.json"  # a bundled example's measured numbers
+        try:
+            m = json.loads(info.read_text())["metrics"] if info.is_file() else {}
+        except (OSError, ValueError, KeyError, TypeError):
+            m = {}
+        if isinstance(m, dict):
+            keep = ("test_nelbo", "test_nll_iw", "active_units", "iw_samples")
+            rec.metrics.update({k: m[k] for k in keep if isinstance(m.get(k), int | float)})
+        return self._write(rec)
 
     def add_folder(self, folder: str | os.PathLike) -> RunRecord:
         """A ``latent-train train --out`` folder: its checkpoint and its metrics."""

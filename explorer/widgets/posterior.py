@@ -101,30 +101,45 @@ class PosteriorView(DecodedView):
         self.note.setText(describe(v, not s.model.is_variational))
         self._histograms(v)
 
+    hist_plots: list = []
+    _hist_key: tuple | None = None
+    _bars: list = []
+
     def _histograms(self, v: PosteriorVsPrior) -> None:
         s = self.session
-        self.hists.clear()
         d = v.means.shape[1]
         kl = s.kl_per_dim
         dims = kl_order(kl) if kl is not None and len(kl) == d else list(range(d))
         dims = dims[:MAX_HISTOGRAMS]
+        if (d, tuple(dims)) != self._hist_key:  # new plots only when the dimensions change:
+            self._build_histograms(d, dims)  # making them costs far more than updating them
+        for (dim, plt), bars in zip(self.hist_plots, self._bars, strict=True):
+            _c, dens, out = means_histogram(v.means, dim)
+            bars.setOpts(height=dens)
+            plt.setTitle(f"z{dim}" + (f" · {out:.0%} outside" if out >= 0.01 else ""),
+                         color=theme.MUTED, size="8pt")  # fmt: skip
+
+    def _build_histograms(self, d: int, dims: list[int]) -> None:
+        self.hists.clear()
+        self._hist_key = (d, tuple(dims))
         cols = max(1, min(4, math.ceil(math.sqrt(len(dims)))))
         xs = np.linspace(-4, 4, 81)
         normal = np.exp(-0.5 * xs**2) / math.sqrt(2 * math.pi)
-        self.hist_plots = []
+        c = means_histogram(np.zeros((1, 1)), 0)[0]
+        self.hist_plots, self._bars = [], []
         for k, dim in enumerate(dims):
-            c, dens, out = means_histogram(v.means, dim)
             plt = self.hists.addPlot(row=k // cols, col=k % cols)
-            title = f"z{dim}" + (f" · {out:.0%} outside" if out >= 0.01 else "")
-            plt.setTitle(title, color=theme.MUTED, size="8pt")
-            plt.addItem(pg.BarGraphItem(x=c, height=dens, width=c[1] - c[0],
-                                        brush=theme.ACCENT, pen=None))  # fmt: skip
+            bars = pg.BarGraphItem(x=c, height=np.zeros_like(c), width=c[1] - c[0],
+                                   brush=theme.ACCENT, pen=None)  # fmt: skip
+            plt.addItem(bars)
             plt.plot(xs, normal, pen=pg.mkPen(theme.WARN, width=1.5))
             plt.hideAxis("left")
             plt.setMouseEnabled(False, False)
             plt.hideButtons()
             plt.setXRange(-4, 4, padding=0)
+            plt.setYRange(0, 1.0, padding=0)
             self.hist_plots.append((dim, plt))
+            self._bars.append(bars)
         if d > len(dims):
             self.hists.addLabel(f"the {len(dims)} most informative of {d} dimensions",
                                 row=math.ceil(len(dims) / cols), col=0, colspan=cols,

@@ -111,10 +111,7 @@ class RunsView(QWidget):
                     item.setFont(f)
                 item.setToolTip(f"{rec.source}: {rec.checkpoint}")
                 self.table.setItem(r, c, item)
-        self.table.clearSelection()
-        for r, rec in enumerate(recs):
-            if rec.id in chosen:
-                self.table.selectRow(r)
+        self.select(list(chosen))
         self.table.blockSignals(False)
         self._selected()
 
