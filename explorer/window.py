@@ -206,6 +206,7 @@ class MainWindow(QMainWindow):
         self.projects = ProjectRuns(Path(folder) if isinstance(folder, str) and folder else None,
                                     self)  # fmt: skip
         self.runs_view = RunsView(self.projects, self.open_checkpoint)
+        self.runs_view.exportRequested.connect(self.export_runs)
 
         self.tabs = QTabWidget()
         self.views = {
@@ -823,6 +824,17 @@ class MainWindow(QMainWindow):
             self.show_message(str(e), "error")
             return False
         self.show_message(f"Saved the traversals to {path}", "info", 6000)
+        return True
+
+    def export_runs(self, path: str | os.PathLike) -> bool:
+        from trainer.export import ExportError
+
+        try:
+            self.runs_view.export_png(path)
+        except (ExportError, ValueError, OSError) as e:
+            self.show_message(str(e), "error")
+            return False
+        self.show_message(f"Saved the compared runs to {path}", "info", 6000)
         return True
 
     def export_traversal_gif_dialog(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -28,6 +28,8 @@ from .common import hint
 
 
 class RunsView(QWidget):
+    exportRequested = Signal(str)  # a path: the window exports and says how it went
+
     def __init__(
         self,
         runs: ProjectRuns,
@@ -74,8 +76,12 @@ class RunsView(QWidget):
         self.remove_btn = QPushButton("Remove")
         self.remove_btn.setToolTip("Forget the selected runs (a run trained here takes its file)")
         self.remove_btn.clicked.connect(self.remove_selected)
+        self.export_btn = QPushButton("Export PNG…")
+        self.export_btn.setToolTip("Save the compared curves as a PNG")
+        self.export_btn.clicked.connect(self._export_dialog)
         row.addWidget(self.open_btn)
         row.addWidget(self.remove_btn)
+        row.addWidget(self.export_btn)
         bl.addLayout(row)
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(140)
@@ -173,6 +179,31 @@ class RunsView(QWidget):
     def remove_selected(self) -> None:
         for rid in self.selected_ids():
             self.runs.remove(rid)
+
+    def export_png(self, path) -> None:
+        """The compared test curves, as shown, to a PNG (at least 1200 px wide)."""
+        from pathlib import Path
+
+        from pyqtgraph.exporters import ImageExporter
+
+        from trainer.export import ExportError
+
+        if not self.curves:
+            raise ValueError("select runs to compare first: there are no curves to export")
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise ExportError(f"{path}: the curves are saved as .png, not "
+                              f"{path.suffix or '(none)'!r}")  # fmt: skip
+        exporter = ImageExporter(self.plot.getPlotItem())
+        exporter.parameters()["width"] = max(1200, int(self.plot.width()))
+        if not exporter.export(str(path)) and not path.is_file():
+            raise OSError(f"{path}: could not be written")
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export compared runs", "runs.png",
+                                              "PNG (*.png)")  # fmt: skip
+        if path:
+            self.exportRequested.emit(path)
 
     def _choose_folder(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Project folder", str(self.runs.folder))

@@ -37,7 +37,7 @@ def test_a_trained_run_and_opened_files_are_kept(qtbot, win, tmp_path):
     assert [r.id for r in again] == [r.id for r in win.projects.records]
 
 
-def test_runs_overlay_their_curves_say_what_differs_and_open(qtbot, win):
+def test_runs_overlay_their_curves_say_what_differs_and_open(qtbot, win, tmp_path):
     for name in ("mnist-vae-2d", "mnist-vae-20d"):
         assert win.open_checkpoint(ex.example_path(name))
         qtbot.waitUntil(lambda: not win.busy, timeout=10000)
@@ -46,6 +46,12 @@ def test_runs_overlay_their_curves_say_what_differs_and_open(qtbot, win):
     view.select(ids)
     assert set(view.curves) == set(ids)
     assert "latent 2 / 20" in view.diff.text()
+    assert win.export_runs(tmp_path / "runs.png")
+    from PIL import Image
+
+    with Image.open(tmp_path / "runs.png") as im:
+        assert im.size[0] >= 1200
+    assert not win.export_runs(tmp_path / "runs.jpg") and ".png" in win.banner.text
     view.select(ids[:1])
     view.open_selected()
     qtbot.waitUntil(lambda: not win.busy, timeout=10000)
