@@ -745,38 +745,35 @@ class MainWindow(QMainWindow):
             self.open_checkpoint(path)
 
     # -- exports ------------------------------------------------------------------------------
-    def export_view(self, name: str, path: str | os.PathLike) -> bool:
+    def _export(self, what: str, write, path: str | os.PathLike) -> bool:
+        """``write(path)``, then one line on how it went; False (and the reason) if it failed."""
         from trainer.export import ExportError  # torchvision is slow to import: not at start
 
         try:
-            self.views[name].export_png(path)
+            write(path)
         except (ExportError, ValueError, OSError) as e:
             self.show_message(str(e), "error")
             return False
-        self.show_message(f"Saved the {name} to {path}", "info", 6000)
+        self.show_message(f"Saved the {what} to {path}", "info", 6000)
         return True
+
+    def export_view(self, name: str, path: str | os.PathLike) -> bool:
+        return self._export(name, self.views[name].export_png, path)
 
     def export_gif(self, path: str | os.PathLike) -> bool:
-        from trainer.export import ExportError
+        return self._export("interpolation", self.interp.export_gif, path)
 
-        try:
-            self.interp.export_gif(path)
-        except (ExportError, ValueError, OSError) as e:
-            self.show_message(str(e), "error")
-            return False
-        self.show_message(f"Saved the interpolation to {path}", "info", 6000)
-        return True
+    def export_traversal_gif(self, path: str | os.PathLike) -> bool:
+        return self._export("traversals", self.traversals.export_gif, path)
+
+    def export_runs(self, path: str | os.PathLike) -> bool:
+        return self._export("compared runs", self.runs_view.export_png, path)
 
     def export_csv(self, path: str | os.PathLike) -> bool:
-        from trainer.export import ExportError, write_history_csv
+        from trainer.export import write_history_csv
 
-        try:
-            write_history_csv(self.session.history, path)
-        except (ExportError, OSError) as e:
-            self.show_message(str(e), "error")
-            return False
-        self.show_message(f"Saved the loss history to {path}", "info", 6000)
-        return True
+        return self._export("loss history", lambda p: write_history_csv(self.session.history, p),
+                            path)  # fmt: skip
 
     def current_view_name(self) -> str | None:
         """The grid the current tab shows (None on the Runs tab, which has none)."""
@@ -814,28 +811,6 @@ class MainWindow(QMainWindow):
         path = self._ask_path("Export interpolation", "interpolation.gif", "GIF (*.gif)")
         if path:
             self.export_gif(path)
-
-    def export_traversal_gif(self, path: str | os.PathLike) -> bool:
-        from trainer.export import ExportError
-
-        try:
-            self.traversals.export_gif(path)
-        except (ExportError, ValueError, OSError) as e:
-            self.show_message(str(e), "error")
-            return False
-        self.show_message(f"Saved the traversals to {path}", "info", 6000)
-        return True
-
-    def export_runs(self, path: str | os.PathLike) -> bool:
-        from trainer.export import ExportError
-
-        try:
-            self.runs_view.export_png(path)
-        except (ExportError, ValueError, OSError) as e:
-            self.show_message(str(e), "error")
-            return False
-        self.show_message(f"Saved the compared runs to {path}", "info", 6000)
-        return True
 
     def export_traversal_gif_dialog(self) -> None:
         problem = self.traversals.export_problem()
