@@ -10,10 +10,11 @@ SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
 def question(
-    parent: QWidget | None, action: str, model: str, saved_to: Path | None = None
-) -> QMessageBox:
+    parent: QWidget | None, action: str, model: str, saved_to: Path | None = None,
+    kept: Path | None = None,
+) -> QMessageBox:  # fmt: skip
     """The Save / Discard / Cancel box (``saved_to``: the file that holds an earlier state
-    of the model, if any)."""
+    of the model, if any; ``kept``: the project folder whose Runs keep a copy of it)."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Warning)
     box.setWindowTitle("Unsaved model")
@@ -22,16 +23,25 @@ def question(
         what = f"has trained further since it was saved to {Path(saved_to).name}"
     else:
         what = "is not saved in any file"
-    box.setInformativeText(f"The {model} {what}. If you don't save it, that training is lost.")
+    if kept is not None:
+        box.setInformativeText(
+            f"The {model} {what}. A copy of this training stays among the runs of "
+            f"{kept}: the Runs tab opens it again."
+        )
+    else:
+        box.setInformativeText(f"The {model} {what}. If you don't save it, that training is lost.")
     box.setStandardButtons(QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
     box.setDefaultButton(QMessageBox.Save)
     box.setEscapeButton(QMessageBox.Cancel)
     return box
 
 
-def ask_save(parent: QWidget, action: str, model: str, saved_to: Path | None = None) -> str:
+def ask_save(
+    parent: QWidget, action: str, model: str, saved_to: Path | None = None,
+    kept: Path | None = None,
+) -> str:  # fmt: skip
     """Save / Discard / Cancel before ``action`` drops a model with unsaved training."""
-    box = question(parent, action, model, saved_to)
+    box = question(parent, action, model, saved_to, kept)
     box.exec()
     answer = box.standardButton(box.clickedButton())
     if answer == QMessageBox.Save:

@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
         self.trav_columns = RangeSpinBox(lo, hi, 11, f"Values per row ({lo} to {hi})", "Columns")
         self.trav_columns.setSuffix(" columns")
         self.trav_columns.valueChanged.connect(self.traversals.set_columns)
+        self.trav_columns.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         trav_gif = QPushButton("Export GIF…")
         trav_gif.setToolTip("Save every dimension's sweep as one looping animated GIF")
         trav_gif.clicked.connect(self.export_traversal_gif_dialog)
@@ -646,7 +647,9 @@ class MainWindow(QMainWindow):
         paused_here = self.run.state is RunState.TRAINING
         if paused_here:  # hold the run while the question is open: its numbers stay true
             self.run.toggle_pause()
-        answer = dialogs.ask_save(self, action, s.describe_model(), s.source)
+        run = self.projects.get(self.projects.current_id)
+        kept = self.projects.folder if run is not None and run.steps == s.step else None
+        answer = dialogs.ask_save(self, action, s.describe_model(), s.source, kept=kept)
         if answer == dialogs.CANCEL:
             if paused_here:
                 self.run.toggle_pause()

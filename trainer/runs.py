@@ -31,6 +31,7 @@ SETTINGS = (
     ("decoder", ("model", "likelihood")), ("beta", ("train", "beta")),
     ("lr", ("train", "lr")), ("batch", ("train", "batch_size")),
     ("warm-up", ("train", "warmup_epochs")), ("seed", ("train", "seed")),
+    ("epochs", ("epochs",)),
 )  # fmt: skip
 
 
@@ -166,8 +167,8 @@ class Project:
         from .checkpoint import load_checkpoint
 
         path = Path(path).resolve()
-        for r in self.runs():
-            if r.source != "trained" and Path(r.checkpoint) == path:
+        for r in self.runs():  # the same file (a run trained here too): the same run
+            if Path(r.checkpoint).resolve() == path:
                 return r
         ck = load_checkpoint(path)
         name = path.parent.name if path.name in (MODEL_FILE, "checkpoint.safetensors") else (

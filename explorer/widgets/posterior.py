@@ -32,7 +32,8 @@ def describe(v: PosteriorVsPrior, plain: bool) -> str:
         "learned."
     )
     if v.outside > 0.005:
-        text += f" {v.outside:.0%} of them fall outside the frame."
+        what = "codes" if plain else "samples of q(z)"
+        text += f" {v.outside:.0%} of the {what} lie outside the frame (beyond ±{v.extent:g})."
     return text
 
 
@@ -88,7 +89,9 @@ class PosteriorView(DecodedView):
         y = None if s.data.test_y is None else s.data.test_y[idx]
         v = posterior_vs_prior(s.model, x, y if s.conditional else None, s.plane())
         self.result = v
-        pic = picture(v)
+        # picture() puts the top of the plane first (as files are read); the plot's y axis
+        # points up, so its first row is drawn at the bottom: hand it bottom-first
+        pic = np.ascontiguousarray(picture(v)[::-1])
         self.images = None
         self.item.setImage(pic, autoLevels=False, levels=(0.0, 1.0))
         e = v.extent

@@ -69,8 +69,11 @@ class TraversalView(DecodedView):
         p.setMouseEnabled(False, False)
         p.hideButtons()
         p.setMenuEnabled(False)
-        for ax in ("left", "bottom"):
-            p.getAxis(ax).setStyle(tickFont=theme.small_font(-1.5), hideOverlappingLabels=False)
+        p.getAxis("bottom").setStyle(tickFont=theme.small_font(-1.5), hideOverlappingLabels=False)
+        # each row's label is a text item beside it (an axis drops labels where it finds them
+        # crowded; every row needs its own); collapsed rows' labels are greyed
+        p.hideAxis("left")
+        self.labels: list[pg.TextItem] = []
         self.item = CountingImageItem(axisOrder="row-major", autoDownsample=True)
         self.plot.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         p.addItem(self.item)
@@ -112,13 +115,29 @@ class TraversalView(DecodedView):
         p = self.plot.getPlotItem()
         xs, ys = cell_centres(t.columns, w, PAD), cell_centres(len(t.dims), h, PAD)
         values = t.values.tolist()
-        k = min(t.columns, 7)  # about 7 labels, symmetric, so that they never overlap
+        k = min(t.columns, 5)  # 5 labels, symmetric, so that they never overlap
         keep = sorted({int(math.floor(x + 0.5)) for x in np.linspace(0, t.columns - 1, k)})
         p.getAxis("bottom").setTicks([[(xs[i], f"{values[i]:.2f}") for i in keep]])
-        p.getAxis("left").setTicks([[(ys[r], text) for r, text in enumerate(row_labels(t))]])
+        self._label_rows(t, ys)
         p.setLabel("bottom", "value of the row's dimension")
-        p.setRange(xRange=(0, arr.shape[1]), yRange=(0, arr.shape[0]), padding=0.01)
+        # room on the left for the labels (about 5 cells)
+        p.setRange(xRange=(-5 * (w + PAD), arr.shape[1]), yRange=(0, arr.shape[0]),
+                   padding=0.01)  # fmt: skip
         self._place_markers()
+
+    def _label_rows(self, t: Traversal, ys) -> None:
+        view = self.plot.getPlotItem()
+        texts = row_labels(t)
+        while len(self.labels) > len(texts):
+            view.removeItem(self.labels.pop())
+        while len(self.labels) < len(texts):
+            item = pg.TextItem(anchor=(1.0, 0.5))
+            item.setFont(theme.small_font(-1.5))
+            view.addItem(item)
+            self.labels.append(item)
+        for item, text, y, collapsed in zip(self.labels, texts, ys, t.collapsed, strict=True):
+            item.setText(text, color=theme.MUTED if collapsed else theme.TEXT)
+            item.setPos(-4.0, float(y))
 
     def _cell_of(self, value: float) -> int:
         prob = 0.5 * (1 + math.erf(value / math.sqrt(2)))

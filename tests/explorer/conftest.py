@@ -20,8 +20,9 @@ class Asked:
         self.probe = None  # called while the question is open; its results go to ``seen``
         self.seen: list = []
 
-    def __call__(self, parent, action: str, model: str, saved_to=None) -> str:
+    def __call__(self, parent, action: str, model: str, saved_to=None, kept=None) -> str:
         self.questions.append((action, model))
+        self.kept = kept
         if self.probe is not None:
             self.seen.append(self.probe())
         return self.answer

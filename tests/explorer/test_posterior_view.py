@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
 from trainer import examples as ex
+from trainer.posterior import picture
 
 
 def _show(qtbot, win, name):
@@ -18,6 +20,11 @@ def _show(qtbot, win, name):
 
 def test_an_autoencoder_shows_its_holes(qtbot, window, tmp_path):
     v = _show(qtbot, window, "mnist-ae-2d")
+    # drawn the way up the map is: the plot's y axis points up, so its first row is the
+    # bottom of the plane (most of this autoencoder's codes lie below z1 = 0)
+    assert np.array_equal(v.item.image, picture(v.result)[::-1])
+    bottom, top = v.result.posterior[: v.result.bins // 2], v.result.posterior[v.result.bins // 2 :]
+    assert bottom.sum() > top.sum()  # rows of result.posterior: b increasing
     assert v.result.hole_mass > 0.4
     assert f"{v.result.hole_mass:.1%}" in v.note.text() and "codes" in v.note.text()
     assert [d for d, _ in v.hist_plots] == [0, 1]

@@ -32,6 +32,11 @@ def test_a_trained_run_and_opened_files_are_kept(qtbot, win, tmp_path):
         qtbot.waitUntil(lambda: not win.busy, timeout=10000)
     assert [r.source for r in win.projects.records] == ["trained", "opened", "opened"]
     assert win.runs_view.table.rowCount() == 3
+    # opening a run kept here (a run trained in the window too) adds nothing
+    win.runs_view.select([recs[0].id])
+    win.runs_view.open_selected()
+    qtbot.waitUntil(lambda: not win.busy, timeout=10000)
+    assert len(win.projects.records) == 3 and win.projects.current_id == recs[0].id
     # the project is a folder: the next session (or the CLI) finds the same runs
     again = Project(tmp_path / "project").runs()
     assert [r.id for r in again] == [r.id for r in win.projects.records]
@@ -45,7 +50,7 @@ def test_runs_overlay_their_curves_say_what_differs_and_open(qtbot, win, tmp_pat
     view = win.runs_view
     view.select(ids)
     assert set(view.curves) == set(ids)
-    assert "latent 2 / 20" in view.diff.text()
+    assert "latent 2 / 20" in view.diff.text() and "epochs" not in view.diff.text()
     assert win.export_runs(tmp_path / "runs.png")
     from PIL import Image
 
@@ -56,6 +61,16 @@ def test_runs_overlay_their_curves_say_what_differs_and_open(qtbot, win, tmp_pat
     view.open_selected()
     qtbot.waitUntil(lambda: not win.busy, timeout=10000)
     assert win.session.latent_dim == 2 and win.projects.current_id == ids[0]
+
+
+def test_the_question_before_dropping_a_trained_model_says_the_run_is_kept(qtbot, win, asked):
+    train(qtbot, win, epochs=1)
+    assert win.open_checkpoint(ex.example_path("mnist-vae-2d"))
+    assert asked.questions and asked.kept == win.projects.folder
+    from explorer.dialogs import question
+
+    box = question(None, "open it", "2-D VAE", kept=win.projects.folder)
+    assert "stays among the runs" in box.informativeText()
 
 
 def test_evaluate_results_are_kept_with_the_run(qtbot, win, tmp_path):
