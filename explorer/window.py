@@ -48,6 +48,7 @@ from explorer.widgets.sliders import LatentSliders
 from explorer.widgets.train_panel import ARCHS, LIKELIHOODS, MODELS, TrainPanel
 from explorer.widgets.traversals import TraversalView
 from explorer.widgets.views import (
+    ArithmeticView,
     ClassRowView,
     InterpolationView,
     ManifoldView,
@@ -203,6 +204,7 @@ class MainWindow(QMainWindow):
         trav_gif.setToolTip("Save every dimension's sweep as one looping animated GIF")
         trav_gif.clicked.connect(self.export_traversal_gif_dialog)
         self.posterior = PosteriorView(s)
+        self.arithmetic = ArithmeticView(s)
         folder = self.settings.value("runs/project")
         self.projects = ProjectRuns(Path(folder) if isinstance(folder, str) and folder else None,
                                     self)  # fmt: skip
@@ -210,10 +212,12 @@ class MainWindow(QMainWindow):
         self.runs_view.exportRequested.connect(self.export_runs)
 
         self.tabs = QTabWidget()
+        self.tabs.setUsesScrollButtons(True)  # nine tabs must not widen the window
         self.views = {
             "manifold": self.manifold, "samples": self.samples, "reconstructions": self.recon,
             "interpolation": self.interp, "class row": self.class_row,
             "traversals": self.traversals, "posterior vs prior": self.posterior,
+            "arithmetic": self.arithmetic,
         }  # fmt: skip
         self.export_buttons: dict[str, QPushButton] = {}
         self.tabs.addTab(explore, "Explore")
@@ -230,11 +234,14 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._page("posterior vs prior", "Where the test set is encoded, "
                                     "against N(0, I), on the map's plane", []),
                          "Posterior vs prior")  # fmt: skip
+        self.tabs.addTab(self._page("arithmetic", "a − b + c", [self.arithmetic.random_btn,
+                                    self.arithmetic.use_btn]), "Arithmetic")  # fmt: skip
         runs_page = titled("Every run kept in the project, side by side", self.runs_view)
         runs_page.layout().setContentsMargins(6, 6, 6, 6)
         self.tabs.addTab(runs_page, "Runs")
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
-                           [self.class_row], [self.traversals], [self.posterior], []]  # fmt: skip
+                           [self.class_row], [self.traversals], [self.posterior],
+                           [self.arithmetic], []]  # fmt: skip
         for i in range(self.tabs.count()):
             self.tabs.setTabToolTip(i, f"Ctrl+{i + 1}")
 
@@ -417,7 +424,7 @@ class MainWindow(QMainWindow):
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
             "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
             "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
-            "Ctrl+1…8 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
+            "Ctrl+1…9 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
             "arrows move the map cursor (Shift: faster)",
             "info",
         )

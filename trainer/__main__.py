@@ -339,6 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=_int_in(1, 16), default=2, help="pixel magnification, 1-16 (default: 2)"
     )
 
+    a = sub.add_parser("arithmetic", help="decode z_a - z_b + z_c of three test images")
+    a.add_argument("--checkpoint", required=True)
+    for name in ("a", "b", "c"):
+        a.add_argument(f"--{name}", type=_int_in(0, 10**9), required=True, metavar="I",
+                       help=f"index of test image {name} (of the checkpoint's data)")  # fmt: skip
+    a.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
+    a.add_argument(
+        "--scale", type=_int_in(1, 16), default=4, help="pixel magnification, 1-16 (default: 4)"
+    )
+
     q = sub.add_parser(
         "posterior", help="the test set's aggregate posterior against the prior, and its holes"
     )
@@ -1174,6 +1184,34 @@ def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | Non
     return save_grid(decode_batch(model, z, y), path, nrow=n, padding=0, scale=scale)
 
 
+def cmd_arithmetic(args) -> int:
+    import torch
+
+    from .data import DataError, load_data
+    from .export import save_grid
+    from .latent import arithmetic
+
+    out = _image_out(args.out, "arithmetic.png")
+    ck = _open(args.checkpoint)
+    if ck.data_spec is None:
+        raise UserError(f"{ck.path}: names no data; arithmetic needs its test images")
+    try:
+        data = load_data(ck.data_spec)
+    except DataError as e:
+        raise UserError(f"arithmetic needs the checkpoint's test images: {e}") from None
+    _check_data_fits(ck, ck.data_spec, data)
+    n = len(data.test_x)
+    idx = [args.a, args.b, args.c]
+    for name, i in zip("abc", idx, strict=True):
+        if i >= n:
+            raise UserError(f"--{name} {i}: the test set has {n} images (0 to {n - 1})")
+    t = torch.tensor(idx)
+    y = data.test_y[t] if ck.model.num_classes else None
+    row, _z = arithmetic(ck.model, data.test_x[t], y)
+    print(save_grid(row, out, nrow=4, scale=args.scale))
+    return 0
+
+
 def cmd_posterior(args) -> int:
     import torch
 
@@ -1309,6 +1347,7 @@ COMMANDS = {
     "manifold": cmd_manifold,
     "traverse": cmd_traverse,
     "posterior": cmd_posterior,
+    "arithmetic": cmd_arithmetic,
     "runs": cmd_runs,
     "examples": cmd_examples,
     "figures": cmd_figures,
@@ -1321,6 +1360,7 @@ _LESS = {  # what to ask for less of when memory runs out
     "manifold": "a smaller --n or --scale",
     "traverse": "a smaller --columns or --scale",
     "posterior": "a smaller --scale",
+    "arithmetic": "a smaller --scale",
     "runs": "fewer runs",
     "examples": "a smaller --iw-samples",
     "figures": "closing other programs",

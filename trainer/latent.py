@@ -205,6 +205,26 @@ def principal_plane(codes) -> Plane:
     return Plane(mean.float(), axes.float(), std.float(), names)  # type: ignore[arg-type]
 
 
+@torch.no_grad()
+def arithmetic(
+    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent arithmetic on three images ``x`` (3, C, H, W; uint8 or floats in [0, 1]):
+    z = z_a - z_b + z_c with each z the posterior mean (an autoencoder's code).
+
+    Returns the row to show, (4, C, H, W): the three inputs and the decoded result, and the
+    result's z (D,). A conditional model encodes each image with its own class (``y``, (3,))
+    and decodes the result with c's.
+    """
+    xf = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    p = next(model.parameters())
+    yy = None if not model.num_classes else torch.as_tensor(y).long().to(p.device)
+    mu, _ = model.encode(xf.to(p.device, p.dtype), yy)
+    z = (mu[0] - mu[1] + mu[2]).float().cpu()
+    out = decode_batch(model, z.reshape(1, -1), None if yy is None else int(yy[2]))
+    return torch.cat([xf.cpu().clamp(0, 1), out]), z
+
+
 def lerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
     """Linear interpolation, endpoints included: (steps, D)."""
     if steps < 2:

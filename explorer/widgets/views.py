@@ -570,3 +570,88 @@ __all__ = [
     "ManifoldView", "SamplesView", "ReconView", "ClassRowView", "InterpolationView",
     "PreviewPane",
 ]  # fmt: skip
+
+
+# -- latent arithmetic ------------------------------------------------------------------------
+class ArithmeticView(ImageGridView):
+    """Three test images a, b, c and the decoded z_a - z_b + z_c, in a row."""
+
+    title = "arithmetic"
+    min_interval = 0.3
+    CAPTIONS = ("a", "− b", "+ c", "= a − b + c")
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.result_z: torch.Tensor | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        self.index = []
+        for name, v in zip("abc", (0, 1, 2), strict=True):
+            box = _spin(0, 10**7, v, f"Test image {name}")
+            box.valueChanged.connect(self.mark)
+            self.index.append(box)
+            bar.addWidget(QLabel(f"  {name}"))
+            bar.addWidget(box)
+        self.random_btn = QPushButton("Random")
+        self.random_btn.setToolTip("Three other test images")
+        self.random_btn.clicked.connect(self.shuffle)
+        self.use_btn = QPushButton("Use as z")
+        self.use_btn.setToolTip("Move the current z to the result (the sliders follow)")
+        self.use_btn.clicked.connect(self.use_result)
+        bar.addStretch(1)  # the two buttons go in the page's heading (the window puts them)
+        lay.addLayout(bar)
+        lay.addWidget(self.pane, 1)
+        self.caption = hint("")
+        lay.addWidget(self.caption)
+        self.captions: list[pg.TextItem] = []
+        self._seed = 0
+
+    def shuffle(self) -> None:
+        n = len(self.session.data.test_x) if self.session.data is not None else 3
+        self._seed += 1
+        rows = np.random.default_rng(self._seed).choice(n, size=min(3, n), replace=False)
+        for box, r in zip(self.index, rows, strict=False):
+            box.blockSignals(True)
+            box.setValue(int(r))
+            box.blockSignals(False)
+        self.refresh(force=True)
+
+    def use_result(self) -> None:
+        if self.dirty or self.result_z is None:
+            self.refresh(force=True)
+        if self.result_z is not None:
+            self.session.set_z(self.result_z)
+
+    def render(self) -> None:
+        from trainer.latent import arithmetic
+
+        s = self.session
+        if s.data is None or s.model is None or len(s.data.test_x) == 0:
+            return
+        n = len(s.data.test_x)
+        idx = torch.tensor([box.value() % n for box in self.index])
+        y = s.data.test_y[idx] if s.conditional and s.data.test_y is not None else None
+        row, z = arithmetic(s.model, s.data.test_x[idx], y)
+        self.result_z = z
+        images = row.numpy()
+        h, w = images.shape[-2:]
+        self.images, self.ncol = images, 4
+        self.pane.set_array(tile(images, 4, PAD), below=0.6 * h)
+        view = self.pane.view
+        while len(self.captions) < 4:
+            item = pg.TextItem(color=theme.MUTED, anchor=(0.5, 0.0))
+            view.addItem(item)
+            self.captions.append(item)
+        for item, text, x in zip(self.captions, self.CAPTIONS, cell_centres(4, w, PAD),
+                                 strict=True):  # fmt: skip
+            item.setText(text)
+            item.setPos(float(x), h + PAD + 1)
+        labels = [f"#{int(i)}" for i in idx]
+        names = ""
+        if s.data.test_y is not None and s.class_names:
+            names = " (" + ", ".join(s.class_names[int(s.data.test_y[i])] for i in idx) + ")"
+        self.caption.setText(
+            f"Test images {', '.join(labels)}{names}: their posterior means combined as "
+            "z = z_a − z_b + z_c and decoded" + (" under c's class" if s.conditional else "")
+        )

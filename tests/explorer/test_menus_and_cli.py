@@ -119,8 +119,8 @@ def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["--tab", "9"], "--tab: must be 1 to 8, not 9"),
-        (["--tab", "0"], "--tab: must be 1 to 8"),
+        (["--tab", "10"], "--tab: must be 1 to 9, not 10"),
+        (["--tab", "0"], "--tab: must be 1 to 9"),
         (["--latent", "300"], "--latent: must be 1 to 256, not 300"),
         (["--latent", "0"], "--latent: must be 1 to 256, not 0"),
         (["--grid", "50"], "--grid: must be 5 to 30, not 50"),
