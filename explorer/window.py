@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -61,6 +62,7 @@ from trainer.config import TRAVERSAL_COLUMNS, ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, is_example
+from trainer.imaging import ImageError, prepare_image
 from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
@@ -410,6 +412,9 @@ class MainWindow(QMainWindow):
         space.activated.connect(self.start_or_pause)
         esc = QShortcut(QKeySequence(Qt.Key_Escape), self)
         esc.activated.connect(self.banner.hide)
+        paste = QShortcut(QKeySequence.Paste, self)
+        paste.activated.connect(self.paste_picture)
+        self.setAcceptDrops(True)  # a picture dropped on the window is encoded
 
     def _action(self, menu, text, shortcut, slot) -> QAction:
         a = QAction(text, self)
@@ -551,6 +556,58 @@ class MainWindow(QMainWindow):
         if self.evaluation.error:
             self.show_message(self.evaluation.error, "warning", topic="evaluate")
         return False
+
+    # -- a picture of the user's: dropped, pasted ---------------------------------------------
+    def encode_picture(self, source) -> bool:
+        """Encode a picture (a path, PNG bytes) made like the model's data; z moves there.
+        A file that is no picture is said in one line, and nothing else changes."""
+        s = self.session
+        if s.model is None or s.data is None or len(s.data.test_x) == 0:
+            self.show_message("There is no model to encode a picture with yet.", "warning")
+            return False
+        x = s.data.test_x[:500].float() / 255
+        edges = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
+        dark = float(edges.mean()) < 0.5  # MNIST-like: light strokes on a dark ground
+        try:
+            img, done = prepare_image(source, tuple(s.model.config.image_shape), dark)
+        except ImageError as e:
+            self.show_message(str(e), "error", topic="picture")
+            return False
+        y = torch.tensor([s.cls]) if s.conditional else None
+        s.set_z(s.encode(torch.from_numpy(img), y)[0])
+        self.banner.resolve("picture")
+        self.show_message(f"Encoded {done} z is now its posterior mean: the cursor moved to it "
+                          "and Current z shows its reconstruction.", "info", 10000)  # fmt: skip
+        return True
+
+    def paste_picture(self) -> bool:
+        """Ctrl+V: a picture on the clipboard (or a file name) is encoded."""
+        md = QApplication.clipboard().mimeData()
+        return self._picture_from(md) or (
+            self.show_message("The clipboard holds no picture to encode.", "warning") or False
+        )
+
+    def _picture_from(self, md) -> bool:
+        if md is None:
+            return False
+        if md.hasImage():
+            buf = QBuffer()
+            buf.open(QIODevice.WriteOnly)
+            QImage(md.imageData()).save(buf, "PNG")
+            return self.encode_picture(bytes(buf.data()))
+        for url in md.urls() if md.hasUrls() else []:
+            if url.isLocalFile():
+                return self.encode_picture(url.toLocalFile())
+        return False
+
+    def dragEnterEvent(self, ev) -> None:
+        md = ev.mimeData()
+        if md.hasImage() or (md.hasUrls() and any(u.isLocalFile() for u in md.urls())):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        if self._picture_from(ev.mimeData()):
+            ev.acceptProposedAction()
 
     # -- data and training --------------------------------------------------------------------
     def _first_launch_data(self, first: bool = False) -> None:

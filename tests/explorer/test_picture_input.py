@@ -1,0 +1,67 @@
+"""A picture of the user's, dropped or pasted, is encoded the way the model's data was
+prepared; a file that is no picture says so and changes nothing."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image, ImageDraw
+from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from trainer import examples as ex
+from trainer.imaging import prepare_image
+
+
+def _zero(path, size=(300, 200)):
+    im = Image.new("RGB", size, "white")  # dark strokes on paper, as people draw
+    ImageDraw.Draw(im).ellipse((100, 40, 200, 160), outline="black", width=14)
+    im.save(path)
+    return path
+
+
+def _open(qtbot, win, name="mnist-vae-2d"):
+    assert win.open_checkpoint(ex.example_path(name))
+    qtbot.waitUntil(lambda: not win.busy, timeout=10000)
+
+
+def test_prepare_image_fits_greys_and_inverts(tmp_path):
+    x, done = prepare_image(str(_zero(tmp_path / "z.png")), (1, 28, 28), dark_background=True)
+    assert x.shape == (1, 1, 28, 28) and x.dtype.name == "uint8"
+    assert "300 x 200 into 28 x 28" in done and "greyscale" in done and "inverted" in done
+    assert x[0, 0, 0, 0] == 0 and x.max() > 200  # a dark ground, light strokes
+    y, done = prepare_image(str(tmp_path / "z.png"), (3, 32, 32), dark_background=False)
+    assert y.shape == (1, 3, 32, 32) and "inverted" not in done
+
+
+def test_a_dropped_picture_is_encoded_and_a_text_file_is_refused(qtbot, window, tmp_path):
+    _open(qtbot, window)
+    s = window.session
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(_zero(tmp_path / "zero.png")))])
+    before = s.z.clone()
+    assert window._picture_from(md)  # what a drop does
+    assert not torch.equal(s.z, before) and "inverted" in window.banner.text
+    # the point is the encoding of the prepared picture
+    x, _ = prepare_image(str(tmp_path / "zero.png"), (1, 28, 28), True)
+    assert torch.allclose(s.z, torch.from_numpy(s.encode(torch.from_numpy(x))[0]))
+    # its digit is a zero: the map's test zeros lie near it
+    lat, lab = s.test_latents, s.test_labels
+    import numpy as np
+
+    nearest = lab[np.argsort(((lat - s.z.numpy()) ** 2).sum(1))[:15]]
+    assert (nearest == 0).sum() >= 8, nearest
+    (tmp_path / "notes.txt").write_text("not a picture")
+    z = s.z.clone()
+    assert not window.encode_picture(str(tmp_path / "notes.txt"))
+    assert "not a picture" in window.banner.text and torch.equal(s.z, z)
+
+
+def test_a_pasted_picture_is_encoded(qtbot, window, tmp_path):
+    _open(qtbot, window, "fashion-vae-2d")
+    QApplication.clipboard().setImage(QImage(str(_zero(tmp_path / "p.png", (64, 64)))))
+    before = window.session.z.clone()
+    assert window.paste_picture()
+    assert not torch.equal(window.session.z, before)
+    QApplication.clipboard().setText("just words")
+    assert not window.paste_picture() and "no picture" in window.banner.text
