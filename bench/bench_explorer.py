@@ -215,6 +215,28 @@ def pca_grid_latency(app, win, n: int) -> list[float]:
     return out
 
 
+def drawing_latency(app, win, n: int) -> list[float]:
+    """A stroke on the Draw tab to the drawing encoded, z moved and the preview repainted."""
+    pad = win.drawing
+    win.tabs.setCurrentIndex(8)
+    pump(app, 0.2)
+    item = win.preview.pane.item
+    out = []
+    for k in range(n):
+        pad.canvas.clear()  # (not timed) so that every stroke changes the drawing
+        pump(app, 0.02)
+        before = item.paints
+        t0 = time.perf_counter()
+        y = 4 + (k % 20)
+        pad.canvas.stroke(6, y, 22, 27 - y)
+        wait_paint(app, item, before)
+        out.append((time.perf_counter() - t0) * 1e3)
+        pump(app, 0.02)
+    win.tabs.setCurrentIndex(0)
+    pump(app, 0.2)
+    return out
+
+
 def loop_lag(app, seconds: float) -> list[float]:
     """Lateness of a 10 ms precise timer, in ms."""
     lags: list[float] = []
@@ -277,6 +299,7 @@ def main() -> None:
     res["grid idle"] = grid_latency(app, win, 30)
     res["traversals idle"] = traversal_latency(app, win, 30)
     res["posterior idle"] = posterior_latency(app, win, 10)
+    res["drawing idle"] = drawing_latency(app, win, 100)
     res["lag idle"] = loop_lag(app, 3.0)
 
     t_click = time.perf_counter()
@@ -293,6 +316,7 @@ def main() -> None:
     res["grid training"] = grid_latency(app, win, 30)
     res["traversals training"] = traversal_latency(app, win, 30)
     res["posterior training"] = posterior_latency(app, win, 10)
+    res["drawing training"] = drawing_latency(app, win, 100)
     steps = win.run.latest.step - step0
     secs = time.perf_counter() - t0
     ips = win.run.latest.images_per_second
@@ -353,6 +377,12 @@ def main() -> None:
          "redrawn at most once a second while training"),
         ("posterior vs prior + repaint, training", "p50/p95", pct(res["posterior training"], 50),
          pct(res["posterior training"], 95), None, ""),
+        ("a stroke on the Draw tab -> encoded, preview repainted, idle", "p50/p95",
+         pct(res["drawing idle"], 50), pct(res["drawing idle"], 95), TARGETS["slider idle p95"],
+         ""),
+        ("a stroke on the Draw tab -> encoded, preview repainted, training", "p50/p95",
+         pct(res["drawing training"], 50), pct(res["drawing training"], 95),
+         TARGETS["slider training p95"], ""),
         ("20x20 manifold on the principal plane (20-D example), idle", "p50/p95",
          pct(res["pca grid idle"], 50), pct(res["pca grid idle"], 95), TARGETS["grid idle"],
          ""),

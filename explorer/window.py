@@ -38,6 +38,7 @@ from explorer.recovery import Recovery, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
+from explorer.widgets.drawing import DrawingPad
 from explorer.widgets.evaluation import EvaluationControls
 from explorer.widgets.examples import ExamplesDialog
 from explorer.widgets.inputs import RangeSpinBox
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
         trav_gif.clicked.connect(self.export_traversal_gif_dialog)
         self.posterior = PosteriorView(s)
         self.arithmetic = ArithmeticView(s)
+        self.drawing = DrawingPad(s)
         folder = self.settings.value("runs/project")
         self.projects = ProjectRuns(Path(folder) if isinstance(folder, str) and folder else None,
                                     self)  # fmt: skip
@@ -238,14 +240,17 @@ class MainWindow(QMainWindow):
                          "Posterior vs prior")  # fmt: skip
         self.tabs.addTab(self._page("arithmetic", "a − b + c", [self.arithmetic.random_btn,
                                     self.arithmetic.use_btn]), "Arithmetic")  # fmt: skip
+        draw_page = titled("Draw: every stroke is encoded", self.drawing)
+        draw_page.layout().setContentsMargins(6, 6, 6, 6)
+        self.tabs.addTab(draw_page, "Draw")
         runs_page = titled("Every run kept in the project, side by side", self.runs_view)
         runs_page.layout().setContentsMargins(6, 6, 6, 6)
         self.tabs.addTab(runs_page, "Runs")
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
                            [self.class_row], [self.traversals], [self.posterior],
-                           [self.arithmetic], []]  # fmt: skip
+                           [self.arithmetic], [], []]  # fmt: skip
         for i in range(self.tabs.count()):
-            self.tabs.setTabToolTip(i, f"Ctrl+{i + 1}")
+            self.tabs.setTabToolTip(i, f"Ctrl+{(i + 1) % 10}")
 
         self.plots = LossPlots(s)
         csv_btn = QPushButton("Export CSV…")
@@ -396,8 +401,9 @@ class MainWindow(QMainWindow):
         t.addSeparator()
         self._action(t, "Evaluate log-likelihood", "Ctrl+Shift+L", self.evaluate)
         v = mb.addMenu("&View")
-        for i in range(self.tabs.count()):
-            self._action(v, self.tabs.tabText(i), f"Ctrl+{i + 1}",
+        for i in range(self.tabs.count()):  # Ctrl+1 to Ctrl+9, then Ctrl+0
+            key = f"Ctrl+{(i + 1) % 10}" if i < 10 else None
+            self._action(v, self.tabs.tabText(i), key,
                          lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
         v.addSeparator()
         self._action(v, "Reset z to zero", "Ctrl+R", self.sliders.reset)
@@ -429,7 +435,7 @@ class MainWindow(QMainWindow):
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
             "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
             "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
-            "Ctrl+1…9 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
+            "Ctrl+1…9, 0 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
             "arrows move the map cursor (Shift: faster)",
             "info",
         )

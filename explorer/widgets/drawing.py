@@ -1,0 +1,172 @@
+"""The Draw tab: a canvas at the model's input resolution. Every stroke is encoded at once:
+z moves to the drawing's posterior mean (the map's cursor and the sliders follow) and its
+reconstruction appears beside it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from explorer import theme
+from explorer.state import Session
+
+from .common import ImagePane, hint, titled
+from .inputs import RangeSpinBox
+
+
+class Canvas(QWidget):
+    """The drawing, ``array`` (H, W) in [0, 1], shown magnified; the mouse paints on it."""
+
+    stroked = Signal()  # the drawing changed
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.array = np.zeros((28, 28), dtype=np.float32)
+        self.ink = 1.0  # the value strokes leave (light on a dark ground, like MNIST)
+        self.ground = 0.0
+        self.width_px = 2.0  # pen radius, in the model's pixels
+        self.eraser = False
+        self.setMinimumSize(200, 200)
+        self.setCursor(Qt.CrossCursor)
+        self._last: QPointF | None = None
+
+    def reset(self, shape: tuple[int, int], ink: float, ground: float) -> None:
+        self.array = np.full(shape, ground, dtype=np.float32)
+        self.ink, self.ground = ink, ground
+        self.update()
+
+    def clear(self) -> None:
+        self.array[:] = self.ground
+        self.update()
+        self.stroked.emit()
+
+    def _to_pixels(self, pos: QPointF) -> tuple[float, float]:
+        h, w = self.array.shape
+        side = min(self.width(), self.height())
+        x0, y0 = (self.width() - side) / 2, (self.height() - side) / 2
+        return (pos.x() - x0) / side * w, (pos.y() - y0) / side * h
+
+    def stroke(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Paint a line from (x0, y0) to (x1, y1), in the model's pixels (soft round pen)."""
+        h, w = self.array.shape
+        r = self.width_px
+        yy, xx = np.mgrid[0:h, 0:w] + 0.5
+        dx, dy = x1 - x0, y1 - y0
+        t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+        d = np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+        cover = np.clip(r - d + 0.5, 0, 1)  # 1 inside the pen, a one-pixel soft edge
+        value = self.ground if self.eraser else self.ink
+        self.array = (self.array * (1 - cover) + value * cover).astype(np.float32)
+        self.update()
+        self.stroked.emit()
+
+    def mousePressEvent(self, ev) -> None:
+        if ev.button() == Qt.LeftButton:
+            x, y = self._to_pixels(ev.position())
+            self._last = QPointF(x, y)
+            self.stroke(x, y, x, y)
+
+    def mouseMoveEvent(self, ev) -> None:
+        if self._last is not None:
+            x, y = self._to_pixels(ev.position())
+            self.stroke(self._last.x(), self._last.y(), x, y)
+            self._last = QPointF(x, y)
+
+    def mouseReleaseEvent(self, ev) -> None:
+        self._last = None
+
+    def paintEvent(self, ev) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(theme.PANEL))
+        h, w = self.array.shape
+        grey = np.ascontiguousarray(np.clip(self.array * 255, 0, 255).astype(np.uint8))
+        img = QImage(grey.data, w, h, w, QImage.Format_Grayscale8)
+        side = min(self.width(), self.height())
+        x0, y0 = (self.width() - side) // 2, (self.height() - side) // 2
+        p.drawImage(self.rect().adjusted(x0, y0, -x0, -y0), img)
+        p.end()
+
+
+class DrawingPad(QWidget):
+    """The canvas, its tools and the reconstruction of what is drawn."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.canvas = Canvas()
+        self.recon = ImagePane(min_size=200)
+        self.width_box = RangeSpinBox(1, 6, 2, "Pen radius in the model's pixels", "Pen")
+        self.width_box.setPrefix("pen ")
+        self.width_box.valueChanged.connect(lambda v: setattr(self.canvas, "width_px", float(v)))
+        self.eraser = QCheckBox("Eraser")
+        self.eraser.toggled.connect(lambda on: setattr(self.canvas, "eraser", on))
+        self.clear_btn = QPushButton("Clear")
+        self.clear_btn.clicked.connect(self.canvas.clear)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        tools = QHBoxLayout()
+        for w in (self.width_box, self.eraser, self.clear_btn):
+            tools.addWidget(w)
+        tools.addStretch(1)
+        lay.addLayout(tools)
+        row = QHBoxLayout()
+        row.addWidget(titled("Your drawing", self.canvas), 1)
+        row.addWidget(titled("Its reconstruction", self.recon), 1)
+        lay.addLayout(row, 1)
+        self.note = hint("")
+        lay.addWidget(self.note)
+        self.last_ms = 0.0
+        self.encodes = 0
+        self.canvas.stroked.connect(self.encode)
+        session.structureChanged.connect(self.reset)
+        session.dataChanged.connect(self.reset)
+        session.weightsChanged.connect(self._show_recon)
+        session.zChanged.connect(self._show_recon)
+        self.reset()
+
+    def reset(self) -> None:
+        """A canvas of the model's size, on the ground its data has (dark for MNIST)."""
+        s = self.session
+        if s.model is None:
+            return
+        _c, h, w = s.model.config.image_shape
+        dark = True
+        if s.data is not None and len(s.data.test_x):
+            x = s.data.test_x[:500].float() / 255
+            edges = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
+            dark = float(edges.mean()) < 0.5
+        self.canvas.reset((h, w), 1.0 if dark else 0.0, 0.0 if dark else 1.0)
+        self.note.setText(
+            f"Draw with the mouse on the model's {w} x {h} pixels. Each stroke is encoded: "
+            "the cursor on the map and the sliders move to it."
+        )
+
+    def encode(self) -> None:
+        """Encode the drawing now (a stroke has changed it)."""
+        s = self.session
+        if s.model is None:
+            return
+        t0 = time.perf_counter()
+        c = s.model.config.image_shape[0]
+        a = np.repeat(self.canvas.array[None], c, 0)  # grey ink on every channel
+        x = torch.from_numpy(np.clip(np.rint(a * 255), 0, 255).astype(np.uint8))[None]
+        y = torch.tensor([s.cls]) if s.conditional else None
+        s.set_z(s.encode(x, y)[0])
+        self.last_ms = (time.perf_counter() - t0) * 1e3
+        self.encodes += 1
+
+    def _show_recon(self) -> None:
+        s = self.session
+        if s.model is None or not self.isVisible():
+            return
+        img = s.decode_current()  # (C, H, W)
+        self.recon.set_array(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0))
+
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        self._show_recon()

@@ -1,0 +1,64 @@
+"""The Draw tab: strokes drawn programmatically move the encoded point and change the
+reconstruction; eraser and clear; the canvas takes the model's size and ground."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PySide6.QtCore import QPoint, Qt
+
+from trainer import examples as ex
+
+
+def _open(qtbot, win, name="mnist-vae-2d"):
+    assert win.open_checkpoint(ex.example_path(name))
+    qtbot.waitUntil(lambda: not win.busy, timeout=10000)
+    win.tabs.setCurrentIndex(8)
+    return win.drawing
+
+
+def test_strokes_move_the_point_and_change_the_reconstruction(qtbot, window):
+    pad = _open(qtbot, window)
+    c = pad.canvas
+    assert c.array.shape == (28, 28) and c.ground == 0.0 and c.ink == 1.0  # MNIST: dark
+    s = window.session
+    z0 = s.z.clone()
+    c.stroke(14, 5, 14, 23)  # a "1"
+    z1 = s.z.clone()
+    assert not torch.equal(z0, z1) and pad.encodes == 1
+    r1 = pad.recon.array.copy()
+    c.stroke(8, 8, 20, 8)  # a bar across: now more like a 7
+    assert not torch.equal(s.z, z1)
+    assert not np.allclose(r1, pad.recon.array, atol=1e-3)
+    # the point is the encoding of what is drawn
+    x = torch.from_numpy(np.rint(c.array * 255).astype(np.uint8))[None, None]
+    assert torch.allclose(s.z, torch.from_numpy(s.encode(x)[0]))
+    # the map's cursor follows
+    assert np.allclose((window.map.cursor.pos().x(), window.map.cursor.pos().y()),
+                       s.z.numpy(), atol=1e-4)  # fmt: skip
+    pad.eraser.setChecked(True)
+    c.stroke(0, 8, 27, 8)
+    assert c.array[8].max() < 0.5  # erased across
+    pad.clear_btn.click()
+    assert c.array.max() == 0.0
+
+
+def test_a_mouse_drag_draws(qtbot, window):
+    pad = _open(qtbot, window)
+    c = pad.canvas
+    c.resize(280, 280)
+    qtbot.mousePress(c, Qt.LeftButton, pos=QPoint(140, 40))
+    for y in range(40, 250, 20):
+        qtbot.mouseMove(c, QPoint(140, y))
+    qtbot.mouseRelease(c, Qt.LeftButton, pos=QPoint(140, 250))
+    assert c.array[5:24, 14].min() > 0.5 and pad.encodes > 3
+
+
+def test_a_cvae_encodes_the_drawing_under_the_chosen_class(qtbot, window):
+    pad = _open(qtbot, window, "mnist-cvae-2d")
+    window.preview.classes.setCurrentIndex(3)
+    pad.canvas.stroke(10, 10, 18, 18)
+    z3 = window.session.z.clone()
+    window.preview.classes.setCurrentIndex(5)
+    pad.canvas.stroke(10, 10, 18, 18)
+    assert not torch.equal(window.session.z, z3)  # encoded under each class
