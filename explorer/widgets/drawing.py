@@ -29,7 +29,7 @@ class Canvas(QWidget):
         self.array = np.zeros((28, 28), dtype=np.float32)
         self.ink = 1.0  # the value strokes leave (light on a dark ground, like MNIST)
         self.ground = 0.0
-        self.width_px = 2.0  # pen radius, in the model's pixels
+        self.width_px = 1.0  # pen radius, in the model's pixels (MNIST strokes: 2-3 px)
         self.eraser = False
         self.setMinimumSize(200, 200)
         self.setCursor(Qt.CrossCursor)
@@ -100,7 +100,7 @@ class DrawingPad(QWidget):
         self.session = session
         self.canvas = Canvas()
         self.recon = ImagePane(min_size=200)
-        self.width_box = RangeSpinBox(1, 6, 2, "Pen radius in the model's pixels", "Pen")
+        self.width_box = RangeSpinBox(1, 6, 1, "Pen radius in the model's pixels", "Pen")
         self.width_box.setPrefix("pen ")
         self.width_box.valueChanged.connect(lambda v: setattr(self.canvas, "width_px", float(v)))
         self.eraser = QCheckBox("Eraser")
