@@ -163,41 +163,38 @@ def grid_latency(app, win, n: int) -> list[float]:
     return out
 
 
-def traversal_latency(app, win, n: int) -> list[float]:
-    """The Traversals tab re-decoded and repainted (as after a move of z)."""
-    v = win.traversals
-    win.tabs.setCurrentIndex(5)
+def tab_latency(app, win, tab: int, item, act, n: int, prepare=None) -> list[float]:
+    """ms from ``act(k)`` to ``item`` repainted, n times, with tab ``tab`` shown
+    (``prepare(k)``, untimed, runs before each)."""
+    win.tabs.setCurrentIndex(tab)
     pump(app, 0.2)
     out = []
-    for _ in range(n):
-        before = v.item.paints
+    for k in range(n):
+        if prepare is not None:
+            prepare(k)
+            pump(app, 0.02)
+        before = item.paints
         t0 = time.perf_counter()
-        v.refresh(force=True)
-        wait_paint(app, v.item, before)
+        act(k)
+        wait_paint(app, item, before)
         out.append((time.perf_counter() - t0) * 1e3)
         pump(app, 0.05)
     win.tabs.setCurrentIndex(0)
     pump(app, 0.2)
     return out
+
+
+def traversal_latency(app, win, n: int) -> list[float]:
+    """The Traversals tab re-decoded and repainted (as after a move of z)."""
+    v = win.traversals
+    return tab_latency(app, win, 5, v.item, lambda k: v.refresh(force=True), n)
 
 
 def posterior_latency(app, win, n: int) -> list[float]:
     """The Posterior vs prior tab recomputed (2,000 test images, 10 samples of q each) and
     repainted, as after new weights."""
     v = win.posterior
-    win.tabs.setCurrentIndex(6)
-    pump(app, 0.2)
-    out = []
-    for _ in range(n):
-        before = v.item.paints
-        t0 = time.perf_counter()
-        v.refresh(force=True)
-        wait_paint(app, v.item, before)
-        out.append((time.perf_counter() - t0) * 1e3)
-        pump(app, 0.05)
-    win.tabs.setCurrentIndex(0)
-    pump(app, 0.2)
-    return out
+    return tab_latency(app, win, 6, v.item, lambda k: v.refresh(force=True), n)
 
 
 def pca_grid_latency(app, win, n: int) -> list[float]:
@@ -216,25 +213,13 @@ def pca_grid_latency(app, win, n: int) -> list[float]:
 
 
 def drawing_latency(app, win, n: int) -> list[float]:
-    """A stroke on the Draw tab to the drawing encoded, z moved and the preview repainted."""
-    pad = win.drawing
-    win.tabs.setCurrentIndex(8)
-    pump(app, 0.2)
-    item = win.preview.pane.item
-    out = []
-    for k in range(n):
-        pad.canvas.clear()  # (not timed) so that every stroke changes the drawing
-        pump(app, 0.02)
-        before = item.paints
-        t0 = time.perf_counter()
-        y = 4 + (k % 20)
-        pad.canvas.stroke(6, y, 22, 27 - y)
-        wait_paint(app, item, before)
-        out.append((time.perf_counter() - t0) * 1e3)
-        pump(app, 0.02)
-    win.tabs.setCurrentIndex(0)
-    pump(app, 0.2)
-    return out
+    """A stroke on the Draw tab to the drawing encoded, z moved and the preview repainted
+    (the canvas is cleared, untimed, before each, so that every stroke changes it)."""
+    c = win.drawing.canvas
+    return tab_latency(
+        app, win, 8, win.preview.pane.item,
+        lambda k: c.stroke(6, 4 + k % 20, 22, 23 - k % 20), n, prepare=lambda k: c.clear(),
+    )  # fmt: skip
 
 
 def loop_lag(app, seconds: float) -> list[float]:

@@ -261,6 +261,16 @@ class Session(QObject):
 
     # -- the plane the map and the manifold show ----------------------------------------------
     @property
+    def dark_ground(self) -> bool:
+        """The data's images are light on a dark ground (MNIST's are): the mean of the test
+        images' edge pixels is below one half."""
+        if self.data is None or len(self.data.test_x) == 0:
+            return True
+        x = self.data.test_x[:500].float() / 255
+        edges = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
+        return float(edges.mean()) < 0.5
+
+    @property
     def pca_available(self) -> bool:
         """The principal plane is offered for a latent larger than 2 (a 2-D latent's is its
         own plane, rotated)."""

@@ -571,11 +571,8 @@ class MainWindow(QMainWindow):
         if s.model is None or s.data is None or len(s.data.test_x) == 0:
             self.show_message("There is no model to encode a picture with yet.", "warning")
             return False
-        x = s.data.test_x[:500].float() / 255
-        edges = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
-        dark = float(edges.mean()) < 0.5  # MNIST-like: light strokes on a dark ground
         try:
-            img, done = prepare_image(source, tuple(s.model.config.image_shape), dark)
+            img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground)
         except ImageError as e:
             self.show_message(str(e), "error", topic="picture")
             return False

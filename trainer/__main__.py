@@ -1062,19 +1062,27 @@ def cmd_manifold(args) -> int:
     return 0
 
 
-def _principal_plane_of(ck):
-    """The principal plane of the checkpoint's encoded test images (the window's map set)."""
+def _own_test_data(ck, what: str):
+    """The checkpoint's own data (for its test images), or one line saying why ``what``
+    cannot have it."""
     from .data import DataError, load_data
-    from .evaluate import posterior_means
-    from .latent import map_subset, principal_plane
 
     if ck.data_spec is None:
-        raise UserError(f"{ck.path}: names no data; --plane pca needs its test images")
+        raise UserError(f"{ck.path}: names no data; {what} its test images")
     try:
         data = load_data(ck.data_spec)
     except DataError as e:
-        raise UserError(f"--plane pca needs the checkpoint's test images: {e}") from None
+        raise UserError(f"{what} the checkpoint's test images: {e}") from None
     _check_data_fits(ck, ck.data_spec, data)
+    return data
+
+
+def _principal_plane_of(ck):
+    """The principal plane of the checkpoint's encoded test images (the window's map set)."""
+    from .evaluate import posterior_means
+    from .latent import map_subset, principal_plane
+
+    data = _own_test_data(ck, "--plane pca needs")
     idx = map_subset(len(data.test_x))
     y = data.test_y[idx] if ck.model.num_classes else None
     plane = principal_plane(posterior_means(ck.model, data.test_x[idx], y).numpy())
@@ -1187,19 +1195,12 @@ def _write_manifold(model, path, y, dims, n: int, scale: int, classes: int | Non
 def cmd_arithmetic(args) -> int:
     import torch
 
-    from .data import DataError, load_data
     from .export import save_grid
     from .latent import arithmetic
 
     out = _image_out(args.out, "arithmetic.png")
     ck = _open(args.checkpoint)
-    if ck.data_spec is None:
-        raise UserError(f"{ck.path}: names no data; arithmetic needs its test images")
-    try:
-        data = load_data(ck.data_spec)
-    except DataError as e:
-        raise UserError(f"arithmetic needs the checkpoint's test images: {e}") from None
-    _check_data_fits(ck, ck.data_spec, data)
+    data = _own_test_data(ck, "arithmetic needs")
     n = len(data.test_x)
     idx = [args.a, args.b, args.c]
     for name, i in zip("abc", idx, strict=True):
@@ -1215,7 +1216,6 @@ def cmd_arithmetic(args) -> int:
 def cmd_posterior(args) -> int:
     import torch
 
-    from .data import DataError, load_data
     from .evaluate import posterior_means
     from .export import save_picture
     from .latent import dims_plane, map_subset, principal_plane
@@ -1227,13 +1227,7 @@ def cmd_posterior(args) -> int:
     dx, dy = args.dims
     if not (0 <= dx < d and 0 <= dy < d) or (dx == dy and d > 1):
         raise UserError(f"--dims must be two different dimensions in 0..{d - 1}, got {dx} {dy}")
-    if ck.data_spec is None:
-        raise UserError(f"{ck.path}: names no data; the posterior needs its test images")
-    try:
-        data = load_data(ck.data_spec)
-    except DataError as e:
-        raise UserError(f"the posterior needs the checkpoint's test images: {e}") from None
-    _check_data_fits(ck, ck.data_spec, data)
+    data = _own_test_data(ck, "the posterior needs")
     idx = map_subset(len(data.test_x))
     x, y = data.test_x[idx], data.test_y[idx] if ck.model.num_classes else None
     if args.plane == "pca":

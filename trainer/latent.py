@@ -75,6 +75,13 @@ def traversal_values(columns: int, dtype: torch.dtype = torch.float32) -> torch.
     return torch.special.ndtri(p).to(dtype)
 
 
+def cdf_cell(value: float, n: int) -> int:
+    """Which of the n cells of the Figure 4 spacing holds ``value`` (the cell whose slab of
+    prior probability it falls in)."""
+    prob = 0.5 * (1 + math.erf(value / math.sqrt(2)))
+    return int(min(n - 1, max(0, math.floor(prob * n))))
+
+
 def kl_order(kl_per_dim) -> list[int]:
     """Dimensions from most to least informative (largest KL first; ties by index)."""
     kl = np.asarray(kl_per_dim, dtype=float)

@@ -135,11 +135,7 @@ class DrawingPad(QWidget):
         if s.model is None:
             return
         _c, h, w = s.model.config.image_shape
-        dark = True
-        if s.data is not None and len(s.data.test_x):
-            x = s.data.test_x[:500].float() / 255
-            edges = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
-            dark = float(edges.mean()) < 0.5
+        dark = s.dark_ground
         self.canvas.reset((h, w), 1.0 if dark else 0.0, 0.0 if dark else 1.0)
         self.note.setText(
             f"Draw with the mouse on the model's {w} x {h} pixels. Each stroke is encoded: "

@@ -18,7 +18,7 @@ from explorer import theme
 from explorer.state import Session
 from trainer.config import TRAVERSAL_COLUMNS
 from trainer.imaging import cell_centres, tile
-from trainer.latent import Traversal, traversal
+from trainer.latent import Traversal, cdf_cell, traversal
 
 from .common import CountingImageItem, fix_axis_sizes
 from .views import PAD, DecodedView, export_scale
@@ -139,10 +139,6 @@ class TraversalView(DecodedView):
             item.setText(text, color=theme.MUTED if collapsed else theme.TEXT)
             item.setPos(-4.0, float(y))
 
-    def _cell_of(self, value: float) -> int:
-        prob = 0.5 * (1 + math.erf(value / math.sqrt(2)))
-        return int(min(self.columns - 1, max(0, math.floor(prob * self.columns))))
-
     def _place_markers(self) -> None:
         t, view = self.traversal, self.plot.getPlotItem()
         rows = 0 if t is None or self.images is None else len(t.dims)
@@ -159,7 +155,7 @@ class TraversalView(DecodedView):
         h, w = self.images.shape[-2:]
         z = self.session.z
         for r, dim in enumerate(t.dims):
-            col = self._cell_of(float(z[dim]))
+            col = cdf_cell(float(z[dim]), self.columns)
             self.markers[r].setRect(
                 QRectF(col * (w + PAD) + PAD / 2, r * (h + PAD) + PAD / 2, w + PAD, h + PAD)
             )

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from explorer import theme
 from explorer.state import Session
 from trainer.imaging import cell_centres, tile
-from trainer.latent import lerp, slerp, traversal_values
+from trainer.latent import cdf_cell, lerp, slerp, traversal_values
 
 from .common import CountingImageItem, ImagePane, fix_axis_sizes, hint
 
@@ -230,19 +230,14 @@ class ManifoldView(DecodedView):
         p.setLabel("left", self._names[1])
         p.setRange(xRange=(0, shape[1]), yRange=(0, shape[0]), padding=0.01)
 
-    def _cell_of(self, value: float) -> int:
-        """Index of the grid cell whose probability slab holds ``value``."""
-        prob = 0.5 * (1 + math.erf(value / math.sqrt(2)))
-        return int(min(self.n - 1, max(0, math.floor(prob * self.n))))
-
     def _place_marker(self) -> None:
         if self.images is None or self.session.model is None:
             self.marker.hide()
             return
         h, w = self.images.shape[-2:]
         x, y = self.session.plane_xy()
-        col = self._cell_of(x)
-        row = self.n - 1 - self._cell_of(y)
+        col = cdf_cell(x, self.n)
+        row = self.n - 1 - cdf_cell(y, self.n)
         self.marker.setRect(
             QRectF(col * (w + PAD) + PAD / 2, row * (h + PAD) + PAD / 2, w + PAD, h + PAD)
         )
