@@ -27,6 +27,7 @@ older versions ignore, so files go both ways between them.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import math
@@ -504,7 +505,6 @@ class _Plan:
     position: dict | None
     floats: list[str]  # tensors to read as float32
     noise: bool  # whether to read run/noise_state
-    shell: LatentModel  # the model, on the meta device (no memory yet)
 
 
 def _check_version(meta: dict) -> None:
@@ -543,11 +543,9 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
 
     # the tensors the described model has, without allocating them
     try:
-        with torch.device("meta"):
-            shell = build_model(model_config)
+        expected, params = _layout(model_config)
     except ConfigError as e:  # too large to build
         raise _Invalid(f"model_config: {e}") from None
-    expected = {f"model/{k}": tuple(v.shape) for k, v in shell.state_dict().items()}
     declared = {k for k in table if k.startswith("model/")}
     missing, extra = sorted(set(expected) - declared), sorted(declared - set(expected))
     if missing or extra:
@@ -561,7 +559,6 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
             raise _Invalid(
                 f"{_tensor_title(k)} has shape {tuple(table[k]['shape'])}, the model needs {shape}"
             )
-    params = [tuple(p.shape) for p in shell.parameters() if p.requires_grad]
     opt = meta.get("optimizer")
     used = _optimizer(opt, params, table) if opt is not None else set()
     unused = sorted(k for k in table if k.startswith("optim/") and k not in used)
@@ -577,8 +574,30 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
             )
     return _Plan(
         model_config, train_config, data_spec, class_names, history, epochs_done, step, opt,
-        position, floats, noise=position is not None and "run/noise_state" in table, shell=shell,
+        position, floats, noise=position is not None and "run/noise_state" in table,
     )  # fmt: skip
+
+
+def _shell(config: ModelConfig) -> LatentModel:
+    """The model ``config`` describes, on the meta device (no memory yet)."""
+    with torch.device("meta"):
+        return build_model(config)
+
+
+@functools.lru_cache(maxsize=16)
+def _layout_of(config: ModelConfig) -> tuple[dict[str, tuple], list[tuple]]:
+    shell = _shell(config)
+    expected = {f"model/{k}": tuple(v.shape) for k, v in shell.state_dict().items()}
+    return expected, [tuple(p.shape) for p in shell.parameters() if p.requires_grad]
+
+
+def _layout(config: ModelConfig) -> tuple[dict[str, tuple], list[tuple]]:
+    """The weights' names and shapes, and the trained parameters' shapes, of the model
+    ``config`` describes. Kept per configuration: a run's every autosave checks the same
+    one, and building even a meta-device model at each save is work the training thread
+    need not do."""
+    expected, params = _layout_of(config)
+    return dict(expected), list(params)
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -773,7 +792,7 @@ def _load(path: Path, device: str | torch.device) -> Checkpoint:
     noise = _decode(data, table["run/noise_state"], torch.uint8).clone() if plan.noise else None
     del data
 
-    model = plan.shell.to_empty(device="cpu")  # every tensor of it is loaded next
+    model = _shell(plan.model_config).to_empty(device="cpu")  # every tensor of it is loaded next
     model.load_state_dict(
         {k[6:]: t for k, t in tensors.items() if k.startswith("model/")}, assign=True
     )
