@@ -6,6 +6,8 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from trainer import imaging
+
 BG = "#1b1d23"  # plot and image backgrounds
 PANEL = "#23262e"  # widget backgrounds
 BASE = "#16181d"  # text fields
@@ -20,11 +22,7 @@ OK = "#5ad17f"
 # Curves: train -ELBO, reconstruction, KL, test -ELBO
 CURVE = {"nelbo": "#4f9dff", "recon": "#b48cff", "kl": "#ffb454", "test": "#5ad17f"}
 
-# Ten well-separated class colours (Tableau 10, brightened for a dark background)
-CLASS_COLOURS = [
-    "#4e9cff", "#ff9f40", "#5ad17f", "#ff6b6b", "#b48cff",
-    "#c49a6c", "#ff8fd0", "#b0b6c3", "#e6d85a", "#4fd6e0",
-]  # fmt: skip
+CLASS_COLOURS = imaging.CLASS_COLOURS  # one palette for the window and the pictures
 
 
 def class_colour(k: int) -> QColor:

@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import (
         ARCHS,
         DEVICES,
+        FILM_MAX_MB,
+        FILM_MEMORY_MB,
+        FILM_MIN_MB,
+        FILM_SIZES,
         LIKELIHOODS,
         MAX_BATCH,
         MAX_EPOCHS,
@@ -234,6 +238,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="CPU threads for training (default: $OMP_NUM_THREADS if set, else all cores but "
         "one, which keeps a busy machine from stalling the run)",
+    )
+    f = t.add_argument_group("film (how the latent space formed, frame by frame)")
+    f.add_argument(
+        "--film",
+        metavar="FILE",
+        default=None,
+        help="record the training as a film and write it here: .gif, or .mp4 when ffmpeg is "
+        "installed (frames at every epoch's end and, densely, in the first steps)",
+    )
+    f.add_argument(
+        "--film-memory",
+        metavar="MB",
+        type=_float_in(FILM_MIN_MB, FILM_MAX_MB),
+        default=FILM_MEMORY_MB,
+        help=f"memory for the film's frames; past it, older frames are thinned "
+        f"({FILM_MIN_MB:g}-{FILM_MAX_MB:g}, default: {FILM_MEMORY_MB:g})",
+    )
+    f.add_argument(
+        "--film-fps",
+        type=_float_in(0.5, 60),
+        default=6.0,
+        help="frames a second when the film plays (0.5-60, default: 6)",
+    )
+    f.add_argument(
+        "--film-size",
+        metavar="PX",
+        type=_int_in(FILM_SIZES[0], FILM_SIZES[1]),
+        default=FILM_SIZES[2],
+        help=f"side of the film's manifold and map, in pixels ({FILM_SIZES[0]}-{FILM_SIZES[1]}, "
+        f"default: {FILM_SIZES[2]})",
     )
     t.add_argument("--out", required=True, help="output folder")
 
@@ -659,6 +693,14 @@ def cmd_train(args) -> int:
         raise UserError("--gaussian-std needs --likelihood gaussian")
     for option in ("images", "labels", "root"):
         _check_path(f"--{option}", getattr(args, option))
+    if args.film is not None:
+        from .film import FilmError, check_film_path
+
+        _check_path("--film", args.film)
+        try:  # before training: a film that cannot be written is known now
+            check_film_path(Path(args.film).expanduser())
+        except FilmError as e:
+            raise UserError(f"--film {e}") from None
     out, made = _prepare_out_folder(args.out)
     try:
         return _train(args, out)
@@ -729,6 +771,11 @@ def _train(args, out: Path) -> int:
     model = build_model(mcfg)
     _check_space(out, model)
     trainer = Trainer(model, data, tcfg, device=device)
+    film = None
+    if args.film is not None:
+        from .film import Film
+
+        film = Film(data.test_x, data.test_y, data.class_names, budget_mb=args.film_memory)
     print(f"data: {_describe(spec, data)}", file=sys.stderr)
     print(
         f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device}"
@@ -758,7 +805,7 @@ def _train(args, out: Path) -> int:
     diverged = result = None
     with _StopOnSignal(control) as stop:  # covers the saving too: a signal then waits for it
         try:
-            result = trainer.fit(control=control, on_snapshot=on_snapshot)
+            result = trainer.fit(control=control, on_snapshot=on_snapshot, film=film)
         except TrainingDiverged as e:  # the model is back at its last good state: keep that
             diverged = e
         if diverged is not None or result.stopped:
@@ -805,12 +852,15 @@ def _train(args, out: Path) -> int:
             raise UserError(
                 f"{_reason(e)}; the trained model was saved to {where} instead"
             ) from None
+        film_problem = _write_film(args, film, trainer, mcfg, data) if film is not None else None
     print(
         f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
         f"{(metrics['images_per_second'] or 0):.0f} images/s on {device}",
         file=sys.stderr,
     )
     print(f"wrote {', '.join(done)} to {out}/", file=sys.stderr)
+    if film_problem:
+        raise UserError(f"{film_problem}; the model is saved in {out}/")
     print(out / "checkpoint.safetensors")
     if diverged is not None:
         raise UserError(f"{diverged} What was trained before it is saved in {out}/.")
@@ -821,6 +871,26 @@ def _train(args, out: Path) -> int:
         print(f"stopped by {stop.name}; {out}/ holds the model as trained so far", file=sys.stderr)
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
+
+
+def _write_film(args, film, trainer, mcfg, data) -> str | None:
+    """Write the run's film (after its model is safe); returns what went wrong, if anything."""
+    from .film import FilmError, save_film
+
+    bar = _Progress("film")
+    title = f"{mcfg.model.upper()}, latent {mcfg.latent_dim}, {data.name}"
+    try:
+        path = save_film(
+            film, trainer.history, Path(args.film).expanduser(), fps=args.film_fps,
+            size=args.film_size, title=title,
+            progress=lambda f: bar.update(f, f"{len(film)} frames"),
+        )  # fmt: skip
+    except FilmError as e:
+        bar.close()
+        return str(e)
+    bar.done()
+    print(f"wrote the film, {film.describe()}, to {path}", file=sys.stderr)
+    return None
 
 
 RUN_FILES = ("checkpoint.safetensors", "history.csv", "samples.png", "manifold.png")

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
+
+# Ten well-separated class colours (Tableau 10, brightened for a dark background): the map,
+# the film and every legend colour class k alike
+CLASS_COLOURS = [
+    "#4e9cff", "#ff9f40", "#5ad17f", "#ff6b6b", "#b48cff",
+    "#c49a6c", "#ff8fd0", "#b0b6c3", "#e6d85a", "#4fd6e0",
+]  # fmt: skip
+
+
+def class_rgb(k: int) -> tuple[int, int, int]:
+    """Class ``k``'s colour as (r, g, b) 0-255; past the ten, evenly spaced hues."""
+    if 0 <= k < len(CLASS_COLOURS):
+        h = CLASS_COLOURS[k]
+        return int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)
+    r, g, b = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.45, 0.9)
+    return round(r * 255), round(g * 255), round(b * 255)
 
 
 def tile(images: np.ndarray, ncol: int, padding: int = 1, pad_value: float = 0.15) -> np.ndarray:

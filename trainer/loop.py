@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from .evaluate import elbo_stats
 from .fused import FusedStep, supports
 from .losses import kl_weight
 from .models import LatentModel, build_model
+
+if TYPE_CHECKING:
+    from .film import Film
 
 
 class TrainingDiverged(RuntimeError):
@@ -433,19 +436,28 @@ class Trainer:
         epochs: int | None = None,
         control: TrainControl | None = None,
         on_snapshot: Callable[[Snapshot], None] | None = None,
+        film: Film | None = None,
     ) -> FitResult:
-        """Train ``epochs`` more epochs (default: the config's). Returns when done or stopped."""
+        """Train ``epochs`` more epochs (default: the config's). Returns when done or stopped.
+
+        With a ``film`` (:class:`trainer.film.Film`), frames of the model are taken as it
+        trains: the first before any step of a new film, then as the film asks (their time is
+        not counted as training time)."""
         # As training goes on, Adam's second moments and many gradients sink into the
         # denormal range, where x86 arithmetic is many times slower: this run's throughput
         # fell by a fifth within a few epochs. Flushing them to zero costs no accuracy here.
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
-            return self._fit(epochs, control, on_snapshot)
+            return self._fit(epochs, control, on_snapshot, film)
+        except TrainingDiverged:
+            if film is not None:  # the model went back: so does the film
+                film.rewind(self.step)
+            raise
         finally:
             if flush:
                 torch.set_flush_denormal(False)
 
-    def _fit(self, epochs, control, on_snapshot) -> FitResult:
+    def _fit(self, epochs, control, on_snapshot, film) -> FitResult:
         cfg, model, data = self.config, self.model, self.data
         epochs = epochs or cfg.epochs
         n, bs, spe = len(data.train_x), cfg.batch_size, self.steps_per_epoch
@@ -473,6 +485,9 @@ class Trainer:
         stopped = False
         beta_eff = kl_weight(self.beta, self.step, warmup_steps)
         model.train()
+        if film is not None and not len(film):  # where a new film starts: before any step
+            film.capture(model, self.step, self.epochs_done + self.epoch_images / n)
+            t_mark = time.perf_counter()
 
         def emit(test: EpochResult | None = None, paused: bool = False, final: bool = False):
             nonlocal sums, count, last_snap, last_weights, images_since, active_since
@@ -578,6 +593,16 @@ class Trainer:
                 images_total += xb.shape[0]
                 self.epoch_images = i + xb.shape[0]
                 self.step += 1
+                if film is not None and film.due(
+                    self.step, self.epochs_done + self.epoch_images / n
+                ):
+                    t0 = time.perf_counter()
+                    b = xb.shape[0]
+                    film.capture(
+                        model, self.step, self.epochs_done + self.epoch_images / n,
+                        train_nelbo=float((step_sums[0] + step_sums[1]) / b),
+                    )  # fmt: skip
+                    t_mark += time.perf_counter() - t0  # not training time
                 if time.perf_counter() - last_snap >= snap_every:
                     emit()
             if stopped:
@@ -586,6 +611,10 @@ class Trainer:
             self.epoch_images = 0
             active += time.perf_counter() - t_mark
             stats = self.test_stats()
+            if film is not None and (
+                film.keeps_epoch(self.epochs_done) or self.epochs_done == last_epoch
+            ):
+                film.capture(model, self.step, self.epochs_done, True, stats.nelbo)
             t_mark = time.perf_counter()
             train_nelbo = float((epoch_sums[0] + epoch_sums[1]) / n)  # mean over the epoch
             result = EpochResult(
@@ -611,6 +640,8 @@ class Trainer:
             good = self._checkpoint_state()
         active += time.perf_counter() - t_mark
         if stopped:
+            if film is not None:  # where the run stopped, inside an epoch
+                film.capture(model, self.step, self.epochs_done + self.epoch_images / n)
             emit(final=True)
         return FitResult(
             history=self.history,
@@ -630,12 +661,13 @@ def train(
     config: TrainConfig,
     control: TrainControl | None = None,
     on_snapshot: Callable[[Snapshot], None] | None = None,
+    film: Film | None = None,
 ) -> tuple[Trainer, FitResult]:
     """Seed, build the model, and fit it: the one-call path used by the CLI and tests."""
     seed_everything(config.seed)
     model = build_model(model_config)
     trainer = Trainer(model, data, config)
-    return trainer, trainer.fit(control=control, on_snapshot=on_snapshot)
+    return trainer, trainer.fit(control=control, on_snapshot=on_snapshot, film=film)
 
 
 def model_config_for(data: ImageData, **kwargs) -> ModelConfig:
