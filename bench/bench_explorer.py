@@ -222,6 +222,17 @@ def drawing_latency(app, win, n: int) -> list[float]:
     )  # fmt: skip
 
 
+def film_latency(app, win, n: int) -> list[float]:
+    """The Film tab's scrubber moved to another frame -> that frame drawn and repainted."""
+    v = win.film_view
+
+    def act(k):
+        frames = len(v.frames)
+        v.slider.setValue((v.slider.value() + 1 + k % 3) % frames)
+
+    return tab_latency(app, win, 10, v.pane.item, act, n)
+
+
 def loop_lag(app, seconds: float) -> list[float]:
     """Lateness of a 10 ms precise timer, in ms."""
     lags: list[float] = []
@@ -302,6 +313,7 @@ def main() -> None:
     res["traversals training"] = traversal_latency(app, win, 30)
     res["posterior training"] = posterior_latency(app, win, 10)
     res["drawing training"] = drawing_latency(app, win, 100)
+    res["film training"] = film_latency(app, win, 50)
     steps = win.run.latest.step - step0
     secs = time.perf_counter() - t0
     ips = win.run.latest.images_per_second
@@ -310,6 +322,14 @@ def main() -> None:
     win.run.stop()
     while win.busy:
         app.processEvents()
+    res["film idle"] = film_latency(app, win, 50)
+    film = win.film.film
+    film_ms = 1e3 * film.seconds / max(1, film.taken)
+    film_share = film.seconds / max(1e-9, win.run.outcomes[-1].fit.seconds + film.seconds)
+    film_line = (
+        f"{film.taken} frames taken, {len(film)} kept ({film.describe()}); "
+        f"taking them cost {film.seconds:.2f} s, {100 * film_share:.1f}% of the run"
+    )
     res["pca grid idle"] = pca_grid_latency(app, win, 20)
     win.ask_on_close = False  # a benchmark: nothing to keep
     win.close()
@@ -368,6 +388,13 @@ def main() -> None:
         ("a stroke on the Draw tab -> encoded, preview repainted, training", "p50/p95",
          pct(res["drawing training"], 50), pct(res["drawing training"], 95),
          TARGETS["slider training p95"], ""),
+        ("film: scrubbed to another frame -> drawn + repainted, idle", "p50/p95",
+         pct(res["film idle"], 50), pct(res["film idle"], 95), TARGETS["grid idle"], ""),
+        ("film: scrubbed -> drawn + repainted, training", "p50/p95",
+         pct(res["film training"], 50), pct(res["film training"], 95), TARGETS["grid training"],
+         ""),
+        ("film: a frame taken on the training thread (mean)", "mean", film_ms, None, None,
+         film_line),
         ("20x20 manifold on the principal plane (20-D example), idle", "p50/p95",
          pct(res["pca grid idle"], 50), pct(res["pca grid idle"], 95), TARGETS["grid idle"],
          ""),

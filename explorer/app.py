@@ -21,7 +21,7 @@ APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
 # the window's own limits (checked in explorer/window.py and the panel; repeated here so
 # that the command line can refuse a bad value before torch is imported)
-TABS = 10
+TABS = 11
 GRID_MIN, GRID_MAX = 5, 30
 EPOCHS_MAX = 100000
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QObject, Signal
 
+from explorer.film import FilmRecorder
 from explorer.state import Session
 from explorer.worker import (
     AUTOSAVE_S,
@@ -135,7 +136,10 @@ class RunController(QObject):
     resolved = Signal(str)  # topic
     runEnded = Signal()  # a run trained the session's model and has ended (kept as a run)
 
-    def __init__(self, session: Session, settings, parent: QObject | None = None) -> None:
+    def __init__(
+        self, session: Session, settings, parent: QObject | None = None,
+        film: FilmRecorder | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(parent)
         self.session = session
         self.settings = settings
@@ -143,6 +147,7 @@ class RunController(QObject):
         self.confirm_discard: Callable[[str], bool] = lambda action: True
         self.autosave_path: Path | None = None  # where a run autosaves (the recovery file)
         self.autosave_every = AUTOSAVE_S  # seconds between autosaves at epoch ends
+        self.film = film or FilmRecorder(session, self)  # films the runs (the Film tab shows it)
         self.trainer_runner = ThreadRunner(self)
         self.data_runner = ThreadRunner(self)
         self.data_runner.idle.connect(self._data_done)
@@ -465,6 +470,7 @@ class RunController(QObject):
             job.step = s.step
             job.position = s.position
             job.epochs = epochs
+        job.film, job.film_budget_mb, job.film_class = self.film.for_run(resume)
         self._resume = resume
         self.control = TrainControl()
         worker = TrainingWorker(job, self.control)
@@ -473,6 +479,7 @@ class RunController(QObject):
             w.phase.connect(self._phase_changed)
             w.dataLoaded.connect(self._run_data_loaded)
             w.modelBuilt.connect(self._model_built)
+            w.filmReady.connect(self.film.adopt)
             w.snapshot.connect(self._on_snapshot)
             w.saved.connect(self._saved_during_run)
             w.outcome.connect(self._on_outcome)
@@ -508,6 +515,7 @@ class RunController(QObject):
         self.latest = snap
         self.snapshots += 1
         self.session.record(snap)
+        self.film.poll()
         if snap.weights is not None:
             self._pending_weights = snap.weights
         if snap.test is not None:
@@ -744,15 +752,16 @@ class RunController(QObject):
     # -- shutdown -----------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop any run and wait for the threads; True if they all ended in time."""
-        for runner in (self.trainer_runner, self.data_runner):
+        self.film.cancel_export()
+        for runner in (self.trainer_runner, self.data_runner, self.film.runner):
             w = runner.worker
             if isinstance(w, Worker):
-                w.cancel()  # both at once: each ends at its next check while we wait
+                w.cancel()  # all at once: each ends at its next check while we wait
         if self.control is not None:
             self.control.stop()
         timer = QElapsedTimer()
         timer.start()
         ok = True
-        for runner in (self.trainer_runner, self.data_runner):
+        for runner in (self.trainer_runner, self.data_runner, self.film.runner):
             ok = runner.wait(max(1, timeout_ms - timer.elapsed())) and ok
         return ok

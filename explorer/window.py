@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from explorer import __version__, dialogs
 from explorer.evaluation import Evaluation
+from explorer.film import FilmRecorder
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
@@ -41,6 +42,7 @@ from explorer.widgets.common import MessageBar, hint, titled
 from explorer.widgets.drawing import DrawingPad
 from explorer.widgets.evaluation import EvaluationControls
 from explorer.widgets.examples import ExamplesDialog
+from explorer.widgets.film import FilmView
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
 from explorer.widgets.plots import LossPlots
@@ -59,7 +61,7 @@ from explorer.widgets.views import (
     SamplesView,
 )
 from trainer.checkpoint import SUFFIX
-from trainer.config import TRAVERSAL_COLUMNS, ConfigError
+from trainer.config import FILM_MEMORY_MB, TRAVERSAL_COLUMNS, ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, is_example
@@ -102,9 +104,10 @@ class MainWindow(QMainWindow):
         # default). A short interval keeps a repaint from waiting behind it.
         sys.setswitchinterval(GIL_SWITCH_S)
         self.session = Session(self)
+        self.film = FilmRecorder(self.session, self)
         self.ask_on_close = True  # False for scripted runs (--quit-after, --screenshot)
         self._build_ui()
-        self.run = RunController(self.session, self.panel, self)
+        self.run = RunController(self.session, self.panel, self, film=self.film)
         self.run.confirm_discard = self.confirm_discard
         self.recovery = Recovery(recovery_folder)
         if self.recovery.usable:
@@ -214,6 +217,8 @@ class MainWindow(QMainWindow):
                                     self)  # fmt: skip
         self.runs_view = RunsView(self.projects, self.open_checkpoint)
         self.runs_view.exportRequested.connect(self.export_runs)
+        self.film_view = FilmView(self.film)
+        self.film_view.exportRequested.connect(self.export_film_dialog)
 
         self.tabs = QTabWidget()
         self.tabs.setUsesScrollButtons(True)  # nine tabs must not widen the window
@@ -246,11 +251,14 @@ class MainWindow(QMainWindow):
         runs_page = titled("Every run kept in the project, side by side", self.runs_view)
         runs_page.layout().setContentsMargins(6, 6, 6, 6)
         self.tabs.addTab(runs_page, "Runs")
+        film_page = titled("The training film: how the latent space formed", self.film_view)
+        film_page.layout().setContentsMargins(6, 6, 6, 6)
+        self.tabs.addTab(film_page, "Film")
         self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
                            [self.class_row], [self.traversals], [self.posterior],
-                           [self.arithmetic], [], []]  # fmt: skip
+                           [self.arithmetic], [self.drawing.classes], [], []]  # fmt: skip
         for i in range(self.tabs.count()):
-            self.tabs.setTabToolTip(i, f"Ctrl+{(i + 1) % 10}")
+            self.tabs.setTabToolTip(i, tab_shortcut(i))
 
         self.plots = LossPlots(s)
         csv_btn = QPushButton("Export CSV…")
@@ -355,6 +363,7 @@ class MainWindow(QMainWindow):
             lambda: self.settings.setValue("runs/selected", self.runs_view.selected_ids())
         )
         self.evaluation.finished.connect(self.projects.set_metrics)
+        self.film.exported.connect(self._film_exported)
         s.historyReset.connect(self._model_replaced)
         self.plane_mode.currentIndexChanged.connect(
             lambda _i: self.session.set_pca(bool(self.plane_mode.currentData()))
@@ -390,6 +399,7 @@ class MainWindow(QMainWindow):
             )  # fmt: skip
         self._action(ex, "Interpolation as GIF…", "Ctrl+G", self.export_gif_dialog)
         self._action(ex, "Traversals as GIF…", None, self.export_traversal_gif_dialog)
+        self._action(ex, "Training film as GIF or MP4…", "Ctrl+Shift+G", self.export_film_dialog)
         self._action(ex, "Loss history as CSV…", "Ctrl+Shift+E", self.export_csv_dialog)
         f.addSeparator()
         self._action(f, "&Quit", QKeySequence.Quit, self.close)
@@ -401,9 +411,8 @@ class MainWindow(QMainWindow):
         t.addSeparator()
         self._action(t, "Evaluate log-likelihood", "Ctrl+Shift+L", self.evaluate)
         v = mb.addMenu("&View")
-        for i in range(self.tabs.count()):  # Ctrl+1 to Ctrl+9, then Ctrl+0
-            key = f"Ctrl+{(i + 1) % 10}" if i < 10 else None
-            self._action(v, self.tabs.tabText(i), key,
+        for i in range(self.tabs.count()):  # Ctrl+1 to Ctrl+9, then Ctrl+0, Ctrl+Shift+F
+            self._action(v, self.tabs.tabText(i), tab_shortcut(i),
                          lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
         v.addSeparator()
         self._action(v, "Reset z to zero", "Ctrl+R", self.sliders.reset)
@@ -435,7 +444,8 @@ class MainWindow(QMainWindow):
             "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
             "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
             "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
-            "Ctrl+1…9, 0 tabs · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
+            "Ctrl+1…9, 0 tabs · Ctrl+Shift+F film (K play, ← → step) · "
+            "Ctrl+Shift+G export film · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
             "arrows move the map cursor (Shift: faster)",
             "info",
         )
@@ -891,6 +901,25 @@ class MainWindow(QMainWindow):
         if path:
             self.export_traversal_gif(path)
 
+    def export_film_dialog(self) -> None:
+        problem = self.film.export_problem()
+        if problem is not None:
+            self.show_message(problem, "warning")
+            return
+        path = self._ask_path("Export the training film", "film.gif", self.film.formats())
+        if path:
+            self.export_film(path)
+
+    def export_film(self, path: str | os.PathLike) -> bool:
+        """Write the film in the background; the message bar says when it is done."""
+        return self.film.export(path, fps=self.film_view.fps.value())
+
+    def _film_exported(self, path: str, error: str) -> None:
+        if error:
+            self.show_message(f"The film was not saved: {error}", "error", topic="film")
+        else:
+            self.show_message(f"Saved the training film to {path}", "info", 6000, topic="film")
+
     def export_csv_dialog(self) -> None:
         if not self.session.history.steps:
             self.show_message("There is no loss history to export yet: train a model.", "warning")
@@ -912,6 +941,8 @@ class MainWindow(QMainWindow):
         st.setValue("view/log", self.plots.log_box.isChecked())
         st.setValue("view/smooth", self.plots.smooth_box.isChecked())
         st.setValue("view/order_by_kl", self.sliders.order_box.isChecked())
+        st.setValue("film/record", self.film.enabled)
+        st.setValue("film/memory", self.film.budget_mb)
         self.panel.save_settings(st)
         st.sync()
 
@@ -934,6 +965,8 @@ class MainWindow(QMainWindow):
         self.plots.log_box.setChecked(_bool(st.value("view/log"), False))
         self.plots.smooth_box.setChecked(_bool(st.value("view/smooth"), True))
         self.sliders.order_box.setChecked(_bool(st.value("view/order_by_kl"), False))
+        self.film_view.record.setChecked(_bool(st.value("film/record"), True))
+        self.film_view.memory.setValue(_int(st.value("film/memory"), int(FILM_MEMORY_MB)))
         self.panel.load_settings(st)
 
     # -- shutdown -----------------------------------------------------------------------------
@@ -954,6 +987,11 @@ class MainWindow(QMainWindow):
             self.shutdown(2000)
             self.recovery.close()
         super().closeEvent(ev)
+
+
+def tab_shortcut(i: int) -> str:
+    """Tab ``i``'s key: Ctrl+1 to Ctrl+9, Ctrl+0, then the Film's Ctrl+Shift+F."""
+    return f"Ctrl+{(i + 1) % 10}" if i < 10 else "Ctrl+Shift+F"
 
 
 def _int(v, default: int) -> int:

@@ -26,6 +26,7 @@ from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QThread, S
 from trainer.checkpoint import CheckpointError, save_trainer
 from trainer.config import ConfigError, ModelConfig, TrainConfig
 from trainer.data import DataError, DataSpec, ImageData, load_data
+from trainer.film import Film
 from trainer.loop import (
     FitResult,
     History,
@@ -94,6 +95,9 @@ class TrainJob:
     threads: int | None = None  # torch intra-op threads for the training thread
     autosave: Path | None = None  # write the run here at epoch ends (the recovery file)
     autosave_every: float = AUTOSAVE_S
+    film: Film | None = None  # continue: the model's film, carried on
+    film_budget_mb: float | None = None  # film the run (a new film, if none is carried on)
+    film_class: int = 0  # the class a conditional model's film decodes
 
 
 @dataclass
@@ -231,6 +235,41 @@ class EvaluateWorker(Worker):
             self.progressed.emit(float(fraction), text)
 
 
+class FilmExportWorker(Worker):
+    """Writes a training film (GIF or MP4) off the GUI thread."""
+
+    progressed = Signal(float)
+    wrote = Signal(str, str)  # path, error ("" when it worked)
+
+    def __init__(self, film: Film, history: History, path: Path, fps: float, title: str):
+        super().__init__()
+        self.film, self.history, self.path, self.fps, self.title = film, history, path, fps, title
+
+    @Slot()
+    def run(self) -> None:
+        from trainer.film import FilmCancelled, FilmError, save_film
+
+        try:
+            save_film(
+                self.film, self.history, self.path, fps=self.fps, title=self.title,
+                progress=self._progress, cancelled=self.cancelled.is_set,
+            )  # fmt: skip
+            self.wrote.emit(str(self.path), "")
+        except FilmCancelled:
+            self.wrote.emit(str(self.path), "cancelled: nothing was written")
+        except FilmError as e:
+            self.wrote.emit(str(self.path), str(e))
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message
+            traceback.print_exc()
+            self.wrote.emit(str(self.path), describe_error(e))
+        finally:
+            self.done()
+
+    def _progress(self, fraction: float) -> None:
+        if self._due() or fraction >= 1.0:
+            self.progressed.emit(float(fraction))
+
+
 class TrainingWorker(Worker):
     """Loads data if needed, builds the model and runs ``Trainer.fit`` in its thread.
 
@@ -242,6 +281,7 @@ class TrainingWorker(Worker):
     phase = Signal(str)  # what the run is doing before its first step
     dataLoaded = Signal(object, object)  # ImageData, DataSpec
     modelBuilt = Signal(object, object)  # ModelConfig, initial weights (CPU state_dict)
+    filmReady = Signal(object)  # the run's Film (its frames are added on this thread)
     snapshot = Signal(object)  # Snapshot
     saved = Signal(str, int, str)  # path, step, error ("" when it worked)
     outcome = Signal(object)  # RunOutcome, always emitted once
@@ -295,11 +335,17 @@ class TrainingWorker(Worker):
                 step=job.step, position=job.position,
             )  # fmt: skip
             self.modelBuilt.emit(mc, _cpu_copy(model.state_dict()))
+            film = job.film
+            if film is None and job.film_budget_mb is not None:
+                film = Film(data.test_x, data.test_y, data.class_names,
+                            budget_mb=job.film_budget_mb, klass=job.film_class)  # fmt: skip
+            if film is not None:
+                self.filmReady.emit(film)
             out.target_epochs = job.epochs_done + (job.epochs or job.train_config.epochs)
             self._check()
             self.phase.emit(f"First steps on {device}…")
             out.fit = self.trainer.fit(
-                epochs=job.epochs, control=self.control, on_snapshot=self._on_snapshot
+                epochs=job.epochs, control=self.control, on_snapshot=self._on_snapshot, film=film
             )
         except Cancelled:  # stopped while setting up: nothing was trained
             out.kind = "cancelled"

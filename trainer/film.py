@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,8 @@ class Film:
         self.early_until: float | None = None  # ... and the epoch until which they are taken
         self.plane_names: tuple[str, str] = ("z0", "z1")
         self.version = 0  # changes whenever the frames do
+        self.taken = 0  # frames taken in all (some may have been thinned away since)
+        self.seconds = 0.0  # time spent taking them (on the training thread)
         self._lock = threading.Lock()
 
     # -- reading (any thread) ------------------------------------------------------------------
@@ -158,8 +161,11 @@ class Film:
         train_nelbo: float | None = None,
     ) -> Frame:
         """Take a frame of ``model`` as it is now (between two steps)."""
+        t0 = time.perf_counter()
         frame = self._frame(model, step, epoch, epoch_end, test_nelbo, train_nelbo)
         with self._lock:
+            self.taken += 1
+            self.seconds += time.perf_counter() - t0
             if self.early_until is None:
                 self.early_until = math.floor(epoch) + FILM_EARLY_EPOCHS
             if self.frames and self.frames[-1].step == step:  # one frame per step: the fuller
@@ -307,7 +313,10 @@ def render_frame(
     # the manifold
     man = frame.manifold
     img = Image.fromarray(man if man.ndim == 3 else np.stack([man] * 3, -1))
-    canvas.paste(img.resize((size, size), Image.NEAREST), (gap, caption))
+    # magnified pixel for pixel; shrunk smoothly (nearest-neighbour shrinking tears strokes)
+    shrink = size < img.width
+    canvas.paste(img.resize((size, size), Image.LANCZOS if shrink else Image.NEAREST),
+                 (gap, caption))  # fmt: skip
 
     # the map: plane coordinates [-extent, extent]^2, the prior's 1 and 2 sigma circles
     ox, oy = 2 * gap + size, caption
@@ -374,6 +383,11 @@ def render_frame(
     if loss is not None and math.isfinite(loss):
         text += f" · {'test' if frame.test_nelbo is not None else 'train'} -ELBO {loss:.1f}"
     draw.text((gap, caption / 2), text, fill=FOREGROUND, font=font, anchor="lm")
+    room = w - 3 * gap - font.getlength(text)
+    if title and font.getlength(title) > room:  # shortened to fit beside the caption
+        while title and font.getlength(title + "…") > room:
+            title = title[:-1]
+        title = title.rstrip(" ,") + "…" if title else ""
     if title:
         draw.text((w - gap, caption / 2), title, fill=MUTED, font=font, anchor="rm")
     return np.asarray(canvas)

@@ -1,6 +1,7 @@
 """The Draw tab: a canvas at the model's input resolution. Every stroke is encoded at once:
 z moves to the drawing's posterior mean (the map's cursor and the sliders follow) and its
-reconstruction appears beside it."""
+reconstruction appears beside it; for a conditional model, the row below draws that z, the
+drawing's style, as every class."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from explorer.state import Session
 
 from .common import ImagePane, hint, titled
 from .inputs import RangeSpinBox
+from .views import ClassRowView
 
 
 class Canvas(QWidget):
@@ -117,7 +119,12 @@ class DrawingPad(QWidget):
         row = QHBoxLayout()
         row.addWidget(titled("Your drawing", self.canvas), 1)
         row.addWidget(titled("Its reconstruction", self.recon), 1)
-        lay.addLayout(row, 1)
+        lay.addLayout(row, 2)
+        # a conditional model: the drawing's z (its style) under every class
+        self.classes = ClassRowView(session)
+        self.classes_box = titled("Its style as every class", self.classes)
+        lay.addWidget(self.classes_box, 1)
+        self.classes_box.setVisible(False)  # until a conditional model is here
         self.note = hint("")
         lay.addWidget(self.note)
         self.last_ms = 0.0
@@ -135,6 +142,7 @@ class DrawingPad(QWidget):
         if s.model is None:
             return
         _c, h, w = s.model.config.image_shape
+        self.classes_box.setVisible(s.conditional)
         dark = s.dark_ground
         self.canvas.reset((h, w), 1.0 if dark else 0.0, 0.0 if dark else 1.0)
         self.note.setText(

@@ -62,3 +62,21 @@ def test_a_cvae_encodes_the_drawing_under_the_chosen_class(qtbot, window):
     window.preview.classes.setCurrentIndex(5)
     pad.canvas.stroke(10, 10, 18, 18)
     assert not torch.equal(window.session.z, z3)  # encoded under each class
+
+
+def test_a_cvae_shows_the_drawings_style_as_every_class(qtbot, window):
+    pad = _open(qtbot, window)
+    assert not pad.classes_box.isVisible()  # an unconditional model has no class row
+    pad = _open(qtbot, window, "mnist-cvae-2d")
+    assert pad.classes_box.isVisible()
+    s = window.session
+    pad.canvas.stroke(8, 6, 20, 22)
+    window.tick()
+    row = pad.classes.images
+    assert row is not None and row.shape[0] == 10  # one image per digit
+    # each is the drawing's z decoded as that class
+    expect = s.decode(s.z.reshape(1, -1).expand(10, -1), torch.arange(10))
+    assert np.allclose(row, expect, atol=1e-5)
+    pad.canvas.stroke(4, 14, 24, 14)  # another stroke: the row follows
+    window.tick()
+    assert not np.allclose(pad.classes.images, row, atol=1e-3)

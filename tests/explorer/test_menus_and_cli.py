@@ -119,8 +119,8 @@ def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["--tab", "11"], "--tab: must be 1 to 10, not 11"),
-        (["--tab", "0"], "--tab: must be 1 to 10"),
+        (["--tab", "12"], "--tab: must be 1 to 11, not 12"),
+        (["--tab", "0"], "--tab: must be 1 to 11"),
         (["--latent", "300"], "--latent: must be 1 to 256, not 300"),
         (["--latent", "0"], "--latent: must be 1 to 256, not 0"),
         (["--grid", "50"], "--grid: must be 5 to 30, not 50"),
