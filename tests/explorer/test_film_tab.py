@@ -1,10 +1,9 @@
 """The Film tab: a run is filmed, replays, and exports a GIF; the film belongs to its model."""
 
 import numpy as np
+from explorer_helpers import train
 from PIL import Image
 from PySide6.QtCore import QSettings, Qt
-
-from explorer_helpers import train
 
 FILM_TAB = 10
 
