@@ -464,16 +464,55 @@ def _finish(name, xtr, xte, ytr, yte, class_names) -> ImageData:
 
 
 def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
-    x = _as_nchw(read_idx(spec.images, "images", progress), str(spec.images))
-    y = None
-    class_names: list[str] = []
-    if spec.labels:
-        y = read_idx(spec.labels, "labels", progress)
-        if len(y) != len(x):
-            raise DataError(f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}")
-        y, class_names = _labels(y, str(spec.labels))
+    paths = [Path(spec.images).expanduser()] + ([Path(spec.labels).expanduser()]
+                                                if spec.labels else [])  # fmt: skip
+    key = _key("idx", paths, None, {})
+    hit = _cached(key, progress)
+    if hit is not None:
+        x, y, class_names = hit.x, hit.y, hit.class_names
+    else:
+        x = _as_nchw(read_idx(spec.images, "images", progress), str(spec.images))
+        y = None
+        class_names: list[str] = []
+        if spec.labels:
+            y = read_idx(spec.labels, "labels", progress)
+            if len(y) != len(x):
+                raise DataError(
+                    f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}"
+                )
+            y, class_names = _labels(y, str(spec.labels))
+        _keep(key, "idx:" + "|".join(str(p.resolve()) for p in paths), x, y, class_names)
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
     return _finish(spec.describe(), xtr, xte, ytr, yte, class_names)
+
+
+def _key(kind: str, files: list[Path], root: Path | None, options: dict) -> str | None:
+    """The decoded cache's key for these files (None: not cacheable, as a file that cannot
+    even be looked at; its loader says why)."""
+    from . import cache
+
+    try:
+        return cache.fingerprint(kind, files, root, options)
+    except (OSError, ValueError):
+        return None
+
+
+def _cached(key: str | None, progress: Progress | None):
+    from . import cache
+
+    if key is None:
+        return None
+    hit = cache.load(key)
+    if hit is not None and progress is not None:
+        progress(1.0, f"{len(hit.x):,} images, decoded before (read from the cache)")
+    return hit
+
+
+def _keep(key: str | None, source: str, x, y, class_names) -> None:
+    from . import cache
+
+    if key is not None:
+        cache.store(key, source, cache.Decoded(x, y, list(class_names)))
 
 
 # -- image folder -----------------------------------------------------------------------------
@@ -496,10 +535,17 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     if len(files) < 2:
         raise DataError(f"{root}: found {len(files)} image(s); need at least 2")
     s = spec.image_size
+    options = {"image_size": s, "classes": classes, "max_pixels": Image.MAX_IMAGE_PIXELS}
+    key = _key("folder", [f for f, _ in files], root, options)
+    hit = _cached(key, progress)
+    if hit is not None:
+        xtr, xte, ytr, yte = _split(hit.x, hit.y, spec.test_fraction, spec.seed)
+        return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
     imgs = np.empty((len(files), s, s, 3), dtype=np.uint8)
     for i, (f, _) in enumerate(files):
         if progress is not None and i % 64 == 0:
-            progress(i / len(files), f"{i:,} of {len(files):,} images")
+            progress(i / len(files), f"decoding {i:,} of {len(files):,} images (once: "
+                     "later loads read them from the cache)")  # fmt: skip
         try:
             # past Image.MAX_IMAGE_PIXELS Pillow warns, past twice that it refuses: both
             # refuse here (a warning would go to the console and the image still be decoded)
@@ -518,6 +564,7 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     x = imgs[..., :1] if grey else imgs
     x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     y = np.array([k for _, k in files], dtype=np.int64)
+    _keep(key, f"folder:{root.resolve()}:{s}", x, y, classes)
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
     return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
 
