@@ -11,6 +11,7 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -657,10 +658,15 @@ class _StopOnSignal:
     """While a training runs and saves: the first Ctrl-C (SIGINT) or SIGTERM asks the loop to
     stop after its current step, and the model is then saved as it stands; a second one
     interrupts at once. Installed only in the main thread, and never over a signal this
-    process was started to ignore."""
+    process was started to ignore.
 
-    def __init__(self, control) -> None:
+    ``patient``: later signals are ignored too. torchrun passes a Ctrl-C on to its processes
+    and then sends them SIGTERM while they save; the save must finish (torchrun's own
+    SIGKILL, 30 s later, remains the last word)."""
+
+    def __init__(self, control, patient: bool = False) -> None:
         self.control = control
+        self.patient = patient
         self.signum: int | None = None
         self.saved: dict = {}
 
@@ -675,6 +681,8 @@ class _StopOnSignal:
 
     def _on_signal(self, signum, frame) -> None:
         if self.signum is not None:
+            if self.patient:
+                return
             raise _Interrupted(signum)
         self.signum = signum
         self.control.stop()
@@ -701,6 +709,10 @@ def cmd_train(args) -> int:
             check_film_path(Path(args.film).expanduser())
         except FilmError as e:
             raise UserError(f"--film {e}") from None
+    from .distributed import launched
+
+    if launched() and os.environ.get("RANK", "0") != "0":  # process 0 makes and writes --out
+        return _train(args, Path(args.out).expanduser())
     out, made = _prepare_out_folder(args.out)
     try:
         return _train(args, out)
@@ -728,11 +740,13 @@ def _check_space(out: Path, model) -> None:
 def _train(args, out: Path) -> int:
     import torch
 
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, save_trainer
     from .config import ModelConfig, TrainConfig
     from .data import load_data
+    from .distributed import launched
     from .evaluate import final_loss_warning
     from .export import MANIFEST, ExportError
+    from .fused import supports
     from .loop import TrainControl, Trainer, TrainingDiverged, resolve_device, seed_everything
     from .models import build_model
     from .threads import describe, training_threads, usable_cores
@@ -747,11 +761,23 @@ def _train(args, out: Path) -> int:
         seed=args.seed,
         device=args.device,
     )
-    device = resolve_device(tcfg.device)
+    procs = None
+    if launched():  # one of several processes started by torchrun
+        from . import distributed
+
+        procs = distributed.start(tcfg.device)
+        device = procs.device
+    else:
+        device = resolve_device(tcfg.device)
+    main = procs is None or procs.main
+    info = print if main else (lambda *a, **k: None)  # process 0 alone speaks
     threads = training_threads(args.threads)
+    if procs is not None and args.threads is None:  # the cores shared among the processes
+        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", procs.world))
+        threads = max(1, usable_cores() // max(1, per_machine))
     torch.set_num_threads(threads)
     if device.type == "cpu" and threads > usable_cores():
-        print(
+        info(
             f"note: {threads} threads on {usable_cores()} cores take turns on the same cores "
             "and train slower than one per core",
             file=sys.stderr,
@@ -770,26 +796,36 @@ def _train(args, out: Path) -> int:
     seed_everything(tcfg.seed)
     model = build_model(mcfg)
     _check_space(out, model)
-    trainer = Trainer(model, data, tcfg, device=device)
+    trainer = Trainer(model, data, tcfg, device=device, processes=procs)
     film = None
-    if args.film is not None:
+    if args.film is not None and main:
         from .film import Film
 
         film = Film(data.test_x, data.test_y, data.class_names, budget_mb=args.film_memory)
-    print(f"data: {_describe(spec, data)}", file=sys.stderr)
-    print(
+    info(f"data: {_describe(spec, data)}", file=sys.stderr)
+    if procs is not None:
+        info(
+            f"{procs.world} processes ({procs.backend}), each its share of every batch of "
+            f"{tcfg.batch_size}"
+            + ("; the fused step trains single processes only: autograd with "
+               "DistributedDataParallel here" if supports(model) else ""),
+            file=sys.stderr,
+        )  # fmt: skip
+    info(
         f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device}"
         f"{f', {describe(threads, args.threads)}' if device.type == 'cpu' else ''} for "
         f"{tcfg.epochs} epoch{'s' if tcfg.epochs != 1 else ''}",
         file=sys.stderr,
     )
     bar = _Progress("train")
+    world = procs.world if procs is not None else 1
+    last_save = [-math.inf, 0]  # when, and the epoch it holds
 
     def on_snapshot(s):
         bar.update(
             s.progress,
             f"epoch {s.epoch}/{s.epochs} step {s.step}/{s.total_steps} "
-            f"-elbo {s.nelbo:7.2f} {s.images_per_second:7.0f} img/s "
+            f"-elbo {s.nelbo:7.2f} {s.images_per_second * world:7.0f} img/s "
             f"ETA {_fmt_time(s.eta)}",
             force=s.test is not None,
         )
@@ -800,19 +836,42 @@ def _train(args, out: Path) -> int:
                 f"(recon {s.test.test_recon:.2f} + KL {s.test.test_kl:.2f}) nats",
                 file=sys.stderr,
             )
+            # the last good model, kept as the run goes: a kill loses at most a few seconds
+            if not s.final and time.perf_counter() - last_save[0] >= EPOCH_SAVE_S:
+                last_save[:] = time.perf_counter(), s.test.epoch
+                try:
+                    save_trainer(out / "checkpoint.safetensors", trainer, spec, data.class_names)
+                except CheckpointError as e:  # the run goes on; its end saves again
+                    print(f"note: {e}", file=sys.stderr)
 
     control = TrainControl()
     diverged = result = None
-    with _StopOnSignal(control) as stop:  # covers the saving too: a signal then waits for it
+    # covers the saving too: a signal then waits for it
+    with _StopOnSignal(control, patient=procs is not None) as stop:
         try:
-            result = trainer.fit(control=control, on_snapshot=on_snapshot, film=film)
+            result = trainer.fit(
+                control=control, on_snapshot=on_snapshot if main else None, film=film
+            )
         except TrainingDiverged as e:  # the model is back at its last good state: keep that
             diverged = e
+        except RuntimeError as e:
+            if procs is None or _out_of_memory(e):
+                raise
+            kept = out / "checkpoint.safetensors"
+            raise UserError(
+                f"another process of the run failed or stopped answering ({_first_line(e)}); "
+                + (f"the last good model, after epoch {last_save[1]}, is in {kept}"
+                   if main and kept.is_file() and last_save[1] else "this process saved nothing")
+            ) from None  # fmt: skip
+        if not main:  # process 0 saves the run
+            distributed.stop()
+            return 0
         if diverged is not None or result.stopped:
             bar.close()
-        if stop.signum is not None:
+        if stop.signum is not None or (result is not None and result.stopped):
             print(
-                f"{stop.name}: stopping; saving the model as it stands after step {trainer.step}",
+                f"{stop.name or 'another process was stopped'}: stopping; saving the model as "
+                f"it stands after step {trainer.step}",
                 file=sys.stderr,
             )
         model.eval()
@@ -824,12 +883,14 @@ def _train(args, out: Path) -> int:
             test = {k: last[k] for k in ("test_nelbo", "test_recon", "test_kl")}
         metrics = {
             **test,
-            "images_per_second": result.images_per_second if result else None,
+            "images_per_second": result.images_per_second * world if result else None,
             "epochs": trainer.epochs_done,
             "steps": trainer.step,
             "seconds": result.seconds if result else None,
             "stopped_by": stop.name or None,
             "device": str(device),
+            "world_size": world,
+            "backend": procs.backend if procs is not None else None,
             "threads": threads if device.type == "cpu" else None,
             "dataset": spec.describe(),
             "model": mcfg.to_dict(),
@@ -867,10 +928,22 @@ def _train(args, out: Path) -> int:
     warning = final_loss_warning(trainer.history)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if procs is not None:
+        distributed.stop()
     if stop.signum is not None:
         print(f"stopped by {stop.name}; {out}/ holds the model as trained so far", file=sys.stderr)
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
+
+
+EPOCH_SAVE_S = 5.0  # a run's checkpoint is rewritten at epoch ends, at most this often
+
+
+def _first_line(e: BaseException) -> str:
+    """An error's first line, without the source location a library may put before it."""
+    lines = str(e).strip().splitlines()
+    line = re.sub(r"^\[[^\]]*\]\s*", "", lines[0]) if lines else type(e).__name__
+    return line.split(". ")[0][:160]
 
 
 def _write_film(args, film, trainer, mcfg, data) -> str | None:
@@ -1448,12 +1521,13 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .distributed import DistributedError
     from .examples import ExampleError
     from .export import ExportError
     from .loop import TrainingDiverged
 
     known = (UserError, ConfigError, DataError, CheckpointError, ExportError, ExampleError,
-             TrainingDiverged)  # fmt: skip
+             TrainingDiverged, DistributedError)  # fmt: skip
     try:
         return COMMANDS[args.command](args)
     except known as e:

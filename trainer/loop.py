@@ -31,6 +31,7 @@ from .losses import kl_weight
 from .models import LatentModel, build_model
 
 if TYPE_CHECKING:
+    from .distributed import Processes
     from .film import Film
 
 
@@ -327,12 +328,16 @@ class Trainer:
         fused: bool | None = None,
         step: int | None = None,
         position: dict | None = None,
+        processes: Processes | None = None,
     ) -> None:
         """``fused``: use the hand-derived step for MLP Bernoulli models (default: when it
         applies); False forces autograd. ``step``: optimiser steps already taken (default:
         the history's last). ``position``: where in an unfinished epoch a stopped run was
-        (``Trainer.position()``), so that it goes on from there."""
+        (``Trainer.position()``), so that it goes on from there. ``processes``: this
+        process's place in a run on several (:mod:`trainer.distributed`); the model is then
+        trained through DistributedDataParallel, with autograd."""
         self.config = config
+        self.procs = processes
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.model = model.to(self.device)
         mc = model.config
@@ -356,7 +361,13 @@ class Trainer:
         self.optimizer = make_adam(
             [p for p in self.model.parameters() if p.requires_grad], config.lr
         )
-        self.fused_step = FusedStep(self.model) if fused is not False and supports(model) else None
+        fused = fused is not False and supports(model) and processes is None
+        self.fused_step = FusedStep(self.model) if fused else None
+        self.ddp = None
+        if processes is not None:
+            from .distributed import wrap
+
+            self.ddp = wrap(self.model, processes)  # process 0's weights, everywhere
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
         self.history = history or History()
@@ -473,6 +484,9 @@ class Trainer:
         batches = _BatchBuffers(x_all)
 
         snap_every, weights_every = 1.0 / cfg.snapshot_hz, 1.0 / cfg.weights_hz
+        procs = self.procs
+        if procs is not None:
+            from .distributed import SYNC_EVERY
         sums = torch.zeros(3, device=self.device)  # recon, kl, loss (summed over images)
         count = 0
         active = 0.0  # seconds spent training (pauses excluded)
@@ -493,6 +507,9 @@ class Trainer:
             nonlocal sums, count, last_snap, last_weights, images_since, active_since
             now = active + (time.perf_counter() - t_mark if not paused else 0.0)
             nonlocal last_means
+            if procs is not None:  # every process's sums and images: the whole run's
+                both = procs.sum(torch.cat([sums, sums.new_tensor([count])]))
+                sums, count = both[:3], int(both[3].item())
             if count:  # else nothing new since the last snapshot: repeat its values
                 last_means = tuple((sums / count).tolist())
             r, k, l = last_means
@@ -560,7 +577,15 @@ class Trainer:
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
             perm = perm.to(self.device)
             for i in range(start, n, bs):
-                if control is not None:
+                if procs is not None:  # the processes agree, at the same steps, to stop
+                    if self.step % SYNC_EVERY == 0 and procs.any(
+                        control is not None and control.stop_requested
+                    ):
+                        stopped = True
+                        break
+                    if control is not None:
+                        self._apply_changes(control)
+                elif control is not None:
                     if control.paused and not control.stop_requested:
                         active += time.perf_counter() - t_mark
                         emit(paused=True)
@@ -573,11 +598,25 @@ class Trainer:
                     self._apply_changes(control)
                     control.run_calls(self)
                 idx = perm[i : i + bs]
+                global_b = idx.shape[0]
+                if procs is not None:  # this process's share of the global batch
+                    a, b = procs.rows(global_b)
+                    idx = idx[a:b]
+                    model.noise_rows = (global_b, a, b)  # and of its noise
                 xb = batches.take(idx)  # (B, C, H, W)
                 yb = None if y_all is None else y_all[idx]
                 beta_eff = kl_weight(self.beta, self.step, warmup_steps)
                 if self.fused_step is not None:
                     step_sums = self.fused_step(xb, yb, beta_eff)
+                elif self.ddp is not None:
+                    recon, kl = self.ddp(xb, yb)
+                    loss_vec = recon + beta_eff * kl
+                    self.optimizer.zero_grad(set_to_none=True)
+                    # DDP averages over the processes: this makes it the global batch's mean
+                    (loss_vec.sum() * (procs.world / global_b)).backward()
+                    model.noise_rows = None
+                    with torch.no_grad():
+                        step_sums = torch.stack([recon.sum(), kl.sum(), loss_vec.sum()])
                 else:
                     recon, kl = model.elbo_terms(xb, yb)  # (B,), (B,)
                     loss_vec = recon + beta_eff * kl
@@ -591,25 +630,30 @@ class Trainer:
                 count += xb.shape[0]
                 images_since += xb.shape[0]
                 images_total += xb.shape[0]
-                self.epoch_images = i + xb.shape[0]
+                self.epoch_images = i + global_b
                 self.step += 1
                 if film is not None and film.due(
                     self.step, self.epochs_done + self.epoch_images / n
                 ):
                     t0 = time.perf_counter()
-                    b = xb.shape[0]
+                    b = max(1, xb.shape[0])
                     film.capture(
                         model, self.step, self.epochs_done + self.epoch_images / n,
                         train_nelbo=float((step_sums[0] + step_sums[1]) / b),
                     )  # fmt: skip
                     t_mark += time.perf_counter() - t0  # not training time
-                if time.perf_counter() - last_snap >= snap_every:
+                if procs is not None:
+                    if self.step % SYNC_EVERY == 0:
+                        emit()
+                elif time.perf_counter() - last_snap >= snap_every:
                     emit()
             if stopped:
                 break
             self.epochs_done += 1
             self.epoch_images = 0
             active += time.perf_counter() - t_mark
+            if procs is not None:
+                procs.sum(epoch_sums)  # the whole epoch's, over every process
             stats = self.test_stats()
             if film is not None and (
                 film.keeps_epoch(self.epochs_done) or self.epochs_done == last_epoch

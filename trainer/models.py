@@ -161,9 +161,19 @@ class LatentModel(nn.Module):
     # of the process shares; a Trainer gives its model a stream of its own, so that nothing
     # another thread draws (the window's views, say) changes what a seeded run computes.
     noise: torch.Generator | None = None
+    # A process training its share (rows a:b) of a global batch of n images draws the whole
+    # batch's noise and keeps its rows, (n, a, b): every process of a run then draws exactly
+    # what a single process would (trainer.distributed).
+    noise_rows: tuple[int, int, int] | None = None
 
     def randn_like(self, t: torch.Tensor) -> torch.Tensor:
         """Standard normal noise shaped like ``t``, from ``self.noise``."""
+        rows = self.noise_rows
+        if rows is not None and t.dim() >= 1 and t.shape[0] == rows[2] - rows[1]:
+            n, a, b = rows
+            full = torch.randn((n, *t.shape[1:]), generator=self.noise, dtype=t.dtype,
+                               device=t.device)  # fmt: skip
+            return full[a:b]
         return torch.randn(t.shape, generator=self.noise, dtype=t.dtype, device=t.device)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
