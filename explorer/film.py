@@ -90,8 +90,8 @@ class FilmRecorder(QObject):
             if not self.enabled:
                 return "Films are not recorded: turn on Record to film the next run."
             return (
-                "No film yet: press Train (or Continue) and every epoch, and the first steps "
-                "densely, are kept here to replay."
+                "No film yet: runs started from now on are filmed (press Train or Continue): "
+                "every epoch's end, and the first steps densely, kept here to replay."
             )
         return self.film.describe()
 

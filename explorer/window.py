@@ -907,6 +907,8 @@ class MainWindow(QMainWindow):
             self.show_message(problem, "warning")
             return
         path = self._ask_path("Export the training film", "film.gif", self.film.formats())
+        if path and not Path(path).suffix:  # a name typed without one: the GIF it was offered
+            path += ".gif"
         if path:
             self.export_film(path)
 

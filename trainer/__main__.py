@@ -252,21 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--film-memory",
         metavar="MB",
         type=_float_in(FILM_MIN_MB, FILM_MAX_MB),
-        default=FILM_MEMORY_MB,
+        default=None,
         help=f"memory for the film's frames; past it, older frames are thinned "
         f"({FILM_MIN_MB:g}-{FILM_MAX_MB:g}, default: {FILM_MEMORY_MB:g})",
     )
     f.add_argument(
         "--film-fps",
         type=_float_in(0.5, 60),
-        default=6.0,
+        default=None,
         help="frames a second when the film plays (0.5-60, default: 6)",
     )
     f.add_argument(
         "--film-size",
         metavar="PX",
         type=_int_in(FILM_SIZES[0], FILM_SIZES[1]),
-        default=FILM_SIZES[2],
+        default=None,
         help=f"side of the film's manifold and map, in pixels ({FILM_SIZES[0]}-{FILM_SIZES[1]}, "
         f"default: {FILM_SIZES[2]})",
     )
@@ -701,8 +701,16 @@ def cmd_train(args) -> int:
         raise UserError("--gaussian-std needs --likelihood gaussian")
     for option in ("images", "labels", "root"):
         _check_path(f"--{option}", getattr(args, option))
+    given = [o for o in ("film_memory", "film_fps", "film_size") if getattr(args, o) is not None]
+    if given and args.film is None:
+        raise UserError(f"--{given[0].replace('_', '-')} needs --film FILE (the film to write)")
     if args.film is not None:
+        from .config import FILM_MEMORY_MB, FILM_SIZES
         from .film import FilmError, check_film_path
+
+        args.film_memory = args.film_memory or FILM_MEMORY_MB
+        args.film_fps = args.film_fps or 6.0
+        args.film_size = args.film_size or FILM_SIZES[2]
 
         _check_path("--film", args.film)
         try:  # before training: a film that cannot be written is known now
@@ -782,7 +790,11 @@ def _train(args, out: Path) -> int:
             "and train slower than one per core",
             file=sys.stderr,
         )
+    if procs is not None and not procs.main:
+        procs.barrier()  # process 0 downloads or decodes the data first, the others then read it
     data = load_data(spec)  # reported only once the settings are known to fit it
+    if procs is not None and procs.main:
+        procs.barrier()
     mcfg = ModelConfig(
         model=args.model,
         arch=args.arch,
@@ -962,7 +974,9 @@ def _write_film(args, film, trainer, mcfg, data) -> str | None:
         bar.close()
         return str(e)
     bar.done()
-    print(f"wrote the film, {film.describe()}, to {path}", file=sys.stderr)
+    size = path.stat().st_size / 1e6
+    print(f"wrote the film to {path} ({size:.1f} MB, {len(film)} frames; in memory they took "
+          f"{film.describe().split(', ', 1)[1]})", file=sys.stderr)  # fmt: skip
     return None
 
 

@@ -22,7 +22,10 @@ import torch
 import torch.distributed as dist
 
 SYNC_EVERY = 20  # steps between the processes' agreements (loss sums to report, stop or not)
-TIMEOUT_S = 60  # a collective that waits longer than this for another process fails
+# a collective that waits longer than this fails (a process that dies is noticed at once, by
+# its closed connection; this bounds a process that hangs, or process 0's first decoding of
+# a large image folder while the others wait)
+TIMEOUT_S = 1800
 
 
 class DistributedError(RuntimeError):
@@ -60,6 +63,9 @@ class Processes:
         """``t`` summed over the processes (in place; every process calls it at once)."""
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
+
+    def barrier(self) -> None:
+        dist.barrier()
 
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` is set in any process (every process calls it at once)."""

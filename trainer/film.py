@@ -11,9 +11,10 @@ When frames are taken
     :data:`FILM_GROWTH` times the last): dense at the start, a few dozen in all.
 The memory bound
     Frames are kept within a budget (:data:`FILM_MEMORY_MB` unless asked otherwise). When a
-    new frame would exceed it, older frames are thinned: every other epoch's frame is
-    dropped and from then on every 2nd (then 4th, ...) epoch is kept. The film says so
-    (:meth:`Film.describe`), so nobody takes a thinned film for a whole one.
+    new frame would exceed it, the film is thinned evenly: every other frame but the first
+    and the newest is dropped, and from then on frames are taken half as often (one epoch's
+    end in 2, then 4, ...; the newest epoch's end is always shown until the next one). The
+    film says so (:meth:`Film.describe`), so nobody takes a thinned film for a whole one.
 
 Frames are taken on the training thread, between two steps; a reader on another thread
 (the window) reads them through :meth:`Film.frames_copy` and :attr:`Film.version`. Nothing
@@ -110,6 +111,7 @@ class Film:
         self.growth = float(growth)
         self.frames: list[Frame] = []
         self.stride = 1  # every stride-th epoch's end is kept
+        self.halvings = 0  # times the film was thinned
         self.dropped = 0  # frames thinned away so far
         self.next_step = 0  # the step at which the next within-epoch frame is due
         self.early_until: float | None = None  # ... and the epoch until which they are taken
@@ -137,8 +139,11 @@ class Film:
         used = self.nbytes / 2**20
         text = f"{n} frame{'s' if n != 1 else ''}, {used:.1f} MB of {self.budget / 2**20:g} MB"
         if self.dropped:
-            kept = f", every {_ordinal(self.stride)} epoch's end kept" if self.stride > 1 else ""
-            text += f"; {self.dropped} older frames thinned away to stay within it{kept}"
+            times = "once" if self.halvings == 1 else f"{self.halvings} times"
+            text += (
+                f"; thinned {times} to stay within it ({self.dropped} frames dropped), "
+                f"one epoch's end in {self.stride} kept from now on"
+            )
         return text
 
     # -- recording (the training thread) ------------------------------------------------------
@@ -147,8 +152,8 @@ class Film:
         early = self.early_until is None or epoch < self.early_until
         return early and step >= self.next_step
 
-    def keeps_epoch(self, epoch: int) -> bool:
-        return epoch % self.stride == 0
+    def keeps_epoch(self, epoch: float) -> bool:
+        return round(epoch) % self.stride == 0
 
     @torch.no_grad()
     def capture(
@@ -172,6 +177,9 @@ class Film:
                 if self.frames[-1].epoch_end and not epoch_end:
                     return self.frames[-1]
                 self.frames.pop()
+            last = self.frames[-1] if len(self.frames) > 1 else None
+            if last is not None and last.epoch_end and not self.keeps_epoch(last.epoch):
+                self.frames.pop()  # an epoch's end off the beat: shown only while newest
             self.frames.append(frame)
             if not epoch_end:
                 self.next_step = max(step + 1, math.ceil(step * self.growth))
@@ -196,20 +204,16 @@ class Film:
             self.version += 1
 
     def _thin(self) -> None:
-        """Drop frames until the film fits its budget (keeping the first and the newest)."""
+        """Halve the film until it fits its budget: every other frame between the first and
+        the newest goes, and frames are taken half as often from then on."""
         while len(self.frames) > 2 and sum(f.nbytes for f in self.frames) > self.budget:
-            ends = [f for f in self.frames[1:-1] if f.epoch_end]
-            if len(ends) >= 2:  # keep every (2 * stride)-th epoch's end from now on
-                self.stride *= 2
-                drop = {id(f) for f in ends if round(f.epoch) % self.stride}
-                if not drop:
-                    drop = {id(f) for f in ends[::2]}
-            else:  # only the first steps' frames left to thin: every other one, and fewer
-                inner = self.frames[1:-1]
-                drop = {id(f) for f in inner[1::2]} or {id(inner[0])}
-                self.growth = self.growth**2
+            inner = self.frames[1:-1]
+            drop = {id(f) for f in inner[::2]}
             self.frames = [f for f in self.frames if id(f) not in drop]
             self.dropped += len(drop)
+            self.halvings += 1
+            self.stride *= 2
+            self.growth = self.growth**2
 
     def _frame(self, model, step, epoch, epoch_end, test_nelbo, train_nelbo) -> Frame:
         was_training = model.training
@@ -265,14 +269,15 @@ TEST_CURVE = (90, 209, 127)
 
 
 def map_extent(frames: Sequence[Frame]) -> float:
-    """The half-width of the square the film's map is drawn in: at least :data:`FILM_EXTENT`,
-    wide enough for 99% of the last frame's codes (an autoencoder's spread far)."""
+    """The half-width of the square the film's map is drawn in, one for all its frames: at
+    least :data:`FILM_EXTENT`, wide enough for 99.5% of the newest frame's codes (where the
+    run has arrived; an autoencoder's spread far). The first steps' codes may fall outside."""
     if not frames:
         return FILM_EXTENT
-    c = np.abs(frames[-1].codes.astype(np.float32))
-    c = c[np.isfinite(c).all(1)]
-    spread = float(np.quantile(c.max(1), 0.99)) if len(c) else 0.0
-    return max(FILM_EXTENT, math.ceil(spread * 1.1))
+    c = np.abs(frames[-1].codes.astype(np.float32)).max(1)
+    c = c[np.isfinite(c)]
+    spread = float(np.quantile(c, 0.995)) if len(c) else 0.0
+    return max(FILM_EXTENT, math.ceil(spread * 1.15))
 
 
 def curve_range(history: History) -> tuple[float, float, float, float]:
@@ -340,10 +345,9 @@ def render_frame(
     names = film.plane_names
     # (the default font has no arrows or sigma)
     names = [n.replace("σ", "sd") for n in names]
-    draw.text((ox + size - 4, cy - 3), names[0], fill=MUTED, font=small, anchor="rd")
-    draw.text((cx + 4, oy + 3), names[1], fill=MUTED, font=small)
-    draw.text((ox + 4, oy + size - 4), "circles: 1 and 2 sd of the prior", fill=MUTED,
-              font=small, anchor="ld")  # fmt: skip
+    _label(draw, (ox + size - 4, cy - 3), names[0], small, "rd")
+    _label(draw, (cx + 4, oy + 3), names[1], small, "la")
+    _label(draw, (ox + 4, oy + size - 4), "circles: 1 and 2 sd of the prior", small, "ld")
 
     # the loss strip
     sx, sy, sw, sh = gap, caption + size + gap, w - 2 * gap, strip
@@ -354,7 +358,7 @@ def render_frame(
         return (sx + (step - x0) / (x1 - x0) * (sw - 1),
                 sy + sh - 1 - (min(max(v, y0), y1) - y0) / (y1 - y0) * (sh - 1))  # fmt: skip
 
-    train = [(r["step"], r["nelbo"]) for r in history.steps if math.isfinite(r["nelbo"])]
+    train = _smoothed([(r["step"], r["nelbo"]) for r in history.steps if math.isfinite(r["nelbo"])])
     test = [(r["step"], r["test_nelbo"]) for r in history.epochs
             if math.isfinite(r["test_nelbo"])]  # fmt: skip
     for pts, colour in ((train, TRAIN_CURVE), (test, TEST_CURVE)):
@@ -372,10 +376,9 @@ def render_frame(
     legend = (("test -ELBO", TEST_CURVE), ("train -ELBO", TRAIN_CURVE))
     right = sx + sw - 6
     for text, colour in legend:  # top right, where a falling curve has left room
-        draw.text((right, sy + 4), text, fill=colour, font=small, anchor="ra")
+        _label(draw, (right, sy + 4), text, small, "ra", colour)
         right -= small.getlength(text) + 12
-    draw.text((sx + sw - 6, sy + sh / 2), f"{y0:.0f} to {y1:.0f} nats", fill=MUTED,
-              font=small, anchor="rm")  # fmt: skip
+    _label(draw, (sx + sw - 6, sy + sh / 2), f"{y0:.0f} to {y1:.0f} nats", small, "rm")
 
     # the caption
     text = f"epoch {frame.epoch:.2f} · step {frame.step:,}"
@@ -391,6 +394,26 @@ def render_frame(
     if title:
         draw.text((w - gap, caption / 2), title, fill=MUTED, font=font, anchor="rm")
     return np.asarray(canvas)
+
+
+def _label(draw, xy, text: str, font, anchor: str, fill=MUTED) -> None:
+    """Text on a small dark plate, readable over the map's points and the curves."""
+    box = draw.textbbox(xy, text, font=font, anchor=anchor)
+    draw.rectangle([box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1], fill=(22, 24, 29))
+    draw.text(xy, text, fill=fill, font=font, anchor=anchor)
+
+
+def _smoothed(points: list[tuple[int, float]], window: int = 0) -> list[tuple[int, float]]:
+    """A moving average of the training curve (its values are a few steps' means each, and
+    noisy): about 1/100 of the run's points on either side."""
+    if len(points) < 5:
+        return points
+    k = window or max(1, len(points) // 100)
+    v = np.array([p[1] for p in points], dtype=float)
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    idx = np.arange(len(v))
+    lo, hi = np.maximum(0, idx - k), np.minimum(len(v), idx + k + 1)
+    return [(points[i][0], float((c[hi[i]] - c[lo[i]]) / (hi[i] - lo[i]))) for i in idx]
 
 
 def _font(size: int):

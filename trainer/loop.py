@@ -655,9 +655,7 @@ class Trainer:
             if procs is not None:
                 procs.sum(epoch_sums)  # the whole epoch's, over every process
             stats = self.test_stats()
-            if film is not None and (
-                film.keeps_epoch(self.epochs_done) or self.epochs_done == last_epoch
-            ):
+            if film is not None:  # (one off the film's beat is kept only while newest)
                 film.capture(model, self.step, self.epochs_done, True, stats.nelbo)
             t_mark = time.perf_counter()
             train_nelbo = float((epoch_sums[0] + epoch_sums[1]) / n)  # mean over the epoch

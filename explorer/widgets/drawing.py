@@ -47,6 +47,11 @@ class Canvas(QWidget):
         self.update()
         self.stroked.emit()
 
+    @property
+    def blank(self) -> bool:
+        """Nothing is drawn."""
+        return bool(np.all(self.array == self.ground))
+
     def _to_pixels(self, pos: QPointF) -> tuple[float, float]:
         h, w = self.array.shape
         side = min(self.width(), self.height())
@@ -134,6 +139,7 @@ class DrawingPad(QWidget):
         session.dataChanged.connect(self.reset)
         session.weightsChanged.connect(self._show_recon)
         session.zChanged.connect(self._show_recon)
+        session.classChanged.connect(self._class_changed)
         self.reset()
 
     def reset(self) -> None:
@@ -151,9 +157,13 @@ class DrawingPad(QWidget):
         )
 
     def encode(self) -> None:
-        """Encode the drawing now (a stroke has changed it)."""
+        """Encode the drawing now (a stroke has changed it). A blank canvas (after Clear)
+        is no drawing: z stays where it is."""
         s = self.session
         if s.model is None:
+            return
+        if self.canvas.blank:
+            self.recon.clear_image()
             return
         t0 = time.perf_counter()
         c = s.model.config.image_shape[0]
@@ -164,9 +174,18 @@ class DrawingPad(QWidget):
         self.last_ms = (time.perf_counter() - t0) * 1e3
         self.encodes += 1
 
+    def _class_changed(self, _c: int) -> None:
+        """A conditional model encodes the drawing under the class chosen: encode it again."""
+        if self.session.conditional and not self.canvas.blank:
+            self.encode()
+        self._show_recon()
+
     def _show_recon(self) -> None:
         s = self.session
         if s.model is None or not self.isVisible():
+            return
+        if self.canvas.blank:
+            self.recon.clear_image()
             return
         img = s.decode_current()  # (C, H, W)
         self.recon.set_array(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -99,7 +99,12 @@ class FilmView(QWidget):
         self._fps_changed(self.fps.value())
         QShortcut(QKeySequence("K"), self, self.play_btn.toggle,
                   context=Qt.WidgetWithChildrenShortcut)  # fmt: skip
+        # the arrows, Home and End step the film from the picture and the Play button too
+        self.pane.setFocusPolicy(Qt.ClickFocus)
+        for w in (self.pane, self.play_btn):
+            w.installEventFilter(self)
         self.follow = True  # show the newest frame as frames arrive
+        self._film = None  # the film shown (another one starts at its newest frame)
         self.frames = []
         self.shown: tuple | None = None  # (film version, frame index, size) last drawn
         self.renders = 0
@@ -113,6 +118,8 @@ class FilmView(QWidget):
     def update_frames(self) -> None:
         """The film changed (frames added or thinned, another film, none)."""
         film = self.recorder.film
+        if film is not self._film:  # another film: follow its newest frame
+            self._film, self.follow = film, True
         self.frames = film.frames_copy() if film is not None else []
         n = len(self.frames)
         at = self.slider.value()
@@ -166,6 +173,16 @@ class FilmView(QWidget):
     def _scrubbed(self, i: int) -> None:
         self.follow = i >= len(self.frames) - 1
         self.render()
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        keys = (Qt.Key_Left, Qt.Key_Right, Qt.Key_Home, Qt.Key_End)
+        if ev.type() == QEvent.KeyPress and ev.key() in keys and self.frames:
+            last = len(self.frames) - 1
+            to = {Qt.Key_Left: self.slider.value() - 1, Qt.Key_Right: self.slider.value() + 1,
+                  Qt.Key_Home: 0, Qt.Key_End: last}[ev.key()]  # fmt: skip
+            self.slider.setValue(min(max(to, 0), last))
+            return True
+        return super().eventFilter(obj, ev)
 
     def step(self, by: int) -> None:
         self.slider.setValue(min(max(self.slider.value() + by, 0), len(self.frames) - 1))

@@ -80,3 +80,20 @@ def test_a_cvae_shows_the_drawings_style_as_every_class(qtbot, window):
     pad.canvas.stroke(4, 14, 24, 14)  # another stroke: the row follows
     window.tick()
     assert not np.allclose(pad.classes.images, row, atol=1e-3)
+
+
+def test_a_class_change_encodes_the_drawing_again_and_clear_leaves_z(qtbot, window):
+    pad = _open(qtbot, window, "mnist-cvae-2d")
+    s = window.session
+    assert pad.recon.array is None or pad.canvas.blank  # nothing drawn: no reconstruction
+    window.preview.classes.setCurrentIndex(0)
+    pad.canvas.stroke(10, 6, 20, 6)
+    pad.canvas.stroke(20, 6, 12, 24)  # a 7
+    z0, r0 = s.z.clone(), pad.recon.array.copy()
+    window.preview.classes.setCurrentIndex(7)  # the same drawing, encoded under "7"
+    x = torch.from_numpy(np.rint(pad.canvas.array * 255).astype(np.uint8))[None, None]
+    assert torch.allclose(s.z, torch.from_numpy(s.encode(x, torch.tensor([7]))[0]))
+    assert not torch.equal(s.z, z0) and not np.allclose(pad.recon.array, r0, atol=1e-3)
+    z7 = s.z.clone()
+    pad.clear_btn.click()  # an empty canvas is no drawing: z stays, no reconstruction
+    assert torch.equal(s.z, z7) and pad.recon.array is None
