@@ -60,6 +60,7 @@ from explorer.widgets.views import (
     ReconView,
     SamplesView,
 )
+from explorer.worker import collect_garbage_on_gui_thread
 from trainer.checkpoint import SUFFIX
 from trainer.config import FILM_MEMORY_MB, TRAVERSAL_COLUMNS, ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
@@ -103,6 +104,7 @@ class MainWindow(QMainWindow):
         # from the training thread, which keeps it up to the switch interval (5 ms by
         # default). A short interval keeps a repaint from waiting behind it.
         sys.setswitchinterval(GIL_SWITCH_S)
+        collect_garbage_on_gui_thread()  # never on the training thread (see there)
         self.session = Session(self)
         self.film = FilmRecorder(self.session, self)
         self.ask_on_close = True  # False for scripted runs (--quit-after, --screenshot)

@@ -490,6 +490,27 @@ def _keep_until_finished(thread: QThread, worker: QObject | None) -> None:
         release()
 
 
+_collector = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Run Python's cycle collector only on the GUI thread, from a timer (once a second, as
+    its thresholds ask), from now on in this process.
+
+    The collector runs in whichever thread happens to allocate when its thresholds are
+    crossed, and it may find a Qt object there (a closed window's, caught in a reference
+    cycle). Deleted on the training thread, that object's QObject destructor holds Qt's
+    lock and waits for the GIL, while the GUI thread, holding the GIL, waits for that lock
+    to delete a widget of its own: a suite run hung so, with the training thread
+    autosaving. pyqtgraph's GarbageCollector disables the automatic collection and collects
+    on a QTimer, in the GUI thread only."""
+    global _collector
+    if _collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _collector = GarbageCollector(interval=1.0)
+
+
 def leftover_threads() -> int:
     """Worker threads still running after their window closed."""
     with _LEFTOVERS_LOCK:

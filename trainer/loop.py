@@ -682,6 +682,8 @@ class Trainer:
             good = self._checkpoint_state()
         active += time.perf_counter() - t_mark
         if stopped:
+            if procs is not None:  # the unfinished epoch's sums, as saved: the whole run's
+                procs.sum(self.epoch_sums)
             if film is not None:  # where the run stopped, inside an epoch
                 film.capture(model, self.step, self.epochs_done + self.epoch_images / n)
             emit(final=True)

@@ -128,3 +128,20 @@ def test_a_small_budget_thins_the_film_and_says_so(qtbot, window):
     assert film.nbytes <= 4 * 2**20 and film.dropped > 0
     assert "thinned" in view.status.text() and "frames dropped" in view.status.text()
     assert view.slider.maximum() == len(film) - 1
+
+
+def test_a_new_film_is_followed_and_the_arrows_step_from_the_picture(qtbot, window):
+    win = window
+    train(qtbot, win, epochs=1)
+    view = show_film(win)
+    view.slider.setValue(0)  # scrubbed back in this film
+    train(qtbot, win, epochs=1)  # a new model, a new film: shown from its newest frame
+    assert view.follow and view.slider.value() == len(win.film.film) - 1
+    view.pane.setFocus()
+    last = view.slider.value()
+    qtbot.keyClick(view.pane, Qt.Key_Left)
+    assert view.slider.value() == last - 1
+    qtbot.keyClick(view.play_btn, Qt.Key_Home)
+    assert view.slider.value() == 0
+    qtbot.keyClick(view.pane, Qt.Key_End)
+    assert view.slider.value() == last
