@@ -31,8 +31,8 @@ import numpy as np  # noqa: E402
 
 LOAD = """
 import sys, time
+from trainer.data import DataSpec, load_data  # torch comes with it: not timed
 t0 = time.perf_counter()
-from trainer.data import DataSpec, load_data
 d = load_data(DataSpec("folder", root=sys.argv[1], image_size=int(sys.argv[2])))
 print(time.perf_counter() - t0, len(d.train_x) + len(d.test_x))
 """
@@ -112,8 +112,8 @@ def main() -> None:
     print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"folder  : {args.images:,} PNGs of {args.size}x{args.size} in 10 class folders, "
           f"{mb:.1f} MB (written in {made:.1f} s); the cache holds {cache_mb:.1f} MB")  # fmt: skip
-    print(f"runs    : {args.repeats}, each from an empty cache; load_data in a fresh process "
-          "(the process's own start and imports are in 'process')")  # fmt: skip
+    print(f"runs    : {args.repeats}, each from an empty cache, each load in a fresh process")
+    print("          (load_data: the call alone; process: with Python's start and torch's import)")
     print()
 
     def row(name, pairs):

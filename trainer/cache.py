@@ -42,13 +42,21 @@ class Decoded:
 
 def fingerprint(kind: str, files: Sequence[Path], root: Path | None, options: dict) -> str:
     """The key of a source: its kind, options, and every file's name, size and mtime."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"kind": kind, "version": CACHE_VERSION, **options}, sort_keys=True)
-             .encode())  # fmt: skip
+    entries = []
     for f in files:
         st = f.stat()
         name = str(f.relative_to(root)) if root is not None else str(f.resolve())
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        entries.append((name, st.st_size, st.st_mtime_ns))
+    return key_of(kind, entries, options)
+
+
+def key_of(kind: str, entries: Sequence[tuple[str, int, int]], options: dict) -> str:
+    """The key of a source from its files' (name, size, mtime in ns), as listed."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"kind": kind, "version": CACHE_VERSION, **options}, sort_keys=True)
+             .encode())  # fmt: skip
+    for name, size, mtime in entries:
+        h.update(f"{name}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:40]
 
 

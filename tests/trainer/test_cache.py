@@ -141,3 +141,15 @@ def test_cache_keys_follow_names_sizes_and_mtimes(tmp_path):
     assert k1 != cache.fingerprint("folder", [f], tmp_path, {"image_size": 32})
     f.write_bytes(b"123456")
     assert k1 != cache.fingerprint("folder", [f], tmp_path, {"image_size": 28})
+
+
+def test_files_are_listed_in_pathlibs_order(tmp_path):
+    """The order fixes a folder's train/test split: it must stay what it always was."""
+    for rel in ("a/b.png", "a-b/x.png", "a/c/d.PNG", "a.png", "z/.hidden.png", "a/notes.txt",
+                "B/1.jpg", "a/b2.png"):  # fmt: skip
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    old = [str(f) for f in sorted(tmp_path.rglob("*"))
+           if f.is_file() and f.suffix.lower() in data_mod.IMAGE_SUFFIXES]  # fmt: skip
+    assert [p for p, _ in data_mod._image_files(tmp_path)] == old
