@@ -27,7 +27,8 @@ SHAPES = ["--dataset", "shapes", "--shapes-count", "2400", "--latent-dim", "2",
 def torchrun(n: int, args: list[str], **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={n}", "-m", "trainer", *args]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # the loopback device: a container whose host name does not resolve still connects
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", GLOO_SOCKET_IFNAME="lo")
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **kw)  # fmt: skip
 
