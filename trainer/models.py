@@ -242,9 +242,10 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def flops_per_image(config: ModelConfig) -> int:
-    """Multiply-adds x 2 of one forward pass of an MLP model (the benchmark's yardstick)."""
+    """Multiply-adds x 2 of one forward pass (encoder, then decoder) for one image: in closed
+    form for the MLP body, counted over the layers' shapes for the convolutional one."""
     if config.arch != "mlp":
-        raise ValueError("FLOP count is only defined here for the MLP body")
+        return counted_flops_per_image(config)
     ncls = config.num_classes if config.conditional else 0
     n_stats = config.latent_dim * (1 if config.model == "ae" else 2)
     macs = (
@@ -253,4 +254,37 @@ def flops_per_image(config: ModelConfig) -> int:
         + (config.latent_dim + ncls) * config.hidden
         + config.hidden * config.n_pixels
     )
+    return 2 * macs
+
+
+def counted_flops_per_image(config: ModelConfig) -> int:
+    """Multiply-adds x 2 of every linear, convolution and transposed convolution of one
+    image's forward pass, read off the layers' shapes in a pass on the meta device (nothing
+    is computed or allocated). Element-wise work (activations, the loss) is not counted."""
+    with torch.device("meta"):
+        model = build_model(config)
+    macs = 0
+
+    def count(mod, inputs, out) -> None:
+        nonlocal macs
+        if isinstance(mod, nn.Linear):
+            macs += out.numel() * mod.in_features
+        elif isinstance(mod, nn.Conv2d):
+            kh, kw = mod.kernel_size
+            macs += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+        elif isinstance(mod, nn.ConvTranspose2d):
+            kh, kw = mod.kernel_size
+            macs += inputs[0].numel() * (mod.out_channels // mod.groups) * kh * kw
+
+    kinds = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, kinds)]
+    try:
+        x = torch.zeros((1, *config.image_shape), device="meta")
+        y = torch.zeros(1, dtype=torch.long, device="meta") if config.conditional else None
+        with torch.no_grad():
+            mu, _ = model.encode(x, y)
+            model.decode(torch.zeros_like(mu), y)
+    finally:
+        for h in hooks:
+            h.remove()
     return 2 * macs

@@ -161,3 +161,34 @@ def test_a_model_too_large_to_train_is_refused_before_anything_is_allocated():
     with pytest.raises(ConfigError, match="51,543,261,224 parameters is too large") as e:
         build_model(cfg)
     assert "Hidden size" in e.value.gui
+
+
+@pytest.mark.parametrize("kind", ["vae", "cvae", "ae"])
+def test_counted_flops_agree_with_the_closed_form_for_the_mlp(kind):
+    from trainer.models import counted_flops_per_image
+
+    cfg = ModelConfig(model=kind, latent_dim=7, hidden=64, num_classes=4)
+    assert counted_flops_per_image(cfg) == flops_per_image(cfg)
+
+
+def test_conv_flops_by_hand():
+    """A 28 px grey conv VAE, latent 20, hidden 400, counted by hand layer by layer."""
+    cfg = ModelConfig(arch="conv", latent_dim=20, hidden=400)
+    enc = (
+        32 * 14 * 14 * (1 * 16)  # conv 1 -> 32, 4x4, stride 2: 28 -> 14
+        + 64 * 7 * 7 * (32 * 16)  # conv 32 -> 64: 14 -> 7
+        + 64 * 7 * 7 * 400  # fc
+        + 400 * 40  # mean and log-variance
+    )
+    dec = (
+        20 * 400  # fc
+        + 400 * 64 * 7 * 7  # fc to the first feature map
+        + (64 * 7 * 7) * (32 * 16)  # transposed conv 64 -> 32: 7 -> 14 (per input element)
+        + (32 * 14 * 14) * (1 * 16)  # transposed conv 32 -> 1: 14 -> 28
+    )
+    assert flops_per_image(cfg) == 2 * (enc + dec)
+    # colour at 64 px costs more than grey at 28 px, and the count follows the channels
+    big = flops_per_image(ModelConfig(arch="conv", image_shape=(3, 64, 64)))
+    assert big > flops_per_image(ModelConfig(arch="conv", image_shape=(1, 64, 64))) > 4 * (
+        enc + dec
+    )
