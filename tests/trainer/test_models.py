@@ -189,6 +189,6 @@ def test_conv_flops_by_hand():
     assert flops_per_image(cfg) == 2 * (enc + dec)
     # colour at 64 px costs more than grey at 28 px, and the count follows the channels
     big = flops_per_image(ModelConfig(arch="conv", image_shape=(3, 64, 64)))
-    assert big > flops_per_image(ModelConfig(arch="conv", image_shape=(1, 64, 64))) > 4 * (
-        enc + dec
+    assert (
+        big > flops_per_image(ModelConfig(arch="conv", image_shape=(1, 64, 64))) > 4 * (enc + dec)
     )
