@@ -18,6 +18,13 @@ machine, alternated in the same run.
 
     uv run python bench/bench_train.py [--mnist DIR] [--epochs N] [--device cpu|cuda|mps]
     uv run python bench/bench_train.py --threads-only [--busy 2] [--repeats 3]
+    uv run python bench/bench_train.py --conv [--device cpu|cuda]
+
+``--conv`` measures the convolutional VAE at 28 and 64 px, grey and colour (MNIST digits,
+resized and tinted), this loop against a reference written the usual way (DataLoader over
+a float dataset, autograd, torch.optim.Adam, ``loss.item()`` every step) on the same model
+and data, with the % of the machine's limit (peak matmul rate over 3 forward passes' FLOPs,
+``trainer.models.flops_per_image``, which counts the conv layers off their shapes).
 """
 
 from __future__ import annotations
@@ -185,6 +192,82 @@ def ours_throughput(data, epochs: int, device, fused: bool | None) -> float:
     return trainer.fit().images_per_second
 
 
+# -- convolutional bodies ----------------------------------------------------------------------
+CONV_SHAPES = ((1, 28, 28), (3, 28, 28), (1, 64, 64), (3, 64, 64))
+
+
+def conv_data(data, shape: tuple[int, int, int], n: int):
+    """``n`` MNIST digits as images of ``shape``: resized, and tinted per channel for colour."""
+    from trainer.data import ImageData
+
+    c, size, _ = shape
+
+    def make(x):
+        x = x[:n].float()
+        if size != x.shape[-1]:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        if c == 3:
+            x = torch.cat([x * 1.0, x * 0.7, x * 0.4], dim=1)
+        return x.round().clamp(0, 255).to(torch.uint8)
+
+    return ImageData(f"MNIST as {c}x{size}x{size}", make(data.train_x), make(data.test_x[:500]),
+                     data.train_y[:n], data.test_y[:500], data.class_names)  # fmt: skip
+
+
+def conv_reference(data, cfg: ModelConfig, epochs: int, device) -> float:
+    """The usual loop: DataLoader, autograd, torch.optim.Adam, loss.item() every step."""
+    from torch.utils.data import TensorDataset
+
+    seed_everything(0)
+    x = data.train_x.float() / 255.0
+    loader = DataLoader(TensorDataset(x), batch_size=128, shuffle=True)
+    model = build_model(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n, t0 = 0, time.perf_counter()
+    for _ in range(epochs):
+        total = 0.0
+        for (xb,) in loader:
+            xb = xb.to(device)
+            opt.zero_grad()
+            recon, kl = model.elbo_terms(xb)
+            loss = (recon + kl).mean()
+            loss.backward()
+            total += loss.item()
+            opt.step()
+            n += len(xb)
+    _sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def conv_ours(data, cfg: ModelConfig, epochs: int, device) -> float:
+    seed_everything(0)
+    trainer = Trainer(build_model(cfg), data, TrainConfig(epochs=epochs, batch_size=128),
+                      device=device)  # fmt: skip
+    return trainer.fit().images_per_second
+
+
+def conv_table(data, device, epochs: int) -> None:
+    peak = peak_matmul_flops(device)
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {device}; peak float32 matmul "
+          f"{peak / 1e9:.0f} GFLOP/s")  # fmt: skip
+    print("conv VAE (latent 20, hidden 400), batch 128; limit = peak / (3 x forward FLOPs)")
+    print()
+    print("| images | train images | forward MFLOP | reference img/s | this loop img/s "
+          "| x reference | % of limit |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for shape in CONV_SHAPES:
+        n = 4000 if shape[1] <= 32 else 1500
+        d = conv_data(data, shape, n)
+        cfg = model_config_for(d, model="vae", arch="conv", latent_dim=20, hidden=400)
+        fwd = flops_per_image(cfg)
+        limit = peak / (3 * fwd)
+        ref = conv_reference(d, cfg, 1, device)
+        ours = conv_ours(d, cfg, epochs, device)
+        print(f"| {shape[0]} x {shape[1]} x {shape[2]} | {n:,} | {fwd / 1e6:.1f} | {ref:,.0f} "
+              f"| {ours:,.0f} | {ours / ref:.2f}x | {100 * ours / limit:.0f}% |")  # fmt: skip
+
+
 def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
     """Throughput with ``busy`` spinning processes beside the run: torch's default threads
     against the chosen ones, alternated so that both see the same machine."""
@@ -245,6 +328,7 @@ def main() -> int:
     )
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     ap.add_argument("--threads-only", action="store_true", help="only the busy-machine table")
+    ap.add_argument("--conv", action="store_true", help="only the convolutional table")
     ap.add_argument("--busy", type=int, default=2, help="busy processes beside it (default 2)")
     ap.add_argument("--repeats", type=int, default=3, help="busy table repeats (default 3)")
     ap.add_argument(
@@ -260,6 +344,9 @@ def main() -> int:
         seed=0,
     )
     data = load_data(spec)
+    if args.conv:
+        conv_table(data, device, max(1, min(args.epochs, 2)))
+        return 0
     if args.threads_only:
         busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
         return 0
