@@ -685,7 +685,7 @@ class _StopOnSignal:
                 return
             raise _Interrupted(signum)
         self.signum = signum
-        self.control.stop()
+        self.control.stop(signum)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.saved.items():
@@ -870,20 +870,31 @@ def _train(args, out: Path) -> int:
             if procs is None or _out_of_memory(e):
                 raise
             kept = out / "checkpoint.safetensors"
-            raise UserError(
+            if main and kept.is_file() and last_save[1]:
+                where = f"the last good model, after epoch {last_save[1]}, is in {kept}"
+            elif kept.is_file():
+                where = f"the last good model process 0 kept is in {kept}"
+            else:
+                where = "no checkpoint was kept"
+            problem = UserError(
                 f"another process of the run failed or stopped answering ({_first_line(e)}); "
-                + (f"the last good model, after epoch {last_save[1]}, is in {kept}"
-                   if main and kept.is_file() and last_save[1] else "this process saved nothing")
-            ) from None  # fmt: skip
+                f"{where}"
+            )
+            problem.every_process = True  # each says what it saw: one of them died
+            raise problem from None
+        # a signal to any process stops them all: its number, agreed, names the stop
+        signum = stop.signum if stop.signum is not None else (trainer.stop_code or None)
+        signum = signum if signum is None or signum > 1 else None
+        stop_name = signal.Signals(signum).name if signum else ""
         if not main:  # process 0 saves the run
             distributed.stop()
-            return 0
+            return 128 + stop.signum if stop.signum is not None else 0
         if diverged is not None or result.stopped:
             bar.close()
-        if stop.signum is not None or (result is not None and result.stopped):
+        if signum is not None:
             print(
-                f"{stop.name or 'another process was stopped'}: stopping; saving the model as "
-                f"it stands after step {trainer.step}",
+                f"{stop_name}{'' if stop.signum else ' (to another process)'}: stopping; "
+                f"saving the model as it stands after step {trainer.step}",
                 file=sys.stderr,
             )
         model.eval()
@@ -899,7 +910,7 @@ def _train(args, out: Path) -> int:
             "epochs": trainer.epochs_done,
             "steps": trainer.step,
             "seconds": result.seconds if result else None,
-            "stopped_by": stop.name or None,
+            "stopped_by": stop_name or None,
             "device": str(device),
             "world_size": world,
             "backend": procs.backend if procs is not None else None,
@@ -925,13 +936,13 @@ def _train(args, out: Path) -> int:
             raise UserError(
                 f"{_reason(e)}; the trained model was saved to {where} instead"
             ) from None
-        film_problem = _write_film(args, film, trainer, mcfg, data) if film is not None else None
     print(
         f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
         f"{(metrics['images_per_second'] or 0):.0f} images/s on {device}",
         file=sys.stderr,
     )
     print(f"wrote {', '.join(done)} to {out}/", file=sys.stderr)
+    film_problem = _write_film(args, film, trainer, mcfg, data) if film is not None else None
     if film_problem:
         raise UserError(f"{film_problem}; the model is saved in {out}/")
     print(out / "checkpoint.safetensors")
@@ -942,10 +953,18 @@ def _train(args, out: Path) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if procs is not None:
         distributed.stop()
-    if stop.signum is not None:
-        print(f"stopped by {stop.name}; {out}/ holds the model as trained so far", file=sys.stderr)
-        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM
+    if signum is not None:
+        print(f"stopped by {stop_name}; {out}/ holds the model as trained so far", file=sys.stderr)
+        return 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
+
+
+def _one_of_many_but_first() -> bool:
+    """This is a process of a run on several other than process 0, which alone speaks: the
+    others' mistakes are its mistakes too (the same options, the same data)."""
+    from .distributed import launched
+
+    return launched() and os.environ.get("RANK", "0") != "0"
 
 
 EPOCH_SAVE_S = 5.0  # a run's checkpoint is rewritten at epoch ends, at most this often
@@ -1545,7 +1564,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except known as e:
-        print(f"latent-train: error: {e}", file=sys.stderr)
+        if not _one_of_many_but_first() or getattr(e, "every_process", False):
+            print(f"latent-train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # a file the user named could not be written
         print(f"latent-train: error: {_reason(e)}", file=sys.stderr)
@@ -1560,7 +1580,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
-        print(f"latent-train: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        if not _one_of_many_but_first():
+            print(f"latent-train: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + signum
 
 

@@ -67,11 +67,11 @@ class Processes:
     def barrier(self) -> None:
         dist.barrier()
 
-    def any(self, flag: bool) -> bool:
-        """Whether ``flag`` is set in any process (every process calls it at once)."""
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+    def max(self, value: int) -> int:
+        """The largest of the processes' ``value`` (every process calls it at once)."""
+        t = torch.tensor([float(value)], device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
+        return int(t.item())
 
 
 def launched() -> bool:
@@ -98,7 +98,9 @@ def start(device_name: str = "auto") -> Processes:
     cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
     if cuda:
         if not torch.cuda.is_available():
-            raise DistributedError("--device cuda was asked for, but there is no CUDA here")
+            raise DistributedError(
+                "device 'cuda' was asked for but is not available on this machine (available: cpu)"
+            )
         if local_rank >= torch.cuda.device_count():
             raise DistributedError(
                 f"process {rank} is number {local_rank} on its machine, which has "

@@ -89,7 +89,9 @@ class TrainControl:
         self._beta: float | None = None
         self._calls: list[Callable[[Trainer], None]] = []
 
-    def stop(self) -> None:
+    def stop(self, code: int = 0) -> None:
+        """``code``: why (a signal's number, say), for the processes of a run to agree on."""
+        self.code = code or getattr(self, "code", 0)
         self._stop.set()
         self._run.set()  # wake a paused loop so it can see the stop
 
@@ -338,6 +340,7 @@ class Trainer:
         trained through DistributedDataParallel, with autograd."""
         self.config = config
         self.procs = processes
+        self.stop_code = 0  # why a run on several processes stopped (see TrainControl.stop)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.model = model.to(self.device)
         mc = model.config
@@ -578,11 +581,13 @@ class Trainer:
             perm = perm.to(self.device)
             for i in range(start, n, bs):
                 if procs is not None:  # the processes agree, at the same steps, to stop
-                    if self.step % SYNC_EVERY == 0 and procs.any(
-                        control is not None and control.stop_requested
-                    ):
-                        stopped = True
-                        break
+                    if self.step % SYNC_EVERY == 0:
+                        asked = control is not None and control.stop_requested
+                        why = procs.max(getattr(control, "code", 0) or 1 if asked else 0)
+                        if why:  # the reason any of them had (a signal's number), or 1
+                            self.stop_code = why
+                            stopped = True
+                            break
                     if control is not None:
                         self._apply_changes(control)
                 elif control is not None:

@@ -96,6 +96,19 @@ def test_a_broken_cache_is_rebuilt(tmp_path, cache_root, capsys):
     assert same(first, second)
     (folder / "meta.json").write_text("{not json")
     assert same(first, load_data(spec))
+    # contents damaged in place (same size): caught by their checksum
+    (folder,) = list(cache_root.iterdir())
+    size = (folder / "images.u8").stat().st_size
+    (folder / "images.u8").write_bytes(bytes(size))
+    capsys.readouterr()
+    assert same(first, load_data(spec))
+    assert "not what was written" in capsys.readouterr().err
+    # a cache folder that lost its meta.json is rebuilt, not left in the way
+    (folder,) = list(cache_root.iterdir())
+    (folder / "meta.json").unlink()
+    assert same(first, load_data(spec))
+    assert "could not keep" not in capsys.readouterr().err
+    assert (folder / "meta.json").is_file()
 
 
 def test_an_unwritable_cache_costs_only_the_decode(tmp_path, monkeypatch, capsys):

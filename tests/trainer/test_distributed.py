@@ -148,3 +148,20 @@ def test_launch_environment_is_checked(monkeypatch):
         distributed.start("mps")
     monkeypatch.setenv("WORLD_SIZE", "x")
     assert not distributed.launched()
+
+
+def test_a_signal_to_another_process_stops_the_run_in_its_name(tmp_path):
+    p, out = _start_long_run(tmp_path)
+    os.kill(workers(p)[1], signal.SIGTERM)  # process 1 alone
+    text, _ = p.communicate(timeout=60)
+    assert "SIGTERM (to another process): stopping; saving the model" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped_by"] == "SIGTERM" and m["steps"] % distributed.SYNC_EVERY == 0
+    assert p.returncode != 0  # the run did not finish
+    assert text.count("latent-train: error") == 0
+
+
+def test_a_mistake_is_said_once(tmp_path):
+    p = torchrun(2, ["train", *SHAPES, "--device", "mps", "--out", str(tmp_path / "r")])
+    text, _ = p.communicate(timeout=120)
+    assert text.count("training on several processes runs on CPU or CUDA, not MPS") == 1
