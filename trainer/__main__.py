@@ -887,55 +887,59 @@ def _train(args, out: Path) -> int:
         signum = signum if signum is None or signum > 1 else None
         stop_name = signal.Signals(signum).name if signum else ""
         if not main:  # process 0 saves the run
-            distributed.stop()
+            distributed.finish(procs, trainer)
             return 128 + stop.signum if stop.signum is not None else 0
-        if diverged is not None or result.stopped:
-            bar.close()
-        if signum is not None:
-            print(
-                f"{stop_name}{'' if stop.signum else ' (to another process)'}: stopping; "
-                f"saving the model as it stands after step {trainer.step}",
-                file=sys.stderr,
-            )
-        model.eval()
-        last = trainer.history.epochs[-1] if trainer.history.epochs else None
-        if last is None or last["step"] != trainer.step:  # stopped inside an epoch
-            st = trainer.test_stats()
-            test = {"test_nelbo": st.nelbo, "test_recon": st.recon, "test_kl": st.kl}
-        else:
-            test = {k: last[k] for k in ("test_nelbo", "test_recon", "test_kl")}
-        metrics = {
-            **test,
-            "images_per_second": result.images_per_second * world if result else None,
-            "epochs": trainer.epochs_done,
-            "steps": trainer.step,
-            "seconds": result.seconds if result else None,
-            "stopped_by": stop_name or None,
-            "device": str(device),
-            "world_size": world,
-            "backend": procs.backend if procs is not None else None,
-            "threads": threads if device.type == "cpu" else None,
-            "dataset": spec.describe(),
-            "model": mcfg.to_dict(),
-            "train": tcfg.to_dict(),
-        }
-        done: list[str] = []
-        try:
-            _save_run(out, trainer, spec, data.class_names, metrics, done)
-        except (CheckpointError, ExportError, OSError) as e:
-            if "checkpoint.safetensors" in done:
+        try:  # process 0 saves while the others wait for it
+            if diverged is not None or result.stopped:
+                bar.close()
+            if signum is not None:
+                print(
+                    f"{stop_name}{'' if stop.signum else ' (to another process)'}: stopping; "
+                    f"saving the model as it stands after step {trainer.step}",
+                    file=sys.stderr,
+                )
+            model.eval()
+            last = trainer.history.epochs[-1] if trainer.history.epochs else None
+            if last is None or last["step"] != trainer.step:  # stopped inside an epoch
+                st = trainer.test_stats()
+                test = {"test_nelbo": st.nelbo, "test_recon": st.recon, "test_kl": st.kl}
+            else:
+                test = {k: last[k] for k in ("test_nelbo", "test_recon", "test_kl")}
+            metrics = {
+                **test,
+                "images_per_second": result.images_per_second * world if result else None,
+                "epochs": trainer.epochs_done,
+                "steps": trainer.step,
+                "seconds": result.seconds if result else None,
+                "stopped_by": stop_name or None,
+                "device": str(device),
+                "world_size": world,
+                "backend": procs.backend if procs is not None else None,
+                "threads": threads if device.type == "cpu" else None,
+                "dataset": spec.describe(),
+                "model": mcfg.to_dict(),
+                "train": tcfg.to_dict(),
+            }
+            done: list[str] = []
+            try:
+                _save_run(out, trainer, spec, data.class_names, metrics, done)
+            except (CheckpointError, ExportError, OSError) as e:
+                if "checkpoint.safetensors" in done:
+                    raise UserError(
+                        f"{_reason(e)}; the model is saved in {out / 'checkpoint.safetensors'}, "
+                        f"but the run's other files are not (the folder has no {MANIFEST})"
+                    ) from None
+                where = _save_elsewhere(trainer, spec, data.class_names)
+                if where is None:
+                    raise UserError(
+                        f"{_reason(e)}; the model could not be saved elsewhere either"
+                    ) from None
                 raise UserError(
-                    f"{_reason(e)}; the model is saved in {out / 'checkpoint.safetensors'}, but "
-                    f"the run's other files are not (the folder has no {MANIFEST})"
+                    f"{_reason(e)}; the trained model was saved to {where} instead"
                 ) from None
-            where = _save_elsewhere(trainer, spec, data.class_names)
-            if where is None:
-                raise UserError(
-                    f"{_reason(e)}; the model could not be saved elsewhere either"
-                ) from None
-            raise UserError(
-                f"{_reason(e)}; the trained model was saved to {where} instead"
-            ) from None
+        finally:
+            if procs is not None:
+                distributed.finish(procs, trainer)
     print(
         f"test -ELBO {metrics['test_nelbo']:.2f} nats; "
         f"{(metrics['images_per_second'] or 0):.0f} images/s on {device}",
@@ -951,8 +955,6 @@ def _train(args, out: Path) -> int:
     warning = final_loss_warning(trainer.history)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    if procs is not None:
-        distributed.stop()
     if signum is not None:
         print(f"stopped by {stop_name}; {out}/ holds the model as trained so far", file=sys.stderr)
         return 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM

@@ -117,8 +117,18 @@ def start(device_name: str = "auto") -> Processes:
     return Processes(rank, world, local_rank, backend, device)
 
 
-def stop() -> None:
-    if dist.is_available() and dist.is_initialized():
+def finish(procs: Processes, trainer=None) -> None:
+    """End this process's part of the run, all of them together: wait until every process
+    is here (process 0 saves the run meanwhile), let go of DDP, then leave the group. (A
+    process that left early, while another still used the group, was seen to abort on its
+    way out: "terminate called without an active exception".)"""
+    if trainer is not None:
+        trainer.ddp = None
+    try:
+        dist.barrier()
+    except RuntimeError:  # another process is gone: there is no one to wait for
+        pass
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 
