@@ -116,6 +116,7 @@ class Film:
         self.next_step = 0  # the step at which the next within-epoch frame is due
         self.early_until: float | None = None  # ... and the epoch until which they are taken
         self.plane_names: tuple[str, str] = ("z0", "z1")
+        self.conditional = False  # a conditional model's manifold is decoded as class klass
         self.version = 0  # changes whenever the frames do
         self.taken = 0  # frames taken in all (some may have been thinned away since)
         self.seconds = 0.0  # time spent taking them (on the training thread)
@@ -233,6 +234,7 @@ class Film:
             z = torch.cat(codes)
             plane = film_plane(z)
             self.plane_names = plane.names
+            self.conditional = bool(model.num_classes)
             klass = min(self.klass, model.num_classes - 1) if model.num_classes else None
             imgs = decode_batch(model, plane.grid(self.grid), klass).clamp(0, 1)
         finally:
@@ -322,6 +324,10 @@ def render_frame(
     shrink = size < img.width
     canvas.paste(img.resize((size, size), Image.LANCZOS if shrink else Image.NEAREST),
                  (gap, caption))  # fmt: skip
+    if film.conditional:  # which class the manifold is drawn as
+        k = film.klass
+        name = film.class_names[k] if k < len(film.class_names) else str(k)
+        _label(draw, (gap + 4, caption + size - 4), f"class {name}", small, "ld")
 
     # the map: plane coordinates [-extent, extent]^2, the prior's 1 and 2 sigma circles
     ox, oy = 2 * gap + size, caption

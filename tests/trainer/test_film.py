@@ -12,7 +12,7 @@ from PIL import Image
 from trainer.__main__ import main
 from trainer.config import TrainConfig
 from trainer.film import Film, FilmCancelled, FilmError, render_frame, save_film
-from trainer.loop import Trainer, TrainingDiverged, model_config_for, train
+from trainer.loop import History, Trainer, TrainingDiverged, model_config_for, train
 from trainer.models import build_model
 
 
@@ -106,7 +106,8 @@ def test_conditional_and_larger_latents(shapes):
     cfg = TrainConfig(epochs=1, batch_size=128, device="cpu")
     film = Film(shapes.test_x, shapes.test_y, shapes.class_names, klass=2)
     train(model_config_for(shapes, model="cvae", latent_dim=2, hidden=32), shapes, cfg, film=film)
-    assert len(film) > 3
+    assert len(film) > 3 and film.conditional and film.klass == 2
+    render_frame(film, film.frames[-1], History(), size=160)  # says which class it shows
     film5 = Film(shapes.test_x, shapes.test_y, shapes.class_names)
     train(model_config_for(shapes, latent_dim=5, hidden=32), shapes, cfg, film=film5)
     assert film5.plane_names[0].startswith("PC1")  # the principal plane of each frame's codes
