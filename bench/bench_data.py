@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 LOAD = """
 import sys, time
@@ -99,14 +100,7 @@ def main() -> None:
         cache_mb = sum(f.stat().st_size for f in (tmp / "cache0").rglob("*") if f.is_file()) / 1e6
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     print()
     print("Latent Explorer — loading an image folder, decoded once")
     print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")

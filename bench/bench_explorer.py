@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from machine import cpu_name  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -334,14 +335,7 @@ def main() -> None:
     win.ask_on_close = False  # a benchmark: nothing to keep
     win.close()
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     print()
     print("Latent Explorer — GUI latency benchmark")
     print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")

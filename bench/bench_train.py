@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine import cpu_name
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -302,16 +302,6 @@ def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
         what = "nothing" if load == "idle" else f"{busy} busy process" + ("es" if busy != 1 else "")
         runs = ", ".join(f"{x:,.0f}" for x in v)
         print(f"| {what} | {n} ({who}) | {float(np.median(v)):,.0f} | {runs} |")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

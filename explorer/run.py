@@ -137,8 +137,8 @@ class RunController(QObject):
     runEnded = Signal()  # a run trained the session's model and has ended (kept as a run)
 
     def __init__(
-        self, session: Session, settings, parent: QObject | None = None,
-        film: FilmRecorder | None = None,
+        self, session: Session, settings, parent: QObject | None = None, *,
+        film: FilmRecorder,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.session = session
@@ -147,7 +147,7 @@ class RunController(QObject):
         self.confirm_discard: Callable[[str], bool] = lambda action: True
         self.autosave_path: Path | None = None  # where a run autosaves (the recovery file)
         self.autosave_every = AUTOSAVE_S  # seconds between autosaves at epoch ends
-        self.film = film or FilmRecorder(session, self)  # films the runs (the Film tab shows it)
+        self.film = film  # films the runs (the Film tab shows the film)
         self.trainer_runner = ThreadRunner(self)
         self.data_runner = ThreadRunner(self)
         self.data_runner.idle.connect(self._data_done)
@@ -752,16 +752,15 @@ class RunController(QObject):
     # -- shutdown -----------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Stop any run and wait for the threads; True if they all ended in time."""
-        self.film.cancel_export()
-        for runner in (self.trainer_runner, self.data_runner, self.film.runner):
+        for runner in (self.trainer_runner, self.data_runner):
             w = runner.worker
             if isinstance(w, Worker):
-                w.cancel()  # all at once: each ends at its next check while we wait
+                w.cancel()  # both at once: each ends at its next check while we wait
         if self.control is not None:
             self.control.stop()
         timer = QElapsedTimer()
         timer.start()
         ok = True
-        for runner in (self.trainer_runner, self.data_runner, self.film.runner):
+        for runner in (self.trainer_runner, self.data_runner):
             ok = runner.wait(max(1, timeout_ms - timer.elapsed())) and ok
         return ok

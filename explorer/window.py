@@ -978,7 +978,9 @@ class MainWindow(QMainWindow):
         """Stop any run and wait for the threads; True if they all ended in time."""
         self.timer.stop()
         self.evaluation.cancel()
+        self.film.cancel_export()
         ok = self.run.shutdown(timeout_ms)
+        ok = self.film.shutdown(max(1, timeout_ms // 2)) and ok
         return self.evaluation.shutdown(max(1, timeout_ms // 2)) and ok
 
     def closeEvent(self, ev) -> None:

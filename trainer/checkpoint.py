@@ -585,19 +585,14 @@ def _shell(config: ModelConfig) -> LatentModel:
 
 
 @functools.lru_cache(maxsize=16)
-def _layout_of(config: ModelConfig) -> tuple[dict[str, tuple], list[tuple]]:
+def _layout(config: ModelConfig) -> tuple[dict[str, tuple], list[tuple]]:
+    """The weights' names and shapes, and the trained parameters' shapes, of the model
+    ``config`` describes (read only). Kept per configuration: a run's every autosave checks
+    the same one, and building even a meta-device model at each save is work the training
+    thread need not do."""
     shell = _shell(config)
     expected = {f"model/{k}": tuple(v.shape) for k, v in shell.state_dict().items()}
     return expected, [tuple(p.shape) for p in shell.parameters() if p.requires_grad]
-
-
-def _layout(config: ModelConfig) -> tuple[dict[str, tuple], list[tuple]]:
-    """The weights' names and shapes, and the trained parameters' shapes, of the model
-    ``config`` describes. Kept per configuration: a run's every autosave checks the same
-    one, and building even a meta-device model at each save is work the training thread
-    need not do."""
-    expected, params = _layout_of(config)
-    return dict(expected), list(params)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -257,10 +257,6 @@ def film_plane(z: torch.Tensor) -> Plane:
     return principal_plane(z.numpy())
 
 
-def _ordinal(k: int) -> str:
-    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
-
-
 # -- pictures of frames (Pillow; no Qt) -------------------------------------------------------
 BACKGROUND = (27, 29, 35)
 FOREGROUND = (227, 230, 237)

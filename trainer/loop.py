@@ -88,10 +88,10 @@ class TrainControl:
         self._lr: float | None = None
         self._beta: float | None = None
         self._calls: list[Callable[[Trainer], None]] = []
+        self.code = 0  # why it was stopped (a signal's number), for a run's processes to agree
 
     def stop(self, code: int = 0) -> None:
-        """``code``: why (a signal's number, say), for the processes of a run to agree on."""
-        self.code = code or getattr(self, "code", 0)
+        self.code = code or self.code
         self._stop.set()
         self._run.set()  # wake a paused loop so it can see the stop
 
@@ -583,7 +583,7 @@ class Trainer:
                 if procs is not None:  # the processes agree, at the same steps, to stop
                     if self.step % SYNC_EVERY == 0:
                         asked = control is not None and control.stop_requested
-                        why = procs.max(getattr(control, "code", 0) or 1 if asked else 0)
+                        why = procs.max((control.code or 1) if asked else 0)
                         if why:  # the reason any of them had (a signal's number), or 1
                             self.stop_code = why
                             stopped = True
@@ -637,15 +637,12 @@ class Trainer:
                 images_total += xb.shape[0]
                 self.epoch_images = i + global_b
                 self.step += 1
-                if film is not None and film.due(
-                    self.step, self.epochs_done + self.epoch_images / n
-                ):
+                at = self.epochs_done + self.epoch_images / n
+                if film is not None and film.due(self.step, at):
                     t0 = time.perf_counter()
                     b = max(1, xb.shape[0])
-                    film.capture(
-                        model, self.step, self.epochs_done + self.epoch_images / n,
-                        train_nelbo=float((step_sums[0] + step_sums[1]) / b),
-                    )  # fmt: skip
+                    film.capture(model, self.step, at,
+                                 train_nelbo=float((step_sums[0] + step_sums[1]) / b))  # fmt: skip
                     t_mark += time.perf_counter() - t0  # not training time
                 if procs is not None:
                     if self.step % SYNC_EVERY == 0:

@@ -8,8 +8,6 @@ newest unless the user has scrubbed back.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -107,8 +105,6 @@ class FilmView(QWidget):
         self._film = None  # the film shown (another one starts at its newest frame)
         self.frames = []
         self.shown: tuple | None = None  # (film version, frame index, size) last drawn
-        self.renders = 0
-        self.last_ms = 0.0
         recorder.changed.connect(self.update_frames)
         recorder.exportChanged.connect(self._export_changed)
         self.session.historyReset.connect(self.update_frames)
@@ -151,12 +147,9 @@ class FilmView(QWidget):
         key = (film.version if film is not None else -1, i, size, len(self.session.history.steps))
         if key == self.shown and not force:
             return False
-        t0 = time.perf_counter()
         pic = render_frame(film, self.frames[i], self.session.history, map_extent(self.frames),
                            size)  # fmt: skip
         self.pane.set_array(pic.astype(np.float32) / 255.0)
-        self.last_ms = (time.perf_counter() - t0) * 1000
-        self.renders += 1
         self.shown = key
         f = self.frames[i]
         self.where.setText(f"{i + 1} / {len(self.frames)} · epoch {f.epoch:.2f}")
