@@ -1,14 +1,18 @@
-"""Loading an image folder: the first load (decode every image, keep the cache) against the
-second (the decoded cache, memory-mapped).
+"""An image folder: its first load (decode every image, keep the cache) against the second
+(the decoded cache, memory-mapped); then training from that cache with the training split
+held in the device's memory against streamed to it (``--data-memory 0``).
 
-Not a test: prints a table. Run with
+Not a test: prints two tables. Run with
 
     uv run python bench/bench_data.py [--images 50000] [--size 28] [--repeats 3]
+                                      [--device cpu|cuda|mps] [--steps 300] [--conv-steps 60]
 
 It writes a folder of PNGs (10 class sub-folders; MNIST test digits when the shared copy is
 found, else random strokes) into a temporary folder, then loads it in fresh processes, as
 ``latent-train train --dataset folder --root DIR`` would: first with an empty cache, then
-again. Each repeat starts from an empty cache.
+again. Each repeat starts from an empty cache. The training rows run ``--steps`` steps of a
+VAE (the MLP, with its fused step, and the conv body) in fresh processes, held and streamed
+in turn; the cache's pages are in the page cache then (it was just read).
 """
 
 from __future__ import annotations
@@ -36,6 +40,35 @@ from trainer.data import DataSpec, load_data  # torch comes with it: not timed
 t0 = time.perf_counter()
 d = load_data(DataSpec("folder", root=sys.argv[1], image_size=int(sys.argv[2])))
 print(time.perf_counter() - t0, len(d.train_x) + len(d.test_x))
+"""
+
+TRAIN = """
+import sys, torch
+from trainer.config import TrainConfig
+from trainer.data import DataSpec, load_data
+from trainer.loop import TrainControl, Trainer, model_config_for
+from trainer.models import build_model
+root, size, arch, device, budget, steps = sys.argv[1:7]
+torch.set_num_threads(int(sys.argv[7]))
+d = load_data(DataSpec("folder", root=root, image_size=int(size)))
+torch.manual_seed(0)
+mc = model_config_for(d, arch=arch, latent_dim=20)
+cfg = TrainConfig(epochs=100, batch_size=128, device=device,
+                  data_memory=None if budget == "auto" else float(budget))
+t = Trainer(build_model(mc), d, cfg)
+
+class Until(TrainControl):
+    def __init__(self, step):
+        super().__init__()
+        self.until = step
+
+    @property
+    def stop_requested(self):
+        return t.step >= self.until
+
+t.fit(control=Until(30))  # warm-up: allocations, the first touches of the pages
+r = t.fit(control=Until(t.step + int(steps)))
+print(r.images_per_second, type(t.feed).__name__)
 """
 
 
@@ -81,12 +114,31 @@ def load(folder: Path, size: int, cache: Path) -> tuple[float, float]:
     return inside, wall
 
 
+def train(folder: Path, cache: Path, args, arch: str, budget: str) -> float:
+    env = dict(os.environ, LATENT_EXPLORER_DATA=str(cache))
+    steps = args.steps if arch == "mlp" else args.conv_steps
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(folder), str(args.size), arch,
+                          args.device, budget, str(steps), str(args.threads)], env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    if out.returncode:
+        sys.exit(out.stderr)
+    ips, feed = out.stdout.split()
+    assert feed == ("Streamed" if budget == "0" else "OnDevice"), feed
+    return float(ips)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=50_000)
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    ap.add_argument("--steps", type=int, default=300, help="timed steps of the MLP VAE")
+    ap.add_argument("--conv-steps", type=int, default=60, help="timed steps of the conv VAE")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
+    rows = [(arch, budget) for arch in ("mlp", "conv") for budget in ("auto", "0")]
+    speeds: dict[tuple[str, str], list[float]] = {r: [] for r in rows}
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         folder = tmp / "images"
@@ -98,6 +150,9 @@ def main() -> None:
             firsts.append(load(folder, args.size, cache))
             seconds.append(load(folder, args.size, cache))
         cache_mb = sum(f.stat().st_size for f in (tmp / "cache0").rglob("*") if f.is_file()) / 1e6
+        for _r in range(args.repeats):  # held and streamed in turn
+            for arch, budget in rows:
+                speeds[arch, budget].append(train(folder, tmp / "cache0", args, arch, budget))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     cpu = cpu_name()
@@ -124,6 +179,21 @@ def main() -> None:
     print()
     ratio = statistics.median(p[0] for p in firsts) / statistics.median(p[0] for p in seconds)
     print(f"the second load is {ratio:.0f}x faster (median load_data times)")
+    print()
+    print(f"training from the cache on {args.device} ({args.threads} threads), batch 128, "
+          f"latent 20: held in the device's memory, or streamed (--data-memory 0)")
+    print(f"(timed: {args.steps} steps of the MLP, {args.conv_steps} of the conv body, after "
+          "30 steps of warm-up; img/s)")
+    print()
+    print(f"{'model':<10} {'split':<28} {'median':>9}   runs          streamed / held")
+    print("-" * 90)
+    for arch, budget in rows:
+        v = speeds[arch, budget]
+        held = statistics.median(speeds[arch, "auto"])
+        ratio = f"{statistics.median(v) / held:.2f}" if budget == "0" else ""
+        where = "streamed from the cache" if budget == "0" else "held in memory (default)"
+        runs = " / ".join(f"{x:,.0f}" for x in v)
+        print(f"{arch + ' VAE':<10} {where:<28} {statistics.median(v):>9,.0f}   {runs:<22} {ratio}")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         FILM_SIZES,
         LIKELIHOODS,
         MAX_BATCH,
+        MAX_DATA_MEMORY_MB,
         MAX_EPOCHS,
         MAX_HIDDEN,
         MAX_LATENT,
@@ -233,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--seed", type=seed, default=0, help=seed_help)
     o.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    o.add_argument(
+        "--data-memory",
+        metavar="MB",
+        type=_float_in(0, MAX_DATA_MEMORY_MB),
+        default=None,
+        help="memory the data may take on the training device; a larger training split is "
+        "streamed to it batch by batch from the decoded cache or host memory (default: half "
+        "of the device's free memory; 0 always streams)",
+    )
     o.add_argument(
         "--threads",
         type=_int_in(1, 1024),
@@ -621,6 +631,23 @@ def _describe(spec, data) -> str:
     )
 
 
+def _streamed(data, device, data_memory) -> str:
+    from .data import nbytes
+    from .feed import budget_bytes
+
+    what = "given with --data-memory" if data_memory is not None else "half of what is free"
+    both = nbytes(data.train_x) + nbytes(data.test_x)
+    return (
+        f"the images, {_mb(both)}, are more than the data memory on {device.type} "
+        f"({_mb(budget_bytes(device, data_memory))}, {what}): the training batches are "
+        "streamed to it as it trains"
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
+
+
 def _classes(k: int) -> str:
     return "no labels" if not k else f"{k} class{'es' if k != 1 else ''}"
 
@@ -768,6 +795,7 @@ def _train(args, out: Path) -> int:
         warmup_epochs=args.warmup_epochs,
         seed=args.seed,
         device=args.device,
+        data_memory=args.data_memory,
     )
     procs = None
     if launched():  # one of several processes started by torchrun
@@ -815,6 +843,8 @@ def _train(args, out: Path) -> int:
 
         film = Film(data.test_x, data.test_y, data.class_names, budget_mb=args.film_memory)
     info(f"data: {_describe(spec, data)}", file=sys.stderr)
+    if trainer.feed.streamed:
+        info(_streamed(data, device, tcfg.data_memory), file=sys.stderr)
     if procs is not None:
         info(
             f"{procs.world} processes ({procs.backend}), each its share of every batch of "
@@ -914,6 +944,7 @@ def _train(args, out: Path) -> int:
                 "stopped_by": stop_name or None,
                 "device": str(device),
                 "world_size": world,
+                "streamed": trainer.feed.streamed,
                 "backend": procs.backend if procs is not None else None,
                 "threads": threads if device.type == "cpu" else None,
                 "dataset": spec.describe(),

@@ -77,7 +77,7 @@ def load(key: str) -> Decoded | None:
             raise ValueError("another layout")
         if (folder / "images.u8").stat().st_size != int(np.prod(shape)):
             raise ValueError("images.u8 has another size")
-        x = np.memmap(folder / "images.u8", dtype=np.uint8, mode="r", shape=shape)
+        x = mapped(folder, shape)
         if _crc(x) != meta["crc32"]:
             raise ValueError("images.u8 is not what was written")
         y = None
@@ -93,6 +93,12 @@ def load(key: str) -> Decoded | None:
               file=sys.stderr)  # fmt: skip
         shutil.rmtree(folder, ignore_errors=True)
         return None
+
+
+def mapped(folder: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A cache's images, memory-mapped copy-on-write: read from the file as they are used,
+    never written back to it."""
+    return np.memmap(folder / "images.u8", dtype=np.uint8, mode="c", shape=tuple(shape))
 
 
 def store(key: str, source: str, data: Decoded) -> Path | None:

@@ -285,17 +285,18 @@ def _only(d: dict, where: str, known) -> None:
 
 
 # The fields of each settings object: ("int", lo, hi), ("real",), ("str",), ("path",) (a
-# file name or null), ("std",) (a number or null), ("shape",). Ranges of numbers are the
+# file name or null), ("real?",) (a number or null), ("shape",). Ranges of numbers are the
 # objects' own checks (run after these), save for integers, checked here first.
 _MODEL_FIELDS = {
     "model": ("str",), "arch": ("str",), "latent_dim": ("int", 1, MAX_LATENT),
     "hidden": ("int", MIN_HIDDEN, MAX_HIDDEN), "image_shape": ("shape",),
-    "likelihood": ("str",), "gaussian_std": ("std",), "num_classes": ("int", 0, MAX_CLASSES),
+    "likelihood": ("str",), "gaussian_std": ("real?",), "num_classes": ("int", 0, MAX_CLASSES),
 }  # fmt: skip
 _TRAIN_FIELDS = {
     "epochs": ("int", 1, MAX_EPOCHS), "batch_size": ("int", 1, MAX_BATCH), "lr": ("real",),
     "beta": ("real",), "warmup_epochs": ("real",), "seed": ("int", 0, MAX_SEED),
     "device": ("str",), "snapshot_hz": ("real",), "weights_hz": ("real",),
+    "data_memory": ("real?",),
 }  # fmt: skip
 _DATA_FIELDS = {
     "source": ("str",), "images": ("path",), "labels": ("path",), "root": ("path",),
@@ -318,7 +319,7 @@ def _check_fields(d: Any, where: str, spec: dict, strict: bool = True) -> dict:
             _real(v, at)
         elif kind == "str":
             _str(v, at)
-        elif kind == "std" and v is not None:
+        elif kind == "real?" and v is not None:
             _real(v, at)
         elif kind == "path" and v is not None:
             _str(v, at, MAX_PATH_CHARS)

@@ -30,6 +30,7 @@ MAX_BATCH = 65_536
 MAX_SEED = 2**31 - 1  # the largest seed every front end accepts (the window's spin box included)
 MAX_CLASSES = 1000  # labels are 0..K-1 with 2 <= K <= MAX_CLASSES for a conditional model
 MAX_RATE_HZ = 1000.0  # snapshots (and weight copies) per second the window can take
+MAX_DATA_MEMORY_MB = 1 << 30  # --data-memory: a petabyte is surely everything
 MAX_PARAMETERS = 500_000_000  # weights, gradients and Adam's moments: 8 GB in float32
 
 
@@ -192,6 +193,9 @@ class TrainConfig:
     device: str = "auto"
     snapshot_hz: float = 10.0
     weights_hz: float = 4.0
+    # MB of the device's memory the data may take; past it the training split is streamed
+    # (trainer.feed). None: half of the device's free memory
+    data_memory: float | None = None
 
     def __post_init__(self) -> None:
         if not (is_int(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS):
@@ -211,6 +215,11 @@ class TrainConfig:
         if not (isinstance(self.device, str) and self.device in DEVICES):
             raise ConfigError(
                 f"device must be one of {', '.join(DEVICES)}, not {shown(self.device)}"
+            )
+        dm = self.data_memory
+        if dm is not None and not (is_real(dm) and 0 <= dm <= MAX_DATA_MEMORY_MB):
+            raise ConfigError(
+                f"data memory must be 0 to {MAX_DATA_MEMORY_MB:,} MB, not {shown(dm)}"
             )
         for name in ("snapshot_hz", "weights_hz"):
             rate = getattr(self, name)

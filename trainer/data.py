@@ -1,8 +1,11 @@
-"""Datasets as whole in-memory uint8 tensors, one per split.
+"""Datasets as uint8 tensors, one per split.
 
 Every source ends in an :class:`ImageData`: ``train_x`` / ``test_x`` of shape (N, C, H, W),
 dtype uint8, and int64 labels (or None). Training slices batches out of these tensors by
-index; no per-sample Python work and no PIL happen after loading.
+index; no per-sample Python work and no PIL happen after loading. The training split of a
+decoded cache (:mod:`trainer.cache`) is not copied: it is :class:`Rows` of the memory-mapped
+file, which a trainer copies onto its device when it fits there, and streams from otherwise
+(:mod:`trainer.feed`).
 """
 
 from __future__ import annotations
@@ -168,12 +171,75 @@ class DataSpec:
         return SOURCE_TITLES[self.source]
 
 
+class Rows:
+    """The rows ``index`` of a uint8 image array ``base`` (N, C, H, W) on the CPU, not
+    copied: a split of a memory-mapped decoded cache, read only as it is needed.
+
+    It answers what code asks of an image tensor (``len``, ``shape``, slicing and indexing,
+    which gather those rows into a new tensor); :meth:`to` gives the whole split as one
+    tensor on a device, and :mod:`trainer.feed` gathers training batches from ``base``
+    directly."""
+
+    CHUNK_BYTES = 64 << 20  # copied onto a device this many bytes at a time
+
+    def __init__(self, base: torch.Tensor, index: torch.Tensor) -> None:
+        self.base, self.index = base, index.to(torch.int64)
+        self._dense: torch.Tensor | None = None  # the copy in memory, once made
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.index), *self.base.shape[1:]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.index) * self.base[:1].nbytes
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, numbers.Integral):
+            return self.base[int(self.index[key])]
+        return self.base.index_select(0, self.index[key])
+
+    def to(self, device: torch.device | str) -> torch.Tensor:
+        """The whole split as one tensor on ``device`` (in memory on the CPU: made once, then
+        kept), copied a chunk at a time."""
+        device = torch.device(device)
+        if device.type == "cpu" and self._dense is not None:
+            return self._dense
+        out = torch.empty(self.shape, dtype=self.dtype, device=device)
+        step = max(1, self.CHUNK_BYTES // max(1, self.base[:1].nbytes))
+        for i in range(0, len(self), step):
+            out[i : i + step].copy_(self[i : i + step])
+        if device.type == "cpu":
+            self._dense = out
+        return out
+
+    def __repr__(self) -> str:
+        return f"Rows({tuple(self.shape)} of {tuple(self.base.shape)})"
+
+
+def nbytes(x: torch.Tensor | Rows) -> int:
+    """The bytes of an image split (a tensor or :class:`Rows`)."""
+    return x.nbytes if isinstance(x, Rows) else x.numel() * x.element_size()
+
+
 @dataclass
 class ImageData:
-    """One dataset in memory. Images are uint8 (N, C, H, W); labels int64 (N,) or None."""
+    """One dataset. Images are uint8 (N, C, H, W); labels int64 (N,) or None. The training
+    images may be :class:`Rows` of a memory-mapped cache; the test images are in memory."""
 
     name: str
-    train_x: torch.Tensor
+    train_x: torch.Tensor | Rows
     test_x: torch.Tensor
     train_y: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
@@ -439,20 +505,29 @@ def _labels(y: np.ndarray, where: str, classes: int | None = None) -> tuple[np.n
     return y, [str(c) for c in range(k)]
 
 
-def _split(
-    x: np.ndarray, y: np.ndarray | None, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _split(x: np.ndarray, y: np.ndarray | None, test_fraction: float, seed: int) -> tuple:
+    """(train x, test x, train y, test y). A memory-mapped ``x`` (a decoded cache) keeps its
+    training rows where they are, as :class:`Rows`; the rest is copied out."""
     n = len(x)
     if n < 2:
         raise DataError("need at least 2 images to make a train/test split")
     perm = np.random.default_rng(seed).permutation(n)
     n_test = min(n - 1, max(1, round(n * test_fraction)))
     te, tr = perm[:n_test], perm[n_test:]
-    return x[tr], x[te], None if y is None else y[tr], None if y is None else y[te]
+    if isinstance(x, np.memmap):
+        xtr = Rows(torch.from_numpy(x), torch.from_numpy(tr))
+        xte = torch.from_numpy(x).index_select(0, torch.from_numpy(te))
+    else:
+        xtr, xte = x[tr], x[te]
+    return xtr, xte, None if y is None else y[tr], None if y is None else y[te]
 
 
 def _finish(name, xtr, xte, ytr, yte, class_names) -> ImageData:
-    t = lambda a: None if a is None else torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+    def t(a):
+        if a is None or isinstance(a, (Rows, torch.Tensor)):
+            return a
+        return torch.from_numpy(np.ascontiguousarray(a))
+
     return ImageData(
         name=name,
         train_x=t(xtr),
@@ -481,7 +556,7 @@ def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
                     f"{spec.labels}: {len(y)} labels for {len(x)} images in {spec.images}"
                 )
             y, class_names = _labels(y, str(spec.labels))
-        _keep(key, "idx:" + "|".join(str(p.resolve()) for p in paths), x, y, class_names)
+        x = _keep(key, "idx:" + "|".join(str(p.resolve()) for p in paths), x, y, class_names)
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
     return _finish(spec.describe(), xtr, xte, ytr, yte, class_names)
 
@@ -508,11 +583,15 @@ def _cached(key: str | None, progress: Progress | None):
     return hit
 
 
-def _keep(key: str | None, source: str, x, y, class_names) -> None:
+def _keep(key: str | None, source: str, x, y, class_names) -> np.ndarray:
+    """Store the decoded images as the cache of ``key``; returns them memory-mapped from
+    there (so that the decoded copy can go), or ``x`` itself if they could not be stored."""
     from . import cache
 
-    if key is not None:
-        cache.store(key, source, cache.Decoded(x, y, list(class_names)))
+    if key is None:
+        return x
+    folder = cache.store(key, source, cache.Decoded(x, y, list(class_names)))
+    return x if folder is None else cache.mapped(folder, x.shape)
 
 
 # -- image folder -----------------------------------------------------------------------------
@@ -585,8 +664,8 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     x = imgs[..., :1] if grey else imgs
     x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     y = np.array([k for _, k in files], dtype=np.int64)
-    _keep(cache.key_of("folder", entries, options), f"folder:{root.resolve()}:{s}", x, y,
-          classes)  # fmt: skip
+    x = _keep(cache.key_of("folder", entries, options), f"folder:{root.resolve()}:{s}", x, y,
+              classes)  # fmt: skip
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
     return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
 

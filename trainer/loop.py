@@ -26,6 +26,7 @@ from .adam import Adam
 from .config import ConfigError, ModelConfig, TrainConfig, is_int, is_real, shown
 from .data import ImageData
 from .evaluate import elbo_stats
+from .feed import place
 from .fused import FusedStep, supports
 from .losses import kl_weight
 from .models import LatentModel, build_model
@@ -286,27 +287,6 @@ def make_adam(params: list[torch.nn.Parameter], lr: float) -> Adam:
     return Adam(params, lr=lr)
 
 
-class _BatchBuffers:
-    """Reused uint8 and float32 batch tensors: a fresh allocation per step costs page faults."""
-
-    def __init__(self, source: torch.Tensor):
-        self.source = source
-        self.bufs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def take(self, idx: torch.Tensor) -> torch.Tensor:
-        b = idx.shape[0]
-        if b not in self.bufs:
-            shape = (b, *self.source.shape[1:])
-            self.bufs[b] = (
-                self.source.new_empty(shape),
-                torch.empty(shape, dtype=torch.float32, device=self.source.device),
-            )
-        raw, out = self.bufs[b]
-        torch.index_select(self.source, 0, idx, out=raw)
-        # a same-dtype copy, then an in-place scale: faster than one mixed-dtype multiply
-        return out.copy_(raw).mul_(1.0 / 255.0)  # (B, C, H, W) in [0, 1]
-
-
 def _weights_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -358,7 +338,9 @@ class Trainer:
                 f"{data.name} has no training images (only held-out test images); "
                 "choose data to train on"
             )
-        self.data = data.to(self.device)
+        # both splits on the device when they fit its data memory budget; else the
+        # training split's batches are streamed to it (trainer.feed)
+        self.data, self.feed = place(data, self.device, config.data_memory, mc.conditional)
         self.noise = torch.Generator(device=self.device)  # this run's own random stream
         self.model.noise = self.noise
         self.optimizer = make_adam(
@@ -482,9 +464,7 @@ class Trainer:
         start_step = self.step
         # steps of a run can be ~1 ms: the loss sums stay on the device until a snapshot
         warmup_steps = round(cfg.warmup_epochs * spe)
-        cond = model.num_classes > 0
-        x_all, y_all = data.train_x, data.train_y if cond else None
-        batches = _BatchBuffers(x_all)
+        feed = self.feed
 
         snap_every, weights_every = 1.0 / cfg.snapshot_hz, 1.0 / cfg.weights_hz
         procs = self.procs
@@ -578,7 +558,7 @@ class Trainer:
                 self.epoch_sums.zero_()
             epoch_sums = self.epoch_sums
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-            perm = perm.to(self.device)
+            perm = feed.order(perm)
             for i in range(start, n, bs):
                 if procs is not None:  # the processes agree, at the same steps, to stop
                     if self.step % SYNC_EVERY == 0:
@@ -608,8 +588,7 @@ class Trainer:
                     a, b = procs.rows(global_b)
                     idx = idx[a:b]
                     model.noise_rows = (global_b, a, b)  # and of its noise
-                xb = batches.take(idx)  # (B, C, H, W)
-                yb = None if y_all is None else y_all[idx]
+                xb, yb = feed.take(idx)  # (B, C, H, W) in [0, 1]; labels if conditional
                 beta_eff = kl_weight(self.beta, self.step, warmup_steps)
                 if self.fused_step is not None:
                     step_sums = self.fused_step(xb, yb, beta_eff)

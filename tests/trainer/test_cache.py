@@ -38,8 +38,8 @@ def no_decoding(monkeypatch):
     monkeypatch.setattr(Image, "open", refuse)
 
 
-def same(a, b):
-    return all(torch.equal(getattr(a, k), getattr(b, k))
+def same(a, b):  # (a cache's training split is Rows of the memory-mapped file: .to copies it)
+    return all(torch.equal(getattr(a, k).to("cpu"), getattr(b, k).to("cpu"))
                for k in ("train_x", "test_x", "train_y", "test_y"))  # fmt: skip
 
 
@@ -72,7 +72,7 @@ def test_a_changed_folder_is_decoded_again_and_the_stale_cache_dropped(tmp_path,
     d = load_data(spec)
     (new,) = list(cache_root.iterdir())
     assert new != old
-    x = np.concatenate([d.train_x.numpy(), d.test_x.numpy()])
+    x = np.concatenate([d.train_x.to("cpu").numpy(), d.test_x.numpy()])
     assert (x.reshape(len(x), -1) == 255).all(1).sum() == 1  # the white one is there
     # a file added: decoded again too
     Image.fromarray(np.zeros((12, 12), np.uint8)).save(root / "dog" / "new.png")
@@ -88,6 +88,7 @@ def test_a_broken_cache_is_rebuilt(tmp_path, cache_root, capsys):
     root = make_folder(tmp_path / "imgs")
     spec = DataSpec("folder", root=str(root), image_size=12)
     first = load_data(spec)
+    first.train_x.to("cpu")  # a copy, kept: its rows are read from the file this damages
     (folder,) = list(cache_root.iterdir())
     with open(folder / "images.u8", "r+b") as f:
         f.truncate(100)

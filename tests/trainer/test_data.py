@@ -344,11 +344,11 @@ def test_idx_shapes_are_checked_from_the_header(tmp_path):
 def test_float_idx_images_are_scaled_and_non_numbers_refused(tmp_path):
     x = np.linspace(0, 1, 10 * 4 * 4).reshape(10, 4, 4)
     d = load_data(DataSpec("idx", images=str(write_idx(tmp_path / "f.idx", x, dtype=">f4"))))
-    got = torch.cat([d.train_x, d.test_x]).flatten().sort().values.numpy()
+    got = torch.cat([d.train_x.to("cpu"), d.test_x]).flatten().sort().values.numpy()
     assert np.array_equal(got, np.rint(x.astype(np.float32) * 255.0).astype(np.uint8).ravel())
     x255 = np.linspace(0, 255, 10 * 4 * 4).reshape(10, 4, 4)
     d = load_data(DataSpec("idx", images=str(write_idx(tmp_path / "g.idx", x255, dtype=">f4"))))
-    got = torch.cat([d.train_x, d.test_x]).flatten().sort().values.numpy()
+    got = torch.cat([d.train_x.to("cpu"), d.test_x]).flatten().sort().values.numpy()
     assert np.array_equal(got, np.rint(x255.astype(np.float32)).astype(np.uint8).ravel())
     # out of range: clipped, they would turn black or white without a word
     for lo, hi, words in [(-1.0, 1.0, "from -1 to 1"), (0, 1e30, r"from 0 to 1e\+30")]:

@@ -279,7 +279,7 @@ def run_case(folder: Path, images: bytes, labels: bytes | None) -> tuple[str, st
     if want is None:
         return "wrong", f"loaded {d!r} from a file that should be refused", warned
     pairs, image_shape, k = want
-    xs = np.concatenate([d.train_x.numpy(), d.test_x.numpy()])
+    xs = np.concatenate([d.train_x.to("cpu").numpy(), d.test_x.numpy()])
     if d.train_y is None:
         ys = [-1] * len(xs)
     else:

@@ -1,0 +1,174 @@
+"""How a training split reaches the training device: held there, or streamed to it.
+
+A split that fits the device's data memory budget is copied onto the device once, and each
+step gathers its batch there (:class:`OnDevice`, the fast path for every dataset that fits).
+A larger one stays where it is (a memory-mapped decoded cache, or host memory) and each
+step gathers its batch on the CPU into a reused buffer, pinned on CUDA, from which it is
+copied to the device asynchronously (:class:`Streamed`): the gather of the next batch
+overlaps the device's work on this one. Both give the same batches in the same order, so a
+run's numbers do not depend on which path it took.
+
+The budget is ``TrainConfig.data_memory`` (MB; ``latent-train train --data-memory``);
+by default half of the device's free memory (on the CPU: of the memory available).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import torch
+
+from .data import ImageData, Rows, nbytes
+
+MB = 1 << 20
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` now (host memory for the CPU); None if it cannot be told."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "mps":
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+        with open("/proc/meminfo") as f:  # Linux: what can be had without swapping
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, RuntimeError, AttributeError, ValueError, IndexError):
+        pass
+    try:  # elsewhere: the machine's memory
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_budget(device: torch.device) -> int:
+    """Half of the device's free memory: the rest is for the model, its activations and,
+    on the CPU, everything else the machine runs. (2 GB where it cannot be told.)"""
+    free = free_memory(device)
+    return free // 2 if free else 2048 * MB
+
+
+def budget_bytes(device: torch.device, data_memory: float | None) -> int:
+    """The data memory budget on ``device``: ``data_memory`` MB, or the default."""
+    return default_budget(device) if data_memory is None else int(data_memory * MB)
+
+
+def fits(data: ImageData, device: torch.device, data_memory: float | None) -> bool:
+    """Whether both splits fit the budget, so that training holds them on the device."""
+    return nbytes(data.train_x) + nbytes(data.test_x) <= budget_bytes(device, data_memory)
+
+
+class OnDevice:
+    """Batches gathered from the split held on the device, into reused uint8 and float32
+    tensors (a fresh allocation per step costs page faults)."""
+
+    streamed = False
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
+        self.x, self.y = x, y
+        self.device = x.device
+        self.bufs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def order(self, perm: torch.Tensor) -> torch.Tensor:
+        """An epoch's order, where :meth:`take` wants its indices."""
+        return perm.to(self.device)
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images ``idx`` of the split as float32 in [0, 1] (B, C, H, W), and their
+        labels (or None)."""
+        b = idx.shape[0]
+        if b not in self.bufs:
+            shape = (b, *self.x.shape[1:])
+            self.bufs[b] = (
+                self.x.new_empty(shape),
+                torch.empty(shape, dtype=torch.float32, device=self.device),
+            )
+        raw, out = self.bufs[b]
+        torch.index_select(self.x, 0, idx, out=raw)
+        # a same-dtype copy, then an in-place scale: faster than one mixed-dtype multiply
+        xb = out.copy_(raw).mul_(1.0 / 255.0)
+        return xb, None if self.y is None else self.y[idx]
+
+
+class _Slot:
+    """One batch in flight: its gather buffers on the host and its copy on the device."""
+
+    def __init__(self, shape, labels: bool, device: torch.device) -> None:
+        pin = device.type == "cuda"
+        self.host = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+        self.host_y = torch.empty(shape[0], dtype=torch.int64, pin_memory=pin) if labels else None
+        on_host = device.type == "cpu"
+        self.dev = self.host if on_host else torch.empty(shape, dtype=torch.uint8, device=device)
+        self.dev_y = self.host_y if on_host or not labels else torch.empty(
+            shape[0], dtype=torch.int64, device=device
+        )
+        self.out = torch.empty(shape, dtype=torch.float32, device=device)
+        # set when the copy out of the host buffers has finished, so they may be refilled
+        self.copied = torch.cuda.Event() if pin else None
+
+
+class Streamed:
+    """Batches gathered on the host from a split that stays there (a memory-mapped cache's
+    :class:`~trainer.data.Rows`, or a CPU tensor), and copied to the device.
+
+    Two slots take turns: on CUDA the copy of one batch (pinned memory, non-blocking) and
+    the device's work on it run while the CPU gathers the next into the other slot."""
+
+    streamed = True
+    SLOTS = 2
+
+    def __init__(self, x: torch.Tensor | Rows, y: torch.Tensor | None, device) -> None:
+        self.device = torch.device(device)
+        if isinstance(x, Rows):
+            self.base, self.rows = x.base, x.index
+        else:
+            self.base, self.rows = x.cpu(), None
+        self.y = None if y is None else y.cpu()
+        self.slots: dict[int, list[_Slot]] = {}
+        self.turn = 0
+
+    def order(self, perm: torch.Tensor) -> torch.Tensor:
+        return perm.cpu()
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b = idx.shape[0]
+        if b not in self.slots:
+            shape = (b, *self.base.shape[1:])
+            self.slots[b] = [_Slot(shape, self.y is not None, self.device)
+                             for _ in range(self.SLOTS)]  # fmt: skip
+        slot = self.slots[b][self.turn % self.SLOTS]
+        self.turn += 1
+        if slot.copied is not None:
+            slot.copied.synchronize()  # its last batch has left the host buffer
+        rows = idx if self.rows is None else self.rows[idx]
+        torch.index_select(self.base, 0, rows, out=slot.host)
+        if self.y is not None:
+            torch.index_select(self.y, 0, idx, out=slot.host_y)
+        if slot.dev is not slot.host:
+            async_copy = slot.copied is not None
+            slot.dev.copy_(slot.host, non_blocking=async_copy)
+            if slot.dev_y is not None:
+                slot.dev_y.copy_(slot.host_y, non_blocking=async_copy)
+            if async_copy:
+                slot.copied.record()
+        xb = slot.out.copy_(slot.dev).mul_(1.0 / 255.0)
+        return xb, slot.dev_y
+
+
+def place(
+    data: ImageData, device: torch.device, data_memory: float | None, labels: bool
+) -> tuple[ImageData, OnDevice | Streamed]:
+    """``data`` as training on ``device`` holds it, and where its batches come from (with
+    their ``labels``, for a conditional model): both splits on the device when they fit the
+    budget; else the training split is streamed, and the test split (evaluated in chunks)
+    is on the device if it fits there alone."""
+    if fits(data, device, data_memory):
+        on = data.to(device)
+        return on, OnDevice(on.train_x, on.train_y if labels else None)
+    budget = budget_bytes(device, data_memory)
+    move = nbytes(data.test_x) <= budget
+    test = lambda t: None if t is None else t.to(device) if move else t  # noqa: E731
+    kept = replace(data, test_x=test(data.test_x), test_y=test(data.test_y))
+    return kept, Streamed(data.train_x, data.train_y if labels else None, device)
