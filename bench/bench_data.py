@@ -180,10 +180,14 @@ def main() -> None:
     ratio = statistics.median(p[0] for p in firsts) / statistics.median(p[0] for p in seconds)
     print(f"the second load is {ratio:.0f}x faster (median load_data times)")
     print()
-    print(f"training from the cache on {args.device} ({args.threads} threads), batch 128, "
-          f"latent 20: held in the device's memory, or streamed (--data-memory 0)")
-    print(f"(timed: {args.steps} steps of the MLP, {args.conv_steps} of the conv body, after "
-          "30 steps of warm-up; img/s)")
+    print(
+        f"training from the cache on {args.device} ({args.threads} threads), batch 128, "
+        f"latent 20: held in the device's memory, or streamed (--data-memory 0)"
+    )
+    print(
+        f"(timed: {args.steps} steps of the MLP, {args.conv_steps} of the conv body, after "
+        "30 steps of warm-up; img/s)"
+    )
     print()
     print(f"{'model':<10} {'split':<28} {'median':>9}   runs          streamed / held")
     print("-" * 90)

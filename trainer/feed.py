@@ -101,8 +101,10 @@ class _Slot:
         self.host_y = torch.empty(shape[0], dtype=torch.int64, pin_memory=pin) if labels else None
         on_host = device.type == "cpu"
         self.dev = self.host if on_host else torch.empty(shape, dtype=torch.uint8, device=device)
-        self.dev_y = self.host_y if on_host or not labels else torch.empty(
-            shape[0], dtype=torch.int64, device=device
+        self.dev_y = (
+            self.host_y
+            if on_host or not labels
+            else torch.empty(shape[0], dtype=torch.int64, device=device)
         )
         self.out = torch.empty(shape, dtype=torch.float32, device=device)
         # set when the copy out of the host buffers has finished, so they may be refilled
