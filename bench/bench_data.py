@@ -12,7 +12,7 @@ found, else random strokes) into a temporary folder, then loads it in fresh proc
 ``latent-train train --dataset folder --root DIR`` would: first with an empty cache, then
 again. Each repeat starts from an empty cache. The training rows run ``--steps`` steps of a
 VAE (the MLP, with its fused step, and the conv body) in fresh processes, held and streamed
-in turn; the cache's pages are in the page cache then (it was just read).
+in turn, in both orders; the cache's pages are in the page cache then (it was just read).
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ def main() -> None:
             firsts.append(load(folder, args.size, cache))
             seconds.append(load(folder, args.size, cache))
         cache_mb = sum(f.stat().st_size for f in (tmp / "cache0").rglob("*") if f.is_file()) / 1e6
-        for _r in range(args.repeats):  # held and streamed in turn
-            for arch, budget in rows:
+        for r in range(args.repeats):  # held and streamed in turn, first one then the other
+            for arch, budget in rows if r % 2 == 0 else rows[::-1]:
                 speeds[arch, budget].append(train(folder, tmp / "cache0", args, arch, budget))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
