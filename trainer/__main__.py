@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         MAX_SEED,
         MIN_HIDDEN,
         MODELS,
+        PRECISIONS,
         TRAVERSAL_COLUMNS,
     )
 
@@ -234,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     o.add_argument("--seed", type=seed, default=0, help=seed_help)
     o.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    o.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="bf16: the layers compute in bfloat16 (mixed precision; the latent statistics, "
+        "the loss, the weights and Adam's state stay float32), where the device has it: CUDA "
+        "GPUs from Ampere on, CPUs with AVX-512 or AMX. About 1.3x faster for conv bodies at "
+        "28 px on such a CPU and 1.7x at 64 px (default: fp32)",
+    )
     o.add_argument(
         "--data-memory",
         metavar="MB",
@@ -782,7 +792,14 @@ def _train(args, out: Path) -> int:
     from .evaluate import final_loss_warning
     from .export import MANIFEST, ExportError
     from .fused import supports
-    from .loop import TrainControl, Trainer, TrainingDiverged, resolve_device, seed_everything
+    from .loop import (
+        TrainControl,
+        Trainer,
+        TrainingDiverged,
+        bf16_problem,
+        resolve_device,
+        seed_everything,
+    )
     from .models import build_model
     from .threads import describe, training_threads, usable_cores
 
@@ -796,6 +813,7 @@ def _train(args, out: Path) -> int:
         seed=args.seed,
         device=args.device,
         data_memory=args.data_memory,
+        precision=args.precision,
     )
     procs = None
     if launched():  # one of several processes started by torchrun
@@ -805,6 +823,11 @@ def _train(args, out: Path) -> int:
         device = procs.device
     else:
         device = resolve_device(tcfg.device)
+    if tcfg.precision == "bf16" and bf16_problem(device):
+        raise UserError(
+            f"--precision bf16: {bf16_problem(device)}, so it would be emulated and train "
+            "slower than fp32; leave --precision out"
+        )
     main = procs is None or procs.main
     info = print if main else (lambda *a, **k: None)  # process 0 alone speaks
     threads = training_threads(args.threads)
@@ -845,6 +868,8 @@ def _train(args, out: Path) -> int:
     info(f"data: {_describe(spec, data)}", file=sys.stderr)
     if trainer.feed.streamed:
         info(_streamed(data, device, tcfg.data_memory), file=sys.stderr)
+    if trainer.bf16 and supports(model) and procs is None:
+        info("bf16: the fused step is float32; this run trains with autograd", file=sys.stderr)
     if procs is not None:
         info(
             f"{procs.world} processes ({procs.backend}), each its share of every batch of "
@@ -855,6 +880,7 @@ def _train(args, out: Path) -> int:
         )  # fmt: skip
     info(
         f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on {device}"
+        f"{' in bfloat16 (mixed precision)' if trainer.bf16 else ''}"
         f"{f', {describe(threads, args.threads)}' if device.type == 'cpu' else ''} for "
         f"{tcfg.epochs} epoch{'s' if tcfg.epochs != 1 else ''}",
         file=sys.stderr,

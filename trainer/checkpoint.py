@@ -296,7 +296,7 @@ _TRAIN_FIELDS = {
     "epochs": ("int", 1, MAX_EPOCHS), "batch_size": ("int", 1, MAX_BATCH), "lr": ("real",),
     "beta": ("real",), "warmup_epochs": ("real",), "seed": ("int", 0, MAX_SEED),
     "device": ("str",), "snapshot_hz": ("real",), "weights_hz": ("real",),
-    "data_memory": ("real?",),
+    "data_memory": ("real?",), "precision": ("str",),
 }  # fmt: skip
 _DATA_FIELDS = {
     "source": ("str",), "images": ("path",), "labels": ("path",), "root": ("path",),

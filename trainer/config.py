@@ -16,6 +16,9 @@ MODEL_TITLES = {"vae": "VAE", "cvae": "conditional VAE", "ae": "autoencoder"}
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# fp32: float32 throughout. bf16: the network's layers in bfloat16 (autocast), the latent
+# statistics, the ELBO and the weights and Adam's state in float32
+PRECISIONS = ("fp32", "bf16")
 CONV_SIZES = (28, 32, 64)
 MAX_LATENT = 256
 COLLAPSED_KL = 0.01  # nats: a latent dimension whose KL is below this carries nothing
@@ -196,6 +199,7 @@ class TrainConfig:
     # MB of the device's memory the data may take; past it the training split is streamed
     # (trainer.feed). None: half of the device's free memory
     data_memory: float | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if not (is_int(self.epochs) and 1 <= self.epochs <= MAX_EPOCHS):
@@ -215,6 +219,10 @@ class TrainConfig:
         if not (isinstance(self.device, str) and self.device in DEVICES):
             raise ConfigError(
                 f"device must be one of {', '.join(DEVICES)}, not {shown(self.device)}"
+            )
+        if not (isinstance(self.precision, str) and self.precision in PRECISIONS):
+            raise ConfigError(
+                f"precision must be one of {', '.join(PRECISIONS)}, not {shown(self.precision)}"
             )
         dm = self.data_memory
         if dm is not None and not (is_real(dm) and 0 <= dm <= MAX_DATA_MEMORY_MB):

@@ -11,6 +11,7 @@ happens on the other steps.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -62,6 +63,25 @@ def resolve_device(name: str = "auto") -> torch.device:
             f"(available: {', '.join(available_devices())})"
         )
     return torch.device(name)
+
+
+def bf16_problem(device: torch.device) -> str | None:
+    """Why ``device`` cannot train in bfloat16 at speed (it would be emulated, slower than
+    float32), or None when it can: a CUDA GPU with bfloat16 arithmetic (Ampere and later),
+    or a CPU whose instructions oneDNN uses for it (AVX-512 or AMX)."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return None
+        return f"this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 arithmetic"
+    if device.type == "cpu":
+        try:
+            mkldnn = torch.backends.mkldnn
+            if mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return None
+        except (AttributeError, RuntimeError):
+            pass
+        return "this CPU has no bfloat16 instructions (AVX-512 or AMX)"
+    return f"bfloat16 training is offered on CUDA and on CPUs, not on {device.type}"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -346,7 +366,10 @@ class Trainer:
         self.optimizer = make_adam(
             [p for p in self.model.parameters() if p.requires_grad], config.lr
         )
-        fused = fused is not False and supports(model) and processes is None
+        # bf16: the layers in bfloat16 under autocast, where the device computes in it (a
+        # run saved in bf16 and continued on a machine without it trains in float32)
+        self.bf16 = config.precision == "bf16" and bf16_problem(self.device) is None
+        fused = fused is not False and supports(model) and processes is None and not self.bf16
         self.fused_step = FusedStep(self.model) if fused else None
         self.ddp = None
         if processes is not None:
@@ -415,6 +438,12 @@ class Trainer:
         self._noise_state = pos["noise_state"] if self.epoch_images else None
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optimizer_state)
+
+    def _layers_precision(self):
+        """Where a training step's forward pass runs: bfloat16 autocast, or as it is."""
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _apply_changes(self, control: TrainControl | None) -> None:
         if control is None:
@@ -593,7 +622,8 @@ class Trainer:
                 if self.fused_step is not None:
                     step_sums = self.fused_step(xb, yb, beta_eff)
                 elif self.ddp is not None:
-                    recon, kl = self.ddp(xb, yb)
+                    with self._layers_precision():
+                        recon, kl = self.ddp(xb, yb)
                     loss_vec = recon + beta_eff * kl
                     self.optimizer.zero_grad(set_to_none=True)
                     # DDP averages over the processes: this makes it the global batch's mean
@@ -602,7 +632,8 @@ class Trainer:
                     with torch.no_grad():
                         step_sums = torch.stack([recon.sum(), kl.sum(), loss_vec.sum()])
                 else:
-                    recon, kl = model.elbo_terms(xb, yb)  # (B,), (B,)
+                    with self._layers_precision():
+                        recon, kl = model.elbo_terms(xb, yb)  # (B,), (B,) in float32
                     loss_vec = recon + beta_eff * kl
                     self.optimizer.zero_grad(set_to_none=True)
                     loss_vec.mean().backward()

@@ -152,6 +152,8 @@ class LatentModel(nn.Module):
             stats = self.encoder(_cat(x.flatten(1), onehot))
         else:
             stats = self.encoder(x, onehot)
+        if stats.dtype in (torch.bfloat16, torch.float16):  # from layers under autocast
+            stats = stats.float()  # the statistics, the KL and the sampling: float32
         if not self.is_variational:
             return stats, None
         mu, logvar = stats.chunk(2, dim=1)
