@@ -18,21 +18,31 @@ machine, alternated in the same run.
 
     uv run python bench/bench_train.py [--mnist DIR] [--epochs N] [--device cpu|cuda|mps]
     uv run python bench/bench_train.py --threads-only [--busy 2] [--repeats 3]
-    uv run python bench/bench_train.py --conv [--device cpu|cuda]
+    uv run python bench/bench_train.py --conv [--device cpu|cuda] [--bf16]
+    uv run python bench/bench_train.py --conv-options [--device cpu|cuda] [--repeats 3]
 
 ``--conv`` measures the convolutional VAE at 28 and 64 px, grey and colour (MNIST digits,
 resized and tinted), this loop against a reference written the usual way (DataLoader over
 a float dataset, autograd, torch.optim.Adam, ``loss.item()`` every step) on the same model
 and data, with the % of the machine's limit (peak matmul rate over 3 forward passes' FLOPs,
 ``trainer.models.flops_per_image``, which counts the conv layers off their shapes).
+``--bf16`` adds this loop in mixed precision (``--precision bf16``) where the device has
+bfloat16 (a CUDA GPU from Ampere on, a CPU with AVX-512 or AMX), with the % of the bfloat16
+matmul limit; the same flag adds a bf16 row to the MLP table.
+
+``--conv-options`` times one conv training step under what else might speed it up:
+channels-last weights and inputs, bf16 autocast, both, and ``torch.compile`` (with the
+time its first step takes, and the images it takes to win that back).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +57,14 @@ from torchvision import transforms
 
 from trainer.config import ModelConfig, TrainConfig
 from trainer.data import DataSpec, load_data
-from trainer.loop import Trainer, make_adam, model_config_for, resolve_device, seed_everything
+from trainer.loop import (
+    Trainer,
+    bf16_problem,
+    make_adam,
+    model_config_for,
+    resolve_device,
+    seed_everything,
+)
 from trainer.models import build_model, flops_per_image
 from trainer.threads import training_threads, usable_cores
 
@@ -110,11 +127,11 @@ def reference_throughput(images: torch.Tensor, labels: torch.Tensor, epochs: int
 
 
 # -- the machine's limit ---------------------------------------------------------------------
-def peak_matmul_flops(device, sizes=(1024, 2048, 3072), reps=8) -> float:
+def peak_matmul_flops(device, sizes=(1024, 2048, 3072), reps=8, dtype=torch.float32) -> float:
     best = 0.0
     for s in sizes:
-        a = torch.randn(s, s, device=device)
-        b = torch.randn(s, s, device=device)
+        a = torch.randn(s, s, device=device, dtype=dtype)
+        b = torch.randn(s, s, device=device, dtype=dtype)
         for _ in range(2):
             a @ b
         for _ in range(3):
@@ -183,12 +200,11 @@ def kernel_ceiling(device, reps: int = 300) -> float:
     return 128 * reps / (time.perf_counter() - t)
 
 
-def ours_throughput(data, epochs: int, device, fused: bool | None) -> float:
+def ours_throughput(data, epochs: int, device, fused: bool | None, precision="fp32") -> float:
     seed_everything(0)
     model = build_model(model_config_for(data, model="vae", latent_dim=20, hidden=400))
-    trainer = Trainer(
-        model, data, TrainConfig(epochs=epochs, batch_size=128), device=device, fused=fused
-    )
+    cfg = TrainConfig(epochs=epochs, batch_size=128, precision=precision)
+    trainer = Trainer(model, data, cfg, device=device, fused=fused)
     return trainer.fit().images_per_second
 
 
@@ -239,23 +255,35 @@ def conv_reference(data, cfg: ModelConfig, epochs: int, device) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def conv_ours(data, cfg: ModelConfig, epochs: int, device) -> float:
+def conv_ours(data, cfg: ModelConfig, epochs: int, device, precision="fp32") -> float:
     seed_everything(0)
-    trainer = Trainer(build_model(cfg), data, TrainConfig(epochs=epochs, batch_size=128),
-                      device=device)  # fmt: skip
-    return trainer.fit().images_per_second
+    train = TrainConfig(epochs=epochs, batch_size=128, precision=precision)
+    return Trainer(build_model(cfg), data, train, device=device).fit().images_per_second
 
 
-def conv_table(data, device, epochs: int) -> None:
+def bf16_note(device, wanted: bool) -> str | None:
+    """Why the bf16 rows are left out (None: they are measured)."""
+    if not wanted:
+        return "bf16 not asked for (--bf16)"
+    why = bf16_problem(device)
+    return f"bf16 left out: {why}" if why else None
+
+
+def conv_table(data, device, epochs: int, bf16: bool) -> None:
     peak = peak_matmul_flops(device)
+    skip = bf16_note(device, bf16)
+    peak16 = peak_matmul_flops(device, dtype=torch.bfloat16) if skip is None else math.nan
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}; peak float32 matmul "
-          f"{peak / 1e9:.0f} GFLOP/s")  # fmt: skip
+          f"{torch.get_num_threads()} threads, device {device}; peak matmul: float32 "
+          f"{peak / 1e9:.0f} GFLOP/s, bfloat16 "
+          f"{'-' if skip else f'{peak16 / 1e9:.0f} GFLOP/s'}")  # fmt: skip
     print("conv VAE (latent 20, hidden 400), batch 128; limit = peak / (3 x forward FLOPs)")
+    if skip:
+        print(skip)
     print()
     print("| images | train images | forward MFLOP | reference img/s | this loop img/s "
-          "| x reference | % of limit |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| x reference | % of limit | bf16 img/s | x fp32 | % of bf16 limit |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for shape in CONV_SHAPES:
         n = 4000 if shape[1] <= 32 else 1500
         d = conv_data(data, shape, n)
@@ -264,8 +292,94 @@ def conv_table(data, device, epochs: int) -> None:
         limit = peak / (3 * fwd)
         ref = conv_reference(d, cfg, 1, device)
         ours = conv_ours(d, cfg, epochs, device)
-        print(f"| {shape[0]} x {shape[1]} x {shape[2]} | {n:,} | {fwd / 1e6:.1f} | {ref:,.0f} "
-              f"| {ours:,.0f} | {ours / ref:.2f}x | {100 * ours / limit:.0f}% |")  # fmt: skip
+        half = "| - | - | -"
+        if skip is None:
+            h = conv_ours(d, cfg, epochs, device, "bf16")
+            half = f"| {h:,.0f} | {h / ours:.2f}x | {100 * h / (peak16 / (3 * fwd)):.0f}%"
+        name = f"{shape[0]} x {shape[1]} x {shape[2]}"
+        print(f"| {name} | {n:,} | {fwd / 1e6:.1f} | {ref:,.0f} | {ours:,.0f} "
+              f"| {ours / ref:.2f}x | {100 * ours / limit:.0f}% {half} |")  # fmt: skip
+
+
+# -- what else might speed a conv step up ------------------------------------------------------
+CONV_OPTIONS = ("fp32", "channels-last", "bf16", "bf16 + channels-last", "compile",
+                "compile + bf16")  # fmt: skip
+PLAIN = {"compile": "fp32", "compile + bf16": "bf16"}  # the same step, not compiled
+
+
+def conv_step(cfg: ModelConfig, option: str, device, x: torch.Tensor):
+    """One training step of the conv VAE (autograd, the Adam the loop uses) with ``option``:
+    channels-last weights and inputs, bf16 autocast, torch.compile of the ELBO, or none."""
+    seed_everything(0)
+    model = build_model(cfg).to(device)
+    last = "channels-last" in option
+    if last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = make_adam(list(model.parameters()), 1e-3)
+    elbo = torch.compile(model.elbo_terms) if "compile" in option else model.elbo_terms
+    bf16 = "bf16" in option
+
+    def step(i: int) -> None:
+        xb = x[(i % 4) * 128 : (i % 4 + 1) * 128]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            recon, kl = elbo(xb)
+        opt.zero_grad(set_to_none=True)
+        (recon + kl).mean().backward()
+        opt.step()
+
+    return step
+
+
+def conv_options_table(device, repeats: int, steps: int) -> None:
+    """img/s of one conv step under each option, alternated ``repeats`` times; the first
+    step's time (torch.compile compiles then) and, for compile, the images it takes to
+    win back its compile time."""
+    # torch.compile from a cold cache, as on a user's first run (its later repeats are warm)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
+    options = [o for o in CONV_OPTIONS if "bf16" not in o or bf16_problem(device) is None]
+    threads = torch.get_num_threads()
+    print(f"\nconv VAE steps (autograd, batch 128), {repeats} alternated repeats of {steps} "
+          f"steps after 3 of warm-up; device {device}, {threads} threads")  # fmt: skip
+    if len(options) < len(CONV_OPTIONS):
+        print(f"bf16 left out: {bf16_problem(device)}")
+    print()
+    print("| images | option | img/s (median) | runs | x fp32 | first step (s), cold cache |")
+    print("|---|---|---:|---|---:|---:|")
+    for shape in ((1, 28, 28), (3, 64, 64)):
+        cfg = ModelConfig(arch="conv", latent_dim=20, hidden=400, image_shape=shape)
+        x = torch.rand(4 * 128, *shape, device=device)
+        speed: dict[str, list[float]] = {o: [] for o in options}
+        first: dict[str, float] = {}
+        n = steps if shape[1] <= 32 else max(2, steps // 4)
+        for r in range(repeats):
+            for option in options if r % 2 == 0 else options[::-1]:
+                step = conv_step(cfg, option, device, x)
+                t = time.perf_counter()
+                step(0)
+                _sync(device)
+                first.setdefault(option, time.perf_counter() - t)
+                for i in range(1, 3):
+                    step(i)
+                _sync(device)
+                t = time.perf_counter()
+                for i in range(n):
+                    step(i)
+                _sync(device)
+                speed[option].append(128 * n / (time.perf_counter() - t))
+        base = float(np.median(speed["fp32"]))
+        for option in options:
+            v = speed[option]
+            med = float(np.median(v))
+            runs = ", ".join(f"{s:,.0f}" for s in v)
+            note = ""
+            if "compile" in option:
+                plain = float(np.median(speed[PLAIN[option]]))
+                gain = 1 / plain - 1 / med  # seconds saved per image
+                note = (f" (wins back its compile after {first[option] / gain:,.0f} images)"
+                        if gain > 0 else " (never wins back its compile)")  # fmt: skip
+            print(f"| {shape[0]} x {shape[1]} x {shape[2]} | {option} | {med:,.0f} | {runs} "
+                  f"| {med / base:.2f}x | {first[option]:.2f}{note} |")  # fmt: skip
 
 
 def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
@@ -319,6 +433,18 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     ap.add_argument("--threads-only", action="store_true", help="only the busy-machine table")
     ap.add_argument("--conv", action="store_true", help="only the convolutional table")
+    ap.add_argument(
+        "--conv-options",
+        action="store_true",
+        help="only the table of what else might speed a conv step: channels-last, bf16, "
+        "torch.compile",
+    )
+    ap.add_argument(
+        "--bf16",
+        action="store_true",
+        help="add mixed-precision (bfloat16 autocast) rows where the device has bfloat16",
+    )
+    ap.add_argument("--steps", type=int, default=20, help="conv-options steps (default 20)")
     ap.add_argument("--busy", type=int, default=2, help="busy processes beside it (default 2)")
     ap.add_argument("--repeats", type=int, default=3, help="busy table repeats (default 3)")
     ap.add_argument(
@@ -335,7 +461,10 @@ def main() -> int:
     )
     data = load_data(spec)
     if args.conv:
-        conv_table(data, device, max(1, min(args.epochs, 2)))
+        conv_table(data, device, max(1, min(args.epochs, 2)), args.bf16)
+        return 0
+    if args.conv_options:
+        conv_options_table(device, args.repeats, args.steps)
         return 0
     if args.threads_only:
         busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
@@ -350,6 +479,8 @@ def main() -> int:
     auto = ours_throughput(data, args.epochs, device, fused=None)
     autograd = ours_throughput(data, args.epochs, device, fused=False)
     ceiling = kernel_ceiling(device)
+    skip = bf16_note(device, args.bf16)
+    half = ours_throughput(data, args.epochs, device, None, "bf16") if skip is None else None
 
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -371,6 +502,10 @@ def main() -> int:
         ("latent-explorer loop, default (fused step)", auto),
         ("ceiling: the 5 large matmuls + Adam kernel alone", ceiling),
     ]
+    if half is not None:
+        rows.insert(3, ("latent-explorer loop, bf16 autocast (autograd)", half))
+    else:
+        print(skip)
     w = max(len(r[0]) for r in rows)
     print(f"| {'loop':<{w}} | images/s | x reference | % of limit | % of limit (6N) |")
     print(f"|{'-' * (w + 2)}|---------:|------------:|-----------:|----------------:|")

@@ -189,6 +189,10 @@ class Adam:
             for key, val in v.items():
                 if key == "step":  # a tensor, or a number in very old torch checkpoints
                     st[key] = self._new_step(float(val), p)
+                elif torch.is_tensor(val) and val.shape == p.shape and p.is_floating_point():
+                    # laid out as the parameter is (a channels-last one's moments are too):
+                    # the fused kernel steps their memory element by element
+                    st[key] = torch.empty_like(p).copy_(val.detach())
                 elif torch.is_tensor(val):
                     dtype = p.dtype if p.is_floating_point() else val.dtype
                     st[key] = val.detach().to(device=p.device, dtype=dtype, copy=True)

@@ -66,9 +66,10 @@ class OnDevice:
 
     streamed = False
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None, channels_last=False) -> None:
         self.x, self.y = x, y
         self.device = x.device
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
         self.bufs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def order(self, perm: torch.Tensor) -> torch.Tensor:
@@ -83,7 +84,9 @@ class OnDevice:
             shape = (b, *self.x.shape[1:])
             self.bufs[b] = (
                 self.x.new_empty(shape),
-                torch.empty(shape, dtype=torch.float32, device=self.device),
+                torch.empty(shape, dtype=torch.float32, device=self.device).contiguous(
+                    memory_format=self.layout
+                ),
             )
         raw, out = self.bufs[b]
         torch.index_select(self.x, 0, idx, out=raw)
@@ -95,7 +98,7 @@ class OnDevice:
 class _Slot:
     """One batch in flight: its gather buffers on the host and its copy on the device."""
 
-    def __init__(self, shape, labels: bool, device: torch.device) -> None:
+    def __init__(self, shape, labels: bool, device: torch.device, layout) -> None:
         pin = device.type == "cuda"
         self.host = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
         self.host_y = torch.empty(shape[0], dtype=torch.int64, pin_memory=pin) if labels else None
@@ -106,7 +109,9 @@ class _Slot:
             if on_host or not labels
             else torch.empty(shape[0], dtype=torch.int64, device=device)
         )
-        self.out = torch.empty(shape, dtype=torch.float32, device=device)
+        self.out = torch.empty(shape, dtype=torch.float32, device=device).contiguous(
+            memory_format=layout
+        )
         # set when the copy out of the host buffers has finished, so they may be refilled
         self.copied = torch.cuda.Event() if pin else None
 
@@ -121,8 +126,11 @@ class Streamed:
     streamed = True
     SLOTS = 2
 
-    def __init__(self, x: torch.Tensor | Rows, y: torch.Tensor | None, device) -> None:
+    def __init__(
+        self, x: torch.Tensor | Rows, y: torch.Tensor | None, device, channels_last=False
+    ) -> None:
         self.device = torch.device(device)
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
         if isinstance(x, Rows):
             self.base, self.rows = x.base, x.index
         else:
@@ -138,7 +146,7 @@ class Streamed:
         b = idx.shape[0]
         if b not in self.slots:
             shape = (b, *self.base.shape[1:])
-            self.slots[b] = [_Slot(shape, self.y is not None, self.device)
+            self.slots[b] = [_Slot(shape, self.y is not None, self.device, self.layout)
                              for _ in range(self.SLOTS)]  # fmt: skip
         slot = self.slots[b][self.turn % self.SLOTS]
         self.turn += 1
@@ -160,17 +168,22 @@ class Streamed:
 
 
 def place(
-    data: ImageData, device: torch.device, data_memory: float | None, labels: bool
+    data: ImageData,
+    device: torch.device,
+    data_memory: float | None,
+    labels: bool,
+    channels_last: bool = False,
 ) -> tuple[ImageData, OnDevice | Streamed]:
     """``data`` as training on ``device`` holds it, and where its batches come from (with
-    their ``labels``, for a conditional model): both splits on the device when they fit the
-    budget; else the training split is streamed, and the test split (evaluated in chunks)
-    is on the device if it fits there alone."""
+    their ``labels``, for a conditional model; ``channels_last``: laid out so, for a conv
+    body that is): both splits on the device when they fit the budget; else the training
+    split is streamed, and the test split (evaluated in chunks) is on the device if it fits
+    there alone."""
     if fits(data, device, data_memory):
         on = data.to(device)
-        return on, OnDevice(on.train_x, on.train_y if labels else None)
+        return on, OnDevice(on.train_x, on.train_y if labels else None, channels_last)
     budget = budget_bytes(device, data_memory)
     move = nbytes(data.test_x) <= budget
     test = lambda t: None if t is None else t.to(device) if move else t  # noqa: E731
     kept = replace(data, test_x=test(data.test_x), test_y=test(data.test_y))
-    return kept, Streamed(data.train_x, data.train_y if labels else None, device)
+    return kept, Streamed(data.train_x, data.train_y if labels else None, device, channels_last)

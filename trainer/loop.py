@@ -343,6 +343,13 @@ class Trainer:
         self.stop_code = 0  # why a run on several processes stopped (see TrainControl.stop)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.model = model.to(self.device)
+        # a conv body on the CPU keeps its weights, and so its activations, channels-last:
+        # oneDNN's faster layout there (1.13-1.15x a step, bench_train.py --conv-options)
+        self.channels_last = (
+            model.config.arch == "conv" and self.device.type == "cpu" and processes is None
+        )
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         mc = model.config
         if data.image_shape != mc.image_shape:
             raise ConfigError(
@@ -360,7 +367,9 @@ class Trainer:
             )
         # both splits on the device when they fit its data memory budget; else the
         # training split's batches are streamed to it (trainer.feed)
-        self.data, self.feed = place(data, self.device, config.data_memory, mc.conditional)
+        self.data, self.feed = place(
+            data, self.device, config.data_memory, mc.conditional, self.channels_last
+        )
         self.noise = torch.Generator(device=self.device)  # this run's own random stream
         self.model.noise = self.noise
         self.optimizer = make_adam(

@@ -53,8 +53,9 @@ def test_bf16_trains_the_layers_in_bfloat16_and_ends_where_fp32_does(shapes, mod
     assert load_checkpoint(path).train_config.precision == "bf16"
 
 
-def test_bf16_where_it_would_be_emulated_is_refused_or_trains_in_fp32(shapes, monkeypatch,
-                                                                     tmp_path, capsys):  # fmt: skip
+def test_bf16_where_it_would_be_emulated_is_refused_or_trains_in_fp32(
+    shapes, monkeypatch, tmp_path, capsys
+):
     monkeypatch.setattr(loop, "bf16_problem", lambda d: "this CPU has no bfloat16 instructions")
     # asked for on the command line: refused before anything is trained
     out = tmp_path / "run"
@@ -68,3 +69,39 @@ def test_bf16_where_it_would_be_emulated_is_refused_or_trains_in_fp32(shapes, mo
     mc = model_config_for(shapes, latent_dim=2, hidden=32)
     t = Trainer(build_model(mc), shapes, TrainConfig(epochs=1, device="cpu", precision="bf16"))
     assert not t.bf16 and t.fused_step is not None
+
+
+def test_a_conv_body_trains_channels_last_and_goes_on_exactly(shapes, tmp_path):
+    """Channels-last weights (and Adam's moments laid out as they are) on the CPU: a run saved
+    inside an epoch and continued ends with the weights of a run that never stopped."""
+    from trainer.loop import TrainControl
+
+    mc = model_config_for(shapes, arch="conv", latent_dim=3, hidden=32)
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=2e-3, device="cpu")
+    torch.manual_seed(0)
+    straight = Trainer(build_model(mc), shapes, cfg)
+    conv = next(m for m in straight.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert straight.channels_last
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    straight.fit()
+    moments = straight.optimizer.state[conv.weight]["exp_avg"]
+    assert moments.is_contiguous(memory_format=torch.channels_last)
+
+    class StopAt(TrainControl):
+        @property
+        def stop_requested(self):
+            return half.step >= half.steps_per_epoch + 3
+
+    torch.manual_seed(0)
+    half = Trainer(build_model(mc), shapes, cfg)
+    assert half.fit(control=StopAt()).stopped
+    ck = load_checkpoint(save_trainer(tmp_path / "mid.safetensors", half, None, []))
+    on = Trainer(ck.model, shapes, ck.train_config, history=ck.history,
+                 optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
+                 position=ck.position)  # fmt: skip
+    w = next(m for m in on.model.modules() if isinstance(m, torch.nn.Conv2d)).weight
+    assert on.optimizer.state[w]["exp_avg"].stride() == w.stride()
+    on.fit(epochs=1)
+    assert on.step == straight.step
+    for (k, a), b in zip(straight.model.state_dict().items(), on.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
