@@ -124,6 +124,9 @@ class TrainPanel(QWidget):
         f.addRow("Folder", self.root_row)
         f.addRow("Size", self.image_size)
         self.shapes_count = 6000  # not on screen; settings key train/shapes_count
+        # a shown checkpoint's settings the panel has no field for (latent-train's
+        # --precision and --data-memory): kept, so that continuing it trains as it did
+        self.unshown: dict = {}
         self.data_info = hint("")
         f.addRow(self.data_info)
         self._data_form = f
@@ -358,7 +361,7 @@ class TrainPanel(QWidget):
             epochs=self.epochs.value(), batch_size=self.batch.value(),
             lr=_float(self.lr.text(), "learning rate"), beta=_float(self.beta.text(), "beta"),
             warmup_epochs=_float(self.warmup.text(), "KL warm-up"), seed=self.seed.value(),
-            device=self.device.currentData(),
+            device=self.device.currentData(), **self.unshown,
         )  # fmt: skip
 
     # -- showing a checkpoint's settings ------------------------------------------------------
@@ -395,6 +398,8 @@ class TrainPanel(QWidget):
         self.batch.setValue(train_config.batch_size)
         self.seed.setValue(train_config.seed)
         _set_key(self.device, train_config.device)
+        self.unshown = {"precision": train_config.precision,
+                        "data_memory": train_config.data_memory}  # fmt: skip
 
     # -- run state ----------------------------------------------------------------------------
     def show_status(self, st: RunStatus) -> None:

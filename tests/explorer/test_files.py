@@ -119,6 +119,28 @@ def test_checkpoint_round_trip_and_continue(qtbot, make_window, settings_path, t
     assert win2.run.outcomes[-1].error is None and win2.session.epochs_done == 2
 
 
+def test_a_checkpoints_command_line_only_settings_are_kept_to_continue_it(qtbot, window, tmp_path):
+    """--precision and --data-memory have no field in the panel: opening a run trained with
+    them keeps them for its next run, and opening another run resets them."""
+    from trainer.checkpoint import save_checkpoint
+    from trainer.config import ModelConfig, TrainConfig
+    from trainer.data import DataSpec
+    from trainer.models import build_model
+
+    spec = DataSpec("shapes", shapes_count=200)
+    model = build_model(ModelConfig(latent_dim=2, hidden=16))
+    tc = TrainConfig(epochs=1, precision="bf16", data_memory=0.5)
+    special = save_checkpoint(tmp_path / "bf16.safetensors", model, tc, data_spec=spec)
+    plain = save_checkpoint(tmp_path / "fp32.safetensors", model, TrainConfig(), data_spec=spec)
+    assert window.open_checkpoint(special), window.banner.history
+    got = window.panel.train_config()
+    assert (got.precision, got.data_memory) == ("bf16", 0.5)
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)  # its data has arrived
+    assert window.open_checkpoint(plain), window.banner.history
+    got = window.panel.train_config()
+    assert (got.precision, got.data_memory) == ("fp32", None)
+
+
 @pytest.mark.parametrize(
     "content, words",
     [(b"not a checkpoint at all", "not a"), (b"", "not a checkpoint"), (None, "no such file")],
