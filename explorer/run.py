@@ -259,9 +259,12 @@ class RunController(QObject):
                     if st is RunState.STOPPED
                     else f"Finished {done} epochs"
                 )
+                how = (" in bfloat16" if fit.bf16 else "") + (
+                    ", its batches streamed to it" if fit.streamed else ""
+                )
                 summary = (
                     f"{verb}: {fit.steps_run:,} steps in {fmt_seconds(fit.seconds)} on "
-                    f"{fit.device} ({fit.images_per_second:,.0f} img/s on average)"
+                    f"{fit.device}{how} ({fit.images_per_second:,.0f} img/s on average)"
                 )
             elif out is not None and out.error:
                 summary = "Training " + ("diverged" if st is RunState.DIVERGED else "failed")

@@ -300,6 +300,8 @@ class FitResult:
     device: str
     seconds: float  # of this call, pauses excluded
     steps_run: int = 0  # steps this call took
+    bf16: bool = False  # its layers computed in bfloat16 (--precision bf16)
+    streamed: bool = False  # its batches were streamed to the device (trainer.feed)
 
 
 def make_adam(params: list[torch.nn.Parameter], lr: float) -> Adam:
@@ -717,6 +719,8 @@ class Trainer:
             device=str(self.device),
             seconds=active,
             steps_run=self.step - start_step,
+            bf16=self.bf16,
+            streamed=self.feed.streamed,
         )
 
 

@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings
 
 import explorer.window as app_mod
 from explorer.widgets.views import EXPORT_MIN_SIDE, PAD
+from trainer.loop import bf16_problem
 
 
 @pytest.fixture
@@ -139,6 +140,29 @@ def test_a_checkpoints_command_line_only_settings_are_kept_to_continue_it(qtbot,
     assert window.open_checkpoint(plain), window.banner.history
     got = window.panel.train_config()
     assert (got.precision, got.data_memory) == ("fp32", None)
+
+
+@pytest.mark.skipif(
+    bf16_problem(torch.device("cpu")) is not None, reason="this CPU has no bfloat16 instructions"
+)
+def test_a_bf16_streamed_run_continued_in_the_window_says_how_it_trained(qtbot, window, tmp_path):
+    from trainer.checkpoint import save_checkpoint
+    from trainer.config import ModelConfig, TrainConfig
+    from trainer.data import DataSpec
+    from trainer.models import build_model
+
+    spec = DataSpec("shapes", shapes_count=300)
+    model = build_model(ModelConfig(latent_dim=2, hidden=16))
+    tc = TrainConfig(epochs=1, precision="bf16", data_memory=0)
+    path = save_checkpoint(tmp_path / "bf16.safetensors", model, tc, data_spec=spec)
+    assert window.open_checkpoint(path), window.banner.history
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+    window.panel.more_epochs.setValue(1)
+    assert window.start_training(resume=True)
+    qtbot.waitUntil(lambda: bool(window.run.outcomes) and not window.busy, timeout=30000)
+    fit = window.run.outcomes[-1].fit
+    assert fit.bf16 and fit.streamed
+    assert " on cpu in bfloat16, its batches streamed to it (" in window.status_run.text()
 
 
 @pytest.mark.parametrize(
