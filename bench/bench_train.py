@@ -27,8 +27,8 @@ a float dataset, autograd, torch.optim.Adam, ``loss.item()`` every step) on the 
 and data, with the % of the machine's limit (peak matmul rate over 3 forward passes' FLOPs,
 ``trainer.models.flops_per_image``, which counts the conv layers off their shapes).
 ``--bf16`` adds this loop in mixed precision (``--precision bf16``) where the device has
-bfloat16 (a CUDA GPU from Ampere on, a CPU with AVX-512 or AMX), with the % of the bfloat16
-matmul limit; the same flag adds a bf16 row to the MLP table.
+bfloat16 (a CUDA GPU from Ampere on, an x86 CPU with AVX-512 BF16 or AMX), with the % of
+the bfloat16 matmul limit; the same flag adds a bf16 row to the MLP table.
 
 ``--conv-options`` times one conv training step under what else might speed it up:
 channels-last weights and inputs, bf16 autocast, both, and ``torch.compile`` (with the
@@ -452,6 +452,11 @@ def main() -> int:
     )
     args = ap.parse_args()
     device = resolve_device(args.device)
+    if not (args.mnist / "t10k-images-idx3-ubyte.gz").is_file():
+        sys.exit(
+            f"{args.mnist}: no t10k-images-idx3-ubyte.gz (the MNIST test set) there; give the "
+            "folder that holds it and t10k-labels-idx1-ubyte.gz with --mnist DIR"
+        )
     spec = DataSpec(
         "idx",
         images=str(args.mnist / "t10k-images-idx3-ubyte.gz"),

@@ -9,13 +9,15 @@ overlaps the device's work on this one. Both give the same batches in the same o
 run's numbers do not depend on which path it took.
 
 The budget is ``TrainConfig.data_memory`` (MB; ``latent-train train --data-memory``);
-by default half of the device's free memory (on the CPU: of the memory available).
+by default half of the device's free memory (on the CPU: of the memory available, within
+a container's limit), shared among the processes of a run on the same machine's CPU.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -25,39 +27,91 @@ MB = 1 << 20
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes free on ``device`` now (host memory for the CPU); None if it cannot be told."""
+    """Bytes free on ``device`` now (host memory for the CPU, within this process's memory
+    cgroup's limit where it has one: a container's); None if it cannot be told."""
     try:
         if device.type == "cuda":
             return int(torch.cuda.mem_get_info(device)[0])
         if device.type == "mps":
             return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+    except (RuntimeError, AttributeError, ValueError):
+        return None
+    free = None
+    try:
         with open("/proc/meminfo") as f:  # Linux: what can be had without swapping
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, RuntimeError, AttributeError, ValueError, IndexError):
+                    free = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         pass
-    try:  # elsewhere: the machine's memory
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+    if free is None:
+        try:  # elsewhere: the machine's memory
+            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            pass
+    room = cgroup_room()
+    if room is not None:
+        free = room if free is None else min(free, room)
+    return free
+
+
+UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def cgroup_room(proc: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")):
+    """Bytes this process's memory cgroups still allow (the tightest limit less its use, up
+    the hierarchy, cgroup v2 or v1); None where no limit is set or none can be read."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
         return None
+    room = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        controllers, path = parts[1].split(","), parts[2].lstrip("/")
+        if parts[0] == "0" and parts[1] == "":  # v2: one unified hierarchy
+            top, names = root, ("memory.max", "memory.current")
+        elif "memory" in controllers:  # v1: the memory controller's own
+            top, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        if not top.is_dir():
+            continue
+        here = top / path
+        while True:  # this group and its ancestors (a parent's limit binds it too)
+            try:
+                limit = (here / names[0]).read_text().strip()
+                used = int((here / names[1]).read_text())
+                if limit != "max" and int(limit) < UNLIMITED:
+                    left = max(0, int(limit) - used)
+                    room = left if room is None else min(room, left)
+            except (OSError, ValueError):
+                pass
+            if here == top or top not in here.parents:
+                break
+            here = here.parent
+    return room
 
 
-def default_budget(device: torch.device) -> int:
-    """Half of the device's free memory: the rest is for the model, its activations and,
-    on the CPU, everything else the machine runs. (2 GB where it cannot be told.)"""
+def default_budget(device: torch.device, share: int = 1) -> int:
+    """Half of the device's free memory, divided among the ``share`` processes of a run that
+    use it: the rest is for the model, its activations and, on the CPU, everything else the
+    machine runs. (2 GB where it cannot be told.)"""
     free = free_memory(device)
-    return free // 2 if free else 2048 * MB
+    return (free // 2 if free else 2048 * MB) // max(1, share)
 
 
-def budget_bytes(device: torch.device, data_memory: float | None) -> int:
-    """The data memory budget on ``device``: ``data_memory`` MB, or the default."""
-    return default_budget(device) if data_memory is None else int(data_memory * MB)
+def budget_bytes(device: torch.device, data_memory: float | None, share: int = 1) -> int:
+    """The data memory budget on ``device``: ``data_memory`` MB (each process's, in a run on
+    several), or the default."""
+    return default_budget(device, share) if data_memory is None else int(data_memory * MB)
 
 
-def fits(data: ImageData, device: torch.device, data_memory: float | None) -> bool:
-    """Whether both splits fit the budget, so that training holds them on the device."""
-    return nbytes(data.train_x) + nbytes(data.test_x) <= budget_bytes(device, data_memory)
+def fits(data: ImageData, budget: int) -> bool:
+    """Whether both splits fit ``budget`` bytes, so that training holds them on the device."""
+    return nbytes(data.train_x) + nbytes(data.test_x) <= budget
 
 
 class OnDevice:
@@ -170,19 +224,19 @@ class Streamed:
 def place(
     data: ImageData,
     device: torch.device,
-    data_memory: float | None,
+    budget: int,
     labels: bool,
     channels_last: bool = False,
+    hold: bool | None = None,
 ) -> tuple[ImageData, OnDevice | Streamed]:
     """``data`` as training on ``device`` holds it, and where its batches come from (with
     their ``labels``, for a conditional model; ``channels_last``: laid out so, for a conv
-    body that is): both splits on the device when they fit the budget; else the training
-    split is streamed, and the test split (evaluated in chunks) is on the device if it fits
-    there alone."""
-    if fits(data, device, data_memory):
+    body that is): both splits on the device when they fit the ``budget`` (bytes; ``hold``
+    decides instead when given); else the training split is streamed, and the test split
+    (evaluated in chunks) is on the device if it fits there alone."""
+    if hold if hold is not None else fits(data, budget):
         on = data.to(device)
         return on, OnDevice(on.train_x, on.train_y if labels else None, channels_last)
-    budget = budget_bytes(device, data_memory)
     move = nbytes(data.test_x) <= budget
     test = lambda t: None if t is None else t.to(device) if move else t  # noqa: E731
     kept = replace(data, test_x=test(data.test_x), test_y=test(data.test_y))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from .adam import Adam
 from .config import ConfigError, ModelConfig, TrainConfig, is_int, is_real, shown
 from .data import ImageData
 from .evaluate import elbo_stats
-from .feed import place
+from .feed import budget_bytes, fits, place
 from .fused import FusedStep, supports
 from .losses import kl_weight
 from .models import LatentModel, build_model
@@ -68,19 +69,21 @@ def resolve_device(name: str = "auto") -> torch.device:
 def bf16_problem(device: torch.device) -> str | None:
     """Why ``device`` cannot train in bfloat16 at speed (it would be emulated, slower than
     float32), or None when it can: a CUDA GPU with bfloat16 arithmetic (Ampere and later),
-    or a CPU whose instructions oneDNN uses for it (AVX-512 or AMX)."""
+    or an x86 CPU with bfloat16 instructions (AVX-512 BF16 or AMX). AVX-512 alone is not
+    enough: oneDNN then converts every operand and a step took 2.2 times as long as in
+    float32."""
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported(including_emulation=False):
             return None
         return f"this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 arithmetic"
     if device.type == "cpu":
+        cpu = torch.cpu
         try:
-            mkldnn = torch.backends.mkldnn
-            if mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            if cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported():
                 return None
         except (AttributeError, RuntimeError):
             pass
-        return "this CPU has no bfloat16 instructions (AVX-512 or AMX)"
+        return "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX)"
     return f"bfloat16 training is offered on CUDA and on CPUs, not on {device.type}"
 
 
@@ -369,8 +372,15 @@ class Trainer:
             )
         # both splits on the device when they fit its data memory budget; else the
         # training split's batches are streamed to it (trainer.feed)
+        share = 1  # the processes of a run on this machine's CPU share its memory
+        if processes is not None and self.device.type == "cpu":
+            share = int(os.environ.get("LOCAL_WORLD_SIZE", processes.world))
+        self.data_budget = budget_bytes(self.device, config.data_memory, share)
+        hold = fits(data, self.data_budget)
+        if processes is not None:  # all hold their data, or all stream it
+            hold = not processes.max(0 if hold else 1)
         self.data, self.feed = place(
-            data, self.device, config.data_memory, mc.conditional, self.channels_last
+            data, self.device, self.data_budget, mc.conditional, self.channels_last, hold
         )
         self.noise = torch.Generator(device=self.device)  # this run's own random stream
         self.model.noise = self.noise

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from trainer import feed
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import DataSpec, ImageData, Rows, load_data, make_shapes, nbytes
 from trainer.feed import MB, OnDevice, Streamed, budget_bytes, place
@@ -113,9 +114,9 @@ def test_the_budget_decides_and_the_default_is_half_of_what_is_free(cached):
     _spec, d = cached
     cpu = torch.device("cpu")
     both = nbytes(d.train_x) + nbytes(d.test_x)
-    data, feed = place(d, cpu, both / MB, labels=True)
+    data, feed = place(d, cpu, both, labels=True)
     assert isinstance(feed, OnDevice) and isinstance(data.train_x, torch.Tensor)
-    data, feed = place(d, cpu, (both - 1) / MB, labels=True)
+    data, feed = place(d, cpu, both - 1, labels=True)
     assert isinstance(feed, Streamed) and data.train_x is d.train_x
     assert torch.equal(data.test_x, d.test_x) and torch.equal(data.test_y, d.test_y)
     x, y = feed.take(torch.tensor([4, 0, 4]))
@@ -124,6 +125,33 @@ def test_the_budget_decides_and_the_default_is_half_of_what_is_free(cached):
     assert torch.equal(y, d.train_y[[4, 0, 4]])
     assert place(d, cpu, 0, labels=False)[1].take(torch.tensor([1]))[1] is None
     assert 0 < budget_bytes(cpu, None) and budget_bytes(cpu, 3) == 3 * MB
+    assert budget_bytes(cpu, 3, share=4) == 3 * MB  # a given budget is each process's
+    assert budget_bytes(cpu, None, share=4) <= budget_bytes(cpu, None) // 3
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_default_budget_keeps_within_a_containers_memory_limit(tmp_path, version):
+    """In a container (or a SLURM job) the memory cgroup's limit, not the machine's free
+    memory, bounds what the data may take: the tightest limit up the hierarchy, less use."""
+    root, proc = tmp_path / "cgroup", tmp_path / "proc-self-cgroup"
+    if version == 2:
+        proc.write_text("0::/job/step\n")
+        files, top = ("memory.max", "memory.current"), root
+        unlimited = "max"
+    else:
+        proc.write_text("4:memory:/job/step\n3:cpuset:/\n")
+        files, top = ("memory.limit_in_bytes", "memory.usage_in_bytes"), root / "memory"
+        unlimited = str(2**63 - 4096)
+    step, job = top / "job" / "step", top / "job"
+    step.mkdir(parents=True)
+    (step / files[0]).write_text(unlimited + "\n")
+    (step / files[1]).write_text("100\n")
+    (job / files[0]).write_text(f"{1000 * MB}\n")  # the job's limit binds its step
+    (job / files[1]).write_text(f"{300 * MB}\n")
+    assert feed.cgroup_room(proc, root) == 700 * MB
+    (job / files[0]).write_text(unlimited)
+    assert feed.cgroup_room(proc, root) is None  # no limit anywhere
+    assert feed.cgroup_room(tmp_path / "absent", root) is None
 
 
 def test_a_split_in_memory_streams_too(shapes):
@@ -151,7 +179,7 @@ def test_the_cli_says_when_it_streams_and_records_it(cached, tmp_path):
            "--latent-dim", "2", "--data-memory", "0.3", "--out", str(out)]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "the images, 0.4 MB, are more than the data memory on cpu (0.3 MB, given with " \
+    assert "the images, 459 KB, are more than the data memory on cpu (307 KB, given with " \
            "--data-memory): the training batches are streamed to it" in r.stderr  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["streamed"] is True and metrics["train"]["data_memory"] == 0.3
