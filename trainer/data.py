@@ -641,7 +641,9 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     if hit is not None:
         xtr, xte, ytr, yte = _split(hit.x, hit.y, spec.test_fraction, spec.seed)
         return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
-    imgs = np.empty((len(files), s, s, 3), dtype=np.uint8)
+    # decoded straight into the cache's layout (N, C, H, W): no second copy of the images
+    imgs = np.empty((len(files), 3, s, s), dtype=np.uint8)
+    grey = True  # every image so far: then the folder is kept as one channel
     for i, (f, _) in enumerate(files):
         if progress is not None and i % 64 == 0:
             progress(i / len(files), f"decoding {i:,} of {len(files):,} images (once: "
@@ -652,7 +654,10 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(f) as im:
-                    imgs[i] = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
+                    px = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
+            imgs[i] = px.transpose(2, 0, 1)
+            if grey:
+                grey = bool((px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all())
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DataError(
                 f"{f}: too large an image (more than {Image.MAX_IMAGE_PIXELS} pixels); "
@@ -660,9 +665,12 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
             ) from None
         except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as e:
             raise DataError(f"{f}: not a readable image ({e})") from None
-    grey = bool((imgs[..., 0] == imgs[..., 1]).all() and (imgs[..., 1] == imgs[..., 2]).all())
-    x = imgs[..., :1] if grey else imgs
-    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    x = imgs
+    if grey:  # each image's first channel moved to the front, in place (image i's lies at or
+        # after where it goes, so no image is overwritten before it has moved)
+        x = imgs.reshape(-1)[: len(files) * s * s].reshape(len(files), 1, s, s)
+        for i in range(len(files)):
+            x[i, 0] = imgs[i, 0]
     y = np.array([k for _, k in files], dtype=np.int64)
     x = _keep(cache.key_of("folder", entries, options), f"folder:{root.resolve()}:{s}", x, y,
               classes)  # fmt: skip

@@ -127,6 +127,27 @@ def test_greyscale_folder_gives_one_channel(tmp_path):
     assert load_data(DataSpec("folder", root=str(tmp_path))).image_shape == (1, 28, 28)
 
 
+@pytest.mark.parametrize("last_in_colour", [False, True])
+def test_a_folders_pixels_are_kept_exactly(tmp_path, last_in_colour):
+    """Each image's pixels, in order, whether the folder turns out grey (its images' first
+    channel kept) or colour (one coloured image, the last, makes it all colour)."""
+    rng = np.random.default_rng(2)
+    want = []
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            px = np.repeat(rng.integers(0, 256, (8, 8, 1), dtype=np.uint8), 3, axis=2)
+            if last_in_colour and c == "b" and i == 4:
+                px[..., 2] = 255 - px[..., 2]
+            Image.fromarray(px).save(tmp_path / c / f"{i}.png")
+            want.append(px.transpose(2, 0, 1))
+    d = load_data(DataSpec("folder", root=str(tmp_path), image_size=8, test_fraction=0.3))
+    got = torch.cat([d.train_x.to("cpu"), d.test_x]).numpy()
+    want = np.stack(want) if last_in_colour else np.stack(want)[:, :1]
+    assert got.shape == (10, *want.shape[1:])
+    assert sorted(map(bytes, got)) == sorted(map(bytes, want))
+
+
 def test_bad_folders_are_explained(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         load_data(DataSpec("folder", root=str(tmp_path / "missing")))
