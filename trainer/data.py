@@ -643,7 +643,6 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
         return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
     # decoded straight into the cache's layout (N, C, H, W): no second copy of the images
     imgs = np.empty((len(files), 3, s, s), dtype=np.uint8)
-    grey = True  # every image so far: then the folder is kept as one channel
     for i, (f, _) in enumerate(files):
         if progress is not None and i % 64 == 0:
             progress(i / len(files), f"decoding {i:,} of {len(files):,} images (once: "
@@ -656,8 +655,6 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
                 with Image.open(f) as im:
                     px = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
             imgs[i] = px.transpose(2, 0, 1)
-            if grey:
-                grey = bool((px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all())
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise DataError(
                 f"{f}: too large an image (more than {Image.MAX_IMAGE_PIXELS} pixels); "
@@ -666,11 +663,17 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
         except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as e:
             raise DataError(f"{f}: not a readable image ({e})") from None
     x = imgs
-    if grey:  # each image's first channel moved to the front, in place (image i's lies at or
-        # after where it goes, so no image is overwritten before it has moved)
+    step = max(1, (16 << 20) // imgs[:1].nbytes)  # a grey folder is kept as one channel
+    grey = all(
+        bool((c[:, 0] == c[:, 1]).all() and (c[:, 1] == c[:, 2]).all())
+        for c in (imgs[i : i + step] for i in range(0, len(imgs), step))
+    )
+    if grey:  # each image's first channel moved to the front, in place, a chunk at a time:
+        # a chunk's images lie after where the chunks before it went (numpy buffers a chunk
+        # that overlaps itself), so none is overwritten before it has moved
         x = imgs.reshape(-1)[: len(files) * s * s].reshape(len(files), 1, s, s)
-        for i in range(len(files)):
-            x[i, 0] = imgs[i, 0]
+        for i in range(0, len(files), step):
+            x[i : i + step, 0] = imgs[i : i + step, 0]
     y = np.array([k for _, k in files], dtype=np.int64)
     x = _keep(cache.key_of("folder", entries, options), f"folder:{root.resolve()}:{s}", x, y,
               classes)  # fmt: skip
