@@ -703,12 +703,19 @@ class _StopOnSignal:
 
     ``patient``: later signals are ignored too. torchrun passes a Ctrl-C on to its processes
     and then sends them SIGTERM while they save; the save must finish (torchrun's own
-    SIGKILL, 30 s later, remains the last word)."""
+    SIGKILL, 30 s later, remains the last word).
+
+    A second signal within :attr:`ECHO_S` of the first is the same stop, arriving twice: a
+    signal to a whole process group (a CI job cancelled, ``kill -INT -PGID``) reaches this
+    process directly and again through ``uv run``, which passes it on."""
+
+    ECHO_S = 0.5
 
     def __init__(self, control, patient: bool = False) -> None:
         self.control = control
         self.patient = patient
         self.signum: int | None = None
+        self.at = 0.0  # when the first signal came
         self.saved: dict = {}
 
     def __enter__(self) -> _StopOnSignal:
@@ -722,10 +729,10 @@ class _StopOnSignal:
 
     def _on_signal(self, signum, frame) -> None:
         if self.signum is not None:
-            if self.patient:
+            if self.patient or time.monotonic() - self.at < self.ECHO_S:
                 return
             raise _Interrupted(signum)
-        self.signum = signum
+        self.signum, self.at = signum, time.monotonic()
         self.control.stop(signum)
 
     def __exit__(self, *exc) -> None:

@@ -415,6 +415,21 @@ def test_a_second_signal_interrupts_at_once(capsys):
     assert e.value.signum == signal.SIGTERM
 
 
+def test_the_same_signal_twice_at_once_is_one_stop():
+    """A signal to the whole process group reaches the run directly and again through
+    ``uv run``: the echo, within half a second, must not cost the save."""
+    from trainer.loop import TrainControl
+
+    control = TrainControl()
+    with cli._StopOnSignal(control) as stop:
+        stop._on_signal(signal.SIGINT, None)
+        stop._on_signal(signal.SIGINT, None)  # the echo: still stopping, still saving
+        assert control.stop_requested and stop.name == "SIGINT"
+        stop.at -= stop.ECHO_S  # later: a person's second Ctrl-C interrupts at once
+        with pytest.raises(KeyboardInterrupt):
+            stop._on_signal(signal.SIGINT, None)
+
+
 # -- 13: a run that ended far worse than its best says so --------------------------------------
 def _epochs(*losses):
     return [{"epoch": i + 1, "step": 10 * (i + 1), "test_nelbo": v} for i, v in enumerate(losses)]
