@@ -120,10 +120,15 @@ def test_checkpoint_round_trip_and_continue(qtbot, make_window, settings_path, t
     assert win2.run.outcomes[-1].error is None and win2.session.epochs_done == 2
 
 
-def test_a_checkpoints_command_line_only_settings_are_kept_to_continue_it(qtbot, window, tmp_path):
-    """--precision and --data-memory have no field in the panel: opening a run trained with
-    them keeps them for its next run, and opening another run resets them."""
+def test_a_checkpoints_precision_and_data_memory_are_kept_to_continue_it(
+    qtbot, window, tmp_path, monkeypatch
+):
+    """Opening a run trained in bf16 with --data-memory (which has no field in the panel)
+    keeps both for its next run; opening another run resets them."""
+    import explorer.widgets.train_panel as panel_mod
     from trainer.checkpoint import save_checkpoint
+
+    monkeypatch.setattr(panel_mod, "bf16_problem", lambda device: None)  # a bf16 machine
     from trainer.config import ModelConfig, TrainConfig
     from trainer.data import DataSpec
     from trainer.models import build_model
@@ -136,10 +141,33 @@ def test_a_checkpoints_command_line_only_settings_are_kept_to_continue_it(qtbot,
     assert window.open_checkpoint(special), window.banner.history
     got = window.panel.train_config()
     assert (got.precision, got.data_memory) == ("bf16", 0.5)
+    assert window.panel.precision.currentText() == "bfloat16 (mixed)"
     qtbot.waitUntil(lambda: not window.busy, timeout=20000)  # its data has arrived
     assert window.open_checkpoint(plain), window.banner.history
     got = window.panel.train_config()
     assert (got.precision, got.data_memory) == ("fp32", None)
+
+
+def test_bfloat16_is_offered_only_where_the_device_has_it(window, monkeypatch, tmp_path):
+    import explorer.widgets.train_panel as panel_mod
+
+    panel = window.panel
+    item = panel.precision.model().item(panel.precision.findData("bf16"))
+    monkeypatch.setattr(panel_mod, "bf16_problem", lambda device: None)
+    panel._device_changed()
+    panel.precision.setCurrentIndex(panel.precision.findData("bf16"))
+    assert item.isEnabled() and panel.train_config().precision == "bf16"
+    s = QSettings(str(tmp_path / "panel.ini"), QSettings.IniFormat)
+    panel.save_settings(s)
+    monkeypatch.setattr(panel_mod, "bf16_problem", lambda device: "this CPU has none")
+    panel._device_changed()  # another device chosen: greyed out, float32 chosen, and why
+    assert not item.isEnabled() and panel.train_config().precision == "fp32"
+    assert "Not here: this CPU has none." in panel.precision.toolTip()
+    panel.load_settings(s)  # remembered as bf16, but not on this machine
+    assert panel.train_config().precision == "fp32"
+    monkeypatch.setattr(panel_mod, "bf16_problem", lambda device: None)
+    panel.load_settings(s)
+    assert panel.train_config().precision == "bf16"
 
 
 @pytest.mark.skipif(
