@@ -642,11 +642,10 @@ def _describe(spec, data) -> str:
 
 
 def _streamed(trainer, device, data_memory) -> str:
-    from .data import nbytes
+    from .feed import data_bytes
 
-    data = trainer.data
     what = "given with --data-memory" if data_memory is not None else "half of what is free"
-    both = nbytes(data.train_x) + nbytes(data.test_x)
+    both = data_bytes(trainer.data)
     if trainer.data_budget >= both:  # it would fit here: another process could not hold it
         return "another process's data memory is less than the images: every process streams"
     return (
@@ -834,17 +833,17 @@ def _train(args, out: Path) -> int:
         device = procs.device
     else:
         device = resolve_device(tcfg.device)
-    if tcfg.precision == "bf16" and bf16_problem(device):
+    why = bf16_problem(device) if tcfg.precision == "bf16" else None
+    if why:
         raise UserError(
-            f"--precision bf16: {bf16_problem(device)}, so it would be emulated and train "
-            "slower than fp32; leave --precision out"
+            f"--precision bf16: {why}, so it would be emulated and train slower than fp32; "
+            "leave --precision out"
         )
     main = procs is None or procs.main
     info = print if main else (lambda *a, **k: None)  # process 0 alone speaks
     threads = training_threads(args.threads)
     if procs is not None and args.threads is None:  # the cores shared among the processes
-        per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", procs.world))
-        threads = max(1, usable_cores() // max(1, per_machine))
+        threads = max(1, usable_cores() // procs.on_this_machine)
     torch.set_num_threads(threads)
     if device.type == "cpu" and threads > usable_cores():
         info(

@@ -46,6 +46,11 @@ class Processes:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def on_this_machine(self) -> int:
+        """How many of the run's processes share this machine (its cores, its memory)."""
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", self.world)))
+
     def rows(self, n: int) -> tuple[int, int]:
         """The rows (a, b) of a global batch of ``n`` that are this process's share: the
         shares differ by at most one image (one may be empty in a final batch smaller than

@@ -109,9 +109,14 @@ def budget_bytes(device: torch.device, data_memory: float | None, share: int = 1
     return default_budget(device, share) if data_memory is None else int(data_memory * MB)
 
 
+def data_bytes(data: ImageData) -> int:
+    """The bytes of both splits' images."""
+    return nbytes(data.train_x) + nbytes(data.test_x)
+
+
 def fits(data: ImageData, budget: int) -> bool:
     """Whether both splits fit ``budget`` bytes, so that training holds them on the device."""
-    return nbytes(data.train_x) + nbytes(data.test_x) <= budget
+    return data_bytes(data) <= budget
 
 
 class OnDevice:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -374,7 +373,7 @@ class Trainer:
         # training split's batches are streamed to it (trainer.feed)
         share = 1  # the processes of a run on this machine's CPU share its memory
         if processes is not None and self.device.type == "cpu":
-            share = int(os.environ.get("LOCAL_WORLD_SIZE", processes.world))
+            share = processes.on_this_machine
         self.data_budget = budget_bytes(self.device, config.data_memory, share)
         hold = fits(data, self.data_budget)
         if processes is not None:  # all hold their data, or all stream it

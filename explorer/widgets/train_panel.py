@@ -125,9 +125,9 @@ class TrainPanel(QWidget):
         f.addRow("Folder", self.root_row)
         f.addRow("Size", self.image_size)
         self.shapes_count = 6000  # not on screen; settings key train/shapes_count
-        # a shown checkpoint's settings the panel has no field for (latent-train's
-        # --data-memory): kept, so that continuing it trains as it did
-        self.unshown: dict = {}
+        # a shown checkpoint's --data-memory (no field here): kept, so that continuing it
+        # trains as it did
+        self.data_memory: float | None = None
         self.data_info = hint("")
         f.addRow(self.data_info)
         self._data_form = f
@@ -369,7 +369,7 @@ class TrainPanel(QWidget):
             lr=_float(self.lr.text(), "learning rate"), beta=_float(self.beta.text(), "beta"),
             warmup_epochs=_float(self.warmup.text(), "KL warm-up"), seed=self.seed.value(),
             device=self.device.currentData(), precision=self.precision.currentData(),
-            **self.unshown,
+            data_memory=self.data_memory,
         )  # fmt: skip
 
     def _device_changed(self) -> None:
@@ -425,7 +425,7 @@ class TrainPanel(QWidget):
         _set_key(self.device, train_config.device)
         _set_key(self.precision, train_config.precision)  # (float32 where bf16 is not here)
         self._device_changed()
-        self.unshown = {"data_memory": train_config.data_memory}
+        self.data_memory = train_config.data_memory
 
     # -- run state ----------------------------------------------------------------------------
     def show_status(self, st: RunStatus) -> None:
