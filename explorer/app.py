@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from explorer import __version__, platform_check, theme
+from trainer.cliparse import OneLineParser
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
@@ -56,11 +57,9 @@ def make_splash() -> QSplashScreen:
     return splash
 
 
-class _Parser(argparse.ArgumentParser):
-    """Mistakes on the command line: one line on stderr and exit code 2, before any window."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+class _Parser(OneLineParser):
+    """Mistakes on the command line: one line on stderr and exit code 2, before any window
+    (see :mod:`trainer.cliparse`)."""
 
 
 def _int_in(lo: int, hi: int | None = None):

@@ -20,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-EXIT_USAGE = 2
+from .cliparse import EXIT_USAGE, OneLineParser
+
 MAX_GRID_IMAGES = 10_000  # images in one `sample` grid, all classes together
 TRAIN_PICTURE_CLASSES = 20  # a conditional model's training pictures show this many classes
 
@@ -149,11 +150,8 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line on stderr (no usage dump) and exit code 2."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"latent-train: error: {message} (see {self.prog} --help)\n")
+class _Parser(OneLineParser):
+    """The parser of ``latent-train`` and its commands (see :mod:`trainer.cliparse`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--latent-dim",
         type=_int_in(1, MAX_LATENT),
         default=20,
-        help=f"1 to {MAX_LATENT} (default: 20)",
+        help=f"1 to {MAX_LATENT} (default: 20, the classic VAE's size; the window starts at 2, "
+        "where the latent map is the whole latent space)",
     )
     m.add_argument(
         "--hidden",

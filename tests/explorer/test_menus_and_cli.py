@@ -130,6 +130,9 @@ def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
         (["--size", "100x100"], "--size: width and height must be"),
         (["--quit-after", "-5"], "--quit-after: must be at least 0"),
         (["--latent", "two"], "--latent: 'two' is not a whole number"),
+        # an abbreviation is a mistake (argparse took --epoch for --epochs)
+        (["--epoch", "3"], "unrecognized arguments: --epoch; did you mean --epochs?"),
+        (["--lat", "3"], "unrecognized arguments: --lat; did you mean --latent?"),
     ],
 )
 def test_bad_options_fail_with_one_line_before_any_window(argv, words, capsys, monkeypatch):

@@ -135,6 +135,23 @@ def test_every_number_is_range_checked_when_parsed(argv, fragment, tmp_path, cap
 
 
 # -- 8: the output folder is proven writable before any work ----------------------------------
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", *SHAPES, "--out", "o", "--epoch", "1"], "--epoch 1; did you mean --epochs?"),
+        (["train", *SHAPES, "--out", "o", "--latent", "2"], "unrecognized arguments: --latent 2"),
+        (
+            ["sample", "--checkpoint", "x", "--out", "s.png", "--clas", "1"],
+            "--clas 1; did you mean --class?",
+        ),
+    ],
+)
+def test_options_are_never_abbreviated(argv, fragment, capsys, no_data_loading):
+    """argparse took --epoch for --epochs (and --latent for --latent-dim) without a word."""
+    code, err = _run(argv, capsys)
+    _one_line_error(code, err, "unrecognized arguments", fragment)
+
+
 def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, no_data_loading):
     monkeypatch.chdir(tmp_path)
     code, err = _run(["train", *SHAPES, "--out", ""], capsys)
