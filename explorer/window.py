@@ -276,8 +276,8 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.plots, 1)
         plots_box = titled("Training curves", curves, [self.eval_controls, csv_btn])
 
-        # the message bar sits above the views it speaks of, so that showing it never
-        # squeezes the settings on the left into a scroll bar
+        # the message bar floats over the bottom of the middle column: it never squeezes the
+        # settings on the left into a scroll bar, nor moves a view under the pointer
         self.banner = MessageBar()
         centre = QSplitter(Qt.Vertical)
         centre.addWidget(self.tabs)
@@ -290,8 +290,8 @@ class MainWindow(QMainWindow):
         ml = QVBoxLayout(middle)
         ml.setContentsMargins(0, 0, 0, 0)
         ml.setSpacing(6)
-        ml.addWidget(self.banner)
         ml.addWidget(centre, 1)
+        self.banner.float_over(middle)
 
         # right: the current point
         self.preview = PreviewPane(s)
@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
     def show_message(
         self, text: str, level: str = "info", timeout_ms: int = 0, topic: str = "", actions=()
     ) -> None:
-        """Non-modal: the banner above the views; the app keeps running. A message with a
+        """Non-modal: the banner over the views; the app keeps running. A message with a
         ``topic`` goes away when the run controller says that problem is resolved."""
         if level == "info" and not timeout_ms and not actions and topic in ("save", "live", "open"):
             timeout_ms = 10000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -69,8 +69,13 @@ class ImagePane(pg.GraphicsLayoutWidget):
 
 
 class MessageBar(QFrame):
-    """A non-modal banner above the views: info, warning or error, dismissable, with
+    """A non-modal banner over the views: info, warning or error, dismissable, with
     optional action buttons.
+
+    It floats over the bottom of its host (:meth:`float_over`) instead of taking room in a
+    layout: showing or hiding a message never moves a widget under the pointer (when it
+    pushed the views down, a message hiding mid-stroke made the stroke on the Draw canvas
+    land 33 px lower).
 
     A message may carry a ``topic`` ("data", "settings", …): ``resolve(topic)`` hides it
     once the problem it names is gone, so no stale error outlives its cause. Every message
@@ -107,7 +112,34 @@ class MessageBar(QFrame):
         self.level = "info"
         self.topic = ""
         self._auto_hide = QTimer(self, singleShot=True, timeout=self.hide)
+        self._host: QWidget | None = None
+        self._margin = 8
         self.hide()
+
+    def float_over(self, host: QWidget, margin: int = 8) -> None:
+        """Float over the bottom of ``host``, ``margin`` pixels in from its edges, as wide
+        as it and as tall as the message needs."""
+        self.setParent(host)
+        self._host, self._margin = host, margin
+        host.installEventFilter(self)
+        self._place()
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        if obj is self._host and ev.type() == QEvent.Resize:
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        host = self._host
+        if host is None:
+            return
+        m = self._margin
+        w = max(1, host.width() - 2 * m)
+        lay = self.layout()
+        h = lay.heightForWidth(w) if lay.hasHeightForWidth() else -1
+        h = max(h, self.minimumSizeHint().height())
+        self.setGeometry(m, max(0, host.height() - h - m), w, h)
+        self.raise_()
 
     def show_message(
         self, text: str, level: str = "info", timeout_ms: int = 0, topic: str = "", actions=()
@@ -131,6 +163,7 @@ class MessageBar(QFrame):
         text = text[:1].upper() + text[1:]  # messages from the trainer start in lower case
         self.label.setText(text)
         self.history.append((level, text))
+        self._place()
         self.show()
         self._auto_hide.stop()
         if timeout_ms:

@@ -97,3 +97,28 @@ def test_a_class_change_encodes_the_drawing_again_and_clear_leaves_z(qtbot, wind
     z7 = s.z.clone()
     pad.clear_btn.click()  # an empty canvas is no drawing: z stays, no reconstruction
     assert torch.equal(s.z, z7) and pad.recon.array is None
+
+
+def test_a_message_never_moves_the_canvas_or_the_views(qtbot, window):
+    """A message that showed or hid above the views shifted them 33 px: one hiding in the
+    middle of a stroke made the rest of the stroke land lower on the canvas."""
+    pad = _open(qtbot, window)
+    window.banner.hide()
+    qtbot.wait(50)
+
+    def where():
+        return [(w.mapTo(window, QPoint(0, 0)), w.size()) for w in
+                (pad.canvas, window.tabs, window.plots, window.panel, window.preview)]  # fmt: skip
+
+    before = where()
+    for text in ("A short message.", "A long message that wraps over lines. " * 12):
+        window.show_message(text, "error", actions=[("Do it", lambda: None)])
+        qtbot.wait(50)
+        assert window.banner.isVisible() and where() == before
+        # it is in view, whole, inside the window's middle column
+        bar = window.banner.geometry()
+        host = window.banner.parentWidget().rect()
+        assert host.contains(bar) and bar.height() >= window.banner.minimumSizeHint().height()
+        window.banner.hide()
+        qtbot.wait(50)
+        assert where() == before
