@@ -66,7 +66,7 @@ from trainer.config import FILM_MEMORY_MB, TRAVERSAL_COLUMNS, ConfigError
 from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, is_example
-from trainer.imaging import ImageError, prepare_image
+from trainer.imaging import ImageError
 from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
@@ -584,15 +584,14 @@ class MainWindow(QMainWindow):
             self.show_message("There is no model to encode a picture with yet.", "warning")
             return False
         try:
-            img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground)
+            done = self.drawing.show_picture(source)
         except ImageError as e:
             self.show_message(str(e), "error", topic="picture")
             return False
-        y = torch.tensor([s.cls]) if s.conditional else None
-        s.set_z(s.encode(torch.from_numpy(img), y)[0])
         self.banner.resolve("picture")
-        self.show_message(f"Encoded {done} z is now its posterior mean: the cursor moved to it "
-                          "and Current z shows its reconstruction.", "info", 10000)  # fmt: skip
+        self.show_message(f"Encoded {done} z is now its posterior mean: the cursor moved to it, "
+                          "and the Draw tab shows the picture as the model sees it beside its "
+                          "reconstruction.", "info", 10000)  # fmt: skip
         return True
 
     def paste_picture(self) -> bool:

@@ -189,6 +189,7 @@ def titled(title: str, widget: QWidget, tools: list[QWidget] | None = None) -> Q
     head = QHBoxLayout()
     label = QLabel(title)
     label.setObjectName("heading")
+    box.heading = label  # a view may retitle itself
     head.addWidget(label)
     head.addStretch(1)
     for t in tools or []:

@@ -65,3 +65,47 @@ def test_a_pasted_picture_is_encoded(qtbot, window, tmp_path):
     assert not torch.equal(window.session.z, before)
     QApplication.clipboard().setText("just words")
     assert not window.paste_picture() and "no picture" in window.banner.text
+
+
+def test_the_draw_tab_shows_the_pasted_picture_it_reconstructs(qtbot, window, tmp_path):
+    """Draw a 1, then paste a picture: the Draw tab showed the drawn 1 beside the pasted
+    picture's reconstruction, and the picture as the model saw it nowhere."""
+    _open(qtbot, window)
+    window.tabs.setCurrentIndex(8)  # Draw
+    pad, s = window.drawing, window.session
+    pad.canvas.stroke(14, 5, 14, 23)  # a "1"
+    assert pad.canvas_box.heading.text() == pad.DRAWN
+    QApplication.clipboard().setImage(QImage(str(_zero(tmp_path / "p.png"))))
+    assert window.paste_picture()
+    x, _ = prepare_image(str(tmp_path / "p.png"), (1, 28, 28), True)
+    assert x.max() > 200  # a picture of a zero, not a blank
+    # the canvas holds the picture exactly as it was encoded, and says what it is
+    assert torch.equal(pad.canvas.as_input(1), torch.from_numpy(x))
+    assert pad.canvas_box.heading.text() == pad.PICTURE
+    assert torch.allclose(s.z, torch.from_numpy(s.encode(torch.from_numpy(x))[0]))
+    # its reconstruction is the decoded z of that picture
+    expected = s.decode_current()[0]
+    qtbot.waitUntil(lambda: pad.recon.array is not None)
+    assert abs(pad.recon.array - expected).max() < 1e-5
+    assert "Draw tab" in window.banner.text
+    # strokes draw on it; Clear starts a drawing again
+    pad.canvas.stroke(4, 4, 4, 10)
+    assert pad.canvas.array[5, 4] > 0.5
+    pad.clear_btn.click()
+    assert pad.canvas.blank and pad.canvas_box.heading.text() == pad.DRAWN
+
+
+def test_a_colour_model_shows_a_colour_picture_on_its_canvas(qtbot, window, tmp_path):
+    window.panel.image_size.setValue(28)
+    s = window.session
+    from trainer.config import ModelConfig
+
+    s.adopt(ModelConfig(image_shape=(3, 28, 28), latent_dim=2, hidden=16))
+    im = Image.new("RGB", (40, 40), (200, 30, 30))
+    ImageDraw.Draw(im).rectangle((5, 5, 34, 34), fill=(20, 200, 40))
+    im.save(tmp_path / "c.png")
+    assert window.encode_picture(str(tmp_path / "c.png"))
+    a = window.drawing.canvas.array
+    assert a.shape == (28, 28, 3) and a[..., 1].max() > 0.6 and a[..., 0].max() > 0.6
+    x, _ = prepare_image(str(tmp_path / "c.png"), (3, 28, 28), s.dark_ground)
+    assert torch.equal(window.drawing.canvas.as_input(3), torch.from_numpy(x))
