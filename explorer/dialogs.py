@@ -47,3 +47,21 @@ def ask_save(
     if answer == QMessageBox.Save:
         return SAVE
     return DISCARD if answer == QMessageBox.Discard else CANCEL
+
+
+def ask_fine_tune(parent: QWidget, model: str, own: str, chosen: str) -> bool:
+    """Before Continue trains the model on screen on other data than its own."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Question)
+    box.setWindowTitle("Fine-tune on other data?")
+    box.setText(f"Fine-tune the {model}, trained on {own}, on {chosen}?")
+    box.setInformativeText(
+        f"Continue trains the model on screen further, as it is: its weights learn {chosen} "
+        f"from where {own} left them, and its test curve goes on measured on {chosen}. "
+        "To train a new model on this data instead, press Train."
+    )
+    go = box.addButton("Fine-tune", QMessageBox.AcceptRole)
+    box.addButton(QMessageBox.Cancel)
+    box.setDefaultButton(go)
+    box.exec()
+    return box.clickedButton() is go

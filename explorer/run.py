@@ -9,8 +9,13 @@ data line all render that one value, so none of them can disagree with another.
 It also applies what the workers send to the :class:`~explorer.state.Session` (data, a new
 model, snapshots, the run's outcome) and speaks through ``notice`` (a message with a topic)
 and ``resolved`` (that topic's problem is gone), which the window shows in its banner. It
-lays nothing out and asks nothing: questions (save before replacing a model?) go through
-``confirm_discard``, which the window provides.
+lays nothing out and asks nothing: questions (save before replacing a model? fine-tune it
+on other data?) go through ``confirm_discard`` and ``confirm_fine_tune``, which the window
+provides.
+
+Continue always trains the model on screen, with its own type and shapes, whatever the
+settings on the left say (they are for Train); the status's ``model_note`` says where they
+differ, and its ``data_text`` when Continue would train on other data than the model's own.
 """
 
 from __future__ import annotations
@@ -35,11 +40,18 @@ from explorer.worker import (
     TrainingWorker,
     TrainJob,
     Worker,
+    cannot_continue,
     message_for_window,
 )
 from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
-from trainer.config import ConfigError, TrainConfig
-from trainer.data import EXAMPLE, DataError, DataSpec, ImageData
+from trainer.config import (
+    ARCH_TITLES,
+    LIKELIHOOD_TITLES,
+    MODEL_TITLES,
+    ConfigError,
+    TrainConfig,
+)
+from trainer.data import EXAMPLE, DataError, DataSpec, ImageData, same_data
 from trainer.evaluate import elbo_stats, final_loss_warning
 from trainer.examples import is_example, title_for
 from trainer.loop import Snapshot, TrainControl, model_config_for
@@ -80,6 +92,7 @@ class RunStatus:
     trained: bool  # the session's model has had training (Continue makes sense)
     remaining: int  # epochs Continue offers (what a stopped or saved run left undone; 0: none)
     continuing: bool = False  # the run in flight continues the model (not a new one)
+    model_note: str = ""  # where the model settings on the left differ from the model on screen
 
     @property
     def busy(self) -> bool:
@@ -145,6 +158,9 @@ class RunController(QObject):
         self.settings = settings
         # asked before a model with unsaved training is replaced; the window shows a dialog
         self.confirm_discard: Callable[[str], bool] = lambda action: True
+        # asked before Continue trains the model on other data than its own: (the model,
+        # the data it was trained on, the data chosen) -> go ahead
+        self.confirm_fine_tune: Callable[[str, str, str], bool] = lambda m, old, new: True
         self.autosave_path: Path | None = None  # where a run autosaves (the recovery file)
         self.autosave_every = AUTOSAVE_S  # seconds between autosaves at epoch ends
         self.film = film  # films the runs (the Film tab shows the film)
@@ -160,6 +176,8 @@ class RunController(QObject):
         self._outcome: RunOutcome | None = None  # the run's, until its thread has ended
         self._resume = False
         self._run_config: TrainConfig | None = None
+        self._run_spec: DataSpec | None = None  # the data the run in flight trains on
+        self._run_from_epoch = 0  # epochs the model had when the run began
         self._phase = ""
         self._note = ""  # the detail line while idle
         self._offer = 0  # epochs an opened checkpoint's run left undone
@@ -209,8 +227,8 @@ class RunController(QObject):
                 detail = "Choose data to start."
             elif s.step > 0:
                 detail = (
-                    f"{s.epochs_done} epoch{'s' if s.epochs_done != 1 else ''} trained: Continue "
-                    "trains this model further, Train starts a new one."
+                    f"{s.short_model().capitalize()} {s.trained_text()}: Continue trains it "
+                    "further, Train starts a new one."
                 )
             else:
                 detail = "Press Train to start."
@@ -272,6 +290,7 @@ class RunController(QObject):
             state=st, headline=headline, detail=detail, progress=progress, summary=summary,
             data_text=self._data_text(), trained=s.model is not None and s.step > 0,
             remaining=remaining, continuing=self._resume and st in RUNNING,
+            model_note=self._model_note(),
         )  # fmt: skip
 
     @staticmethod
@@ -291,20 +310,79 @@ class RunController(QObject):
         if self._data_problem is not None:
             return self._data_problem
         s = self.session
+        text = "No data loaded."
         if s.data is not None and s.data_spec is not None and s.data_spec.source == EXAMPLE:
             try:
                 chosen = self.settings.data_spec().describe()
             except DataError:
                 chosen = "the data chosen above"
-            return (
+            text = (
                 f"Exploring the example with its {len(s.data.test_x):,} "
-                f"{s.data_spec.describe().removeprefix('the ')}. Training uses the dataset "
-                f"above, {chosen}: Train starts a new model from scratch, Continue trains "
-                "this one further."
+                f"{s.data_spec.describe().removeprefix('the ')}. Train starts a new model "
+                f"from scratch on the dataset above, {chosen}."
             )
-        if s.data is not None:
-            return describe_data(s.data)
-        return "No data loaded."
+        elif s.data is not None:
+            text = describe_data(s.data)
+        other = self._other_data()
+        if other is not None:
+            text += (
+                f" The model on screen was trained on {other[0]}: Continue would fine-tune it "
+                f"on {other[1]} (it asks first)."
+            )
+        return text
+
+    def _other_data(self) -> tuple[str, str] | None:
+        """(the model's own data, the data chosen) when Continue would train the model on
+        screen on other data than its own; None when it would not."""
+        s = self.session
+        if s.model is None or s.step == 0 or not s.trained_on or self.state in RUNNING:
+            return None
+        try:
+            spec = self.settings.data_spec()
+        except DataError:
+            return None
+        own = s.trained_on[-1]
+        if same_data(own, spec):
+            return None
+        return s.data_title(own), spec.describe()
+
+    def _model_note(self) -> str:
+        """Which model settings on the left differ from the model on screen, and what Train
+        and Continue would do ("" when they agree, or when there is nothing to continue)."""
+        s, mc = self.session, self.session.model_config
+        if mc is None or s.step == 0 or (self.state in RUNNING and not self._resume):
+            return ""
+        try:
+            kw = self.settings.model_kwargs()
+        except (ConfigError, ValueError):
+            return ""
+        ours = {
+            "type": MODEL_TITLES[mc.model], "body": ARCH_TITLES[mc.arch],
+            "latent size": str(mc.latent_dim), "hidden units": str(mc.hidden),
+            "decoder": LIKELIHOOD_TITLES[mc.likelihood],
+        }  # fmt: skip
+        theirs = {
+            "type": MODEL_TITLES[kw["model"]], "body": ARCH_TITLES[kw["arch"]],
+            "latent size": str(kw["latent_dim"]), "hidden units": str(kw["hidden"]),
+            "decoder": LIKELIHOOD_TITLES[kw["likelihood"]],
+        }  # fmt: skip
+        if mc.likelihood == "gaussian" and kw["likelihood"] == "gaussian":
+            std = {None: "learned"}
+            ours["Gaussian σ"] = std.get(mc.gaussian_std, f"{mc.gaussian_std:g}")
+            theirs["Gaussian σ"] = std.get(kw["gaussian_std"], f"{kw['gaussian_std']:g}")
+        diff = [k for k in ours if ours[k] != theirs[k]]
+        if not diff:
+            return ""
+        listed = ", ".join(f"{k} {theirs[k]} (the model's: {ours[k]})" for k in diff)
+        return (
+            f"These settings differ from the model on screen, a {s.short_model()}: {listed}. "
+            f"Train starts a new model with them; Continue trains the {s.short_model()} on "
+            "screen as it is."
+        )
+
+    def refresh(self) -> None:
+        """The settings on the left changed: say again what Train and Continue would do."""
+        self._set()
 
     # -- data ---------------------------------------------------------------------------------
     def load_data(self, spec: DataSpec | None = None, then: Callable[[], None] | None = None):
@@ -443,8 +521,9 @@ class RunController(QObject):
             self.notice.emit("error", message_for_window(e), "settings")
             return False
         self.resolved.emit("settings")
-        if resume and s.model is None:
-            self.notice.emit("warning", "There is no model to continue yet; press Train.", "run")
+        if resume and (s.model is None or s.step == 0):
+            self.notice.emit("warning", "There is no trained model to continue; press Train.",
+                             "run")  # fmt: skip
             return False
         if self.data_runner.running:  # start once the data in flight has arrived
             self._queued = spec if spec != self._loading else None
@@ -456,6 +535,15 @@ class RunController(QObject):
                 model_config_for(data, **kwargs)
             except ConfigError as e:
                 self.notice.emit("error", str(e), "settings")
+                return False
+        if resume:
+            if data is not None:  # (data still to load is checked once it has loaded)
+                problem = cannot_continue(s.model_config, data, spec)
+                if problem is not None:
+                    self.notice.emit("error", problem, "settings")
+                    return False
+            other = self._other_data()
+            if other is not None and not self.confirm_fine_tune(s.short_model(), *other):
                 return False
         if not resume and not self.confirm_discard("train a new model"):
             return False
@@ -488,7 +576,12 @@ class RunController(QObject):
             w.outcome.connect(self._on_outcome)
 
         self.latest, self.snapshots, self._outcome, self._offer = None, 0, None, 0
-        self._phase = "Preparing the run…"
+        self._phase = (
+            f"Continuing the {s.short_model()} on screen on {spec.describe()}…"
+            if resume
+            else "Preparing the run…"
+        )
+        self._run_spec, self._run_from_epoch = spec, s.epochs_done if resume else 0
         self._pending_weights = self._pending_kl = None
         self.trainer_runner.start(worker, connect)
         self._run_config = tc
@@ -511,7 +604,9 @@ class RunController(QObject):
 
     def _model_built(self, config, weights) -> None:
         if not self._resume:
-            self.session.adopt(config, weights, train_config=self._run_config)
+            self.session.adopt(
+                config, weights, train_config=self._run_config, trained_on=self._run_spec
+            )
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         """Queued from the worker thread: keep the latest, never decode here."""
@@ -525,6 +620,8 @@ class RunController(QObject):
             self._pending_kl = snap.test.kl_per_dim
         if self.state is RunState.PREPARING:
             self.state = RunState.PAUSED if snap.paused else RunState.TRAINING
+            if self._resume and self._run_spec is not None:  # it is training on that now
+                self.session.train_on(self._run_spec)
         self._set()
 
     def apply_pending(self) -> None:
@@ -550,7 +647,7 @@ class RunController(QObject):
                 out.position,
             )  # fmt: skip
             self.update_kl()
-            worse = None if out.error else final_loss_warning(out.history)
+            worse = None if out.error else final_loss_warning(out.history, self._run_from_epoch)
             if worse:  # say so: the curves alone make it easy to miss
                 self.notice.emit("warning", worse[0].upper() + worse[1:] + ".", "run")
         if out.error:
@@ -722,6 +819,7 @@ class RunController(QObject):
             epochs_done=ck.epochs_done, optimizer_state=ck.optimizer_state,
             train_config=ck.train_config, source=None if recovered else Path(path),
             step=ck.step, position=ck.position,
+            trained_on=ck.data_spec if ck.step > 0 else None,
         )  # fmt: skip
         self.latest = None
         self._offer = max(0, ck.train_config.epochs - ck.epochs_done)

@@ -16,8 +16,8 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from trainer.config import MODEL_TITLES, ModelConfig, TrainConfig
-from trainer.data import DataSpec, ImageData
-from trainer.examples import is_example
+from trainer.data import EXAMPLE, DataSpec, ImageData, same_data
+from trainer.examples import bundle_title, is_example
 from trainer.latent import (
     MAP_POINTS,
     Plane,
@@ -67,6 +67,9 @@ class Session(QObject):
         self.step = 0  # optimiser steps the model has had
         self.saved_step = 0  # steps that are in a file (saved to or opened from)
         self.source: Path | None = None  # the file it was opened from or last saved to
+        # the data its training used, in order (a model continued on other data was
+        # fine-tuned on it): not the data the views show, which may be any that fits
+        self.trained_on: list[DataSpec] = []
         self.train_config: TrainConfig | None = None  # the settings it was trained with
         self.optimizer_state: dict | None = None
         self.position: dict | None = None  # inside an unfinished epoch (Trainer.position)
@@ -140,11 +143,13 @@ class Session(QObject):
         source: Path | None = None,
         step: int | None = None,
         position: dict | None = None,
+        trained_on: DataSpec | None = None,
     ) -> None:
         """Make another model the session's (a new run, an untrained preview, an opened
         checkpoint): every number that described the previous one goes with it.
 
-        ``source``: the file it comes from, which holds all of its training so far.
+        ``source``: the file it comes from, which holds all of its training so far;
+        ``trained_on``: the data it was (or is being) trained on.
         """
         self.model_serial += 1
         self.set_model(config, weights)
@@ -156,6 +161,7 @@ class Session(QObject):
         self.step = self.history.last_step if step is None else step
         self.saved_step = self.step if source is not None else 0
         self.source = source
+        self.trained_on = [trained_on] if trained_on is not None else []
         self.historyReset.emit()
         self.set_kl(None)
         self.savedChanged.emit()
@@ -209,17 +215,41 @@ class Session(QObject):
         """The model has training that no file holds."""
         return self.model is not None and self.step > self.saved_step
 
+    def train_on(self, spec: DataSpec) -> None:
+        """The model is being trained on ``spec`` (continued on other data: fine-tuned)."""
+        if not self.trained_on or not same_data(self.trained_on[-1], spec):
+            self.trained_on.append(spec)
+            self.savedChanged.emit()  # (what describes the model changed)
+
+    def short_model(self) -> str:
+        """ "2-D autoencoder"."""
+        mc = self.model_config
+        return f"{mc.latent_dim}-D {MODEL_TITLES[mc.model]}" if mc is not None else "no model"
+
+    def trained_text(self) -> str:
+        """How much training the model has had, and on what: "trained 12 epochs on shapes",
+        "trained 77 steps (part of the first epoch) on MNIST digits, then Fashion-MNIST"."""
+        n, steps = self.epochs_done, self.step
+        if steps == 0:
+            return "untrained"
+        inside = bool(self.position and self.position.get("epoch_images"))
+        if n == 0:  # "0 epochs" after 77 steps said nothing of them
+            done = f"{steps:,} step{'s' if steps != 1 else ''} (part of the first epoch)"
+        else:
+            done = f"{n} epoch{'s' if n != 1 else ''}" + (" and part of one" if inside else "")
+        on = ", then ".join(self.data_title(d) for d in self.trained_on)
+        return f"trained {done}" + (f" on {on}" if on else "")
+
+    @staticmethod
+    def data_title(spec: DataSpec) -> str:
+        """An example's bundled test images name its dataset (it was trained on that)."""
+        return bundle_title(spec.bundle) if spec.source == EXAMPLE else spec.describe()
+
     def describe_model(self) -> str:
         """For dialogs: "2-D VAE trained 12 epochs on shapes"."""
         if self.model_config is None:
             return "no model"
-        mc = self.model_config
-        data = self.data_spec.describe() if self.data_spec is not None else "its data"
-        n = self.epochs_done
-        return (
-            f"{mc.latent_dim}-D {MODEL_TITLES[mc.model]} trained {n} epoch{'s' if n != 1 else ''} "
-            f"on {data}"
-        )
+        return f"{self.short_model()} {self.trained_text()}"
 
     def load_weights(self, state_dict: dict) -> None:
         """Copy new weights (a detached CPU state_dict) into the GUI's model."""

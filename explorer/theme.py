@@ -80,6 +80,7 @@ QSlider::handle:horizontal {{
     background: {TEXT}; width: 12px; margin: -5px 0; border-radius: 6px;
 }}
 QLabel#muted {{ color: {MUTED}; }}
+QLabel#warning {{ color: {WARN}; }}
 QLabel#heading {{ font-weight: 600; color: {TEXT}; }}
 QFrame#banner {{ border-radius: 5px; }}
 QMenuBar {{ background: {PANEL}; }}

@@ -49,7 +49,7 @@ from explorer.widgets.plots import LossPlots
 from explorer.widgets.posterior import PosteriorView
 from explorer.widgets.runs import RunsView
 from explorer.widgets.sliders import LatentSliders
-from explorer.widgets.train_panel import ARCHS, LIKELIHOODS, MODELS, TrainPanel
+from explorer.widgets.train_panel import TrainPanel
 from explorer.widgets.traversals import TraversalView
 from explorer.widgets.views import (
     ArithmeticView,
@@ -62,8 +62,15 @@ from explorer.widgets.views import (
 )
 from explorer.worker import collect_garbage_on_gui_thread
 from trainer.checkpoint import SUFFIX
-from trainer.config import FILM_MEMORY_MB, TRAVERSAL_COLUMNS, ConfigError
-from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached
+from trainer.config import (
+    ARCH_TITLES,
+    FILM_MEMORY_MB,
+    LIKELIHOOD_TITLES,
+    MODEL_TITLES,
+    TRAVERSAL_COLUMNS,
+    ConfigError,
+)
+from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached, same_data
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, is_example
 from trainer.imaging import ImageError
@@ -111,6 +118,9 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self.run = RunController(self.session, self.panel, self, film=self.film)
         self.run.confirm_discard = self.confirm_discard
+        self.run.confirm_fine_tune = lambda model, own, chosen: dialogs.ask_fine_tune(
+            self, model, own, chosen
+        )
         self.recovery = Recovery(recovery_folder)
         if self.recovery.usable:
             self.run.autosave_path = self.recovery.path
@@ -350,6 +360,7 @@ class MainWindow(QMainWindow):
         p.invalid.connect(lambda m: self.show_message(m, "error", topic="settings"))
         p.corrected.connect(lambda m: self.show_message(m, "warning", 8000, topic="corrected"))
         p.edited.connect(self._settings_edited)
+        p.edited.connect(r.refresh)  # (what Train and Continue would do)
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
@@ -472,19 +483,21 @@ class MainWindow(QMainWindow):
             self.banner.resolve("first launch")  # "… Press Train to start." is done
 
     def _describe_model(self) -> None:
+        """The status bar's model line: the model on screen, its training and its data."""
         s = self.session
         if s.model is None:
             self.status_model.setText("")
             return
         mc = s.model_config
-        names = {**dict(MODELS), **dict(ARCHS), **dict(LIKELIHOODS)}
-        data = s.data_spec.describe() if s.data_spec is not None else "no data"
-        n = s.epochs_done
+        shown = ""  # the views may show other data than the model's own
+        if s.data_spec is not None and not (s.trained_on and same_data(s.trained_on[-1],
+                                                                      s.data_spec)):  # fmt: skip
+            shown = f" · showing {s.data_spec.describe()}"
         unsaved = " · not saved" if s.unsaved else ""
         self.status_model.setText(
-            f"{names[mc.model]} · {names[mc.arch]} · {mc.latent_dim}-D latent · "
-            f"{names[mc.likelihood]} decoder · {data} · {n} epoch{'s' if n != 1 else ''} "
-            f"trained{unsaved}"
+            f"{MODEL_TITLES[mc.model][:1].upper()}{MODEL_TITLES[mc.model][1:]} · "
+            f"{ARCH_TITLES[mc.arch]} · {mc.latent_dim}-D latent · "
+            f"{LIKELIHOOD_TITLES[mc.likelihood]} decoder · {s.trained_text()}{shown}{unsaved}"
         )
 
     def _settings_edited(self) -> None:

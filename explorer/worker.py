@@ -24,8 +24,8 @@ import torch
 from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QThread, Signal, Slot
 
 from trainer.checkpoint import CheckpointError, save_trainer
-from trainer.config import ConfigError, ModelConfig, TrainConfig
-from trainer.data import DataError, DataSpec, ImageData, load_data
+from trainer.config import MODEL_TITLES, ConfigError, ModelConfig, TrainConfig
+from trainer.data import DataError, DataSpec, ImageData, load_data, model_data_problem
 from trainer.film import Film
 from trainer.loop import (
     FitResult,
@@ -74,6 +74,19 @@ def error_kind(e: BaseException) -> str:
     if isinstance(e, ConfigError):
         return "config"
     return "other"
+
+
+def cannot_continue(mc: ModelConfig, data: ImageData, spec: DataSpec) -> str | None:
+    """One line when Continue cannot train the model of ``mc`` on ``data`` at all (its image
+    shape or its classes), else None."""
+    problem = model_data_problem(mc.image_shape, mc.num_classes, mc.conditional, data)
+    if problem is None:
+        return None
+    return (
+        f"Continue cannot train the {mc.latent_dim}-D {MODEL_TITLES[mc.model]} on screen on "
+        f"{spec.describe()}: {problem}. Choose data like its own, or press Train for a new "
+        "model of this data."
+    )
 
 
 @dataclass
@@ -317,6 +330,10 @@ class TrainingWorker(Worker):
             if data is None:
                 self.phase.emit(f"Loading {job.data_spec.describe()}…")
                 data = load_data(job.data_spec, progress=self._loading)
+                if job.model_config is not None:  # continued: the model must take it
+                    problem = cannot_continue(job.model_config, data, job.data_spec)
+                    if problem is not None:  # said before the views are given the data
+                        raise ConfigError(problem)
                 self.dataLoaded.emit(data, job.data_spec)
             self._check()
             self.phase.emit("Building the model…")

@@ -14,7 +14,9 @@ from typing import Any
 MODELS = ("vae", "cvae", "ae")
 MODEL_TITLES = {"vae": "VAE", "cvae": "conditional VAE", "ae": "autoencoder"}
 ARCHS = ("mlp", "conv")
+ARCH_TITLES = {"mlp": "MLP", "conv": "convolutional"}
 LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOOD_TITLES = {"bernoulli": "Bernoulli", "gaussian": "Gaussian"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # fp32: float32 throughout. bf16: the network's layers in bfloat16 (autocast), the latent
 # statistics, the ELBO and the weights and Adam's state in float32

@@ -171,6 +171,55 @@ class DataSpec:
         return SOURCE_TITLES[self.source]
 
 
+def _real(path: str | None) -> str | None:
+    """``path`` resolved (links, ``..``), for telling two names of one file apart."""
+    if path is None:
+        return None
+    try:
+        return os.path.realpath(os.path.expanduser(path))
+    except (OSError, ValueError):
+        return path
+
+
+def same_data(a: DataSpec | None, b: DataSpec | None) -> bool:
+    """``a`` and ``b`` name the same images: the same dataset, IDX file or folder (a model
+    trained on one and continued on the other is not fine-tuned on other data). The shapes'
+    count and a source's test split do not count; an example's bundled test images are
+    its dataset's (a bundle is named as its dataset's source)."""
+
+    def identity(s: DataSpec) -> tuple:
+        if s.source == EXAMPLE:
+            return (s.bundle,)
+        if s.source == "idx":
+            return ("idx", _real(s.images))
+        if s.source == "folder":
+            return ("folder", _real(s.root))
+        return (s.source,)
+
+    return a is not None and b is not None and identity(a) == identity(b)
+
+
+def describe_shape(shape: tuple[int, int, int]) -> str:
+    """(1, 28, 28) -> "28 x 28 greyscale"; (3, 64, 64) -> "64 x 64 colour"."""
+    c, h, w = shape
+    kind = {1: "greyscale", 3: "colour"}.get(c, f"{c}-channel")
+    return f"{w} x {h} {kind}"
+
+
+def model_data_problem(image_shape, num_classes: int, conditional: bool, data) -> str | None:
+    """Why a model taking ``image_shape`` images (conditioned on ``num_classes`` classes
+    when ``conditional``) cannot learn from ``data`` (an ImageData), or None if it can."""
+    if tuple(data.image_shape) != tuple(image_shape):
+        return (
+            f"the model takes {describe_shape(tuple(image_shape))} images, and those of "
+            f"{data.name} are {describe_shape(data.image_shape)}"
+        )
+    if conditional and data.num_classes != num_classes:
+        has = f"{data.num_classes}" if data.num_classes else "no labels"
+        return f"the model is conditioned on {num_classes} classes, and {data.name} has {has}"
+    return None
+
+
 class Rows:
     """The rows ``index`` of a uint8 image array ``base`` (N, C, H, W) on the CPU, not
     copied: a split of a memory-mapped decoded cache, read only as it is needed.

@@ -244,20 +244,24 @@ FINAL_LOSS_SLACK_NATS = 5.0  # final_loss_warning: how much worse than the best 
 FINAL_LOSS_SLACK_SHARE = 0.05  # ... the larger of these nats and this share of |best|
 
 
-def final_loss_warning(history) -> str | None:
+def final_loss_warning(history, since_epoch: int = 0) -> str | None:
     """A one-line warning when a run ended far worse than it had been, else None.
 
     "Far" means a final test -ELBO above the run's best by more than the larger of 5 nats
     and 5% of |best|: a loss that jumped and never came back, as a learning rate that is
     too high makes it do (a Gaussian decoder at lr 100 ended at 778,354 nats). Noise from
     epoch to epoch stays well inside that. ``history`` is a :class:`~trainer.loop.History`
-    or its list of epoch rows (``epoch``, ``test_nelbo``).
+    or its list of epoch rows (``epoch``, ``test_nelbo``). Only the run's own epochs count,
+    those after ``since_epoch`` (where a continued model's run began): an earlier run may
+    have been measured on other data, whose numbers say nothing of this run's.
     """
     rows = getattr(history, "epochs", history) or []
     losses = [
         (float(r["test_nelbo"]), int(r["epoch"]))
         for r in rows
-        if r.get("test_nelbo") is not None and math.isfinite(float(r["test_nelbo"]))
+        if r.get("test_nelbo") is not None
+        and math.isfinite(float(r["test_nelbo"]))
+        and int(r["epoch"]) > since_epoch
     ]
     if len(losses) < 2:
         return None

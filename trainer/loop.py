@@ -25,7 +25,7 @@ import torch
 
 from .adam import Adam
 from .config import ConfigError, ModelConfig, TrainConfig, is_int, is_real, shown
-from .data import ImageData
+from .data import ImageData, model_data_problem
 from .evaluate import elbo_stats
 from .feed import budget_bytes, fits, place
 from .fused import FusedStep, supports
@@ -355,15 +355,9 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         mc = model.config
-        if data.image_shape != mc.image_shape:
-            raise ConfigError(
-                f"the data's images are {data.image_shape} but the model expects {mc.image_shape}"
-            )
-        if mc.conditional and data.num_classes != mc.num_classes:
-            raise ConfigError(
-                f"the model is conditioned on {mc.num_classes} classes; "
-                f"the data has {data.num_classes}"
-            )
+        problem = model_data_problem(mc.image_shape, mc.num_classes, mc.conditional, data)
+        if problem is not None:
+            raise ConfigError(problem)
         if len(data.train_x) == 0:  # the examples' bundled images are test images only
             raise ConfigError(
                 f"{data.name} has no training images (only held-out test images); "

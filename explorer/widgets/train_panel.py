@@ -168,6 +168,11 @@ class TrainPanel(QWidget):
         f.addRow("Gaussian σ", self.gauss_std)
         f.addRow("β (KL weight)", self.beta)
         f.addRow("KL warm-up", self.warmup)
+        # where these settings differ from the model on screen (Continue trains that one)
+        self.model_info = hint("")
+        self.model_info.setObjectName("warning")
+        self.model_info.setVisible(False)
+        f.addRow(self.model_info)
         self._model_form = f
         lay.addWidget(g)
 
@@ -446,6 +451,8 @@ class TrainPanel(QWidget):
         self.progress.setFormat(st.headline)
         self.progress_info.setText(st.detail)
         self.data_info.setText(st.data_text)
+        self.model_info.setText(st.model_note)
+        self.model_info.setVisible(bool(st.model_note))
         offered = (st.state, st.remaining)
         if offered != self._offered:
             # Continue offers what a stopped (or saved) run left undone, else the Epochs

@@ -36,6 +36,25 @@ def asked(monkeypatch) -> Asked:
     return a
 
 
+class AskedFineTune:
+    """Stands in for "Fine-tune on other data?": records each question, answers ``answer``."""
+
+    def __init__(self) -> None:
+        self.questions: list[tuple[str, str, str]] = []
+        self.answer = True
+
+    def __call__(self, parent, model: str, own: str, chosen: str) -> bool:
+        self.questions.append((model, own, chosen))
+        return self.answer
+
+
+@pytest.fixture(autouse=True)
+def asked_fine_tune(monkeypatch) -> AskedFineTune:
+    a = AskedFineTune()
+    monkeypatch.setattr(dialogs, "ask_fine_tune", a)
+    return a
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_qsettings(tmp_path_factory):
     """Any QSettings() built without a file lands in a temporary folder."""

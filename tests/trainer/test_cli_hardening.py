@@ -464,6 +464,9 @@ def test_final_loss_warning_rule():
     assert final_loss_warning(_epochs(-500.0, -470.0)) is not None  # Gaussian: below zero
     assert final_loss_warning(_epochs(-500.0, -480.0)) is None
     assert final_loss_warning(_epochs(100.0, float("nan"), 101.0)) is None
+    # a continued run is judged on its own epochs: its model was 149 on other data before
+    assert final_loss_warning(_epochs(149.0, 283.0, 270.0), since_epoch=1) is None
+    assert final_loss_warning(_epochs(149.0, 283.0, 270.0, 400.0), since_epoch=1) is not None
 
 
 def test_train_warns_when_the_final_loss_is_far_worse(tmp_path, capsys, monkeypatch):
