@@ -123,7 +123,9 @@ class Session(QObject):
             d = config.latent_dim
             self.z = torch.zeros(d)
             self.dims = (0, 1) if d > 1 else (0, 0)
-            self.pca = self.pca and d > 2  # kept across models that can show it
+            # a larger latent opens on its principal plane: two of its dimensions alone
+            # show a shapeless blob of most data
+            self.pca = d > 2
             self._plane = None
             self.kl_per_dim = None
             self.cls = min(self.cls, max(0, config.num_classes - 1))

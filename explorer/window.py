@@ -18,7 +18,6 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -45,6 +44,7 @@ from explorer.widgets.examples import ExamplesDialog
 from explorer.widgets.film import FilmView
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
+from explorer.widgets.plane import PlanePicker
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.posterior import PosteriorView
 from explorer.widgets.runs import RunsView
@@ -169,25 +169,16 @@ class MainWindow(QMainWindow):
         # explore tab: latent map | manifold grid, one shared tool row
         self.map = LatentMap(s)
         self.manifold = ManifoldView(s)
-        self.plane_mode = QComboBox()
-        self.plane_mode.addItem("two dimensions", False)
-        self.plane_mode.addItem("principal plane", True)
-        self.plane_mode.setToolTip(
-            "What the map and the manifold show: two latent dimensions (the others from the "
-            "current z), or, for a latent larger than 2, the plane of the first two principal "
-            "components of the encoded test set (centred at its mean, in standard deviations)"
-        )
-        self.dim_x, self.dim_y = QComboBox(), QComboBox()
-        self.dim_x.setToolTip("Latent dimension on the horizontal axis of the map and the grid")
-        self.dim_y.setToolTip("Latent dimension on the vertical axis of the map and the grid")
+        self.plane_picker = PlanePicker(s)
+        self.plane_mode = self.plane_picker.mode
+        self.dim_x, self.dim_y = self.plane_picker.dim_x, self.plane_picker.dim_y
         self.grid_n = RangeSpinBox(5, 30, 20, "Manifold grid size N (N x N images)", "Grid size")
         self.grid_n.setPrefix("grid ")
         explore = QWidget()
         ev = QVBoxLayout(explore)
         ev.setContentsMargins(6, 6, 6, 6)
         bar = QHBoxLayout()
-        for w in (QLabel("Plane:"), self.plane_mode, QLabel("x"), self.dim_x, QLabel("y"),
-                  self.dim_y, QLabel("   "), self.grid_n):  # fmt: skip
+        for w in (self.plane_picker, QLabel("   "), self.grid_n):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(hint("Drag the cross · click a point or a cell"))
@@ -378,16 +369,9 @@ class MainWindow(QMainWindow):
         self.evaluation.finished.connect(self.projects.set_metrics)
         self.film.exported.connect(self._film_exported)
         s.historyReset.connect(self._model_replaced)
-        self.plane_mode.currentIndexChanged.connect(
-            lambda _i: self.session.set_pca(bool(self.plane_mode.currentData()))
-        )
-        self.dim_x.currentIndexChanged.connect(self._dims_picked)
-        self.dim_y.currentIndexChanged.connect(self._dims_picked)
         self.grid_n.valueChanged.connect(self.manifold.set_n)
         self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         self.tabs.currentChanged.connect(lambda _i: self.tick())
-        s.structureChanged.connect(self._structure_changed)
-        s.dimsChanged.connect(self._sync_dims)
         for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged,
                     s.epochsChanged):  # fmt: skip
             sig.connect(self._describe_model)
@@ -690,43 +674,6 @@ class MainWindow(QMainWindow):
         if resume and epochs is None:
             epochs = self.panel.more_epochs.value()
         return self.run.start(resume=resume, epochs=epochs)
-
-    # -- dims ---------------------------------------------------------------------------------
-    def _structure_changed(self) -> None:
-        d = self.session.latent_dim
-        for combo in (self.dim_x, self.dim_y):
-            combo.blockSignals(True)
-            combo.clear()
-            for i in range(d):
-                combo.addItem(f"z{i}", i)
-            combo.blockSignals(False)
-        self._sync_dims(*self.session.dims)
-
-    def _sync_dims(self, dx: int, dy: int) -> None:
-        s = self.session
-        for combo, v in ((self.dim_x, dx), (self.dim_y, dy)):
-            combo.blockSignals(True)
-            combo.setCurrentIndex(v)
-            combo.setEnabled(not s.pca)
-            combo.blockSignals(False)
-        self.plane_mode.blockSignals(True)
-        self.plane_mode.setCurrentIndex(1 if s.pca else 0)
-        item = self.plane_mode.model().item(1)  # offered for a latent larger than 2
-        item.setEnabled(s.pca_available)
-        self.plane_mode.blockSignals(False)
-
-    def _dims_picked(self) -> None:
-        dx, dy = self.dim_x.currentIndex(), self.dim_y.currentIndex()
-        if dx < 0 or dy < 0:
-            return
-        if dx == dy and self.session.latent_dim > 1:
-            # keep the two axes different: swap instead
-            ox, oy = self.session.dims
-            dx, dy = (oy, dy) if self.sender() is self.dim_y else (dx, ox)
-            if dx == dy:
-                dy = (dx + 1) % self.session.latent_dim
-            self._sync_dims(dx, dy)
-        self.session.set_dims(dx, dy)
 
     # -- keeping the model --------------------------------------------------------------------
     def confirm_discard(self, action: str) -> bool:

@@ -60,3 +60,16 @@ def test_map_manifold_and_cursor_on_the_principal_plane(qtbot, window):
     # back to two dimensions: the dims grid again
     window.plane_mode.setCurrentIndex(0)
     assert not s.pca and window.dim_x.isEnabled() and window.manifold.dirty
+
+
+def test_a_larger_latent_opens_on_its_principal_plane_and_names_its_axes(qtbot, window):
+    """The 20-D example opened on z0 / z1: a shapeless blob."""
+    _open(qtbot, window, "mnist-vae-20d")
+    s, picker = window.session, window.plane_picker
+    assert s.pca and window.plane_mode.currentIndex() == 1
+    # the axes say what they are, in place of pickers that would say z0 and z1
+    assert not window.dim_x.isVisible() and picker.axes.isVisible()
+    assert picker.axes.text().startswith("x PC1 (σ = ") and "y PC2 (σ = " in picker.axes.text()
+    _open(qtbot, window, "mnist-vae-2d")
+    assert not s.pca and window.dim_x.isVisible() and not picker.axes.isVisible()
+    assert window.dim_x.currentText() == "z0" and window.dim_y.currentText() == "z1"

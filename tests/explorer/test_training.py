@@ -254,12 +254,12 @@ def test_a_run_that_ends_far_worse_than_its_best_says_so(qtbot, window, monkeypa
 
     seen = []
 
-    def rule(history):
-        seen.append(len(history.epochs))
+    def rule(history, since_epoch=0):
+        seen.append((len(history.epochs), since_epoch))
         return "the final test -ELBO, 900.00 nats after epoch 2, is far worse than the best"
 
     monkeypatch.setattr(run_mod, "final_loss_warning", rule)
     train(qtbot, window, epochs=2)
-    assert seen == [2]  # judged once, on the run's whole history
+    assert seen == [(2, 0)]  # judged once, on the run's whole history
     level, text = window.banner.history[-1]
     assert level == "warning" and text.startswith("The final test -ELBO, 900.00 nats")
