@@ -303,6 +303,7 @@ _DATA_FIELDS = {
     "source": ("str",), "images": ("path",), "labels": ("path",), "root": ("path",),
     "image_size": ("int", 1, MAX_SIDE), "test_fraction": ("real",),
     "seed": ("int", 0, MAX_SEED), "shapes_count": ("int", 0, 2**31 - 1), "bundle": ("path",),
+    "background": ("str",),
 }  # fmt: skip
 
 
