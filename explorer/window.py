@@ -583,8 +583,10 @@ class MainWindow(QMainWindow):
         if s.model is None or s.data is None or len(s.data.test_x) == 0:
             self.show_message("There is no model to encode a picture with yet.", "warning")
             return False
+        ground = s.data_spec.background if s.data_spec is not None else "white"  # transparency's
         try:
-            img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground)
+            img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground,
+                                      ground)  # fmt: skip
         except ImageError as e:
             self.show_message(str(e), "error", topic="picture")
             return False
