@@ -148,6 +148,12 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         default=None,
         help="number of images in the built-in shapes set (default: 6000)",
     )
+    g.add_argument(
+        "--background",
+        choices=("white", "black"),
+        default=None,
+        help="folder images: what their transparent pixels are put on (default: white)",
+    )
 
 
 class _Parser(OneLineParser):
@@ -612,6 +618,7 @@ def _spec_from_args(args, base=None):
         image_size=args.image_size,
         test_fraction=args.test_fraction,
         shapes_count=args.shapes_count,
+        background=args.background,
     )
     given = {k: v for k, v in fields.items() if v is not None}
     for k in ("images", "labels", "root"):  # absolute, so a checkpoint finds its data anywhere
@@ -622,8 +629,13 @@ def _spec_from_args(args, base=None):
         if "source" in given and given["source"] != base.source:
             d = {"seed": base.seed}  # a different source: do not inherit its files
         d.update(given)
-        return DataSpec.from_dict(d)
-    return DataSpec(**given, seed=getattr(args, "seed", 0) or 0)
+        spec = DataSpec.from_dict(d)
+    else:
+        spec = DataSpec(**given, seed=getattr(args, "seed", 0) or 0)
+    if args.background is not None and spec.source != "folder":
+        raise UserError(f"--background applies to image folders (--dataset folder), not to "
+                        f"{spec.describe()}")  # fmt: skip
+    return spec
 
 
 def _write_json(path: Path, obj) -> None:

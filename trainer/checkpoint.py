@@ -61,6 +61,7 @@ from .config import (
 )
 from .data import DataError, DataSpec
 from .files import NotRegularFile, atomic_write, open_regular
+from .files import printable as _printable
 from .loop import History
 from .models import LatentModel, build_model
 
@@ -302,6 +303,7 @@ _DATA_FIELDS = {
     "source": ("str",), "images": ("path",), "labels": ("path",), "root": ("path",),
     "image_size": ("int", 1, MAX_SIDE), "test_fraction": ("real",),
     "seed": ("int", 0, MAX_SEED), "shapes_count": ("int", 0, 2**31 - 1), "bundle": ("path",),
+    "background": ("str",),
 }  # fmt: skip
 
 
@@ -733,13 +735,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         if isinstance(e, torch.OutOfMemoryError) or "memory" in str(e):
             raise CheckpointError(f"{path}: not enough memory to load it") from None
         raise
-
-
-def _printable(text: str) -> str:
-    """``text`` with what a file may smuggle into a message (control characters, lone
-    surrogates that no terminal or widget can encode) escaped."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _load(path: Path, device: str | torch.device) -> Checkpoint:

@@ -18,7 +18,6 @@ import os
 import reprlib
 import stat
 import struct
-import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -29,7 +28,8 @@ import numpy as np
 import torch
 
 from .config import MAX_CLASSES, MAX_SEED
-from .files import NotRegularFile, open_regular
+from .files import NotRegularFile, open_regular, printable
+from .imaging import BACKGROUNDS, BLANK_LEVELS
 
 SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
 # the test images bundled with the example models (assets/examples/data/<bundle>): data to
@@ -99,6 +99,7 @@ class DataSpec:
     seed: int = 0
     shapes_count: int = 6000  # shapes: images in all
     bundle: str | None = None  # example: the bundled test set's name ("mnist", …)
+    background: str = "white"  # folder: what transparent pixels are put on (or "black")
 
     def __post_init__(self) -> None:
         # from_dict is fed checkpoint metadata and settings files: any type may arrive here
@@ -117,6 +118,11 @@ class DataSpec:
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
                 raise DataError(f"data field {name!r} must be a whole number, not {_short(v)}")
             object.__setattr__(self, name, int(v))
+        if not isinstance(self.background, str) or self.background not in BACKGROUNDS:
+            raise DataError(
+                f"data field 'background' must be {' or '.join(BACKGROUNDS)}, "
+                f"not {_short(self.background)}"
+            )
         tf = self.test_fraction
         if isinstance(tf, bool) or not isinstance(tf, numbers.Real) or not math.isfinite(tf):
             raise DataError(
@@ -664,15 +670,65 @@ def _image_files(folder: Path) -> list[tuple[str, os.stat_result]]:
     return found
 
 
+def _colour_name(px: np.ndarray) -> str:
+    """A single colour's name for people, from its channel values (C,)."""
+    v = [int(c) for c in px]
+    if max(v) - min(v) <= BLANK_LEVELS:
+        g = v[0]
+        return "black" if g <= BLANK_LEVELS else "white" if g >= 255 - BLANK_LEVELS else f"grey {g}"
+    return "RGB " + ", ".join(map(str, v))
+
+
+def check_informative(x: np.ndarray, spec: DataSpec) -> None:
+    """Refuse images (N, C, H, W) that carry (almost) no information: all the same, or each
+    of a single colour (blank), give or take :data:`~trainer.imaging.BLANK_LEVELS` levels.
+
+    Read a chunk at a time, and over at the first image unlike the first and the first not
+    blank: real data is let through after its first chunk."""
+    n = len(x)
+    if n == 0:
+        return
+    first = np.asarray(x[0], dtype=np.int16)
+    same = blank = True
+    step = max(1, (16 << 20) // max(1, first.size))
+    for i in range(0, n, step):
+        c = np.asarray(x[i : i + step])
+        if same:
+            same = bool((np.abs(c.astype(np.int16) - first) <= BLANK_LEVELS).all())
+        if blank:
+            flat = c.reshape(len(c), c.shape[1], -1)
+            blank = bool((flat.max(2).astype(np.int16) - flat.min(2) <= BLANK_LEVELS).all())
+        if not (same or blank):
+            return
+    what = printable(spec.describe())
+    colour = _colour_name(np.median(first.reshape(first.shape[0], -1), axis=1))
+    if same:
+        found = f"all {n:,} images in {what} are the same after decoding"
+        found += f": a single colour ({colour})" if blank else ""
+    else:
+        found = f"each of the {n:,} images in {what} is a single colour after decoding (blank)"
+    found += "; there is nothing to learn from them"
+    bg = spec.background
+    if not (blank and spec.source == "folder" and colour == bg):
+        raise DataError(found)
+    other = BACKGROUNDS[1 - BACKGROUNDS.index(bg)]
+    why = f" (transparent pixels are put on {bg}: for drawings in {bg} on transparency, "
+    raise DataError(
+        f"{found}{why}use --background {other})",
+        gui=f"{found}{why}choose Background: {other.capitalize()} under Data).",
+    )
+
+
 def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
-    from PIL import Image, UnidentifiedImageError
+    from .imaging import ImageError, ImageTooLarge, decode_image, max_pixels
 
     root = Path(spec.root).expanduser()
+    shown = printable(str(root))
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder")
+        raise DataError(f"{shown}: no such folder")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise DataError(f"{root}: no class sub-folders (expected ROOT/<class>/<image files>)")
+        raise DataError(f"{shown}: no class sub-folders (expected ROOT/<class>/<image files>)")
     files: list[tuple[str, int]] = []
     entries: list[tuple[str, int, int]] = []  # (name under root, size, mtime): the cache's key
     prefix = len(os.path.join(str(root), ""))
@@ -681,13 +737,15 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
             files.append((path, k))
             entries.append((path[prefix:], st.st_size, st.st_mtime_ns))
     if len(files) < 2:
-        raise DataError(f"{root}: found {len(files)} image(s); need at least 2")
+        raise DataError(f"{shown}: found {len(files)} image(s); need at least 2")
     s = spec.image_size
     from . import cache
 
-    options = {"image_size": s, "classes": classes, "max_pixels": Image.MAX_IMAGE_PIXELS}
+    # "decoding": how images are decoded (trainer.imaging); a new way decodes them again
+    options = {"image_size": s, "classes": classes, "max_pixels": max_pixels(),
+               "background": spec.background, "decoding": 2}  # fmt: skip
     hit = _cached(cache.key_of("folder", entries, options), progress)
-    if hit is not None:
+    if hit is not None:  # (checked by check_informative before it was kept)
         xtr, xte, ytr, yte = _split(hit.x, hit.y, spec.test_fraction, spec.seed)
         return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
     # decoded straight into the cache's layout (N, C, H, W): no second copy of the images
@@ -697,20 +755,12 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
             progress(i / len(files), f"decoding {i:,} of {len(files):,} images (once: "
                      "later loads read them from the cache)")  # fmt: skip
         try:
-            # past Image.MAX_IMAGE_PIXELS Pillow warns, past twice that it refuses: both
-            # refuse here (a warning would go to the console and the image still be decoded)
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(f) as im:
-                    px = np.asarray(im.convert("RGB").resize((s, s), Image.BILINEAR))
-            imgs[i] = px.transpose(2, 0, 1)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DataError(
-                f"{f}: too large an image (more than {Image.MAX_IMAGE_PIXELS} pixels); "
-                "shrink it or move it out of the folder"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as e:
-            raise DataError(f"{f}: not a readable image ({e})") from None
+            px = decode_image(f, background=spec.background, size=(s, s))
+        except ImageTooLarge as e:
+            raise DataError(f"{e}; shrink it or move it out of the folder") from None
+        except ImageError as e:
+            raise DataError(str(e)) from None
+        imgs[i] = px.transpose(2, 0, 1)
     x = imgs
     step = max(1, (16 << 20) // imgs[:1].nbytes)  # a grey folder is kept as one channel
     grey = all(
@@ -723,6 +773,7 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
         x = imgs.reshape(-1)[: len(files) * s * s].reshape(len(files), 1, s, s)
         for i in range(0, len(files), step):
             x[i : i + step, 0] = imgs[i : i + step, 0]
+    check_informative(x, spec)
     y = np.array([k for _, k in files], dtype=np.int64)
     x = _keep(cache.key_of("folder", entries, options), f"folder:{root.resolve()}:{s}", x, y,
               classes)  # fmt: skip

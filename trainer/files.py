@@ -30,6 +30,14 @@ class NotRegularFile(OSError):
         self.mode = mode
 
 
+def printable(text: str) -> str:
+    """``text`` with what a file (or its name) may smuggle into a message escaped: control
+    characters such as a newline, and lone surrogates that no terminal or widget can
+    encode; the message stays one line."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _need_regular(path: str | os.PathLike, mode: int) -> None:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))

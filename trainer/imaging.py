@@ -1,10 +1,17 @@
-"""Turning batches of decoded images into one display array (NumPy only, no Qt)."""
+"""Pictures in and out (NumPy and Pillow, no Qt): the one decoding path for every picture
+the project reads (an image folder, a dropped or pasted picture), and batches of decoded
+images laid out as one display array."""
 
 from __future__ import annotations
 
 import colorsys
+import os
+import struct
+from pathlib import Path
 
 import numpy as np
+
+from .files import NotRegularFile, open_regular, printable
 
 # Ten well-separated class colours (Tableau 10, brightened for a dark background): the map,
 # the film and every legend colour class k alike
@@ -60,58 +67,277 @@ class ImageError(Exception):
     """A file or picture that cannot be used as a model's input; the message says why."""
 
 
+class ImageTooLarge(ImageError):
+    """A picture of more pixels than :func:`max_pixels` allows (refused undecoded)."""
+
+
 IMAGE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF or WebP"
-MAX_INPUT_PIXELS = 50_000_000  # a dropped picture larger than this is refused, not decoded
+# Pillow's names for them: the only plugins ever asked to open a file. Pillow would otherwise
+# identify a file by its content among all its formats, EPS among them (run by Ghostscript)
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+BACKGROUNDS = ("white", "black")  # what transparent pixels are put on
+BLANK_LEVELS = 3  # an image whose every channel spans at most this many levels is blank
+# what a damaged file makes Pillow raise (its own fuzzers expect the same kinds)
+_DAMAGED = (OSError, ValueError, EOFError, SyntaxError, struct.error, IndexError, KeyError,
+            TypeError, ZeroDivisionError, OverflowError, MemoryError)  # fmt: skip
 
 
-def prepare_image(source, image_shape: tuple[int, int, int], dark_background: bool):
-    """A picture (a path, bytes or a PIL image) made into one model input the way the
-    model's data is: ``(1, C, H, W)`` uint8, and a sentence saying what was done.
+def max_pixels() -> int | None:
+    """The most pixels an image may have: Pillow's decompression-bomb bound (read at call
+    time, so that it can be changed), or None if it was switched off."""
+    from PIL import Image
 
-    The picture is fitted into H x W keeping its aspect (the rest filled with its own
-    background), converted to greyscale or colour as the model takes, and inverted when its
-    background is light but the model's images are dark (MNIST's white strokes on black).
+    return Image.MAX_IMAGE_PIXELS
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().split("\n")[0] or type(e).__name__
+    return text[:200]
+
+
+def printable_name(source, name: str | None = None) -> str:
+    """How a message names a picture: ``name``, else its path, else "the picture"; escaped
+    (a file name may hold a newline), so that the message stays one line."""
+    if name is None:
+        name = str(source) if isinstance(source, str | os.PathLike) else "the picture"
+    return printable(name)
+
+
+def open_image(source, name: str | None = None):
+    """A picture opened, checked and read: a path (only a regular file is read), bytes (a
+    pasted PNG, say) or a PIL image. Returns a PIL image in memory, turned as its EXIF
+    orientation says (as every viewer turns it).
+
+    Only the formats of :data:`PIL_FORMATS` are tried, whatever the file's name or
+    content; an image of more than :func:`max_pixels` pixels is refused before it is
+    decoded. Raises :class:`ImageError` naming the picture (see :func:`printable_name`).
     """
     import io
     import warnings
-    from pathlib import Path
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    c, h, w = image_shape
-    name = Path(source).name if isinstance(source, str | Path) else "the picture"
+    shown = printable_name(source, name)
+    limit = max_pixels()
     try:
         with warnings.catch_warnings():
+            # Pillow's notes on damaged metadata it skipped (a picture's tags, its EXIF)
+            # would reach the console as warnings with source lines: the picture is read
+            warnings.simplefilter("ignore", UserWarning)
+            # past the bound Pillow only warns, past twice that it refuses: both refuse here
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             if isinstance(source, Image.Image):
-                im = source.copy()
-            elif isinstance(source, bytes | bytearray):
-                im = Image.open(io.BytesIO(source))
+                if limit and source.width * source.height > limit:
+                    raise Image.DecompressionBombError(shown)
+                return _upright(source)
+            if isinstance(source, bytes | bytearray | memoryview):
+                f = io.BytesIO(bytes(source))
             else:
-                im = Image.open(source)
-            if im.width * im.height > MAX_INPUT_PIXELS:
-                raise ImageError(f"{name}: too large a picture ({im.width} x {im.height})")
-            im.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as e:  # fmt: skip
-        raise ImageError(f"{name}: not a picture Latent Explorer can read ({IMAGE_FORMATS}): "
-                         f"{str(e).split(chr(10))[0]}") from None  # fmt: skip
-    except OSError as e:
-        raise ImageError(f"{name}: cannot be read ({e.strerror or e})") from None
+                f = open_regular(source)
+            with f, Image.open(f, formats=PIL_FORMATS) as im:
+                if limit and im.width * im.height > limit:
+                    raise Image.DecompressionBombError(shown)
+                return _upright(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(f"{shown}: too large an image (more than {limit} pixels)") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(
+            f"{shown}: not a picture Latent Explorer can read ({IMAGE_FORMATS})"
+        ) from None
+    except FileNotFoundError:
+        raise ImageError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{shown}: is a folder, not a picture") from None
+    except NotRegularFile:
+        raise ImageError(f"{shown}: is not a file (a named pipe, a device or a socket)") from None
+    except PermissionError:
+        raise ImageError(f"{shown}: cannot be read (permission denied)") from None
+    except MemoryError:
+        raise ImageError(f"{shown}: not enough memory to decode it") from None
+    except _DAMAGED as e:
+        why = getattr(e, "strerror", None) or _first_line(e)
+        raise ImageError(f"{shown}: not a readable image ({printable(why)})") from None
+
+
+def _upright(im):
+    """``im`` decoded into memory and turned as its EXIF orientation says (a copy: the
+    file can be closed); an orientation that cannot be read is left out, as viewers do."""
+    from PIL import ImageOps
+
+    im.load()
+    try:
+        return ImageOps.exif_transpose(im)
+    except _DAMAGED:
+        return im.copy()
+
+
+def _stretch(a: np.ndarray) -> np.ndarray:
+    """Levels 0..255 from the range ``a`` spans (its finite values: -inf is black, +inf
+    white), as a viewer's automatic contrast shows data in no fixed range."""
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return np.where(a > 0, 255, 0).astype(np.uint8)
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi == lo:
+        return np.full(a.shape, 0 if hi <= 0 else 255, np.uint8)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = (a.astype(np.float64) - lo) * (255.0 / (hi - lo))
+    return _levels(out)
+
+
+def _levels(a: np.ndarray) -> np.ndarray:
+    """Floats in 0..255 rounded to uint8 (NaN is 0, what lies outside is clipped)."""
+    return np.clip(np.nan_to_num(np.rint(a), nan=0.0), 0, 255).astype(np.uint8)
+
+
+def _grey_levels(im) -> np.ndarray:
+    """An image of one channel of more than 8 bits as uint8 levels (H, W).
+
+    - 16-bit (I;16, I;16B, ...): 0..65535 scaled onto 0..255.
+    - 32-bit integers (I): read as 16-bit samples when they lie within 0..65535 (how 16-bit
+      images reach Pillow), else stretched from the image's minimum to its maximum.
+    - Floats (F): 0..1 taken as black..white; an image whose values pass 1 but stay within
+      0..255 is taken as 8-bit levels; any other range is stretched from its minimum to its
+      maximum. NaN is black.
+    """
+    if im.mode.startswith("I;16"):
+        a = np.asarray(im)
+        if a.dtype.kind == "u":
+            return _levels(a.astype(np.float32) / 257.0)
+        im = im.convert("I")
+    if im.mode == "I":
+        a = np.asarray(im, dtype=np.int64)
+        if a.size and a.min() >= 0 and a.max() <= 65535:
+            return _levels(a.astype(np.float32) / 257.0)
+        return _stretch(a.astype(np.float64))
+    a = np.asarray(im, dtype=np.float64)  # F
+    finite = a[np.isfinite(a)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if lo >= -1e-3 and hi <= 1.0 + 1e-3:
+        return _levels(a * 255.0)
+    if lo >= 0 and hi <= 255:
+        return _levels(a)
+    return _stretch(a)
+
+
+TRANSLUCENT_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+
+
+def has_alpha(im) -> bool:
+    """Whether ``im`` has transparent pixels' data: an alpha channel, or a palette or colour
+    key marking a colour transparent."""
+    return im.mode in TRANSLUCENT_MODES or im.info.get("transparency") is not None
+
+
+def _check_background(background: str) -> None:
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be {' or '.join(BACKGROUNDS)}, not {background!r}")
+
+
+def flatten(im, background: str = "white"):
+    """``im`` as an 8-bit image to train on: mode "L" for an image of one channel, "RGB"
+    otherwise.
+
+    Transparent pixels are put on ``background`` ("white", as a page shows a drawing, or
+    "black"): an icon's drawing stays where it is, whatever colour its transparent pixels
+    hold. 16-bit, 32-bit and float images are scaled as :func:`_grey_levels` says; CMYK,
+    YCbCr, LAB and HSV are converted to RGB; a palette to its colours.
+    """
+    from PIL import Image
+
+    _check_background(background)
+    mode = im.mode
+    if mode in ("1", "L") and not has_alpha(im):
+        return im.convert("L")
+    if mode == "I" or mode == "F" or mode.startswith("I;16"):
+        return Image.fromarray(_grey_levels(im), "L")
+    if has_alpha(im):
+        bg = 255 if background == "white" else 0
+        grey = mode in ("LA", "La", "L", "1")
+        if mode == "La":  # premultiplied: the grey is already weighed by its alpha
+            a = np.asarray(im, dtype=np.uint16)
+            c, alpha = a[..., :1], a[..., 1:]
+            out = c + (bg * (255 - alpha) + 127) // 255
+        else:
+            a = np.asarray(im.convert("RGBA"), dtype=np.uint16)
+            c, alpha = a[..., :3], a[..., 3:]
+            out = (c * alpha + bg * (255 - alpha) + 127) // 255
+        out = np.clip(out, 0, 255).astype(np.uint8)
+        if grey:
+            return Image.fromarray(np.ascontiguousarray(out[..., 0]), "L")
+        return Image.fromarray(out, "RGB")
+    return im.convert("RGB")
+
+
+def decode_image(
+    source,
+    colour: bool = True,
+    background: str = "white",
+    size: tuple[int, int] | None = None,
+    name: str | None = None,
+) -> np.ndarray:
+    """Any picture the project reads as uint8 pixels: (H, W, 3) in colour, (H, W) in grey.
+
+    Opened by :func:`open_image` (known formats only, bounded, turned as its EXIF says),
+    made 8-bit with transparency on ``background`` by :func:`flatten`, and resized to
+    ``size`` (width, height) if given. Raises :class:`ImageError` naming the file.
+    """
+    from PIL import Image
+
+    _check_background(background)
+    im = open_image(source, name)
+    try:
+        im = flatten(im, background).convert("RGB" if colour else "L")
+        if size is not None and im.size != tuple(size):
+            im = im.resize(tuple(size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+    except MemoryError:
+        shown = printable_name(source, name)
+        raise ImageError(f"{shown}: not enough memory to decode it") from None
+    except _DAMAGED as e:
+        why = printable(_first_line(e))
+        raise ImageError(f"{printable_name(source, name)}: not a readable image ({why})") from None
+
+
+def prepare_image(
+    source, image_shape: tuple[int, int, int], dark_background: bool, background: str = "white"
+):
+    """A picture (a path, bytes or a PIL image) made into one model input the way the
+    model's data is: ``(1, C, H, W)`` uint8, and a sentence saying what was done.
+
+    The picture is decoded as a folder's images are (:func:`decode_image`: transparency on
+    ``background``, the model's data's; but on the other one where its drawing would vanish
+    on it), fitted into H x W keeping its aspect (the rest filled with its own background),
+    converted to greyscale or colour as the model takes, and inverted when its background
+    is light but the model's images are dark (MNIST's white strokes on black).
+    """
+    from PIL import Image
+
+    _check_background(background)
+    c, h, w = image_shape
+    name = Path(source).name if isinstance(source, str | os.PathLike) else "the picture"
+    picture = open_image(source, name)
+    name = printable_name(source, name)
     done = []
-    if im.mode in ("RGBA", "LA", "P"):  # transparency: on white, as a page would show it
-        im = im.convert("RGBA")
-        page = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(page, im)
+    try:
+        im = flatten(picture, background)
+        if has_alpha(picture) and _blank(np.asarray(im)):
+            other = BACKGROUNDS[1 - BACKGROUNDS.index(background)]
+            flat = flatten(picture, other)
+            if not _blank(np.asarray(flat)):  # a drawing in the background's own colour
+                im = flat
+                done.append(f"its transparent pixels made {other} (its drawing is {background})")
+    except _DAMAGED as e:
+        raise ImageError(f"{name}: not a readable image ({printable(_first_line(e))})") from None
     grey = im.convert("L")
     arr = np.asarray(grey, dtype=np.float32) / 255.0
     border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
     light = float(np.median(border)) > 0.5
-    was = im.mode
+    was = im.mode  # "L" or "RGB"
     im = im.convert("L" if c == 1 else "RGB")
-    if was not in ("L", "1") and c == 1:
+    if was == "RGB" and c == 1:
         done.append("made greyscale")
-    elif was in ("L", "1") and c == 3:
+    elif was == "L" and c == 3:
         done.append("made colour")
     ow, oh = im.size
     # a drawing on a page: crop to what is drawn and leave a margin, as MNIST's digits sit in
@@ -138,3 +364,10 @@ def prepare_image(source, image_shape: tuple[int, int, int], dark_background: bo
         out = 255 - out
         done.append("inverted (its background is light, the model's images are dark)")
     return out[None].copy(), f"{name}: " + ", ".join(done) + "."
+
+
+def _blank(a: np.ndarray) -> bool:
+    """Whether pixels ``a`` (H, W) or (H, W, C) are one colour, give or take
+    :data:`BLANK_LEVELS` levels in each channel."""
+    a = a.reshape(a.shape[0] * a.shape[1], -1) if a.ndim == 3 else a.reshape(-1, 1)
+    return bool((a.max(0).astype(int) - a.min(0) <= BLANK_LEVELS).all()) if a.size else True

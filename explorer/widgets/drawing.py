@@ -209,7 +209,9 @@ class DrawingPad(QWidget):
         put on the canvas and encoded; returns the sentence saying what was done to it.
         Raises ImageError for a file that is no picture (nothing changes then)."""
         s = self.session
-        img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground)
+        ground = s.data_spec.background if s.data_spec is not None else "white"  # transparency's
+        img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground,
+                                  ground)  # fmt: skip
         self.canvas.load(img[0])
         self._hold_picture(True)
         self.encode()

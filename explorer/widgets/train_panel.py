@@ -38,6 +38,7 @@ SOURCES = [
 MODELS = [("vae", "VAE"), ("cvae", "Conditional VAE"), ("ae", "Autoencoder (no KL)")]
 ARCHS = [("mlp", "MLP"), ("conv", "Convolutional")]
 LIKELIHOODS = [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian")]
+BACKGROUNDS = [("white", "White"), ("black", "Black")]
 PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16 (mixed)"}
 DEVICE_NAMES = {
     "auto": "Auto (best available)",
@@ -116,6 +117,11 @@ class TrainPanel(QWidget):
         self.image_size = RangeSpinBox(
             8, 256, 28, "Images are resized to this square size", "Image size", 4
         )
+        self.background = _combo(
+            BACKGROUNDS,
+            "What the images' transparent pixels are put on (an icon's drawing on "
+            "transparency): white, as a page shows it, or black",
+        )
         self.images_row = self._with_browse(self.images, self._browse_images)
         self.labels_row = self._with_browse(self.labels, self._browse_labels)
         self.root_row = self._with_browse(self.root, self._browse_root)
@@ -124,6 +130,7 @@ class TrainPanel(QWidget):
         f.addRow("Labels", self.labels_row)
         f.addRow("Folder", self.root_row)
         f.addRow("Size", self.image_size)
+        f.addRow("Background", self.background)
         self.shapes_count = 6000  # not on screen; settings key train/shapes_count
         # a shown checkpoint's --data-memory (no field here): kept, so that continuing it
         # trains as it did
@@ -260,6 +267,7 @@ class TrainPanel(QWidget):
         for w in (self.images, self.labels, self.root):
             w.editingFinished.connect(self.dataSpecChanged)
         self.image_size.valueChanged.connect(self.dataSpecChanged)
+        self.background.currentIndexChanged.connect(self.dataSpecChanged)
         self.likelihood.currentIndexChanged.connect(self._likelihood_changed)
         self.lr.returnPressed.connect(self._lr_entered)
         self.beta.returnPressed.connect(self._beta_entered)
@@ -320,6 +328,7 @@ class TrainPanel(QWidget):
         f.setRowVisible(self.labels_row, src == "idx")
         f.setRowVisible(self.root_row, src == "folder")
         f.setRowVisible(self.image_size, src in ("folder", "shapes"))
+        f.setRowVisible(self.background, src == "folder")
 
     def _likelihood_changed(self) -> None:
         self._model_form.setRowVisible(self.gauss_std, self.likelihood.currentData() == "gaussian")
@@ -351,6 +360,7 @@ class TrainPanel(QWidget):
             root=self.root.text().strip() or None if src == "folder" else None,
             image_size=self.image_size.value() if src in ("folder", "shapes") else 28,
             shapes_count=self.shapes_count,
+            background=self.background.currentData() if src == "folder" else "white",
         )
 
     def seed_value(self) -> int:
@@ -397,7 +407,8 @@ class TrainPanel(QWidget):
     # -- showing a checkpoint's settings ------------------------------------------------------
     def show_data_spec(self, data_spec: DataSpec) -> None:
         """Show ``data_spec`` as the chosen data (without asking to load it)."""
-        widgets = (self.source, self.images, self.labels, self.root, self.image_size)
+        widgets = (self.source, self.images, self.labels, self.root, self.image_size,
+                   self.background)  # fmt: skip
         for w in widgets:
             w.blockSignals(True)
         _set_key(self.source, data_spec.source)
@@ -405,6 +416,7 @@ class TrainPanel(QWidget):
         self.labels.setText(data_spec.labels or "")
         self.root.setText(data_spec.root or "")
         self.image_size.setValue(data_spec.image_size)
+        _set_key(self.background, data_spec.background)
         self.shapes_count = data_spec.shapes_count
         for w in widgets:
             w.blockSignals(False)
@@ -466,7 +478,7 @@ class TrainPanel(QWidget):
         return [self.source, self.images_row, self.labels_row, self.root_row, self.image_size,
                 self.model, self.arch, self.latent, self.hidden, self.likelihood, self.gauss_std,
                 self.warmup, self.batch, self.epochs, self.seed, self.device,
-                self.precision]  # fmt: skip
+                self.precision, self.background]  # fmt: skip
 
     # -- persistence --------------------------------------------------------------------------
     def save_settings(self, s: QSettings) -> None:
@@ -509,7 +521,7 @@ class TrainPanel(QWidget):
     def _combos(self) -> dict[str, QComboBox]:
         return {"source": self.source, "model": self.model, "arch": self.arch,
                 "likelihood": self.likelihood, "device": self.device,
-                "precision": self.precision}  # fmt: skip
+                "precision": self.precision, "background": self.background}  # fmt: skip
 
     def _edits(self) -> dict[str, QLineEdit]:
         return {"images": self.images, "labels": self.labels, "root": self.root,

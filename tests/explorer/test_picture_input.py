@@ -109,3 +109,39 @@ def test_a_colour_model_shows_a_colour_picture_on_its_canvas(qtbot, window, tmp_
     assert a.shape == (28, 28, 3) and a[..., 1].max() > 0.6 and a[..., 0].max() > 0.6
     x, _ = prepare_image(str(tmp_path / "c.png"), (3, 28, 28), s.dark_ground)
     assert torch.equal(window.drawing.canvas.as_input(3), torch.from_numpy(x))
+
+
+def test_a_pasted_sixteen_bit_picture_is_encoded_as_it_looks(qtbot, window):
+    """Qt hands a deep picture over as a 16-bit PNG: its greys are scaled, not clipped to
+    white (which would encode a blank page)."""
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    _open(qtbot, window)
+    a = np.zeros((64, 64), np.uint16)
+    a[12:52, 20:44] = 40000
+    a[20:44, 28:36] = 0  # a light "0" on black: a 16-bit picture of what MNIST shows
+    qimg = QImage(a.tobytes(), 64, 64, 128, QImage.Format_Grayscale16).copy()
+    QApplication.clipboard().setImage(qimg)
+    assert window.paste_picture()
+    flat = Image.fromarray(np.rint(a / 257).astype(np.uint8))
+    x, _ = prepare_image(flat, (1, 28, 28), True)
+    s = window.session
+    assert torch.allclose(s.z, torch.from_numpy(s.encode(torch.from_numpy(x))[0]), atol=1e-5)
+
+
+def test_postscript_dropped_as_a_png_is_refused_without_running_it(qtbot, window, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    from PIL import EpsImagePlugin
+
+    calls = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", lambda self: calls.append(self))
+    _open(qtbot, window)
+    trap = tmp_path / "Drawing.png"
+    trap.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(trap))])
+    z = window.session.z.clone()
+    assert not window._picture_from(md)
+    assert "Drawing.png: not a picture" in window.banner.text and calls == []
+    assert torch.equal(window.session.z, z)

@@ -123,7 +123,9 @@ def test_greyscale_folder_gives_one_channel(tmp_path):
     (tmp_path / "b").mkdir()
     for c in "ab":
         for i in range(2):
-            Image.fromarray(np.full((10, 10), 40 * i, np.uint8)).save(tmp_path / c / f"{i}.png")
+            px = np.full((10, 10), 40 * i, np.uint8)
+            px[2:8, 4:6] = 200  # a drawing: a folder of blank images is refused
+            Image.fromarray(px).save(tmp_path / c / f"{i}.png")
     assert load_data(DataSpec("folder", root=str(tmp_path))).image_shape == (1, 28, 28)
 
 
@@ -156,7 +158,7 @@ def test_bad_folders_are_explained(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
     (tmp_path / "a" / "ok.png").write_bytes(b"")
-    with pytest.raises(DataError, match="not a readable image"):
+    with pytest.raises(DataError, match="broken.png: not a picture Latent Explorer can read"):
         load_data(DataSpec("folder", root=str(tmp_path)))
 
 
@@ -458,7 +460,9 @@ def test_decompression_bombs_in_a_folder_name_the_file(tmp_path, monkeypatch, ca
     for c in "ab":
         (tmp_path / c).mkdir()
         for i in range(2):
-            Image.fromarray(np.full((30, 40), 9 * i, np.uint8)).save(tmp_path / c / f"{i}.png")
+            px = np.full((30, 40), 9 * i, np.uint8)
+            px[10:20, 5:25] = 200  # a drawing: a folder of blank images is refused
+            Image.fromarray(px).save(tmp_path / c / f"{i}.png")
     assert load_data(DataSpec("folder", root=str(tmp_path))).num_classes == 2
     (tmp_path / "b" / "huge.png").write_bytes(png_header(20000, 20000))
     with pytest.raises(DataError, match=r"b/huge.png: too large an image \(more than"):
