@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from trainer.config import TrainConfig
-from trainer.data import DataSpec, ImageData, load_data
+from trainer.data import DataSpec, ImageData, Rows, load_data
 from trainer.evaluate import (
     active_units,
     elbo_stats,
@@ -65,7 +65,9 @@ def main() -> int:
     data = load_data(spec)
     if args.smoke:
         args.epochs, args.k, args.latents = 1, 5, [2, 5]
-        data = ImageData(data.name, data.train_x[:512], data.test_x[:256], data.train_y[:512],
+        x = data.train_x  # kept as loaded: Rows of the cache
+        x = Rows(x.base, x.index[:512]) if isinstance(x, Rows) else x[:512]
+        data = ImageData(data.name, x, data.test_x[:256], data.train_y[:512],
                          data.test_y[:256], data.class_names)  # fmt: skip
     rows = []
     for d in args.latents:

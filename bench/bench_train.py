@@ -487,11 +487,14 @@ def mlp_table(data, device, args) -> None:
 
 
 def smallest(data):
-    """A few hundred of ``data``'s images (``--smoke``)."""
-    from trainer.data import ImageData
+    """A few hundred of ``data``'s images (``--smoke``), the training split kept as it was
+    loaded (Rows of the cache: what the benchmark itself gets)."""
+    from trainer.data import ImageData, Rows
 
     n, m = SMOKE_IMAGES
-    return ImageData(f"{data.name}, {n} / {m} images", data.train_x[:n], data.test_x[:m],
+    x = data.train_x
+    x = Rows(x.base, x.index[:n]) if isinstance(x, Rows) else x[:n]
+    return ImageData(f"{data.name}, {n} / {m} images", x, data.test_x[:m],
                      data.train_y[:n], data.test_y[:m], data.class_names)  # fmt: skip
 
 
