@@ -6,13 +6,19 @@ Not a test: prints two tables. Run with
 
     uv run python bench/bench_data.py [--images 50000] [--size 28] [--repeats 3]
                                       [--device cpu|cuda|mps] [--steps 300] [--conv-steps 60]
+                                      [--mnist DIR]
+    uv run python bench/bench_data.py --smoke
 
-It writes a folder of PNGs (10 class sub-folders; MNIST test digits when the shared copy is
-found, else random strokes) into a temporary folder, then loads it in fresh processes, as
+It writes a folder of PNGs (10 class sub-folders; MNIST test digits when ``--mnist DIR`` holds
+them, else random strokes) into a temporary folder, then loads it in fresh processes, as
 ``latent-train train --dataset folder --root DIR`` would: first with an empty cache, then
 again. Each repeat starts from an empty cache. The training rows run ``--steps`` steps of a
 VAE (the MLP, with its fused step, and the conv body) in fresh processes, held and streamed
 in turn, in both orders; the cache's pages are in the page cache then (it was just read).
+
+``--smoke`` runs the smallest configuration (200 images, one repeat, a step or two, each load
+and run in this process rather than a fresh one): seconds, to check that the script still
+runs; its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from fresh import python  # noqa: E402
 from machine import cpu_name  # noqa: E402
 
 LOAD = """
@@ -48,8 +54,8 @@ from trainer.config import TrainConfig
 from trainer.data import DataSpec, load_data
 from trainer.loop import TrainControl, Trainer, model_config_for
 from trainer.models import build_model
-root, size, arch, device, budget, steps = sys.argv[1:7]
-torch.set_num_threads(int(sys.argv[7]))
+root, size, arch, device, budget, steps, warm = sys.argv[1:8]
+torch.set_num_threads(int(sys.argv[8]))
 d = load_data(DataSpec("folder", root=root, image_size=int(size)))
 torch.manual_seed(0)
 mc = model_config_for(d, arch=arch, latent_dim=20)
@@ -66,27 +72,27 @@ class Until(TrainControl):
     def stop_requested(self):
         return t.step >= self.until
 
-t.fit(control=Until(30))  # warm-up: allocations, the first touches of the pages
+t.fit(control=Until(int(warm)))  # warm-up: allocations, the first touches of the pages
 r = t.fit(control=Until(t.step + int(steps)))
 print(r.images_per_second, type(t.feed).__name__)
 """
 
 
-def digits() -> np.ndarray | None:
+DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def digits(folder: Path) -> np.ndarray | None:
     from trainer.data import read_idx
 
-    for d in (ROOT.parent / "shared" / "data" / "mnist", ROOT / ".." / "shared" / "data" / "mnist"):
-        f = d / "t10k-images-idx3-ubyte.gz"
-        if f.is_file():
-            return read_idx(f, "images")
-    return None
+    f = folder / "t10k-images-idx3-ubyte.gz"
+    return read_idx(f, "images") if f.is_file() else None
 
 
-def write_folder(root: Path, n: int, size: int) -> float:
+def write_folder(root: Path, n: int, size: int, mnist: Path) -> float:
     from PIL import Image
 
     t0 = time.perf_counter()
-    src = digits()
+    src = digits(mnist)
     rng = np.random.default_rng(0)
     for k in range(10):
         (root / f"class{k}").mkdir(parents=True)
@@ -104,25 +110,22 @@ def write_folder(root: Path, n: int, size: int) -> float:
     return time.perf_counter() - t0
 
 
-def load(folder: Path, size: int, cache: Path) -> tuple[float, float]:
+def load(folder: Path, size: int, cache: Path, smoke: bool) -> tuple[float, float]:
     env = dict(os.environ, LATENT_EXPLORER_DATA=str(cache))
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", LOAD, str(folder), str(size)], env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = python(LOAD, [str(folder), str(size)], env, here=smoke)
     wall = time.perf_counter() - t0
-    inside = float(out.stdout.split()[0])
+    inside = float(out.split()[0])
     return inside, wall
 
 
 def train(folder: Path, cache: Path, args, arch: str, budget: str) -> float:
     env = dict(os.environ, LATENT_EXPLORER_DATA=str(cache))
     steps = args.steps if arch == "mlp" else args.conv_steps
-    out = subprocess.run([sys.executable, "-c", TRAIN, str(folder), str(args.size), arch,
-                          args.device, budget, str(steps), str(args.threads)], env=env,
-                         capture_output=True, text=True)  # fmt: skip
-    if out.returncode:
-        sys.exit(out.stderr)
-    ips, feed = out.stdout.split()
+    warm = 1 if args.smoke else 30
+    out = python(TRAIN, [str(folder), str(args.size), arch, args.device, budget, str(steps),
+                         str(warm), str(args.threads)], env, here=args.smoke)  # fmt: skip
+    ips, feed = out.split()
     assert feed == ("Streamed" if budget == "0" else "OnDevice"), feed
     return float(ips)
 
@@ -136,19 +139,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="timed steps of the MLP VAE")
     ap.add_argument("--conv-steps", type=int, default=60, help="timed steps of the conv VAE")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--mnist", type=Path, default=DEFAULT_MNIST,
+                    help="folder with t10k-images-idx3-ubyte.gz (else random strokes)")  # fmt: skip
+    ap.add_argument("--smoke", action="store_true",
+                    help="the smallest configuration: checks that the script runs; "
+                    "measures nothing")  # fmt: skip
     args = ap.parse_args()
+    if args.smoke:
+        args.images, args.repeats, args.steps, args.conv_steps = 200, 1, 2, 1
     rows = [(arch, budget) for arch in ("mlp", "conv") for budget in ("auto", "0")]
     speeds: dict[tuple[str, str], list[float]] = {r: [] for r in rows}
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         folder = tmp / "images"
-        made = write_folder(folder, args.images, args.size)
+        made = write_folder(folder, args.images, args.size, args.mnist)
         mb = sum(f.stat().st_size for f in folder.rglob("*.png")) / 1e6
         firsts, seconds = [], []
         for r in range(args.repeats):
             cache = tmp / f"cache{r}"
-            firsts.append(load(folder, args.size, cache))
-            seconds.append(load(folder, args.size, cache))
+            firsts.append(load(folder, args.size, cache, args.smoke))
+            seconds.append(load(folder, args.size, cache, args.smoke))
         cache_mb = sum(f.stat().st_size for f in (tmp / "cache0").rglob("*") if f.is_file()) / 1e6
         for r in range(args.repeats):  # held and streamed in turn, first one then the other
             for arch, budget in rows if r % 2 == 0 else rows[::-1]:
@@ -161,7 +171,8 @@ def main() -> None:
     print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"folder  : {args.images:,} PNGs of {args.size}x{args.size} in 10 class folders, "
           f"{mb:.1f} MB (written in {made:.1f} s); the cache holds {cache_mb:.1f} MB")  # fmt: skip
-    print(f"runs    : {args.repeats}, each from an empty cache, each load in a fresh process")
+    where = "in this process (--smoke)" if args.smoke else "in a fresh process"
+    print(f"runs    : {args.repeats}, each from an empty cache, each load {where}")
     print("          (load_data: the call alone; process: with Python's start and torch's import)")
     print()
 
@@ -186,7 +197,7 @@ def main() -> None:
     )
     print(
         f"(timed: {args.steps} steps of the MLP, {args.conv_steps} of the conv body, after "
-        "30 steps of warm-up; img/s)"
+        f"{1 if args.smoke else 30} steps of warm-up; img/s)"
     )
     print()
     print(f"{'model':<10} {'split':<28} {'median':>9}   runs          streamed / held")

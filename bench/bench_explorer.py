@@ -3,6 +3,10 @@
 Not a test: prints a table. Run with
 
     QT_QPA_PLATFORM=offscreen uv run python bench/bench_explorer.py [--dataset shapes]
+    QT_QPA_PLATFORM=offscreen uv run python bench/bench_explorer.py --smoke
+
+``--smoke`` measures each row a few times only (one launch of each kind, in this process, and
+a second of training): to check that the script still runs; its numbers mean nothing.
 
 Measures
   * launch to window shown (a fresh interpreter, as a user would start it)
@@ -20,7 +24,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from fresh import python  # noqa: E402
 from machine import cpu_name  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -41,6 +45,14 @@ from explorer.window import MainWindow  # noqa: E402
 from trainer.data import debian_fashion_available  # noqa: E402
 from trainer.threads import training_threads  # noqa: E402
 
+COUNTS = {  # how many times each row is measured (seconds for the lag rows)
+    "launches": 3, "grid": 30, "tab": 30, "posterior": 10, "drawing": 100, "film": 50,
+    "pca": 20, "lag idle": 3.0, "lag training": 6.0,
+}  # fmt: skip
+SMOKE = {
+    "launches": 1, "trials": 5, "grid": 3, "tab": 3, "posterior": 2, "drawing": 3, "film": 3,
+    "pca": 2, "lag idle": 0.3, "lag training": 1.0,
+}  # fmt: skip
 TARGETS = {
     "slider idle p95": 10.0, "slider training p95": 50.0, "grid idle": 40.0,
     "grid training": 40.0, "lag p99": 50.0, "launch": 4000.0,
@@ -52,9 +64,10 @@ def pct(xs, q):
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
-def launch_time(settings: str) -> tuple[float, float, float]:
+def launch_time(settings: str, here: bool = False) -> tuple[float, float, float]:
     """In a fresh process, as ``latent-explorer`` starts: ms from process start to the
-    splash shown, to the main window shown, and the wall time of the whole process."""
+    splash shown, to the main window shown, and the wall time of the whole process
+    (``here``: in this process, for ``--smoke``)."""
     code = f"""
 import time; t0 = time.perf_counter()
 import os; os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -63,7 +76,7 @@ from PySide6.QtWidgets import QApplication
 from PySide6.QtCore import QSettings
 from explorer import theme
 from explorer.app import make_splash
-app = QApplication([]); theme.apply(app)
+app = QApplication.instance() or QApplication([]); theme.apply(app)
 splash = make_splash(); splash.show()
 while not (splash.windowHandle() and splash.windowHandle().isExposed()):
     app.processEvents()
@@ -78,13 +91,13 @@ print((t_splash - t0) * 1e3, (time.perf_counter() - t0) * 1e3)
 w.close()
 """
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = python(code, here=here)
     wall = (time.perf_counter() - t) * 1e3
-    splash, shown = (float(v) for v in out.stdout.split()[-2:])
+    splash, shown = (float(v) for v in out.split()[-2:])
     return splash, shown, wall
 
 
-def first_launch_time(folder: str) -> tuple[float, float]:
+def first_launch_time(folder: str, here: bool = False) -> tuple[float, float]:
     """In a fresh process with nothing remembered (a first launch, which opens the bundled
     MNIST example), torch already imported: ms from building the main window to its being
     shown, and to the example explorable (its model in, all of the map's test digits
@@ -96,7 +109,7 @@ from PySide6.QtWidgets import QApplication
 from PySide6.QtCore import QSettings
 from explorer import theme
 from explorer.window import MainWindow
-app = QApplication([]); theme.apply(app)
+app = QApplication.instance() or QApplication([]); theme.apply(app)
 import tempfile  # a new settings file each time: closing the window writes one
 ini = tempfile.mktemp(suffix=".ini", dir={folder!r})
 t0 = time.perf_counter()
@@ -115,10 +128,7 @@ print((t_shown - t0) * 1e3, (time.perf_counter() - t0) * 1e3)
 w.ask_on_close = False
 w.close()
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"first launch failed:\n{out.stderr[-3000:]}")
-    shown, ready = (float(v) for v in out.stdout.split()[-2:])
+    shown, ready = (float(v) for v in python(code, here=here).split()[-2:])
     return shown, ready
 
 
@@ -265,7 +275,13 @@ def main() -> None:
         "--dataset", default="fashion-mnist" if debian_fashion_available() else "shapes"
     )
     ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--smoke", action="store_true",
+                    help="each row a few times only: checks that the script runs; measures "
+                    "nothing")  # fmt: skip
     args = ap.parse_args()
+    n = dict(COUNTS, trials=args.trials)
+    if args.smoke:
+        n.update(SMOKE)
 
     tmp = tempfile.mkdtemp(prefix="bench-explorer-")
     settings = str(Path(tmp) / "settings.ini")
@@ -275,11 +291,11 @@ def main() -> None:
     s.setValue("train/latent", 2)
     s.sync()
 
-    launches = [launch_time(settings) for _ in range(3)]
+    launches = [launch_time(settings, args.smoke) for _ in range(n["launches"])]
     splash_ms = statistics.median(r[0] for r in launches)
     shown_ms = statistics.median(r[1] for r in launches)
     wall = statistics.median(r[2] for r in launches)
-    firsts = [first_launch_time(tmp) for _ in range(3)]
+    firsts = [first_launch_time(tmp, args.smoke) for _ in range(n["launches"])]
     first_ms = statistics.median(r[1] for r in firsts)
 
     app = QApplication.instance() or QApplication([])
@@ -292,12 +308,12 @@ def main() -> None:
     pump(app, 0.5)
 
     res = {}
-    res["slider idle"] = slider_latency(app, win, args.trials)
-    res["grid idle"] = grid_latency(app, win, 30)
-    res["traversals idle"] = traversal_latency(app, win, 30)
-    res["posterior idle"] = posterior_latency(app, win, 10)
-    res["drawing idle"] = drawing_latency(app, win, 100)
-    res["lag idle"] = loop_lag(app, 3.0)
+    res["slider idle"] = slider_latency(app, win, n["trials"])
+    res["grid idle"] = grid_latency(app, win, n["grid"])
+    res["traversals idle"] = traversal_latency(app, win, n["tab"])
+    res["posterior idle"] = posterior_latency(app, win, n["posterior"])
+    res["drawing idle"] = drawing_latency(app, win, n["drawing"])
+    res["lag idle"] = loop_lag(app, n["lag idle"])
 
     t_click = time.perf_counter()
     assert win.start_training()
@@ -308,13 +324,13 @@ def main() -> None:
     first_snapshot_ms = (time.perf_counter() - t_click) * 1e3
     pump(app, 1.0)
     step0, t0 = win.run.latest.step, time.perf_counter()
-    res["lag training"] = loop_lag(app, 6.0)
-    res["slider training"] = slider_latency(app, win, args.trials)
-    res["grid training"] = grid_latency(app, win, 30)
-    res["traversals training"] = traversal_latency(app, win, 30)
-    res["posterior training"] = posterior_latency(app, win, 10)
-    res["drawing training"] = drawing_latency(app, win, 100)
-    res["film training"] = film_latency(app, win, 50)
+    res["lag training"] = loop_lag(app, n["lag training"])
+    res["slider training"] = slider_latency(app, win, n["trials"])
+    res["grid training"] = grid_latency(app, win, n["grid"])
+    res["traversals training"] = traversal_latency(app, win, n["tab"])
+    res["posterior training"] = posterior_latency(app, win, n["posterior"])
+    res["drawing training"] = drawing_latency(app, win, n["drawing"])
+    res["film training"] = film_latency(app, win, n["film"])
     steps = win.run.latest.step - step0
     secs = time.perf_counter() - t0
     ips = win.run.latest.images_per_second
@@ -323,7 +339,7 @@ def main() -> None:
     win.run.stop()
     while win.busy:
         app.processEvents()
-    res["film idle"] = film_latency(app, win, 50)
+    res["film idle"] = film_latency(app, win, n["film"])
     film = win.film.film
     film_ms = 1e3 * film.seconds / max(1, film.taken)
     film_share = film.seconds / max(1e-9, win.run.outcomes[-1].fit.seconds + film.seconds)
@@ -331,7 +347,7 @@ def main() -> None:
         f"{film.taken} frames taken, {len(film)} kept ({film.describe()}); "
         f"taking them cost {film.seconds:.2f} s, {100 * film_share:.1f}% of the run"
     )
-    res["pca grid idle"] = pca_grid_latency(app, win, 20)
+    res["pca grid idle"] = pca_grid_latency(app, win, n["pca"])
     win.ask_on_close = False  # a benchmark: nothing to keep
     win.close()
 
@@ -349,7 +365,7 @@ def main() -> None:
     print()
     rows = [
         ("launch to first window (splash) shown", "median", splash_ms, None,
-         TARGETS["launch"], "fresh process, 3 runs"),
+         TARGETS["launch"], f"fresh process, {len(launches)} runs"),
         ("launch to main window shown", "median", shown_ms, None, TARGETS["launch"],
          f"torch import included; process spawn-to-exit {wall:,.0f} ms"),
         ("first launch: window built -> example's map and manifold drawn", "median", first_ms,

@@ -20,6 +20,11 @@ machine, alternated in the same run.
     uv run python bench/bench_train.py --threads-only [--busy 2] [--repeats 3]
     uv run python bench/bench_train.py --conv [--device cpu|cuda] [--bf16]
     uv run python bench/bench_train.py --conv-options [--device cpu|cuda] [--repeats 3]
+    uv run python bench/bench_train.py --smoke [--mnist DIR]
+
+``--smoke`` runs every table at its smallest (a few hundred images, one image shape, one step
+or epoch, one repeat, no torch.compile): seconds, to check that the script still runs; its
+numbers mean nothing.
 
 ``--conv`` measures the convolutional VAE at 28 and 64 px, grey and colour (MNIST digits,
 resized and tinted), this loop against a reference written the usual way (DataLoader over
@@ -70,6 +75,7 @@ from trainer.threads import training_threads, usable_cores
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MNIST = HERE.parents[1] / "shared" / "data" / "mnist"
+SMOKE_IMAGES = (512, 256)  # --smoke: training and test images
 
 
 # -- the reference loop ----------------------------------------------------------------------
@@ -104,6 +110,7 @@ class ReferenceVAE(nn.Module):
 
 
 def reference_throughput(images: torch.Tensor, labels: torch.Tensor, epochs: int, device) -> float:
+    """``images`` (N, 1, 28, 28) uint8 in memory, as torchvision's MNIST holds them."""
     loader = DataLoader(
         PILDigits(images[:, 0], labels, transforms.ToTensor()), batch_size=128, shuffle=True
     )
@@ -127,7 +134,10 @@ def reference_throughput(images: torch.Tensor, labels: torch.Tensor, epochs: int
 
 
 # -- the machine's limit ---------------------------------------------------------------------
-def peak_matmul_flops(device, sizes=(1024, 2048, 3072), reps=8, dtype=torch.float32) -> float:
+def peak_matmul_flops(device, sizes=(1024, 2048, 3072), reps=8, dtype=torch.float32,
+                      smoke: bool = False) -> float:  # fmt: skip
+    if smoke:
+        sizes, reps = (256,), 2
     best = 0.0
     for s in sizes:
         a = torch.randn(s, s, device=device, dtype=dtype)
@@ -269,10 +279,11 @@ def bf16_note(device, wanted: bool) -> str | None:
     return f"bf16 left out: {why}" if why else None
 
 
-def conv_table(data, device, epochs: int, bf16: bool) -> None:
-    peak = peak_matmul_flops(device)
+def conv_table(data, device, epochs: int, bf16: bool, smoke: bool = False) -> None:
+    peak = peak_matmul_flops(device, smoke=smoke)
     skip = bf16_note(device, bf16)
-    peak16 = peak_matmul_flops(device, dtype=torch.bfloat16) if skip is None else math.nan
+    peak16 = (peak_matmul_flops(device, dtype=torch.bfloat16, smoke=smoke) if skip is None
+              else math.nan)  # fmt: skip
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, device {device}; peak matmul: float32 "
           f"{peak / 1e9:.0f} GFLOP/s, bfloat16 "
@@ -284,8 +295,8 @@ def conv_table(data, device, epochs: int, bf16: bool) -> None:
     print("| images | train images | forward MFLOP | reference img/s | this loop img/s "
           "| x reference | % of limit | bf16 img/s | x fp32 | % of bf16 limit |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for shape in CONV_SHAPES:
-        n = 4000 if shape[1] <= 32 else 1500
+    for shape in ((3, 28, 28),) if smoke else CONV_SHAPES:
+        n = 128 if smoke else 4000 if shape[1] <= 32 else 1500
         d = conv_data(data, shape, n)
         cfg = model_config_for(d, model="vae", arch="conv", latent_dim=20, hidden=400)
         fwd = flops_per_image(cfg)
@@ -331,22 +342,26 @@ def conv_step(cfg: ModelConfig, option: str, device, x: torch.Tensor):
     return step
 
 
-def conv_options_table(device, repeats: int, steps: int) -> None:
+def conv_options_table(device, repeats: int, steps: int, smoke: bool = False) -> None:
     """img/s of one conv step under each option, alternated ``repeats`` times; the first
     step's time (torch.compile compiles then) and, for compile, the images it takes to
-    win back its compile time."""
+    win back its compile time. ``smoke`` leaves torch.compile out (it takes a minute)."""
     # torch.compile from a cold cache, as on a user's first run (its later repeats are warm)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
     options = [o for o in CONV_OPTIONS if "bf16" not in o or bf16_problem(device) is None]
-    threads = torch.get_num_threads()
+    if smoke:
+        options = [o for o in options if "compile" not in o]
+    threads, warm = torch.get_num_threads(), 1 if smoke else 3
     print(f"\nconv VAE steps (autograd, batch 128), {repeats} alternated repeats of {steps} "
-          f"steps after 3 of warm-up; device {device}, {threads} threads")  # fmt: skip
-    if len(options) < len(CONV_OPTIONS):
+          f"steps after {warm} of warm-up; device {device}, {threads} threads")  # fmt: skip
+    if bf16_problem(device) is not None:
         print(f"bf16 left out: {bf16_problem(device)}")
+    if smoke:
+        print("torch.compile left out (--smoke)")
     print()
     print("| images | option | img/s (median) | runs | x fp32 | first step (s), cold cache |")
     print("|---|---|---:|---|---:|---:|")
-    for shape in ((1, 28, 28), (3, 64, 64)):
+    for shape in ((1, 28, 28),) if smoke else ((1, 28, 28), (3, 64, 64)):
         cfg = ModelConfig(arch="conv", latent_dim=20, hidden=400, image_shape=shape)
         x = torch.rand(4 * 128, *shape, device=device)
         speed: dict[str, list[float]] = {o: [] for o in options}
@@ -359,7 +374,7 @@ def conv_options_table(device, repeats: int, steps: int) -> None:
                 step(0)
                 _sync(device)
                 first.setdefault(option, time.perf_counter() - t)
-                for i in range(1, 3):
+                for i in range(1, warm):
                     step(i)
                 _sync(device)
                 t = time.perf_counter()
@@ -418,72 +433,20 @@ def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
         print(f"| {what} | {n} ({who}) | {float(np.median(v)):,.0f} | {runs} |")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--mnist",
-        type=Path,
-        default=DEFAULT_MNIST,
-        help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
-    )
-    ap.add_argument("--epochs", type=int, default=5, help="epochs for our loop (default 5)")
-    ap.add_argument(
-        "--ref-epochs", type=int, default=2, help="epochs for the reference (default 2)"
-    )
-    ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
-    ap.add_argument("--threads-only", action="store_true", help="only the busy-machine table")
-    ap.add_argument("--conv", action="store_true", help="only the convolutional table")
-    ap.add_argument(
-        "--conv-options",
-        action="store_true",
-        help="only the table of what else might speed a conv step: channels-last, bf16, "
-        "torch.compile",
-    )
-    ap.add_argument(
-        "--bf16",
-        action="store_true",
-        help="add mixed-precision (bfloat16 autocast) rows where the device has bfloat16",
-    )
-    ap.add_argument("--steps", type=int, default=20, help="conv-options steps (default 20)")
-    ap.add_argument("--busy", type=int, default=2, help="busy processes beside it (default 2)")
-    ap.add_argument("--repeats", type=int, default=3, help="busy table repeats (default 3)")
-    ap.add_argument(
-        "--busy-epochs", type=int, default=1, help="epochs per busy-table run (default 1)"
-    )
-    args = ap.parse_args()
-    device = resolve_device(args.device)
-    if not (args.mnist / "t10k-images-idx3-ubyte.gz").is_file():
-        sys.exit(
-            f"{args.mnist}: no t10k-images-idx3-ubyte.gz (the MNIST test set) there; give the "
-            "folder that holds it and t10k-labels-idx1-ubyte.gz with --mnist DIR"
-        )
-    spec = DataSpec(
-        "idx",
-        images=str(args.mnist / "t10k-images-idx3-ubyte.gz"),
-        labels=str(args.mnist / "t10k-labels-idx1-ubyte.gz"),
-        test_fraction=0.2,
-        seed=0,
-    )
-    data = load_data(spec)
-    if args.conv:
-        conv_table(data, device, max(1, min(args.epochs, 2)), args.bf16)
-        return 0
-    if args.conv_options:
-        conv_options_table(device, args.repeats, args.steps)
-        return 0
-    if args.threads_only:
-        busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
-        return 0
-
-    peak = peak_matmul_flops(device)
+def mlp_table(data, device, args) -> None:
+    """The default table: the MLP VAE, the reference against this loop and the limit (and
+    on the CPU, the busy-machine table)."""
+    peak = peak_matmul_flops(device, smoke=args.smoke)
     fpi = training_flops_per_image()
     limit = peak / fpi
     limit6 = peak / model_flops_per_image()
     seed_everything(0)
-    ref = reference_throughput(data.train_x, data.train_y, args.ref_epochs, device)
+    # the training split may be Rows of the memory-mapped cache: the reference gets it as
+    # one tensor in memory, as torchvision's MNIST holds its images
+    ref = reference_throughput(data.train_x.to("cpu"), data.train_y, args.ref_epochs, device)
     auto = ours_throughput(data, args.epochs, device, fused=None)
     autograd = ours_throughput(data, args.epochs, device, fused=False)
-    ceiling = kernel_ceiling(device)
+    ceiling = kernel_ceiling(device, reps=5 if args.smoke else 300)
     skip = bf16_note(device, args.bf16)
     half = ours_throughput(data, args.epochs, device, None, "bf16") if skip is None else None
 
@@ -520,6 +483,86 @@ def main() -> int:
             f"| {100 * ips / limit6:14.0f}% |"
         )
     if device.type == "cpu":
+        busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
+
+
+def smallest(data):
+    """A few hundred of ``data``'s images (``--smoke``), the training split kept as it was
+    loaded (Rows of the cache: what the benchmark itself gets)."""
+    from trainer.data import ImageData, Rows
+
+    n, m = SMOKE_IMAGES
+    x = data.train_x
+    x = Rows(x.base, x.index[:n]) if isinstance(x, Rows) else x[:n]
+    return ImageData(f"{data.name}, {n} / {m} images", x, data.test_x[:m],
+                     data.train_y[:n], data.test_y[:m], data.class_names)  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--mnist",
+        type=Path,
+        default=DEFAULT_MNIST,
+        help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+    )
+    ap.add_argument("--epochs", type=int, default=5, help="epochs for our loop (default 5)")
+    ap.add_argument(
+        "--ref-epochs", type=int, default=2, help="epochs for the reference (default 2)"
+    )
+    ap.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    ap.add_argument("--threads-only", action="store_true", help="only the busy-machine table")
+    ap.add_argument("--conv", action="store_true", help="only the convolutional table")
+    ap.add_argument(
+        "--conv-options",
+        action="store_true",
+        help="only the table of what else might speed a conv step: channels-last, bf16, "
+        "torch.compile",
+    )
+    ap.add_argument(
+        "--bf16",
+        action="store_true",
+        help="add mixed-precision (bfloat16 autocast) rows where the device has bfloat16",
+    )
+    ap.add_argument("--steps", type=int, default=20, help="conv-options steps (default 20)")
+    ap.add_argument("--busy", type=int, default=2, help="busy processes beside it (default 2)")
+    ap.add_argument("--repeats", type=int, default=3, help="busy table repeats (default 3)")
+    ap.add_argument(
+        "--busy-epochs", type=int, default=1, help="epochs per busy-table run (default 1)"
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every table (or the one asked for) at its smallest: a few hundred images, one "
+        "epoch, one repeat, no torch.compile; checks that the script runs, measures nothing",
+    )
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    if not (args.mnist / "t10k-images-idx3-ubyte.gz").is_file():
+        sys.exit(
+            f"{args.mnist}: no t10k-images-idx3-ubyte.gz (the MNIST test set) there; give the "
+            "folder that holds it and t10k-labels-idx1-ubyte.gz with --mnist DIR"
+        )
+    spec = DataSpec(
+        "idx",
+        images=str(args.mnist / "t10k-images-idx3-ubyte.gz"),
+        labels=str(args.mnist / "t10k-labels-idx1-ubyte.gz"),
+        test_fraction=0.2,
+        seed=0,
+    )
+    data = load_data(spec)
+    if args.smoke:
+        data = smallest(data)
+        args.epochs = args.ref_epochs = args.busy_epochs = args.repeats = args.busy = 1
+        args.steps = 1
+    chosen = args.conv or args.conv_options or args.threads_only
+    if not chosen:
+        mlp_table(data, device, args)
+    if args.conv or (args.smoke and not chosen):
+        conv_table(data, device, max(1, min(args.epochs, 2)), args.bf16, args.smoke)
+    if args.conv_options or (args.smoke and not chosen):
+        conv_options_table(device, args.repeats, args.steps, args.smoke)
+    if args.threads_only:
         busy_machine_table(data, args.busy, args.repeats, args.busy_epochs)
     return 0
 

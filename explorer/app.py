@@ -269,7 +269,9 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
     def shoot() -> None:
         QApplication.processEvents()
         ok = win.grab().save(path)
-        print(f"screenshot {'written to' if ok else 'FAILED:'} {path}", flush=True)
+        shown = win.session.describe_model()  # what it shows, for whoever reads the log
+        shown += ", a bundled example" if win.session.example else ""
+        print(f"screenshot {'written to' if ok else 'FAILED:'} {path} ({shown})", flush=True)
         code = 0 if ok else 1
         if state["error"]:
             print(f"latent-explorer: could not load the data: {one_line(state['error'])}",

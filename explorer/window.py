@@ -74,6 +74,7 @@ from trainer.data import DataError, DataSpec, debian_fashion_available, is_cache
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, is_example
 from trainer.imaging import ImageError
+from trainer.paths import icon_file
 from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
@@ -83,7 +84,7 @@ MAP_REFRESH_S = 1.0  # re-encode the map's test points at most this often while 
 GIL_SWITCH_S = 0.0005  # see MainWindow.__init__
 PLOTS_INTERVAL_S = 0.25  # redraw the loss curves at most 4 times a second while training
 MAP_CHUNK = 400  # test images encoded per tick while training
-ICON = Path(__file__).resolve().parent / "icon.png"
+ICON = icon_file()
 
 
 def default_settings() -> QSettings:

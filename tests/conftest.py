@@ -26,6 +26,16 @@ def _empty_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("empty")
 
 
+@pytest.fixture(scope="session")
+def program_env(tmp_path_factory):
+    """The environment for tests that run whole programs in fresh interpreters: ours, with
+    one bytecode cache they share (where PYTHONDONTWRITEBYTECODE is set, each would compile
+    torch's modules again: seconds each)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+    return env
+
+
 @pytest.fixture(autouse=True)
 def _bare_machine(_empty_dir, monkeypatch):
     """Every test sees a machine without Debian's Fashion-MNIST, whatever is installed here;

@@ -433,12 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument(
         "--rebuild", action="store_true",
-        help="train every example again (seeded); rewrite assets/README.md's table",
+        help="train every example again (seeded); rewrite the table in the README beside them",
     )  # fmt: skip
     x.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these examples")
-    x.add_argument("--into", metavar="DIR", help="examples folder (default: assets/examples)")
+    x.add_argument("--into", metavar="DIR",
+                   help="examples folder (default: the bundled one, in a checkout)")  # fmt: skip
     x.add_argument("--mnist", metavar="DIR",
-                   help="folder with the MNIST test set's t10k IDX files")  # fmt: skip
+                   help="folder with the MNIST test set's t10k IDX files (default: "
+                   "$LATENT_EXPLORER_MNIST, else MNIST's download in the cache)")  # fmt: skip
     x.add_argument("--epochs", type=_int_in(1, MAX_EPOCHS),
                    help="epochs for every example (default: each recipe's)")  # fmt: skip
     x.add_argument("--iw-samples", type=_int_in(1, 1_000_000), default=1000,

@@ -1,6 +1,7 @@
-"""The example models bundled in ``assets/examples``: their catalogue, data and rebuild.
+"""The bundled example models: their catalogue, data and rebuild.
 
-Each example is a folder ``assets/examples/<name>/`` holding
+They are package data (``assets/examples`` in the repository; :mod:`trainer.paths` finds
+them in an installed copy). Each example is a folder ``examples/<name>/`` holding
 
 - ``model.safetensors``: the trained model (float16 weights, read back as float32), its
   history (the curves), and as its data the bundled test images below;
@@ -9,14 +10,15 @@ Each example is a folder ``assets/examples/<name>/`` holding
   active units, the change float16 storage made to the test -ELBO);
 - ``thumbnail.png``: a small picture for the gallery.
 
-The test images live once per dataset in ``assets/examples/data/<bundle>/`` (IDX files and
+The test images live once per dataset in ``examples/data/<bundle>/`` (IDX files and
 ``bundle.json`` with the class names and the licence), so that an example can be explored
 with no dataset and no network. They are held-out test images: data to explore a model
 with, never to train on (:class:`trainer.loop.Trainer` refuses data with no training
 images).
 
 ``latent-train examples --rebuild`` trains every example from scratch, seeded, and writes
-the table in ``assets/README.md``.
+the table in ``assets/README.md`` (in a checkout; an installed copy rebuilds ``--into`` a
+folder of its user's).
 """
 
 from __future__ import annotations
@@ -38,10 +40,8 @@ import torch
 
 from .data import EXAMPLE, DataError, DataSpec, ImageData, Progress, read_idx
 from .files import atomic_write
+from .paths import assets_are_installed, assets_dir
 
-ASSETS = Path(
-    os.environ.get("LATENT_EXPLORER_ASSETS") or Path(__file__).resolve().parents[1] / "assets"
-)
 BUNDLE_IMAGES = 2000  # test images bundled per dataset (at most)
 MODEL_FILE, INFO_FILE, THUMB_FILE = "model.safetensors", "example.json", "thumbnail.png"
 IMAGES_FILE, LABELS_FILE, BUNDLE_FILE = (
@@ -49,6 +49,7 @@ IMAGES_FILE, LABELS_FILE, BUNDLE_FILE = (
 )  # fmt: skip
 MAX_INFO_BYTES = 1 << 20
 REBUILD_FILE = "rebuild.json"  # how long the last rebuild of every example took
+MNIST_ENV = "LATENT_EXPLORER_MNIST"  # a folder with the MNIST test set, for the rebuild
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 TABLE_START, TABLE_END = "<!-- examples table: start -->", "<!-- examples table: end -->"
 
@@ -58,7 +59,7 @@ class ExampleError(Exception):
 
 
 def examples_dir() -> Path:
-    return ASSETS / "examples"
+    return assets_dir() / "examples"
 
 
 def check_bundle_name(name) -> str:
@@ -321,22 +322,40 @@ def list_examples(root: Path | None = None) -> list[ExampleInfo]:
 
 # -- the rebuild ------------------------------------------------------------------------------
 def find_mnist(given: str | os.PathLike | None = None) -> Path:
-    """A folder with the MNIST test set's IDX files (t10k-images / t10k-labels, .gz or raw)."""
+    """A folder with the MNIST test set's IDX files (t10k-images / t10k-labels, .gz or raw):
+    ``given``, else ``$LATENT_EXPLORER_MNIST``, else torchvision's download in the cache."""
     from .data import cache_dir
 
-    here = Path(__file__).resolve().parents[1]
-    places = [Path(given)] if given else [
-        here.parent / "shared" / "data" / "mnist",
-        cache_dir() / "MNIST" / "raw",
-    ]  # fmt: skip
-    for p in places:
-        for suffix in (".gz", ""):
-            if (p / f"t10k-images-idx3-ubyte{suffix}").is_file():
-                return p
+    env = os.environ.get(MNIST_ENV)
+    if given or env:
+        folder = Path(given or env).expanduser()
+        where = f"is not in {folder}" + ("" if given else f" (${MNIST_ENV})")
+    else:
+        folder = cache_dir() / "MNIST" / "raw"
+        where = f"was never downloaded here (it is not in {folder})"
+    for suffix in (".gz", ""):
+        if (folder / f"t10k-images-idx3-ubyte{suffix}").is_file():
+            return folder
     raise ExampleError(
-        "the MNIST test set (t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]) "
-        f"is in none of {', '.join(map(str, places))}; pass --mnist DIR"
+        "the MNIST examples train on the MNIST test set (t10k-images-idx3-ubyte[.gz] and "
+        f"t10k-labels-idx1-ubyte[.gz]), which {where}; pass --mnist DIR, the folder that "
+        "holds them"
     )
+
+
+def default_root() -> Path:
+    """The bundled examples' folder, if they may be rebuilt in place: a checkout's or one
+    named by ``$LATENT_EXPLORER_ASSETS``, never an installed package's."""
+    root = examples_dir()
+    if assets_are_installed():
+        raise ExampleError(
+            f"the bundled examples ({root}) belong to the installed package and are not "
+            "rebuilt in place; pass --into DIR to rebuild them into a folder of your own"
+        )
+    folder = root if root.is_dir() else root.parent
+    if not os.access(folder, os.W_OK):
+        raise ExampleError(f"the examples' folder {folder} is read-only; pass --into DIR")
+    return root
 
 
 def data_args(bundle: str, mnist: Path | None = None) -> list[str]:
@@ -442,14 +461,14 @@ def rebuild(
     readme: Path | None = None,
 ) -> list[dict]:
     """Train the examples (``only`` these names, default all) from scratch, seeded, into
-    ``root`` (default ``assets/examples``) and write the table into ``readme`` (default
-    ``assets/README.md`` beside ``root``). ``epochs`` overrides every recipe's (for tests).
-    Returns one row per example built."""
+    ``root`` (default: the bundled folder, in a checkout: :func:`default_root`) and write
+    the table into ``readme`` (default ``README.md`` beside ``root``). ``epochs`` overrides
+    every recipe's (for tests). Returns one row per example built."""
     from . import __main__ as cli
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import load_data
 
-    root = Path(root or examples_dir())
+    root = Path(root) if root else default_root()
     readme = readme or root.parent / "README.md"
     log = log or (lambda text: None)
     chosen = [recipe(n) for n in (only or names())]

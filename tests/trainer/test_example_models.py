@@ -176,7 +176,7 @@ def test_a_checkpoint_naming_a_bad_bundle_is_refused(tmp_path):
 
 
 def test_a_missing_bundle_says_how_to_get_it_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(ex, "ASSETS", tmp_path)
+    monkeypatch.setenv("LATENT_EXPLORER_ASSETS", str(tmp_path))
     with pytest.raises(DataError, match="examples --rebuild"):
         _bundle("mnist")
 
