@@ -60,7 +60,7 @@ from .config import (
     shown,
 )
 from .data import DataError, DataSpec
-from .files import NotRegularFile, atomic_write, open_regular
+from .files import NotRegularFile, atomic_write, not_written, open_regular
 from .loop import History
 from .models import LatentModel, build_model
 
@@ -216,7 +216,7 @@ def save_checkpoint(
         parts = _seal(st_save(tensors, metadata={"latent_explorer": text}))
         atomic_write(path, lambda f: [f.write(part) for part in parts])
     except OSError as e:
-        raise CheckpointError(f"{path}: could not be written ({e.strerror or e})") from None
+        raise CheckpointError(not_written(path, e)) from None
     return path
 
 
