@@ -268,7 +268,7 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
 
     def shoot() -> None:
         QApplication.processEvents()
-        ok = win.grab().save(path)
+        ok = _save_pixmap(win.grab(), path)
         shown = win.session.describe_model()  # what it shows, for whoever reads the log
         shown += ", a bundled example" if win.session.example else ""
         print(f"screenshot {'written to' if ok else 'FAILED:'} {path} ({shown})", flush=True)
@@ -281,6 +281,25 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
         QApplication.instance().exit(code)
 
     QTimer.singleShot(200, poll)
+
+
+def _save_pixmap(pixmap: QPixmap, path: str) -> bool:
+    """``pixmap`` in the format ``path``'s suffix names, written as every export is."""
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    from trainer.export import ExportError, write_file
+
+    buf = QBuffer()
+    buf.open(QIODevice.WriteOnly)
+    fmt = os.path.splitext(path)[1][1:].upper() or "PNG"
+    if not pixmap.save(buf, fmt):
+        return False
+    try:
+        write_file(path, bytes(buf.data()))
+    except ExportError as e:
+        print(e, file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

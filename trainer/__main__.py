@@ -541,8 +541,59 @@ def _prepare_out_folder(arg: str) -> tuple[Path, bool]:
     return out, made
 
 
+def _check_output(option: str, path: Path) -> None:
+    """Refuse an output that is not a file to write: a device (``/dev/null``), a named pipe,
+    a socket, a folder, or a symbolic link to nothing (a link to a regular file is written
+    through: its target gets the new contents)."""
+    from .files import RefusedOutput, output_target
+
+    try:
+        output_target(path)
+    except RefusedOutput as e:
+        raise UserError(f"{option} {path}: {e.strerror}; nothing was written") from None
+    except (OSError, ValueError):
+        pass  # a name that cannot be looked at: the writer says why
+
+
+_READS = ("checkpoint", "images", "labels", "root", "examples", "mnist")
+
+
+def _inputs(args, ck=None) -> list[tuple[str, Path]]:
+    """The files and folders a command reads: (the option that names one, its path); with
+    ``ck``, also the data files its checkpoint records."""
+    found = [(f"--{o}", Path(v).expanduser()) for o in _READS if (v := getattr(args, o, None))]
+    spec = getattr(ck, "data_spec", None)
+    for o in ("images", "labels", "root"):
+        if spec is not None and getattr(spec, o, None):
+            found.append((f"the checkpoint's --{o}", Path(getattr(spec, o))))
+    return found
+
+
+def _not_an_input(
+    option: str, path: Path, inputs: list[tuple[str, Path]], folder: bool = False
+) -> None:
+    """Refuse an output that is one of the command's inputs (the same file, through any
+    link), a file it would replace inside a folder the command reads, or (``folder``) an
+    output folder inside one (its files would join a folder of images)."""
+    from .files import inside, same_file
+
+    for name, source in inputs:
+        if same_file(path, source):
+            what = "the folder given as" if source.is_dir() else "the file given as"
+        elif inside(path, source) and (folder or os.path.lexists(path)):
+            what = "inside the folder given as"
+        else:
+            continue
+        raise UserError(
+            f"{option} {path}: is {what} {name}, which this command reads; write the output "
+            "elsewhere"
+        )
+
+
 def _check_writable_file(path: Path, option: str, hint: str = "") -> None:
-    """Refuse an output file that could not be written, before any work is done for it."""
+    """Refuse an output file that could not be written, or is no file to write, before
+    any work is done for it."""
+    _check_output(option, path)
     blocker = _file_in_the_way(path.parent)
     if blocker is not None:
         raise UserError(f"{option} {path}: {blocker} is a file, not a folder")
@@ -777,6 +828,7 @@ def cmd_train(args) -> int:
             check_film_path(Path(args.film).expanduser())
         except FilmError as e:
             raise UserError(f"--film {e}") from None
+    _train_outputs_clear(args)
     from .distributed import launched
 
     if launched() and os.environ.get("RANK", "0") != "0":  # process 0 makes and writes --out
@@ -788,6 +840,23 @@ def cmd_train(args) -> int:
         if made:
             _remove_if_empty(out)  # refused before anything was written: leave no trace
         raise
+
+
+def _train_outputs_clear(args) -> None:
+    """Refuse a run whose files would replace what it reads, or are no files to write."""
+    from .export import MANIFEST
+
+    inputs = _inputs(args)
+    if not args.out.strip():
+        return  # said by _prepare_out_folder
+    out = Path(args.out).expanduser()
+    _not_an_input("--out", out, inputs, folder=True)
+    for name in (*RUN_FILES, MANIFEST):
+        _check_output("--out", out / name)
+        _not_an_input("--out", out / name, inputs)
+    if args.film is not None:
+        film = Path(args.film).expanduser()
+        _not_an_input("--film", film, inputs)
 
 
 def _check_space(out: Path, model) -> None:
@@ -1152,11 +1221,16 @@ def _fitting_scale(size_at) -> int | None:
     return None
 
 
-def _open(path: str, device="cpu"):
+def _open(path: str, device="cpu", args=None, outputs: tuple = ()):
+    """The checkpoint at ``path``; ``outputs`` ((option, path) pairs) are refused if they
+    are among what the command reads (``args``' files and the checkpoint's data)."""
     from .checkpoint import load_checkpoint
 
     _check_path("--checkpoint", path)
-    return load_checkpoint(path, device=device)
+    ck = load_checkpoint(path, device=device)
+    for option, out in outputs:
+        _not_an_input(option, out, _inputs(args, ck))
+    return ck
 
 
 def _names(names: list[str], most: int = 5) -> str:
@@ -1175,6 +1249,7 @@ def _evaluation_out(args, ck) -> Path:
             print(f"note: the bundled examples are read-only; results go to {out}",
                   file=sys.stderr)  # fmt: skip
         _check_writable_file(out, "results", "; pass --out FILE to write them elsewhere")
+        _not_an_input("results", out, _inputs(args, ck))
         return out
     if not args.out.strip():
         raise UserError("--out is empty; name a JSON file, or a folder for evaluation.json")
@@ -1183,6 +1258,7 @@ def _evaluation_out(args, ck) -> Path:
     if out.is_dir() or args.out.endswith(("/", os.sep)):  # a folder, or one to be made
         out = out / "evaluation.json"
     _check_writable_file(out, "--out")
+    _not_an_input("--out", out, _inputs(args, ck))
     return out
 
 
@@ -1270,7 +1346,7 @@ def cmd_sample(args) -> int:
     from .latent import sample_prior
 
     out = _image_out(args.out, "samples.png")
-    ck = _open(args.checkpoint)
+    ck = _open(args.checkpoint, args=args, outputs=(("--out", out),))
     mc = ck.model_config
     every_class = mc.conditional and args.cls is None  # one row per class, shared z
     y = None if every_class else _class_index(args.cls, ck.class_names, mc.conditional)
@@ -1305,7 +1381,7 @@ def _class_rows(model, n: int, generator, classes: int | None = None):
 
 def cmd_manifold(args) -> int:
     out = _image_out(args.out, "manifold.png")
-    ck = _open(args.checkpoint)
+    ck = _open(args.checkpoint, args=args, outputs=(("--out", out),))
     d = ck.model_config.latent_dim
     if d < 2:
         raise UserError(f"a manifold needs 2 or more latent dimensions; this model has {d}")
@@ -1384,7 +1460,7 @@ def cmd_traverse(args) -> int:
     gif = out.with_suffix(".gif") if args.gif else None
     if gif is not None:
         _check_writable_file(gif, "--gif")
-    ck = _open(args.checkpoint)
+    ck = _open(args.checkpoint, args=args, outputs=(("--out", out), ("--gif", gif or out)))
     mc = ck.model_config
     d = mc.latent_dim
     check_grid_size(out, grid_size(d * args.columns, mc.image_shape[1:], args.columns, 2,
@@ -1457,7 +1533,7 @@ def cmd_arithmetic(args) -> int:
     from .latent import arithmetic
 
     out = _image_out(args.out, "arithmetic.png")
-    ck = _open(args.checkpoint)
+    ck = _open(args.checkpoint, args=args, outputs=(("--out", out),))
     data = _own_test_data(ck, "arithmetic needs")
     n = len(data.test_x)
     idx = [args.a, args.b, args.c]
@@ -1480,7 +1556,7 @@ def cmd_posterior(args) -> int:
     from .posterior import means_histogram, picture, posterior_vs_prior
 
     out = _image_out(args.out, "posterior.png")
-    ck = _open(args.checkpoint)
+    ck = _open(args.checkpoint, args=args, outputs=(("--out", out),))
     d = ck.model_config.latent_dim
     dx, dy = args.dims
     if not (0 <= dx < d and 0 <= dy < d) or (dx == dy and d > 1):
@@ -1580,6 +1656,8 @@ def cmd_examples(args) -> int:
 def cmd_figures(args) -> int:
     from . import figures
 
+    if args.out.strip():  # the figures' folder is not the examples' (or MNIST's) own
+        _not_an_input("--out", Path(args.out).expanduser(), _inputs(args), folder=True)
     out, _ = _prepare_out_folder(args.out)
     bar = _Progress("figures")
     written = figures.write_all(

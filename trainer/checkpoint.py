@@ -18,10 +18,10 @@ value is used. The metadata (``"latent_explorer"`` in the header, a JSON object)
 - ``position``: where in an unfinished epoch the run stopped (``epoch_images``,
   ``epoch_sums``; the noise generator's state is the tensor ``run/noise_state``)
 - ``checksum``: ``"sha256:HEX"``, the digest of the whole file as written with 64 zeros in
-  place of HEX. Files written before it existed have none and load unchecked.
+  place of HEX. Required: every released version wrote one, so a file without one was
+  damaged (a flipped bit in the key's name is enough) or made by something else.
 
-Weights are ``model/NAME``. The format stays at version 1: the checksum is a new key that
-older versions ignore, so files go both ways between them.
+Weights are ``model/NAME``. The format is at version 1.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from .config import (
     shown,
 )
 from .data import DataError, DataSpec
-from .files import NotRegularFile, atomic_write, open_regular
+from .files import NotRegularFile, atomic_write, not_written, open_regular
 from .files import printable as _printable
 from .loop import History
 from .models import LatentModel, build_model
@@ -209,6 +209,9 @@ def save_checkpoint(
         for k, v in tensors.items():
             if v.is_floating_point() and not _finite(v):
                 raise _Invalid(f"{_tensor_title(k)} holds NaN or infinite values")
+        noise = tensors.get("run/noise_state")
+        if noise is not None and noise.dtype == torch.uint8 and (why := _noise_problem(noise)):
+            raise _Invalid(f"tensor run/noise_state is not a random generator's state ({why})")
     except _Invalid as e:
         raise CheckpointError(
             _printable(f"{path}: not saved, as it could not be opened again ({e})")
@@ -217,7 +220,7 @@ def save_checkpoint(
         parts = _seal(st_save(tensors, metadata={"latent_explorer": text}))
         atomic_write(path, lambda f: [f.write(part) for part in parts])
     except OSError as e:
-        raise CheckpointError(f"{path}: could not be written ({e.strerror or e})") from None
+        raise CheckpointError(not_written(path, e)) from None
     return path
 
 
@@ -485,6 +488,28 @@ def _position(pos: Any, table: dict) -> dict | None:
     return {"epoch_images": n, "epoch_sums": [float(v) for v in sums]}
 
 
+@functools.cache
+def _cpu_state_bytes() -> int:
+    return torch.Generator().get_state().numel()
+
+
+def _noise_problem(state: torch.Tensor) -> str | None:
+    """What keeps ``state`` from being set on the generator it came from, if anything: a CPU
+    generator's (Mersenne Twister, checked by setting it on a scratch one) or a CUDA one's
+    (a seed and an offset that is a multiple of 4). States of other sizes are never set:
+    a run goes on from them with fresh noise (see ``Trainer``)."""
+    if state.numel() == _cpu_state_bytes():
+        try:
+            torch.Generator().set_state(state)
+        except RuntimeError as e:
+            return str(e).splitlines()[0] if str(e) else "refused by the generator"
+    elif state.numel() == 16:
+        offset = int.from_bytes(bytes(state[8:].tolist()), "little")
+        if offset % 4:
+            return f"its offset {offset} is not a multiple of 4"
+    return None
+
+
 def _tensor_title(name: str) -> str:
     if name.startswith("model/"):
         return f"weight {name[len('model/') :]}"
@@ -519,11 +544,14 @@ def _check_version(meta: dict) -> None:
         )
 
 
-def _checksum(meta: dict) -> str | None:
-    """The file's SHA-256 digest (hex) that the metadata records, if any."""
+def _checksum(meta: dict) -> str:
+    """The file's SHA-256 digest (hex) that the metadata records."""
     checksum = meta.get("checksum")
     if checksum is None:
-        return None
+        raise _Invalid(
+            "has no checksum, so whether it is intact cannot be told: it is damaged, or was "
+            "not written by Latent Explorer"
+        )
     if not (isinstance(checksum, str) and _CHECKSUM_FORM.fullmatch(checksum)):
         _fail("checksum", f'"{_CHECKSUM}:" and 64 hexadecimal digits', checksum)
     return checksum[len(_CHECKSUM) + 1 :]
@@ -660,6 +688,8 @@ def _header(raw: bytes, size: int) -> tuple[dict, dict, int]:
     info = header.pop("__metadata__", None)
     if not isinstance(info, dict) or not isinstance(info.get("latent_explorer"), str):
         raise _Invalid("a safetensors file, but not a Latent Explorer checkpoint (no metadata)")
+    if not all(isinstance(v, str) for v in info.values()):  # safetensors: text to text
+        raise _Invalid("not a safetensors checkpoint (its metadata holds more than texts)")
     data_size = size - 8 - len(raw)
     spans = []
     for name, t in header.items():
@@ -667,7 +697,7 @@ def _header(raw: bytes, size: int) -> tuple[dict, dict, int]:
         if not (isinstance(t, dict) and {"dtype", "shape", "data_offsets"} <= set(t)):
             raise _Invalid(f"{where} is described wrongly in the header")
         dtype, shape, offsets = t["dtype"], t["shape"], t["data_offsets"]
-        if dtype not in _DTYPE_SIZES:
+        if not (isinstance(dtype, str) and dtype in _DTYPE_SIZES):
             raise _Invalid(f"{where} has an unknown dtype {shown(dtype)}")
         if not (
             isinstance(shape, list) and len(shape) <= 8
@@ -761,15 +791,15 @@ def _load(path: Path, device: str | torch.device) -> Checkpoint:
         _check_version(meta)  # a newer format may differ in anything below
         checksum = _checksum(meta)
         data = _read_exactly(f, data_size, "tensor data")
-    if checksum is not None:  # of the whole file, as written with the placeholder
-        at = raw.find(f"{_CHECKSUM}:{checksum}".encode())  # where the metadata holds it
-        digest = hashlib.sha256(prefix)
-        if at >= 0:
-            at += len(_CHECKSUM) + 1
-            digest.update(raw[:at] + _PLACEHOLDER.encode() + raw[at + 64 :])
-            digest.update(data.numpy())
-        if at < 0 or digest.hexdigest() != checksum:
-            raise _Invalid("is damaged (its data does not match its checksum)")
+    # of the whole file, as written with the placeholder
+    at = raw.find(f"{_CHECKSUM}:{checksum}".encode())  # where the metadata holds it
+    digest = hashlib.sha256(prefix)
+    if at >= 0:
+        at += len(_CHECKSUM) + 1
+        digest.update(raw[:at] + _PLACEHOLDER.encode() + raw[at + 64 :])
+        digest.update(data.numpy())
+    if at < 0 or digest.hexdigest() != checksum:
+        raise _Invalid("is damaged (its data does not match its checksum)")
     plan = _check_meta(meta, table)
 
     tensors = {}
@@ -782,6 +812,8 @@ def _load(path: Path, device: str | torch.device) -> Checkpoint:
         tensors[k] = t
     noise = _decode(data, table["run/noise_state"], torch.uint8).clone() if plan.noise else None
     del data
+    if noise is not None and (problem := _noise_problem(noise)):
+        raise _Invalid(f"tensor run/noise_state is not a random generator's state ({problem})")
 
     model = _shell(plan.model_config).to_empty(device="cpu")  # every tensor of it is loaded next
     model.load_state_dict(

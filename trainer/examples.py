@@ -285,7 +285,7 @@ def is_example(path: str | os.PathLike, root: Path | None = None) -> bool:
     try:
         Path(path).resolve().relative_to((root or examples_dir()).resolve())
         return True
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symbolic link loop
         return False
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_write
+from .files import atomic_write, not_written
 from .imaging import tile
 from .loop import History
 
@@ -37,7 +37,13 @@ def _write(path: str | os.PathLike, write) -> Path:
     try:
         return atomic_write(path, write)
     except OSError as e:
-        raise ExportError(f"{path}: could not be written ({e.strerror or e})") from None
+        raise ExportError(not_written(path, e)) from None
+
+
+def write_file(path: str | os.PathLike, blob: bytes) -> Path:
+    """``blob`` (a picture another library encoded, say) written as every export is:
+    atomically, and only over a regular file. ExportError names the file."""
+    return _write(path, lambda f: f.write(blob))
 
 
 def image_format(path: str | os.PathLike) -> str:

@@ -1,5 +1,6 @@
 """Files read and written safely: reading only what is a regular file (a named pipe would
-block), writing so that a crash or a full disk never leaves a half-written one behind."""
+block), writing so that a crash or a full disk never leaves a half-written one behind, and
+only ever over a regular file (never a device, a named pipe, a socket or a folder)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,92 @@ def _need_regular(path: str | os.PathLike, mode: int) -> None:
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if not stat.S_ISREG(mode):
         raise NotRegularFile(path, mode)
+
+
+class RefusedOutput(OSError):
+    """An output names something that is not a file to replace: a device, a named pipe, a
+    socket, a folder, or a symbolic link to nothing or round in a loop. ``strerror`` says
+    which, ``filename`` is the path."""
+
+
+def _kind_of(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def output_target(path: str | os.PathLike) -> Path:
+    """The file that writing ``path`` replaces: ``path`` itself when it is a regular file
+    or a new name, or, when it is a symbolic link (or a chain of them) to a regular file,
+    that file (the link stays a link, its target gets the new contents).
+
+    Raises :class:`RefusedOutput` for anything else: a device (``/dev/null``), a named
+    pipe, a socket, a folder, a symbolic link to nothing, or one that leads round in a
+    loop. Other OSError (a name too long, a folder that cannot be searched) as ``lstat``
+    raises it; ValueError for a name holding a NUL character.
+    """
+    path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return path  # a new name (a missing folder is for the writer to make or report)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # a folder on the way leads round in a loop
+            raise RefusedOutput(
+                errno.ELOOP, "goes through a symbolic link loop", str(path)
+            ) from None
+        raise
+    target = path
+    if stat.S_ISLNK(mode):
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise RefusedOutput(
+                errno.ENOENT, "is a symbolic link to nothing (its target does not exist)",
+                str(path),
+            ) from None  # fmt: skip
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise RefusedOutput(
+                    errno.ELOOP, "is a symbolic link that leads round in a loop", str(path)
+                ) from None
+            raise
+        target = Path(os.path.realpath(path))
+    if stat.S_ISREG(mode):
+        return target
+    what = _kind_of(mode)
+    if target is not path:
+        what = f"a symbolic link to {what}"
+    code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+    raise RefusedOutput(code, f"is {what}, not a regular file", str(path))
+
+
+def not_written(path: str | os.PathLike, e: OSError) -> str:
+    """The one line that says ``path`` was not written, and why."""
+    if isinstance(e, RefusedOutput):
+        return f"{path}: {e.strerror}; nothing was written"
+    return f"{path}: could not be written ({e.strerror or e})"
+
+
+def same_file(path: str | os.PathLike, source: str | os.PathLike) -> bool:
+    """Whether ``path`` and ``source`` are one file (by device and inode: a hard link or a
+    symbolic link to it counts); False where either cannot be looked at."""
+    try:
+        return os.path.samefile(path, source)
+    except (OSError, ValueError):  # one of them does not exist (yet)
+        return False
+
+
+def inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path``, with every link resolved, lies inside ``folder`` (a folder)."""
+    try:
+        if not os.path.isdir(folder):
+            return False
+        here, there = os.path.realpath(path), os.path.realpath(folder)
+        return os.path.commonpath([here, there]) == there
+    except (OSError, ValueError):
+        return False
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:
@@ -168,15 +255,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     either its old contents or all of the new. The temporary file is named after ``path``
     and this process (``.NAME.PID.XXXXXXXX.tmp``); each call removes those that killed
     writers left in the folder. The result gets the permissions of an ordinary new file
-    (0666 less the umask), not the owner-only mode of a temporary file. Raises OSError like
-    ``open`` would, naming ``path``.
+    (0666 less the umask), not the owner-only mode of a temporary file.
+
+    Only a regular file or a new name is written (see :func:`output_target`): a symbolic
+    link to a regular file stays a link and its target is replaced the same way; a device,
+    a named pipe, a socket, a folder or a broken link raises :class:`RefusedOutput` before
+    anything is written. Raises OSError like ``open`` would, naming ``path``; returns
+    ``path``.
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent, path.name)
+        target = output_target(path)
+    except RefusedOutput:
+        raise
+    except OSError as e:
+        raise _naming(path, e) from e
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target.parent, target.name)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+            prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
         )
     except OSError as e:
         raise _naming(path, e) from e
@@ -187,12 +285,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        output_target(target)  # what was checked is still what is replaced
+        os.replace(tmp, target)
     except BaseException as e:
         with contextlib.suppress(OSError):
             Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, RefusedOutput):
+            raise
         if isinstance(e, OSError):
             raise _naming(path, e) from e
         raise
-    _sync_folder(path.parent)
+    _sync_folder(target.parent)
     return path

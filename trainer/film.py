@@ -446,8 +446,14 @@ def check_film_path(path: str | os.PathLike) -> Path:
             f"{path}: MP4 needs the ffmpeg program, which is not installed; "
             "save the film as .gif instead (or install ffmpeg)"
         )
-    if path.exists() and path.is_dir():
-        raise FilmError(f"{path}: is a folder")
+    from .files import RefusedOutput, output_target
+
+    try:  # a named pipe or a device is never written, a link only to a regular file
+        output_target(path)
+    except RefusedOutput as e:
+        raise FilmError(f"{path}: {e.strerror}") from None
+    except (OSError, ValueError):
+        pass  # for the writer to report
     if not path.parent.exists():
         raise FilmError(f"{path}: the folder {path.parent} does not exist")
     return path
@@ -468,7 +474,7 @@ def save_film(
     writes nothing. Raises :class:`FilmError` naming the file."""
     from PIL import Image
 
-    from .files import atomic_write
+    from .files import atomic_write, not_written
 
     path = check_film_path(path)
     frames = film.frames_copy()
@@ -504,7 +510,7 @@ def save_film(
         try:
             atomic_write(path, write)
         except OSError as e:
-            raise FilmError(f"{path}: could not be written ({e.strerror or e})") from None
+            raise FilmError(not_written(path, e)) from None
     if progress is not None:
         progress(1.0)
     return path
@@ -518,8 +524,14 @@ def _write_mp4(pictures: list[np.ndarray], path: Path, fps: float) -> None:
     exe = ffmpeg()
     if exe is None:
         raise FilmError(f"{path}: MP4 needs the ffmpeg program, which is not installed")
+    from .files import not_written, output_target
+
     h, w = pictures[0].shape[:2]
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix=f".{path.stem}-", dir=path.parent)
+    try:
+        target = output_target(path)  # a link's regular file, written in its folder
+    except OSError as e:
+        raise FilmError(not_written(path, e)) from None
+    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix=f".{target.stem}-", dir=target.parent)
     os.close(fd)
     # the last frame held two seconds, as in the GIF
     hold = max(1, round(2 * fps))
@@ -538,9 +550,10 @@ def _write_mp4(pictures: list[np.ndarray], path: Path, fps: float) -> None:
         if proc.wait() != 0:
             why = err.splitlines()[-1] if err else f"exit status {proc.returncode}"
             raise FilmError(f"{path}: ffmpeg could not encode it ({why})")
-        os.replace(tmp, path)
+        output_target(target)  # still a regular file or a new name
+        os.replace(tmp, target)
     except OSError as e:
-        raise FilmError(f"{path}: could not be written ({e.strerror or e})") from None
+        raise FilmError(not_written(path, e)) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -186,7 +186,7 @@ class RunsView(QWidget):
 
         from pyqtgraph.exporters import ImageExporter
 
-        from trainer.export import ExportError
+        from trainer.export import ExportError, write_file
 
         if not self.curves:
             raise ValueError("select runs to compare first: there are no curves to export")
@@ -196,8 +196,11 @@ class RunsView(QWidget):
                               f"{path.suffix or '(none)'!r}")  # fmt: skip
         exporter = ImageExporter(self.plot.getPlotItem())
         exporter.parameters()["width"] = max(1200, int(self.plot.width()))
-        if not exporter.export(str(path)) and not path.is_file():
-            raise OSError(f"{path}: could not be written")
+        buf = QBuffer()
+        buf.open(QIODevice.WriteOnly)
+        if not exporter.export(toBytes=True).save(buf, "PNG"):
+            raise OSError(f"{path}: the picture could not be made")
+        write_file(path, bytes(buf.data()))  # atomically, and never over a pipe or device
 
     def _export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export compared runs", "runs.png",

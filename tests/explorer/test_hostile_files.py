@@ -177,3 +177,81 @@ def test_settings_for_a_model_too_large_to_build_give_a_message(qtbot, make_wind
     assert win.run.state.value == "failed" and win.session.model.config.hidden == 400
     level, text = win.banner.history[-1]
     assert level == "error" and "too large" in text and "Hidden size" in text
+
+
+# -- files that are no file: a link loop, a damaged run, a named pipe as an export ---------------
+def _unchanged(win, model, weights, step) -> None:
+    assert win.session.model is model and win.session.step == step
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, weights[k])
+
+
+def test_a_symbolic_link_loop_opened_is_one_message(qtbot, saved, tmp_path):
+    win, _ = saved
+    model, step = win.session.model, win.session.step
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    loop = tmp_path / "loop.safetensors"
+    os.symlink(loop, loop)  # a link to itself
+    assert not win.open_checkpoint(loop)  # it raised RuntimeError("Symlink loop") once
+    assert win.banner.level == "error" and "loop.safetensors" in win.banner.text
+    assert "loop" in win.banner.text.replace("loop.safetensors", "")
+    assert "unexpected" not in win.banner.text
+    _unchanged(win, model, weights, step)
+
+
+def test_a_run_whose_noise_state_is_damaged_does_not_open(qtbot, saved, tmp_path):
+    """A run stopped inside an epoch keeps its noise generator's state. One that no
+    generator takes, in a file sealed afresh, opened and then failed at Continue with
+    "Invalid mt19937 state"; it is refused on opening, the model on screen staying."""
+    from trainer.checkpoint import _seal
+
+    win, good = saved
+    model, step = win.session.model, win.session.step
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    meta = json.loads(json.loads(raw[8 : 8 + n])["__metadata__"]["latent_explorer"])
+    tensors = st_load(raw)
+    noise = torch.Generator().manual_seed(1).get_state()
+    noise[8:12] = 0  # the Mersenne Twister's count of numbers left: 0 is no state
+    tensors["run/noise_state"] = noise
+    meta["position"] = {"epoch_images": 64, "epoch_sums": [100.0, 90.0, 10.0]}
+    meta["checksum"] = "sha256:" + "0" * 64
+    bad = tmp_path / "stopped.safetensors"
+    blob = st_save(tensors, metadata={"latent_explorer": json.dumps(meta)})
+    bad.write_bytes(b"".join(_seal(blob)))
+    assert not win.open_checkpoint(bad)
+    assert win.banner.level == "error" and "stopped.safetensors" in win.banner.text
+    assert "noise_state" in win.banner.text and "mt19937" in win.banner.text
+    _unchanged(win, model, weights, step)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+def test_an_export_to_a_named_pipe_writes_nothing_and_says_so(qtbot, saved, tmp_path):
+    """Every export and the checkpoint save: one message, and the pipe is still a pipe
+    (an export once replaced it with a file)."""
+    import stat
+
+    win, _ = saved
+    win.runs_view.table.selectAll()
+    exports = {
+        "manifold.png": lambda p: win.export_view("manifold", p),
+        "walk.gif": win.export_gif,
+        "rows.gif": win.export_traversal_gif,
+        "history.csv": win.export_csv,
+        "runs.png": win.export_runs,
+        "model.safetensors": lambda p: win.save_checkpoint(p) is not None,
+    }
+    for name, export in exports.items():
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        assert not export(fifo), name
+        assert win.banner.level == "error" and name in win.banner.text, (name, win.banner.text)
+        assert "named pipe" in win.banner.text, (name, win.banner.text)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode), name
+    fifo = tmp_path / "film.gif"
+    os.mkfifo(fifo)
+    assert not win.export_film(fifo)
+    assert win.banner.level == "error" and "named pipe" in win.banner.text, win.banner.text
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

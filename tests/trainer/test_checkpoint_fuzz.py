@@ -4,7 +4,11 @@ A few hundred checkpoints are made from three small real ones: their JSON metada
 (types swapped, nulls, huge numbers, NaN and infinities, deletions, unknown keys, deep
 nesting), their tensors changed (dtypes, shapes, NaN, added and missing tensors), and their
 bytes damaged (flipped bits, overwritten runs, truncation, appended bytes, a tensor table
-edited behind the checksum's back). Each must either load with the right values, equal to
+edited behind the checksum's back). Then the faults an audit found: the checksum's own key
+damaged (a flipped bit in its name or its "sha256", or no checksum at all) together with a
+weight, a header field or a setting; each header field (dtype, shape, data_offsets, the
+metadata) of another type; and the noise generator's state of a run stopped inside an epoch
+damaged in a file sealed afresh. Each must either load with the right values, equal to
 the file's (the original's where unchanged) and usable for training, or raise
 CheckpointError: no other exception, no hang, nothing loaded wrong.
 
@@ -39,7 +43,7 @@ from trainer.loop import History, Trainer, TrainingDiverged
 from trainer.models import build_model
 
 SEED = 20261122
-CASES = {"meta": 260, "tensor": 70, "damage": 120}
+CASES = {"meta": 260, "tensor": 70, "damage": 120, "unsealed": 60, "header": 60, "noise": 40}
 TIMEOUT = 10.0  # seconds a case may take before it counts as a hang
 PLACEHOLDER = "sha256:" + "0" * 64
 DEEP = "\0DEEP"  # replaced by 3000 nested lists in the JSON text
@@ -141,7 +145,8 @@ class Case:
     base: str
     what: str
     blob: bytes
-    expect: str  # "either" (judged by the oracle), "load" or "refuse"
+    expect: str  # "either" (judged by the oracle), "load", "refuse", or "original": to be
+    # refused, but a load with the original's values would be no harm
     meta: object = None  # the metadata as written (for the oracle)
     tensors: dict | None = None  # the tensors as they should load
     outcome: str = ""
@@ -214,10 +219,14 @@ def _mutate_meta(rng: random.Random, meta: dict) -> tuple[object, str]:
 def _meta_case(rng, base, raw) -> Case:
     header, meta, data = _parts(raw)
     mutated, what = _mutate_meta(rng, meta)
-    seal = rng.random() < 0.3 and SEAL is not None
+    # sealed: as a writer that made the fault would have written it; else with no checksum,
+    # which nothing vouches for
+    seal = rng.random() < 0.6 and SEAL is not None
     mutated = _sealed(mutated, seal)
     blob = _finish(_assemble(header, _meta_text(mutated), data), seal)
-    return Case("meta", base, what + (" (sealed)" if seal else ""), blob, "either", mutated)
+    # with no checksum it must be refused; had it loaded, with the original's values at least
+    expect = "either" if seal else "original"
+    return Case("meta", base, what + ("" if seal else " (no checksum)"), blob, expect, mutated)
 
 
 def _tensor_case(rng, base, raw) -> Case:
@@ -326,6 +335,127 @@ def _damage_case(rng, base, raw) -> Case:
             what = f"dtype of {k} changed"
         blob = bytearray(_assemble(header, json.dumps(meta), data))
     return Case("damage", base, what, bytes(blob), "refuse")
+
+
+CHECKSUM_KEY = b'\\"checksum\\": \\"sha256:'  # as the header holds it (JSON in JSON)
+
+
+def _unsealed_case(rng, base, raw) -> Case:
+    """The checksum's own key damaged (a bit of its name or of "sha256", or gone), and with
+    it a weight, a header field or a setting: nothing vouches for the file any more."""
+    blob = bytearray(raw)
+    n = struct.unpack("<Q", raw[:8])[0]
+    key = raw.index(CHECKSUM_KEY, 8, 8 + n)
+    op = rng.randrange(3)
+    if op == 0:  # a bit of the key's name: "chdcksum", "checksue", ...
+        at = key + 2 + rng.randrange(len("checksum"))
+        bit = rng.choice([b for b in range(7) if chr(blob[at] ^ 1 << b).isalnum()])
+        blob[at] ^= 1 << bit
+        what = f"checksum key's byte {at - key - 2} ^ {1 << bit}"
+    elif op == 1:  # a bit of "sha256"
+        at = key + len(CHECKSUM_KEY) - 7 + rng.randrange(6)
+        blob[at] ^= 1 << rng.randrange(7)
+        what = "a bit of sha256 flipped"
+    else:
+        header, meta, data = _parts(raw)
+        del meta["checksum"]
+        blob = bytearray(_assemble(header, json.dumps(meta), data))
+        n = struct.unpack("<Q", blob[:8])[0]
+        what = "no checksum"
+    then = rng.randrange(3)
+    if then == 0:  # a weight (or any tensor byte)
+        at = 8 + n + rng.randrange(len(blob) - 8 - n)
+        blob[at] ^= 1 << rng.randrange(8)
+        what += f", a bit of the data at {at - 8 - n}"
+    elif then == 1:  # a digit in the settings
+        text = bytes(blob[8 : 8 + n])
+        digits = [i for i, c in enumerate(text) if chr(c).isdigit() and i + 8 < key]
+        at = 8 + rng.choice(digits)
+        blob[at] = ord(str((int(chr(blob[at])) + rng.randint(1, 9)) % 10))
+        what += f", a digit of the metadata at {at}"
+    else:
+        what += ", nothing else"
+    return Case("unsealed", base, what, bytes(blob), "refuse")
+
+
+HEADER_VALUES = [
+    ["F32"], {"F32": 4}, [], {}, None, True, 0, 4, -1, 1.5, "", "f32", "F32 ", "U8", "I64",
+    [[2, 3]], [2.0, 3.0], [True], ["2"], [-1], [2**63], [0, 10**30], [None, None], [3, 1],
+    {"start": 0, "end": 4}, [[0], [4]], "0,4", 10**400, math.nan,
+]  # fmt: skip
+
+
+def _header_case(rng, base, raw) -> Case:
+    """A header field of another type or value; sealed, as a writer making it would."""
+    header, meta, data = _parts(raw)
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in st_load(raw).items()}
+    name = rng.choice(sorted(header))
+    op = rng.randrange(6)
+    if op < 4:
+        field = ("dtype", "shape", "data_offsets", "dtype")[op]
+        old = header[name][field]
+        value = rng.choice(HEADER_VALUES)
+        header[name][field] = value
+        what = f"{name}.{field} = {value!r}"[:120]
+        expect = "load" if _same(old, value) else "refuse"
+    elif op == 4:
+        del header[name][rng.choice(["dtype", "shape", "data_offsets"])]
+        what, expect = f"{name} lacks a field", "refuse"
+    else:
+        header[name] = rng.choice(HEADER_VALUES)
+        what, expect = f"{name} = {header[name]!r}"[:120], "refuse"
+    seal = SEAL is not None and rng.random() < 0.8
+    meta = _sealed(meta, seal)
+    hdr = dict(header, __metadata__={"latent_explorer": json.dumps(meta)})
+    if rng.random() < 0.15:  # the metadata's other entries, which safetensors makes texts
+        hdr["__metadata__"]["other"] = rng.choice(HEADER_VALUES)
+        what += f"; __metadata__.other = {hdr['__metadata__']['other']!r}"[:80]
+        if expect == "load" and not isinstance(hdr["__metadata__"]["other"], str):
+            expect = "either"  # safetensors refuses it; the values would still be right
+    hb = json.dumps(hdr).encode()
+    hb += b" " * (-len(hb) % 8)
+    blob = _finish(struct.pack("<Q", len(hb)) + hb + data, seal)
+    if expect != "refuse" and not seal:
+        expect = "original"
+    return Case("header", base, what, blob, expect, meta, tensors)
+
+
+def _noise_case(rng, base, raw) -> Case:
+    """The noise generator's state of the run stopped inside an epoch damaged, in a file
+    sealed afresh (the checksum cannot tell): it loads only if a run can go on from it."""
+    _, meta, _ = _parts(raw)
+    tensors = st_load(raw)
+    state = tensors.get("run/noise_state")
+    if state is None:  # only the cvae original stopped inside an epoch
+        return _noise_case(rng, "cvae", _NOISY[0])
+    state = state.clone()
+    op = rng.randrange(4)
+    if op == 0:  # the Mersenne Twister's counters (left, next)
+        at = rng.choice([8, 9, 10, 11, 16, 17, 18, 19])
+        state[at] = rng.randrange(256)
+        what = f"counter byte {at} = {int(state[at])}"
+    elif op == 1:
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(state.numel())
+            state[at] ^= 1 << rng.randrange(8)
+        what = "bits of the state flipped"
+    elif op == 2:
+        cut = rng.choice([16, 8, 100, state.numel() - 8])
+        state = state[:cut].clone()
+        what = f"state cut to {cut} bytes"
+    else:
+        state[8:12] = torch.tensor([0, 0, 0, 0], dtype=torch.uint8)
+        what = "state's left count 0"
+    tensors["run/noise_state"] = state
+    expected = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    sealed = _sealed(meta, SEAL is not None)
+    blob = _finish(
+        st_save(tensors, metadata={"latent_explorer": json.dumps(sealed)}), SEAL is not None
+    )
+    return Case("noise", base, what, blob, "either", sealed, expected)
+
+
+_NOISY: list[bytes] = []  # the original stopped inside an epoch
 
 
 # -- the oracle -------------------------------------------------------------------------------
@@ -491,7 +621,7 @@ def _run_case(case: Case, path: Path, original: bytes) -> None:
             case.outcome, case.detail = "other exception", f"{type(e).__name__}: {e}"[:200]
             return
         try:
-            if case.category == "damage":
+            if case.category in ("damage", "unsealed") or case.expect == "original":
                 problem = _judge_unchanged(ck, original)
             elif case.expect == "refuse":
                 problem = "loaded a file that should have been refused"
@@ -520,7 +650,9 @@ def run_fuzz(folder: Path, seed: int = SEED) -> list[Case]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: threads only cost time, the more on busy cores
     originals = _originals(folder)
-    makers = {"meta": _meta_case, "tensor": _tensor_case, "damage": _damage_case}
+    _NOISY[:] = [raw for name, raw in originals if name == "cvae"]
+    makers = {"meta": _meta_case, "tensor": _tensor_case, "damage": _damage_case,
+              "unsealed": _unsealed_case, "header": _header_case, "noise": _noise_case}  # fmt: skip
     cases = []
     old = signal.signal(signal.SIGALRM, _on_alarm) if hasattr(signal, "SIGALRM") else None
     try:
@@ -564,8 +696,12 @@ def test_fuzzed_checkpoints_load_right_or_raise_checkpoint_error(tmp_path):
     assert len(cases) == sum(CASES.values())
     # the mix is meaningful: many files load (and were judged), many are refused
     assert counts["loaded"] >= 60 and counts["refused"] >= 200, report
-    damaged = [c for c in cases if c.category == "damage"]
+    damaged = [c for c in cases if c.category in ("damage", "unsealed")]
     assert all(c.outcome == "refused" for c in damaged), report
+    unchecked = [c for c in cases if c.expect == "original"]  # no checksum: never loaded
+    assert unchecked and all(c.outcome == "refused" for c in unchecked), report
+    noisy = [c for c in cases if c.category == "noise"]
+    assert {c.outcome for c in noisy} == {"loaded", "refused"}, report
     assert any(c.outcome == "loaded" for c in cases if c.category == "tensor"), report
 
 

@@ -159,7 +159,9 @@ def test_a_bundle_is_named_never_pathed(bad):
 
 def test_a_checkpoint_naming_a_bad_bundle_is_refused(tmp_path):
     from safetensors import safe_open
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from trainer.checkpoint import _seal
 
     ck = load_checkpoint(ex.example_path("shapes-vae-10d"))
     path = save_checkpoint(tmp_path / "m.safetensors", ck.model, ck.train_config,
@@ -167,10 +169,10 @@ def test_a_checkpoint_naming_a_bad_bundle_is_refused(tmp_path):
     with safe_open(str(path), "pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         meta = json.loads(f.metadata()["latent_explorer"])
-    del meta["checksum"]  # a hand-made file: no checksum to match
+    meta["checksum"] = "sha256:" + "0" * 64  # sealed, as a writer making the fault would
     meta["data_spec"]["bundle"] = "../../x"
-    save_file(tensors, str(tmp_path / "bad.safetensors"),
-              metadata={"latent_explorer": json.dumps(meta)})  # fmt: skip
+    blob = save(tensors, metadata={"latent_explorer": json.dumps(meta)})
+    (tmp_path / "bad.safetensors").write_bytes(b"".join(_seal(blob)))
     with pytest.raises(CheckpointError, match="data_spec.*short lowercase name"):
         load_checkpoint(tmp_path / "bad.safetensors")
 
