@@ -41,7 +41,7 @@ QGroupBox {{
 QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; color: {MUTED}; }}
 QTabWidget::pane {{ border: 1px solid {GRID}; border-radius: 4px; top: -1px; }}
 QTabBar::tab {{
-    background: {PANEL}; color: {MUTED}; padding: 6px 14px; border: 1px solid {GRID};
+    background: {PANEL}; color: {MUTED}; padding: 6px 8px; border: 1px solid {GRID};
     border-bottom: none; border-top-left-radius: 4px; border-top-right-radius: 4px;
     margin-right: 2px;
 }}

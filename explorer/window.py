@@ -225,7 +225,10 @@ class MainWindow(QMainWindow):
         self.film_view.exportRequested.connect(self.export_film_dialog)
 
         self.tabs = QTabWidget()
-        self.tabs.setUsesScrollButtons(True)  # nine tabs must not widen the window
+        # eleven tabs must neither widen the window nor hide behind scroll arrows: at the
+        # default size every title shows whole; a narrower window shortens them ("Interpo…")
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.tabBar().setElideMode(Qt.ElideRight)
         self.views = {
             "manifold": self.manifold, "samples": self.samples, "reconstructions": self.recon,
             "interpolation": self.interp, "class row": self.class_row,
@@ -246,7 +249,7 @@ class MainWindow(QMainWindow):
                                     [self.trav_columns, trav_gif]), "Traversals")  # fmt: skip
         self.tabs.addTab(self._page("posterior vs prior", "Where the test set is encoded, "
                                     "against N(0, I), on the map's plane", []),
-                         "Posterior vs prior")  # fmt: skip
+                         "Posterior")  # fmt: skip
         self.tabs.addTab(self._page("arithmetic", "a − b + c", [self.arithmetic.random_btn,
                                     self.arithmetic.use_btn]), "Arithmetic")  # fmt: skip
         draw_page = titled("Draw: every stroke is encoded", self.drawing)
@@ -262,7 +265,8 @@ class MainWindow(QMainWindow):
                            [self.class_row], [self.traversals], [self.posterior],
                            [self.arithmetic], [self.drawing.classes], [], []]  # fmt: skip
         for i in range(self.tabs.count()):
-            self.tabs.setTabToolTip(i, tab_shortcut(i))
+            self.tabs.setTabToolTip(i, f"{TAB_TITLES.get(i, self.tabs.tabText(i))} "
+                                       f"({tab_shortcut(i)})")  # fmt: skip
 
         self.plots = LossPlots(s)
         csv_btn = QPushButton("Export CSV…")
@@ -310,7 +314,7 @@ class MainWindow(QMainWindow):
         main.addWidget(middle)
         main.addWidget(right)
         main.setStretchFactor(1, 1)
-        main.setSizes([330, 850, 300])
+        main.setSizes([310, 900, 270])
         main.setChildrenCollapsible(False)
         self.main_split = main
 
@@ -953,6 +957,9 @@ class MainWindow(QMainWindow):
             self.shutdown(2000)
             self.recovery.close()
         super().closeEvent(ev)
+
+
+TAB_TITLES = {6: "Posterior vs prior"}  # tabs whose title is shortened in the tab bar
 
 
 def tab_shortcut(i: int) -> str:

@@ -180,3 +180,15 @@ def test_screenshot_exits_promptly_with_code_2_when_the_data_cannot_load(tmp_pat
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("latent-explorer:")]
     assert len(lines) == 1 and "could not load the data" in lines[0] and "nonexistent" in lines[0]
     assert shot.exists()  # the window, with the error in its banner
+
+
+def test_every_tab_shows_whole_at_the_default_size(qtbot, window):
+    """At the default size Arithmetic, Draw, Runs and Film hid behind scroll arrows."""
+    win = window
+    assert win.size().width() == 1480 and not win.tabs.usesScrollButtons()
+    bar = win.tabs.tabBar()
+    assert bar.sizeHint().width() <= win.tabs.width()  # no title shortened
+    last = bar.tabRect(win.tabs.count() - 1)
+    assert last.right() < win.tabs.width() and last.width() > 30
+    # a title shortened in the bar is whole in its tooltip
+    assert win.tabs.tabToolTip(6).startswith("Posterior vs prior (Ctrl+7)")
