@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from explorer import __version__, dialogs
 from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
+from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
@@ -70,11 +71,19 @@ from trainer.config import (
     TRAVERSAL_COLUMNS,
     ConfigError,
 )
-from trainer.data import DataError, DataSpec, debian_fashion_available, is_cached, same_data
+from trainer.data import (
+    DataError,
+    DataSpec,
+    cache_dir,
+    debian_fashion_available,
+    is_cached,
+    same_data,
+)
 from trainer.examples import FIRST as FIRST_EXAMPLE
-from trainer.examples import example_path, is_example
+from trainer.examples import example_path, examples_dir
 from trainer.imaging import ImageError
 from trainer.paths import icon_file
+from trainer.runs import default_project
 from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
@@ -114,9 +123,11 @@ class MainWindow(QMainWindow):
         sys.setswitchinterval(GIL_SWITCH_S)
         collect_garbage_on_gui_thread()  # never on the training thread (see there)
         self.session = Session(self)
+        self.places = Places(self.settings, lambda: self._own_folders())
         self.film = FilmRecorder(self.session, self)
         self.ask_on_close = True  # False for scripted runs (--quit-after, --screenshot)
         self._build_ui()
+        self.panel.places = self.runs_view.places = self.places
         self.run = RunController(self.session, self.panel, self, film=self.film)
         self.run.confirm_discard = self.confirm_discard
         self.run.confirm_fine_tune = lambda model, own, chosen: dialogs.ask_fine_tune(
@@ -732,16 +743,15 @@ class MainWindow(QMainWindow):
     def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
         out = self.run.save(path)
         if out is not None:
-            self.settings.setValue("last_dir", str(Path(out).parent))
+            self.places.remember("checkpoints", out)
         return out
 
     def open_checkpoint(self, path: str | os.PathLike) -> bool:
         """Open a checkpoint; while data is still loading, open it once the load has ended.
         It is kept as a run of the project (once per file)."""
         ok = self.run.open(path)
-        if ok and not is_example(path):
-            self.settings.setValue("last_dir", str(Path(path).parent))
         if ok:
+            self.places.remember("checkpoints", path)  # (not an example's, nor a run's)
             self.projects.record_opened(path)
         return ok
 
@@ -766,16 +776,17 @@ class MainWindow(QMainWindow):
         dlg.open()  # window-modal, without a nested event loop
         return dlg
 
-    def _dir(self) -> str:
-        d = str(self.settings.value("last_dir", str(Path.home())))
-        return str(Path.home()) if is_example(d) else d
+    def _own_folders(self) -> list[Path]:
+        """Folders of the application's own, where no file dialog starts."""
+        return [examples_dir(), self.projects.folder, self.recovery.folder,
+                default_project().parents[1], cache_dir()]  # fmt: skip
 
     def save_checkpoint_dialog(self) -> Path | None:
         if self.session.model is None:
             self.show_message("There is no model to save yet.", "warning")
             return None
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save checkpoint", str(Path(self._dir()) / f"model{SUFFIX}"),
+            self, "Save checkpoint", self.places.suggest("checkpoints", f"model{SUFFIX}"),
             f"Checkpoints (*{SUFFIX})",
         )  # fmt: skip
         return self.save_checkpoint(path) if path else None
@@ -785,7 +796,10 @@ class MainWindow(QMainWindow):
             self.show_message("Stop training before opening a checkpoint.", "warning", topic="open")
             return
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open checkpoint", self._dir(), f"Checkpoints (*{SUFFIX});;All files (*)"
+            self,
+            "Open checkpoint",
+            self.places.start("checkpoints"),
+            f"Checkpoints (*{SUFFIX});;All files (*)",
         )
         if path:
             self.open_checkpoint(path)
@@ -828,9 +842,10 @@ class MainWindow(QMainWindow):
         return names[i] if 0 <= i < len(names) else None
 
     def _ask_path(self, title: str, name: str, filt: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self._dir()) / name), filt)
+        path, _ = QFileDialog.getSaveFileName(self, title, self.places.suggest("exports", name),
+                                              filt)  # fmt: skip
         if path:
-            self.settings.setValue("last_dir", str(Path(path).parent))
+            self.places.remember("exports", path)
         return path
 
     def export_view_dialog(self, name: str) -> None:

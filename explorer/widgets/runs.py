@@ -38,6 +38,7 @@ class RunsView(QWidget):
     ) -> None:
         super().__init__(parent)
         self.runs, self.opener = runs, opener
+        self.places = None  # where dialogs start (explorer.places.Places; the window sets it)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -203,9 +204,11 @@ class RunsView(QWidget):
         write_file(path, bytes(buf.data()))  # atomically, and never over a pipe or device
 
     def _export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export compared runs", "runs.png",
-                                              "PNG (*.png)")  # fmt: skip
+        name = self.places.suggest("exports", "runs.png") if self.places else "runs.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export compared runs", name, "PNG (*.png)")
         if path:
+            if self.places is not None:
+                self.places.remember("exports", path)
             self.exportRequested.emit(path)
 
     def _choose_folder(self) -> None:
@@ -214,6 +217,7 @@ class RunsView(QWidget):
             self.runs.set_folder(d)
 
     def _choose_run_folder(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "A latent-train --out folder")
+        start = self.places.start("checkpoints") if self.places is not None else ""
+        d = QFileDialog.getExistingDirectory(self, "A latent-train --out folder", start)
         if d:
             self.runs.add_folder(d)

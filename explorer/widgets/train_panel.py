@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
@@ -132,6 +133,7 @@ class TrainPanel(QWidget):
         f.addRow("Size", self.image_size)
         f.addRow("Background", self.background)
         self.shapes_count = 6000  # not on screen; settings key train/shapes_count
+        self.places = None  # where dialogs start (explorer.places.Places; the window sets it)
         # a shown checkpoint's --data-memory (no field here): kept, so that continuing it
         # trains as it did
         self.data_memory: float | None = None
@@ -299,27 +301,43 @@ class TrainPanel(QWidget):
         h.addWidget(b)
         return w
 
+    def _start(self, beside: str = "") -> str:
+        """Where a data dialog opens: beside ``beside`` (the images file, for its labels),
+        else the folder of the data last chosen."""
+        if beside and Path(beside).expanduser().parent.is_dir():
+            return str(Path(beside).expanduser().parent)
+        return self.places.start("data") if self.places is not None else ""
+
+    def _chosen(self, edit: QLineEdit, path: str) -> None:
+        if self.places is not None:
+            self.places.remember("data", path)
+        edit.setText(path)
+        self.dataSpecChanged.emit()
+
     def _browse_images(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "IDX images", "", "IDX files (*idx* *.gz);;All (*)"
-        )
+            self, "IDX images", self._start(self.images.text().strip()),
+            "IDX files (*idx* *.gz);;All (*)",
+        )  # fmt: skip
         if path:
-            self.images.setText(path)
-            self.dataSpecChanged.emit()
+            self._chosen(self.images, path)
 
     def _browse_labels(self) -> None:
+        # the labels lie beside their images, as MNIST's do
+        beside = self.labels.text().strip() or self.images.text().strip()
         path, _ = QFileDialog.getOpenFileName(
-            self, "IDX labels", "", "IDX files (*idx* *.gz);;All (*)"
+            self, "IDX labels", self._start(beside), "IDX files (*idx* *.gz);;All (*)"
         )
         if path:
-            self.labels.setText(path)
-            self.dataSpecChanged.emit()
+            self._chosen(self.labels, path)
 
     def _browse_root(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")
+        root = self.root.text().strip()
+        path = QFileDialog.getExistingDirectory(
+            self, "Image folder (one sub-folder per class)", self._start(root)
+        )
         if path:
-            self.root.setText(path)
-            self.dataSpecChanged.emit()
+            self._chosen(self.root, path)
 
     def _source_changed(self) -> None:
         src = self.source.currentData()
