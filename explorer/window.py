@@ -722,7 +722,9 @@ class MainWindow(QMainWindow):
             return
         newest, when = found[0], time.strftime("%H:%M on %d %b", time.localtime(
             found[0].stat().st_mtime))  # fmt: skip
-        more = f" ({len(found) - 1} older ones too)" if len(found) > 1 else ""
+        older = len(found) - 1
+        more = (f" {older} older autosave{'s are' if older > 1 else ' is'} kept too."
+                if older else "")  # fmt: skip
 
         def open_it():
             self.recovery.adopt(newest)
@@ -734,8 +736,8 @@ class MainWindow(QMainWindow):
             self.banner.hide()
 
         self.show_message(
-            f"Latent Explorer did not close normally: a model it was training (autosaved at "
-            f"{when}) was kept{more}. Open it to save or train it further.",
+            f"Latent Explorer did not close normally last time. The model it was training was "
+            f"autosaved at {when}: open it to save it or to train it further.{more}",
             "warning", topic="recovery", actions=[("Open it", open_it), ("Discard", discard)],
         )  # fmt: skip
 

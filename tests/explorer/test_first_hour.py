@@ -231,7 +231,9 @@ def test_autosave_is_offered_after_a_crash_and_opens_unsaved(qtbot, make_window,
     win.hide()
     again = make_window(recovery=folder)
     qtbot.waitUntil(lambda: again.banner.topic == "recovery", timeout=5000)
-    assert "did not close normally" in again.banner.text
+    text = again.banner.text
+    assert "did not close normally last time. The model it was training was autosaved at" in text
+    assert text.endswith(": open it to save it or to train it further."), text
     opened = [b for b in again.banner.action_buttons if b.text() == "Open it"]
     opened[0].click()
     _wait_idle(qtbot, again)
