@@ -28,12 +28,12 @@ FADE = 0.3  # ... keeping this share of their contrast
 
 
 def row_labels(t: Traversal) -> list[str]:
-    """ "z13 · 2.49 nats" per row; collapsed rows say so."""
+    """ "z13 · 2.49 nats" (its KL) per row; collapsed rows say so."""
     out = []
     for r, dim in enumerate(t.dims):
         text = f"z{dim}"
         if t.kl is not None:
-            text += f" · {t.kl[r]:.2f}"
+            text += f" · {t.kl[r]:.2f} nats"
         if t.collapsed[r]:
             text += " · collapsed"
         out.append(text)

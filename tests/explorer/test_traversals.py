@@ -25,7 +25,7 @@ def test_rows_follow_kl_and_collapsed_dimensions_are_marked(qtbot, window):
     collapsed = int((kl < 0.01).sum())
     assert sum(t.collapsed) == collapsed > 0 and t.collapsed[-1] and not t.collapsed[0]
     labels = [item.toPlainText() for item in window.traversals.labels]
-    assert len(labels) == 20 and labels[0].startswith(f"z{t.dims[0]} · ")
+    assert len(labels) == 20 and labels[0] == f"z{t.dims[0]} · {t.kl[0]:.2f} nats"
     assert sum("collapsed" in s for s in labels) == collapsed
     # what is shown: collapsed rows faded to grey, the others keep their black background
     arr = window.traversals.item.image
