@@ -195,11 +195,27 @@ class LatentMap(QWidget):
             return
         dx, dy = s.dims
         x, y = s.plane_xy()
+        y = y if (dy != dx or s.pca) else 0.0
         self._syncing = True
         try:
-            self.cursor.setPos(pg.Point(x, y if (dy != dx or s.pca) else 0.0))
+            self.cursor.setPos(pg.Point(x, y))
         finally:
             self._syncing = False
+        self._keep_in_view(x, y)
+
+    def _keep_in_view(self, x: float, y: float) -> None:
+        """A z moved off the map (a slider at 4, a picture encoded far out) takes the map
+        with it: the view widens to show the cursor (it left the map past 3.5)."""
+        if not (np.isfinite(x) and np.isfinite(y)):
+            return
+        (x0, x1), (y0, y1) = self.plot.getPlotItem().getViewBox().viewRange()
+        m = 0.06 * max(x1 - x0, y1 - y0)
+        if x0 + m <= x <= x1 - m and y0 + m <= y <= y1 - m:
+            return
+        self.plot.getPlotItem().setRange(
+            xRange=(min(x0, x - 2 * m), max(x1, x + 2 * m)),
+            yRange=(min(y0, y - 2 * m), max(y1, y + 2 * m)), padding=0.0,
+        )  # fmt: skip
 
     def _dims_changed(self, *_args) -> None:
         if self.session.pca:

@@ -44,6 +44,19 @@ def test_moving_a_slider_changes_the_image(qtbot, trained):
     assert torch.count_nonzero(win.session.z) > 0
 
 
+def test_the_map_follows_a_cursor_moved_off_it(qtbot, trained):
+    """z at 4 (a slider's end) put the cursor off the map, and the map stayed where it was."""
+    win = trained
+    vb = win.map.plot.getPlotItem().getViewBox()
+    (x0, x1), _ = vb.viewRange()
+    far = x1 + 1.0
+    win.sliders.set_value(0, min(far, 4.0))
+    win.session.set_z(torch.tensor([far, -far]))
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert win.map.cursor.pos().x() == pytest.approx(far)
+    assert x0 < far < x1 and y0 < -far < y1
+
+
 def test_encode_test_image_and_click_point(qtbot, trained):
     win = trained
     s = win.session
