@@ -10,10 +10,12 @@ measured at is kept with it).
 from __future__ import annotations
 
 import copy
+import time
 from enum import Enum
 
 from PySide6.QtCore import QObject, Signal
 
+from explorer.run import fmt_seconds
 from explorer.state import Session
 from explorer.worker import EvaluateWorker, ThreadRunner
 
@@ -43,6 +45,8 @@ class Evaluation(QObject):
         self.error = ""
         self.result: dict | None = None
         self._step = 0  # the model's step being evaluated
+        self._started = 0.0
+        self.eta: float | None = None  # seconds left, estimated from the progress so far
         session.structureChanged.connect(self.forget)
         session.historyReset.connect(self._history_reset)
         session.epochsChanged.connect(lambda: self.result is not None and self.changed.emit())
@@ -95,6 +99,7 @@ class Evaluation(QObject):
             w.failed.connect(self._failed)
 
         self.state, self.fraction, self.text, self.error = EvalState.RUNNING, 0.0, "", ""
+        self._started, self.eta = time.perf_counter(), None
         self.runner.start(worker, connect)
         self.changed.emit()
         return True
@@ -129,6 +134,10 @@ class Evaluation(QObject):
     def _progressed(self, fraction: float, text: str) -> None:
         if self.state is EvalState.RUNNING:
             self.fraction, self.text = fraction, text
+            spent = time.perf_counter() - self._started
+            # the time left, once there is enough behind to go by (evaluations take seconds
+            # to many minutes: K = 5000 on a 20-D model's 10,000 images)
+            self.eta = spent * (1 - fraction) / fraction if fraction > 0.02 and spent > 1 else None
             self.changed.emit()
 
     def _evaluated(self, res: dict) -> None:
@@ -158,7 +167,8 @@ class Evaluation(QObject):
     def summary(self) -> str:
         """One line for the curves panel."""
         if self.state is EvalState.RUNNING:
-            return f"Evaluating… {self.fraction:.0%} ({self.text or 'starting'})"
+            left = f", about {fmt_seconds(self.eta)} left" if self.eta is not None else ""
+            return f"Evaluating… {self.fraction:.0%} ({self.text or 'starting'}){left}"
         if self.state is EvalState.FAILED and self.error:
             return f"Evaluation failed: {self.error}"
         r = self.result

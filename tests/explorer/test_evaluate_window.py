@@ -54,6 +54,12 @@ def test_an_evaluation_can_be_cancelled_and_shows_progress(qtbot, window):
     assert window.eval_controls.button.text() == "Cancel"
     qtbot.waitUntil(lambda: window.evaluation.fraction > 0, timeout=30000)
     assert window.eval_controls.progress.isVisible()
+    # the time left, from the progress so far (it gave none)
+    ev = window.evaluation
+    ev._started -= 30.0  # as if 30 s had gone by for a quarter of the work
+    ev._progressed(0.25, "importance sampling")
+    assert 88 <= ev.eta <= 95
+    assert "25% (importance sampling), about 1:3" in window.eval_controls.result.text()
     window.eval_controls.button.click()
     qtbot.waitUntil(lambda: not window.evaluation.running, timeout=10000)
     assert window.evaluation.state is EvalState.CANCELLED and window.evaluation.result is None
