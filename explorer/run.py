@@ -293,12 +293,13 @@ class RunController(QObject):
             model_note=self._model_note(),
         )  # fmt: skip
 
-    @staticmethod
-    def _numbers(snap: Snapshot, ips: float | None, unit: str) -> str:
+    def _numbers(self, snap: Snapshot, ips: float | None, unit: str) -> str:
         rate = f"  ·  {ips:,.0f} {unit}" if ips is not None else ""
+        loss = self.session.loss_name
+        beta = f"  ·  β {snap.beta:.3g}" if loss == "−ELBO" else ""  # (no KL to weigh)
         return (
             f"step {snap.step:,}/{snap.total_steps:,}{rate}  ·  "
-            f"−ELBO {snap.nelbo:.1f}  ·  β {snap.beta:.3g}  ·  lr {snap.lr:.3g}"
+            f"{loss} {snap.nelbo:.1f}{beta}  ·  lr {snap.lr:.3g}"
         )
 
     def _last_outcome(self) -> RunOutcome | None:

@@ -223,6 +223,13 @@ class Session(QObject):
             self.trained_on.append(spec)
             self.savedChanged.emit()  # (what describes the model changed)
 
+    @property
+    def loss_name(self) -> str:
+        """What the model's loss is called: an autoencoder has no ELBO, only its
+        reconstruction loss (the same -log p(x|z) of its codes)."""
+        mc = self.model_config
+        return "reconstruction loss" if mc is not None and mc.model == "ae" else "−ELBO"
+
     def short_model(self) -> str:
         """ "2-D autoencoder"."""
         mc = self.model_config
