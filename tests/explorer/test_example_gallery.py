@@ -112,7 +112,7 @@ def test_an_example_is_read_only_and_saving_makes_a_copy(qtbot, window, tmp_path
     assert window.save_checkpoint(path) is None
     assert "read-only" in window.banner.text
     assert path.read_bytes() == before
-    assert not window._dir().startswith(str(ex.examples_dir()))  # Save's folder is elsewhere
+    assert not window.places.start("checkpoints").startswith(str(ex.examples_dir()))  # elsewhere
     copy = window.save_checkpoint(tmp_path / "mine.safetensors")
     assert copy is not None and not window.session.example
     # the copy keeps the bundled images as its data: it reopens the same way
