@@ -119,6 +119,10 @@ class Session(QObject):
         )
         self.model, self.model_config = model, config
         self.weights_version += 1
+        # the codes of the map are the last model's: gone before anyone hears of this one
+        # (a 20-D model's principal plane must never be taken from a 2-D model's codes)
+        self.test_latents = None
+        self._enc = None
         if not same_shape:
             d = config.latent_dim
             self.z = torch.zeros(d)
@@ -130,7 +134,6 @@ class Session(QObject):
             self.kl_per_dim = None
             self.cls = min(self.cls, max(0, config.num_classes - 1))
             self.structureChanged.emit()
-        self.test_latents = None
         self.weightsChanged.emit()
 
     def adopt(
