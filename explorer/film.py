@@ -36,6 +36,7 @@ class FilmRecorder(QObject):
         self.budget_mb = FILM_MEMORY_MB
         self.film: Film | None = None
         self._serial = -1  # the model the film shows
+        self._asked = -1  # the last model whose kept film was looked for
         # the film kept with a model's file, if it is the model at (step, epochs): the
         # project's runs answer (ProjectRuns.film_for)
         self.kept: Callable[[Path, int, int], Film | None] | None = None
@@ -77,8 +78,9 @@ class FilmRecorder(QObject):
 
     def _history_reset(self) -> None:
         s = self.session
-        if self._serial == s.model_serial:
+        if s.model_serial in (self._serial, self._asked):
             return  # the same model (a run's final history)
+        self._asked = s.model_serial
         had, self.film = self.film is not None, None  # another model: not its film
         kept = None
         if self.kept is not None and s.source is not None and s.model is not None:
