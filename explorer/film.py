@@ -5,12 +5,15 @@ The frames are taken on the training thread (:class:`trainer.film.Film`, handed 
 through its job); this object only learns of new ones (:meth:`FilmRecorder.poll`, on each
 of the run's snapshots) and tells its views. A film belongs to the model it shows: another
 model (a new run, an opened file, an example) ends it, and continuing the same model carries
-it on.
+it on. A run's film is kept with the run in the project (:mod:`explorer.project`); opening
+the run's model again (from the Runs tab, or its file) brings its film back, through
+``kept``, only when the film is of that very model (its run, step and epochs).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -33,6 +36,10 @@ class FilmRecorder(QObject):
         self.budget_mb = FILM_MEMORY_MB
         self.film: Film | None = None
         self._serial = -1  # the model the film shows
+        self._asked = -1  # the last model whose kept film was looked for
+        # the film kept with a model's file, if it is the model at (step, epochs): the
+        # project's runs answer (ProjectRuns.film_for)
+        self.kept: Callable[[Path, int, int], Film | None] | None = None
         self._version = -1  # the film's version last announced
         self.runner = ThreadRunner(self)
         self.runner.idle.connect(self._export_idle)
@@ -63,9 +70,26 @@ class FilmRecorder(QObject):
             self._version = self.film.version
             self.changed.emit()
 
+    def current(self) -> Film | None:
+        """The film of the session's model (None if it has none)."""
+        if self.film is not None and self._serial == self.session.model_serial:
+            return self.film
+        return None
+
     def _history_reset(self) -> None:
-        if self.film is not None and self._serial != self.session.model_serial:
-            self.film = None  # another model: not its film
+        s = self.session
+        if s.model_serial in (self._serial, self._asked):
+            return  # the same model (a run's final history)
+        self._asked = s.model_serial
+        had, self.film = self.film is not None, None  # another model: not its film
+        kept = None
+        if self.kept is not None and s.source is not None and s.model is not None:
+            kept = self.kept(s.source, s.step, s.epochs_done)  # a run's, opened again
+        if kept is not None:
+            kept.set_budget(self.budget_mb)  # thinned if it no longer fits
+            self.film, self._serial, self._version = kept, s.model_serial, -1
+            self.poll()
+        elif had:
             self.changed.emit()
 
     # -- settings -------------------------------------------------------------------------------

@@ -1,7 +1,16 @@
 """The window's runs: the one owner of the project folder and of which run the session's
 model is. Every run trained in the window, every checkpoint opened and every
 ``latent-train --out`` folder added is kept as a run (:mod:`trainer.runs`), so runs can be
-compared side by side, across sessions."""
+compared side by side, across sessions.
+
+Which run the session's model is (``current_id``) is set when a run is kept or its file
+opened, and forgotten when the session takes another model (the window clears it when the
+session's ``model_serial`` changes: Train, Open, an example). A run ends kept with that run
+when it continued the model (Continue, after a Stop or a finished run) and that run was
+trained here: a stop and its continues are one run, its checkpoint, curve and film brought
+up to date. Train makes a new run; so does continuing a file that is not the project's
+(an example, a checkpoint of the user's): its file no longer holds the model.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +18,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from trainer.checkpoint import CheckpointError
+from trainer.film import Film, FilmError
 from trainer.runs import Project, RunRecord, RunsError, default_project
 
 
@@ -42,7 +52,9 @@ class ProjectRuns(QObject):
     def get(self, rid: str | None) -> RunRecord | None:
         return next((r for r in self.records if r.id == rid), None)
 
-    def _keep(self, what: str, job: Callable[[], RunRecord]) -> RunRecord | None:
+    def _keep(
+        self, what: str, job: Callable[[], RunRecord], current: bool = True
+    ) -> RunRecord | None:
         try:
             rec = job()
         except (OSError, CheckpointError, RunsError, ValueError) as e:
@@ -52,19 +64,60 @@ class ProjectRuns(QObject):
             traceback.print_exc()
             self.problem.emit(f"The {what} could not be kept as a run (unexpected {e!r}).")
             return None
-        self.current_id = rec.id
+        if current:
+            self.current_id = rec.id
         self.reload()
         return rec
 
-    def record_trained(self, save: Callable[[Path], Path]) -> RunRecord | None:
-        return self._keep("run", lambda: self.project.add_trained(save))
+    def record_trained(
+        self, save: Callable[[Path], Path], continued: bool = False, film: Film | None = None
+    ) -> RunRecord | None:
+        """A run of the session's model has ended: keep it, with ``film`` (the model's
+        film, if it has one). ``continued``: the run continued the model on screen, whose
+        run (if trained here) it goes on with."""
+        cur = self.get(self.current_id) if continued else None
+        if cur is not None and self.project.owns(cur):
+            rec = self._keep("run", lambda: self.project.update_trained(cur.id, save))
+        else:
+            name = f"{cur.name}, continued"[:100] if cur is not None else None
+            rec = self._keep("run", lambda: self.project.add_trained(save, name))
+        if rec is not None and film is not None and len(film):
+            try:
+                rec = self.project.keep_film(rec.id, film) or rec
+            except (FilmError, OSError) as e:
+                self.problem.emit(f"The run “{rec.name}” was kept, but not its film: {e}")
+            self.reload()
+        return rec
+
+    def film_for(self, path: str | Path, step: int, epochs: int) -> Film | None:
+        """The film kept with the run whose model is the file ``path``, if that model is
+        the one at ``step`` and ``epochs`` (the session's). None if there is none; a
+        damaged or foreign film file is said (``problem``), never shown."""
+        try:
+            where = Path(path).resolve()
+            rec = next((r for r in self.records if r.film and self.project.owns(r)
+                        and Path(r.checkpoint).resolve() == where), None)  # fmt: skip
+        except (OSError, RuntimeError):
+            return None
+        if rec is None or rec.steps != step or rec.epochs != epochs:
+            return None
+        try:
+            return self.project.film(rec)
+        except FilmError as e:
+            text = f"The film kept with run “{rec.name}” is not shown: {e}"
+        except Exception as e:  # noqa: BLE001 - a film must never cost the model or the tab
+            traceback.print_exc()
+            text = f"The film kept with run “{rec.name}” is not shown (unexpected {e!r})."
+        # said once the opening it is part of has said its own
+        QTimer.singleShot(0, self, lambda: self.problem.emit(text))
+        return None
 
     def record_opened(self, path: str | Path) -> RunRecord | None:
         return self._keep("opened checkpoint", lambda: self.project.add_file(path))
 
     def add_folder(self, folder: str | Path) -> RunRecord | None:
-        rec = self._keep("folder", lambda: self.project.add_folder(folder))
-        return rec
+        # kept beside the others: the session's model is still the run it was
+        return self._keep("folder", lambda: self.project.add_folder(folder), current=False)
 
     def set_metrics(self, result: dict) -> None:
         if self.current_id is not None and self.project.set_metrics(self.current_id, result):

@@ -147,7 +147,9 @@ class RunController(QObject):
     changed = Signal(object)  # RunStatus
     notice = Signal(str, str, str)  # level, text, topic
     resolved = Signal(str)  # topic
-    runEnded = Signal()  # a run trained the session's model and has ended (kept as a run)
+    # a run trained the session's model and has ended (kept as a run); True when it
+    # continued the model (a stop and its continues are one run)
+    runEnded = Signal(bool)
 
     def __init__(
         self, session: Session, settings, parent: QObject | None = None, *,
@@ -679,7 +681,7 @@ class RunController(QObject):
             self._set(state, note="")
         trained = out.history is not None and out.step > 0 and self.session.model is not None
         if state in (RunState.FINISHED, RunState.STOPPED, RunState.DIVERGED) and trained:
-            self.runEnded.emit()
+            self.runEnded.emit(self._resume)
         waiting, self._then = self._then, []
         for job in waiting:
             job()

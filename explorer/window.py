@@ -230,6 +230,7 @@ class MainWindow(QMainWindow):
         folder = self.settings.value("runs/project")
         self.projects = ProjectRuns(Path(folder) if isinstance(folder, str) and folder else None,
                                     self)  # fmt: skip
+        self.film.kept = self.projects.film_for  # a run opened again brings its film
         self.runs_view = RunsView(self.projects, self.open_checkpoint)
         self.runs_view.exportRequested.connect(self.export_runs)
         self.film_view = FilmView(self.film)
@@ -371,7 +372,8 @@ class MainWindow(QMainWindow):
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
-        r.runEnded.connect(lambda: self.projects.record_trained(self.run.write_copy))
+        r.runEnded.connect(lambda continued: self.projects.record_trained(
+            self.run.write_copy, continued, self.film.current()))  # fmt: skip
         self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
         self.projects.changed.connect(self._project_changed)
         chosen = self.settings.value("runs/selected")  # the comparison of the last session

@@ -78,6 +78,7 @@ class Bundle:
     title: str  # "MNIST digits"
     origin: str  # which images, from where
     licence: str
+    trained_on: str  # what its examples were trained on, for the runs table
 
 
 BUNDLES = {
@@ -86,16 +87,19 @@ BUNDLES = {
         "the 2,000 held-out digits of the seeded 8,000 / 2,000 split of the official MNIST "
         "test set (t10k)",
         "MNIST, by Yann LeCun, Corinna Cortes and Christopher J. C. Burges: CC BY-SA 3.0",
+        "MNIST digits: 8,000 of the official test set (t10k), 2,000 held out",
     ),
     "fashion-mnist": Bundle(
         "fashion-mnist", "Fashion-MNIST",
         "2,000 images drawn (seed 0) from the 10,000 of the official Fashion-MNIST test set",
         "Fashion-MNIST, by Zalando SE (Han Xiao, Kashif Rasul, Roland Vollgraf): MIT licence",
+        "Fashion-MNIST: its 60,000 training images",
     ),
     "shapes": Bundle(
         "shapes", "shapes",
         "the 1,200 test images of the built-in shapes (6,000 made with seed 0, 20% held out)",
         "made by this program",
+        "shapes: 4,800 of 6,000 made with seed 0, 1,200 held out",
     ),
 }  # fmt: skip
 
@@ -103,6 +107,12 @@ BUNDLES = {
 def bundle_title(name: str | None) -> str:
     b = BUNDLES.get(name or "")
     return b.title if b is not None else str(name)
+
+
+def trained_on(name: str | None) -> str:
+    """What the examples of bundle ``name`` were trained on ("MNIST digits: 8,000 of …")."""
+    b = BUNDLES.get(name or "")
+    return b.trained_on if b is not None else f"the bundled {bundle_title(name)} test images"
 
 
 def bundle_dir(name: str, root: Path | None = None) -> Path:

@@ -26,34 +26,49 @@ from explorer.state import Session
 ACTIVE_KL = 0.01  # nats: a latent dimension carrying less than this is "inactive"
 
 
-def ema(values: np.ndarray, alpha: float) -> np.ndarray:
-    """Exponential moving average with bias correction (as TensorBoard smooths)."""
-    out = np.empty_like(values, dtype=float)
-    acc, w = 0.0, 0.0
-    for i, v in enumerate(values):
-        acc = alpha * acc + (1 - alpha) * v
-        w = alpha * w + (1 - alpha)
-        out[i] = acc / w
-    return out
+SMOOTH_FRACTION = 0.05  # the smoothed curves average about the last 5% of the steps done
+RAW_ALPHA = 70  # of 255: the raw per-snapshot values, drawn faintly under the smoothed line
+
+
+def smooth_steps(steps, values, fraction: float = SMOOTH_FRACTION) -> np.ndarray:
+    """The smoothed curve of ``values`` recorded at ``steps`` (see :class:`_Smoother`)."""
+    sm = _Smoother(fraction)
+    sm.extend(steps, values)
+    return np.asarray(sm.out)
 
 
 class _Smoother:
-    """Incremental EMA so that a long run costs O(new points) per refresh."""
+    """A debiased exponential moving average, as TensorBoard smooths, over steps.
 
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
+    Each history row is the mean loss of the steps since the one before, so it counts for
+    as many steps as it covers: at the start a row covers one or two steps, later (or on a
+    fast machine) dozens. Within the average, a value ``n`` steps older weighs ``exp(-n /
+    tau)`` as much, ``tau`` being ``fraction`` of the steps done so far; dividing by the sum
+    of the weights (the debiasing) keeps the first values from being pulled toward zero.
+    So at step 47 the curve averages the last few steps and agrees with the Run box, and
+    at step 20,000 it averages about a thousand. Incremental: a refresh costs O(new rows).
+    """
+
+    def __init__(self, fraction: float = SMOOTH_FRACTION) -> None:
+        self.fraction = fraction
         self.reset()
 
     def reset(self) -> None:
         self.acc, self.w, self.out = 0.0, 0.0, []
+        self.last_step: float | None = None
 
-    def extend(self, values) -> None:
-        a = self.alpha
-        for v in values:
-            if not np.isfinite(v):
-                v = self.out[-1] if self.out else 0.0
-            self.acc = a * self.acc + (1 - a) * v
-            self.w = a * self.w + (1 - a)
+    def extend(self, steps, values) -> None:
+        for s, v in zip(steps, values, strict=True):
+            s = float(s)
+            n = s - self.last_step if self.last_step is not None else max(s, 1.0)
+            self.last_step = s if self.last_step is None else max(self.last_step, s)
+            if not np.isfinite(v):  # a hole in the record: the curve holds its value
+                self.out.append(self.out[-1] if self.out else np.nan)
+                continue
+            tau = max(1.0, self.fraction * s)
+            keep = float(np.exp(-max(n, 1.0) / tau))  # how much of the past stays
+            self.acc = keep * self.acc + (1 - keep) * v
+            self.w = keep * self.w + (1 - keep)
             self.out.append(self.acc / self.w)
 
 
@@ -109,7 +124,10 @@ class LossPlots(QWidget):
         self.log_box.setToolTip("Logarithmic y axis for the loss curves")
         self.smooth_box = QCheckBox("Smooth")
         self.smooth_box.setChecked(True)
-        self.smooth_box.setToolTip("Exponential moving average of the per-step curves (0.9)")
+        self.smooth_box.setToolTip(
+            "Smooth the per-step curves (a debiased moving average of about the last 5% of "
+            "the steps); the raw values stay drawn faintly beneath"
+        )
         bar.addWidget(self.hover, 1)
         bar.addWidget(self.smooth_box)
         bar.addWidget(self.log_box)
@@ -147,6 +165,13 @@ class LossPlots(QWidget):
             "kl": kp.plot([], [], pen=pen(theme.CURVE["kl"]), name="KL"),
         }
         self.curves["test"].setDownsampling(False)
+        # the raw values, faint under the smoothed lines (shown while Smooth is on)
+        self.raw_curves = {}
+        for key, plot in (("nelbo", lp), ("recon", kp), ("kl", kp)):
+            colour = pg.mkColor(theme.CURVE[key])
+            colour.setAlpha(RAW_ALPHA)
+            self.raw_curves[key] = curve = plot.plot([], [], pen=pg.mkPen(colour, width=1))
+            curve.setZValue(self.curves[key].zValue() - 1)
         self.curves["test"].setClipToView(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=theme.ACCENT)
         self.dim_plot.addItem(self.bars)
@@ -178,7 +203,7 @@ class LossPlots(QWidget):
         self.test_y: list[float] = []
         self._rows = self._epochs = 0  # history rows already taken
         self._drawn_kl = ()  # sentinel: draw the bars on the next refresh
-        self.smooth = {k: _Smoother(0.9) for k in ("nelbo", "recon", "kl")}
+        self.smooth = {k: _Smoother() for k in ("nelbo", "recon", "kl")}
         self.dirty = True
         self.refresh()
 
@@ -211,7 +236,7 @@ class LossPlots(QWidget):
             sm = self.smooth[key]
             n = len(sm.out)
             if n < len(self.raw[key]):
-                sm.extend(self.raw[key][n:])
+                sm.extend(self.raw["step"][n:], self.raw[key][n:])
             return np.asarray(sm.out)
         return np.asarray(self.raw[key])
 
@@ -236,8 +261,13 @@ class LossPlots(QWidget):
         if empty or self.loss_plot.empty_text.isVisible():
             for w in (self.loss_plot, self.kl_plot):
                 _show_empty(w, empty, "no training yet")
+        smooth = self.smooth_box.isChecked()
         for key in ("nelbo", "recon", "kl"):
             self.curves[key].setData(x, self._positive(self._series(key)))
+            raw = self.raw_curves[key]
+            raw.setVisible(smooth)
+            if smooth:
+                raw.setData(x, self._positive(np.asarray(self.raw[key])))
         self.curves["test"].setData(
             np.asarray(self.test_x), self._positive(np.asarray(self.test_y))
         )
