@@ -16,7 +16,8 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from explorer import __version__, platform_check, theme
-from trainer.cliparse import OneLineParser
+from trainer.cliparse import OneLineParser, data_option_problem, given_data_options
+from trainer.threads import tame_environment
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
@@ -25,6 +26,7 @@ ORG = "latent-explorer"
 TABS = 11
 GRID_MIN, GRID_MAX = 5, 30
 EPOCHS_MAX = 100000
+QUIT_AFTER_MAX = 2**31 - 1  # milliseconds: Qt's timers take no more (about 24.8 days)
 
 
 def make_splash() -> QSplashScreen:
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?", help="open this checkpoint (.safetensors) at start")
     p.add_argument("--screenshot", metavar="FILE", help="render the window to FILE (PNG) and exit")
     p.add_argument(
-        "--quit-after", metavar="MS", type=_int_in(0),
+        "--quit-after", metavar="MS", type=_int_in(0, QUIT_AFTER_MAX),
         help="exit after MS milliseconds (without asking to save the model)",
     )  # fmt: skip
     p.add_argument(
@@ -114,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "kmnist", "idx", "folder",
                                          "shapes"], help="data to start with")  # fmt: skip
-    p.add_argument("--images", help="IDX images file (with --dataset idx)")
-    p.add_argument("--labels", help="IDX labels file (with --dataset idx)")
+    p.add_argument("--images", help="IDX images file (with --dataset idx; the labels are then "
+                   "--labels or none)")  # fmt: skip
+    p.add_argument("--labels", help="IDX labels file (with --dataset idx and --images)")
     p.add_argument("--root", help="image folder (with --dataset folder)")
     p.add_argument("--model", choices=["vae", "cvae", "ae"], help="model type")
     p.add_argument("--latent", metavar="D", type=_int_in(1, MAX_LATENT),
@@ -135,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_args(parser: argparse.ArgumentParser, args) -> None:
+    """What parsing alone cannot refuse, refused as one line and exit code 2 before any
+    window: a data option the chosen source does not read (without --dataset the window
+    would load its remembered data and ignore it), and IDX labels without their images."""
+    if args.dataset:
+        named = f"--dataset {args.dataset}"
+    else:
+        whose = "the checkpoint's" if args.checkpoint else "the remembered"
+        named = f"{whose} data (no --dataset)"
+    problem = data_option_problem(args.dataset, given_data_options(args), named)
+    if problem:
+        parser.error(problem)
+    if args.labels is not None and args.images is None:
+        parser.error("--labels without --images: they would label the images the window "
+                     "remembers; name both")  # fmt: skip
+
+
 def _apply_cli(win, args) -> None:
     p = win.panel
     if args.dataset:
@@ -142,11 +162,10 @@ def _apply_cli(win, args) -> None:
         p.source.setCurrentIndex(p.source.findData(args.dataset))
         p.source.blockSignals(False)
         p._source_changed()
-    if args.images:
+    if args.images is not None:  # its labels are the ones named with it, or none
         p.images.setText(args.images)
-    if args.labels:
-        p.labels.setText(args.labels)
-    if args.root:
+        p.labels.setText(args.labels or "")
+    if args.root is not None:
         p.root.setText(args.root)
     if args.model:
         p.model.setCurrentIndex(p.model.findData(args.model))
@@ -163,7 +182,13 @@ def _apply_cli(win, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    notes = tame_environment()  # before torch is imported
+    for note in notes:
+        print(f"latent-explorer: note: {note}", file=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    args.notes = notes
     if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     problem = platform_check.window_problem()
@@ -212,6 +237,9 @@ def start(args, splash=None, t_start: float | None = None):
         splash.finish(win)
     QTimer.singleShot(0, lambda: win.status.showMessage(
         f"Started in {time.perf_counter() - t_start:.1f} s", 5000))  # fmt: skip
+    for note in getattr(args, "notes", ()):  # a thread count lowered or ignored
+        text = note[:1].upper() + note[1:]
+        QTimer.singleShot(0, lambda t=text: win.show_message(t, timeout_ms=15000))
     if args.train:
         QTimer.singleShot(0, win.start_training)
     if args.quit_after is not None:

@@ -20,8 +20,10 @@ import threading
 import time
 from pathlib import Path
 
-from .cliparse import EXIT_USAGE, OneLineParser
+from .cliparse import EXIT_USAGE, OneLineParser, data_option_problem, given_data_options
 
+DEFAULT_SOURCE = "mnist"  # what `train` trains on without --dataset
+MAX_Z = 1000.0  # traverse --z: the most a latent value may be, either way (prior std 1)
 MAX_GRID_IMAGES = 10_000  # images in one `sample` grid, all classes together
 TRAIN_PICTURE_CLASSES = 20  # a conditional model's training pictures show this many classes
 
@@ -123,9 +125,9 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument(
         "--dataset",
         choices=SOURCES,
-        default=None if not required else "mnist",
-        help="data source (default: mnist%s)"
-        % ("" if required else "; or the one the checkpoint was trained on"),
+        default=None,  # None: not given (train: DEFAULT_SOURCE; evaluate: the checkpoint's)
+        help="data source (default: %s); an option the source does not read is refused"
+        % (DEFAULT_SOURCE if required else "the one the checkpoint was trained on"),
     )
     g.add_argument("--images", help="IDX images file (--dataset idx); .gz is fine")
     g.add_argument("--labels", help="IDX labels file (--dataset idx), optional")
@@ -230,12 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Adam learning rate, in (0, 1] (default: 1e-3)",
     )
     o.add_argument(
-        "--beta", type=_float_in(0, 1000), default=1.0, help="KL weight, 0-1000 (default: 1)"
+        "--beta", type=_float_in(0, 1000), default=None, help="KL weight, 0-1000 (default: 1)"
     )
     o.add_argument(
         "--warmup-epochs",
         type=_float_in(0, 100_000),
-        default=0.0,
+        default=None,
         help="epochs over which the KL weight ramps up from 0 (default: 0)",
     )
     o.add_argument("--seed", type=seed, default=0, help=seed_help)
@@ -358,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dims",
         type=_int_in(0, MAX_LATENT - 1),
         nargs=2,
-        default=(0, 1),
+        default=None,
         metavar=("DX", "DY"),
         help="the two latent dimensions (default: 0 1)",
     )
@@ -390,8 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write an animated GIF beside --out (every row at once)")  # fmt: skip
     v.add_argument("--class", dest="cls", default=None,
                    help="class name or index (CVAE; default: the first)")  # fmt: skip
-    v.add_argument("--z", type=float, nargs="+", metavar="V",
-                   help="where the other dimensions stay (default: 0, the prior mean)")  # fmt: skip
+    v.add_argument("--z", type=_float_in(-MAX_Z, MAX_Z), nargs="+", metavar="V",
+                   help=f"where the other dimensions stay, each in [-{MAX_Z:g}, {MAX_Z:g}] "
+                   "(default: 0, the prior mean)")  # fmt: skip
     v.add_argument("--kl-images", type=_int_in(0, 100_000), default=2000,
                    help="test images to measure each dimension's KL on, to order the rows "
                    "(0: index order; default: 2000)")  # fmt: skip
@@ -416,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="image file (.png, .jpg, ...)")
     q.add_argument("--plane", choices=("dims", "pca"), default="dims",
                    help="the two --dims, or the principal plane (default: dims)")  # fmt: skip
-    q.add_argument("--dims", type=_int_in(0, MAX_LATENT - 1), nargs=2, default=(0, 1),
+    q.add_argument("--dims", type=_int_in(0, MAX_LATENT - 1), nargs=2, default=None,
                    metavar=("DX", "DY"), help="the two dimensions (default: 0 1)")  # fmt: skip
     q.add_argument(
         "--scale", type=_int_in(1, 16), default=6, help="pixel magnification, 1-16 (default: 6)"
@@ -443,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "$LATENT_EXPLORER_MNIST, else MNIST's download in the cache)")  # fmt: skip
     x.add_argument("--epochs", type=_int_in(1, MAX_EPOCHS),
                    help="epochs for every example (default: each recipe's)")  # fmt: skip
-    x.add_argument("--iw-samples", type=_int_in(1, 1_000_000), default=1000,
+    x.add_argument("--iw-samples", type=_int_in(1, 1_000_000), default=None,
                    help="importance samples per image for -log p(x) (default: 1000)")  # fmt: skip
 
     f = sub.add_parser("figures", help="the paper's figures and the KL table from the examples")
@@ -660,11 +663,71 @@ def _reason(e: BaseException) -> str:
     return str(e)
 
 
+def _data_options_apply(args, source: str, named: str) -> None:
+    """Refuse a data option ``source`` does not read (see :data:`trainer.cliparse.DATA_OPTIONS`):
+    it would be ignored."""
+    problem = data_option_problem(source, given_data_options(args), named)
+    if problem:
+        raise UserError(problem)
+
+
+# options that default to None so that one given can be told from one left out: their
+# defaults, filled in once they are known to apply
+_DEFAULTS = {
+    "train": {"beta": 1.0, "warmup_epochs": 0.0},
+    "manifold": {"dims": (0, 1)},
+    "posterior": {"dims": (0, 1)},
+}
+
+
+def _check_applicable(args) -> None:
+    """Right after parsing, refuse an option that would be ignored: a data option the source
+    does not read (`train`, whose default is DEFAULT_SOURCE; `evaluate` with --dataset;
+    `evaluate` without it is checked against its checkpoint's data once that is read), KL
+    options for a plain autoencoder, --dims with the principal plane. Then fill in the
+    defaults of :data:`_DEFAULTS`."""
+    c = args.command
+    if c == "train":
+        named = f"--dataset {args.dataset or f'{DEFAULT_SOURCE} (the default)'}"
+        _data_options_apply(args, args.dataset or DEFAULT_SOURCE, named)
+        for option in ("beta", "warmup_epochs"):
+            if args.model == "ae" and getattr(args, option) is not None:
+                raise UserError(f"--{option.replace('_', '-')} does not apply to --model ae: "
+                                "a plain autoencoder has no KL term to weigh")  # fmt: skip
+    elif c == "evaluate" and args.dataset is not None:
+        _data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
+    elif c in ("manifold", "posterior") and args.plane == "pca" and args.dims is not None:
+        raise UserError("--dims does not apply to --plane pca: its axes are the first two "
+                        "principal components of the encoded test images")  # fmt: skip
+    for name, value in _DEFAULTS.get(c, {}).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def _idx_files_together(args, ck) -> None:
+    """`evaluate`: IDX images and their labels come both from the command line or both from
+    the checkpoint, never one of each (the checkpoint's labels belong to its own images)."""
+    spec = ck.data_spec
+    theirs = spec is not None and spec.source == "idx" and args.dataset in (None, "idx")
+    if args.labels is not None and args.images is None and theirs:
+        raise UserError(
+            f"--labels without --images: they would label the checkpoint's images "
+            f"({Path(spec.images).name}); name both, or neither to evaluate on its own"
+        )
+    mc = ck.model_config
+    if args.images is not None and args.labels is None and mc.conditional:
+        raise UserError(
+            f"--images without --labels: the model in {ck.path} is conditioned on "
+            f"{mc.num_classes} classes and needs the labels of these images (--labels FILE)"
+            + ("; the checkpoint's labels belong to its own images" if theirs else "")
+        )
+
+
 def _spec_from_args(args, base=None):
     from .data import DataSpec
 
     fields = dict(
-        source=args.dataset,
+        source=args.dataset or (DEFAULT_SOURCE if base is None else None),
         images=args.images,
         labels=args.labels,
         root=args.root,
@@ -681,13 +744,12 @@ def _spec_from_args(args, base=None):
         d = base.to_dict()
         if "source" in given and given["source"] != base.source:
             d = {"seed": base.seed}  # a different source: do not inherit its files
+        if "images" in given or "labels" in given:  # both the user's, or both the checkpoint's
+            d.update(images=None, labels=None)
         d.update(given)
         spec = DataSpec.from_dict(d)
     else:
         spec = DataSpec(**given, seed=getattr(args, "seed", 0) or 0)
-    if args.background is not None and spec.source != "folder":
-        raise UserError(f"--background applies to image folders (--dataset folder), not to "
-                        f"{spec.describe()}")  # fmt: skip
     return spec
 
 
@@ -893,7 +955,7 @@ def _train(args, out: Path) -> int:
         seed_everything,
     )
     from .models import build_model
-    from .threads import describe, training_threads, usable_cores
+    from .threads import clamped, describe, training_threads, usable_cores
 
     spec = _spec_from_args(args)
     tcfg = TrainConfig(
@@ -924,6 +986,8 @@ def _train(args, out: Path) -> int:
     main = procs is None or procs.main
     info = print if main else (lambda *a, **k: None)  # process 0 alone speaks
     threads = training_threads(args.threads)
+    if clamped(args.threads):
+        info(f"note: {clamped(args.threads)}", file=sys.stderr)
     if procs is not None and args.threads is None:  # the cores shared among the processes
         threads = max(1, usable_cores() // procs.on_this_machine)
     torch.set_num_threads(threads)
@@ -1304,6 +1368,10 @@ def cmd_evaluate(args) -> int:
     out = _evaluation_out(args, ck)
     if ck.data_spec is None and args.dataset is None:
         raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
+    if args.dataset is None:  # the checkpoint's source: the options must be ones it reads
+        _data_options_apply(args, ck.data_spec.source,
+                            f"the checkpoint's data ({ck.data_spec.describe()})")  # fmt: skip
+    _idx_files_together(args, ck)
     spec = _spec_from_args(args, base=ck.data_spec)
     data = load_data(spec)
     model = ck.model
@@ -1625,7 +1693,7 @@ def cmd_examples(args) -> int:
         t0 = time.perf_counter()
         rows = ex.rebuild(
             only=only, root=root, mnist=args.mnist, epochs=args.epochs,
-            iw_samples=args.iw_samples, progress=bar.update,
+            iw_samples=args.iw_samples or 1000, progress=bar.update,
             log=lambda text: (bar.close(), print(text, file=sys.stderr)),
         )  # fmt: skip
         bar.done()
@@ -1636,8 +1704,8 @@ def cmd_examples(args) -> int:
             file=sys.stderr,
         )
         return 0
-    if args.only or args.mnist or args.epochs:
-        raise UserError("--only, --mnist and --epochs go with --rebuild")
+    if args.only or args.mnist or args.epochs or args.iw_samples:
+        raise UserError("--only, --mnist, --epochs and --iw-samples go with --rebuild")
     found = ex.list_examples(root)
     if not found:
         raise UserError(
@@ -1709,6 +1777,11 @@ def _out_of_memory(e: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .threads import tame_environment
+
+    notes = tame_environment()  # before torch is imported (the parser imports it)
+    for note in notes if os.environ.get("RANK", "0") in ("", "0") else ():  # process 0 speaks
+        print(f"note: {note}", file=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     from .checkpoint import CheckpointError
@@ -1722,6 +1795,7 @@ def main(argv: list[str] | None = None) -> int:
     known = (UserError, ConfigError, DataError, CheckpointError, ExportError, ExampleError,
              TrainingDiverged, DistributedError)  # fmt: skip
     try:
+        _check_applicable(args)
         return COMMANDS[args.command](args)
     except known as e:
         if not _one_of_many_but_first() or getattr(e, "every_process", False):

@@ -128,13 +128,27 @@ def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
         (["--epochs", "0"], "--epochs: must be 1"),
         (["--size", "12x"], "--size: must look like 1480x920"),
         (["--size", "100x100"], "--size: width and height must be"),
-        (["--quit-after", "-5"], "--quit-after: must be at least 0"),
+        (["--quit-after", "-5"], "--quit-after: must be 0 to 2147483647, not -5"),
         (["--latent", "two"], "--latent: 'two' is not a whole number"),
         # an abbreviation is a mistake (argparse took --epoch for --epochs)
         (["--epoch", "3"], "unrecognized arguments: --epoch; did you mean --epochs?"),
         (["--lat", "3"], "unrecognized arguments: --lat; did you mean --latent?"),
+        # a data option the source does not read would be ignored (the window would load
+        # the chosen or remembered data without it)
+        (["--dataset", "shapes", "--images", "f.gz"],
+         "--images does not apply to --dataset shapes: it names an IDX images file "
+         "(--dataset idx)"),
+        (["--images", "f.gz"], "--images does not apply to the remembered data (no --dataset)"),
+        (["m.safetensors", "--root", "d"],
+         "--root does not apply to the checkpoint's data (no --dataset)"),
+        (["--dataset", "idx", "--images", "f.gz", "--root", "d"],
+         "--root does not apply to --dataset idx"),
+        (["--dataset", "folder", "--root", "d", "--labels", "l.gz"],
+         "--labels does not apply to --dataset folder"),
+        (["--dataset", "idx", "--labels", "l.gz"], "--labels without --images"),
+        (["--quit-after", str(2**40)], "--quit-after: must be 0 to 2147483647"),
     ],
-)
+)  # fmt: skip
 def test_bad_options_fail_with_one_line_before_any_window(argv, words, capsys, monkeypatch):
     """QA: --tab 9 was accepted, --latent 300 became 256, --latent 0 was ignored, …"""
 
@@ -147,6 +161,46 @@ def test_bad_options_fail_with_one_line_before_any_window(argv, words, capsys, m
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
+
+
+def test_idx_images_come_with_their_own_labels_or_none(window):
+    """QA: --dataset idx --images OTHER kept the labels file the window remembered, and
+    trained OTHER with the labels of other images."""
+    win = window
+    win.panel.labels.setText("/remembered/labels.gz")
+    args = app.build_parser().parse_args(["--dataset", "idx", "--images", "/other/images.gz"])
+    app._apply_cli(win, args)
+    assert win.panel.images.text() == "/other/images.gz" and win.panel.labels.text() == ""
+    args = app.build_parser().parse_args(
+        ["--dataset", "idx", "--images", "/other/images.gz", "--labels", "/other/labels.gz"]
+    )
+    app._apply_cli(win, args)
+    assert win.panel.labels.text() == "/other/labels.gz"
+
+
+def test_a_huge_thread_count_is_lowered_and_said(capsys, monkeypatch):
+    """QA: OMP_NUM_THREADS=99999 crashed the window's training (a segmentation fault)."""
+    from trainer.threads import most_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "99999")
+    with pytest.raises(SystemExit) as e:
+        app.main(["--tab", "0"])  # (a mistake: ends before any window)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"latent-explorer: note: OMP_NUM_THREADS=99999 is more than {most_threads()} " in err
+    assert os.environ["OMP_NUM_THREADS"] == str(most_threads())
+
+
+def test_the_window_says_a_thread_count_it_lowered(qtbot, tmp_path):
+    args = app.build_parser().parse_args(
+        ["--settings", str(tmp_path / "o.ini"), "--no-restore", "--dataset", "shapes"]
+    )
+    args.notes = ["OMP_NUM_THREADS=99999 is more than 8 threads; using 8"]
+    win = app.start(args)
+    qtbot.addWidget(win)
+    said = lambda: any("OMP_NUM_THREADS=99999 is more" in t for _l, t in win.banner.history)  # noqa: E731
+    qtbot.waitUntil(said, timeout=10000)
+    qtbot.waitUntil(lambda: not win.busy, timeout=20000)
 
 
 def test_zero_is_not_ignored_and_good_options_apply(qtbot, tmp_path):

@@ -241,11 +241,11 @@ def test_evaluate_refuses_a_cvae_on_data_with_other_classes(cvae_run, tmp_path, 
     _one_line_error(code, err, "conditioned on 5 classes (circle, square", "has 10 (0, 1,")
     unlabelled = _write_idx(tmp_path, 60, None)
     code, err = _run(["evaluate", "--checkpoint", ck, *unlabelled], capsys)
-    _one_line_error(code, err, "conditioned on 5 classes", "has no labels")
+    _one_line_error(code, err, "--images without --labels", "conditioned on 5 classes")
     code, err = _run(["evaluate", "--checkpoint", ck, "--image-size", "32"], capsys)
     _one_line_error(code, err, "images of 1x32x32", "takes 1x28x28")
-    code, err = _run(["evaluate", "--checkpoint", ck, "--dataset", "idx",
-                      "--images", tmp_path / "gone.gz"], capsys)  # fmt: skip
+    code, err = _run(["evaluate", "--checkpoint", ck, "--dataset", "idx", "--images",
+                      tmp_path / "gone.gz", "--labels", data10[-1]], capsys)  # fmt: skip
     _one_line_error(code, err, "gone.gz")
     assert not (tmp_path / "e").exists() and not (cvae_run / "evaluation.json").exists()
 
@@ -555,3 +555,200 @@ def test_a_symbolic_link_loop_is_named(argv, option, cvae_run, tmp_path, capsys)
         argv = [a.replace(k, v) for a in argv]
     code, err = _run(argv, capsys)
     _one_line_error(code, err, f"{option} {loop}", "symbolic link loop")
+
+
+# -- the command line says what it did: nothing given is ignored ------------------------------
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--dataset", "shapes", "--images", "f.gz"],
+         "--images does not apply to --dataset shapes: it names an IDX images file "
+         "(--dataset idx)"),
+        (["train", "--root", "pictures"], "--root does not apply to --dataset mnist (the default)"),
+        (["train", "--dataset", "idx", "--images", "f.gz", "--image-size", "64"],
+         "--image-size does not apply to --dataset idx"),
+        (["train", "--dataset", "idx", "--images", "f.gz", "--shapes-count", "100"],
+         "--shapes-count does not apply to --dataset idx"),
+        (["train", "--dataset", "kmnist", "--test-fraction", "0.3"],
+         "--test-fraction does not apply to --dataset kmnist"),
+        (["train", "--dataset", "shapes", "--background", "black"],
+         "--background does not apply to --dataset shapes"),
+        (["train", "--dataset", "folder", "--root", "d", "--labels", "l.gz"],
+         "--labels does not apply to --dataset folder"),
+        (["evaluate", "--checkpoint", "{ck}", "--images", "f.gz"],
+         "--images does not apply to the checkpoint's data (the built-in shapes)"),
+        (["evaluate", "--checkpoint", "{ck}", "--dataset", "mnist", "--image-size", "28"],
+         "--image-size does not apply to --dataset mnist"),
+        (["train", "--dataset", "shapes", "--model", "ae", "--beta", "4"],
+         "--beta does not apply to --model ae"),
+        (["train", "--dataset", "shapes", "--model", "ae", "--warmup-epochs", "2"],
+         "--warmup-epochs does not apply to --model ae"),
+        (["manifold", "--checkpoint", "{ck}", "--plane", "pca", "--dims", "1", "0"],
+         "--dims does not apply to --plane pca"),
+        (["posterior", "--checkpoint", "{ck}", "--plane", "pca", "--dims", "1", "0"],
+         "--dims does not apply to --plane pca"),
+        (["examples", "--iw-samples", "5"], "--iw-samples go with --rebuild"),
+    ],
+)  # fmt: skip
+def test_an_option_that_does_not_apply_is_refused(
+    argv, fragment, cvae_run, tmp_path, capsys, no_data_loading
+):
+    """QA: --images with shapes, --root with MNIST, --image-size or --shapes-count with IDX
+    files were ignored without a word (and the run trained on other data than asked)."""
+    ck = str(cvae_run / "checkpoint.safetensors")
+    argv = [a.replace("{ck}", ck) for a in argv]
+    if argv[0] == "train":
+        argv += ["--out", tmp_path / "o"]
+    elif argv[0] in ("manifold", "posterior"):
+        argv += ["--out", tmp_path / "o.png"]
+    elif argv[0] == "evaluate":
+        argv += ["--out", tmp_path / "o.json"]
+    code, err = _run(argv, capsys)
+    _one_line_error(code, err, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dataset", "shapes", "--image-size", "16", "--shapes-count", "100",
+         "--test-fraction", "0.3"],
+        ["--dataset", "folder", "--root", "d", "--image-size", "16", "--background", "black"],
+        ["--dataset", "idx", "--images", "i.gz", "--labels", "l.gz", "--test-fraction", "0.3"],
+        ["--dataset", "fashion-mnist"],
+        [],
+    ],
+)  # fmt: skip
+def test_the_options_a_source_reads_reach_its_loading(argv, tmp_path, monkeypatch):
+    import trainer.data
+
+    seen = []
+
+    def loaded(spec, progress=None):
+        seen.append(spec)
+        raise KeyboardInterrupt  # (ends the run there)
+
+    monkeypatch.setattr(trainer.data, "load_data", loaded)
+    code = main(["train", *argv, *TINY, "--out", str(tmp_path / "o")])
+    assert code == 130 and len(seen) == 1
+    assert seen[0].source == (argv[1] if argv else "mnist")
+    if "--image-size" in argv:
+        assert seen[0].image_size == 16
+    if "--background" in argv:
+        assert seen[0].background == "black"
+
+
+def test_the_data_option_table_covers_every_source():
+    from trainer.cliparse import DATA_OPTIONS
+    from trainer.data import EXAMPLE, SOURCES
+
+    assert set(DATA_OPTIONS) == {*SOURCES, EXAMPLE}
+
+
+def test_evaluate_takes_images_and_labels_from_one_place(tmp_path, capsys):
+    """QA: evaluate --images OTHER of a conditional model on IDX data exited 0, silently
+    taking the checkpoint's labels file as the labels of OTHER."""
+    own, other = tmp_path / "own", tmp_path / "other"
+    own.mkdir(), other.mkdir()
+    data = _write_idx(own, 60, 4)
+    theirs = _write_idx(other, 60, 4)
+    run = tmp_path / "run"
+    assert main(["train", *map(str, data), *TINY, "--model", "cvae", "--out", str(run)]) == 0
+    capsys.readouterr()
+    ck = run / "checkpoint.safetensors"
+    evaluate = ["evaluate", "--checkpoint", ck, "--iw-samples", "2", "--out", tmp_path / "e.json"]
+    code, err = _run([*evaluate, "--images", theirs[3]], capsys)
+    _one_line_error(code, err, "--images without --labels", "conditioned on 4 classes",
+                    "the checkpoint's labels belong to its own images")  # fmt: skip
+    code, err = _run([*evaluate, "--dataset", "idx", "--images", theirs[3]], capsys)
+    _one_line_error(code, err, "--images without --labels")
+    code, err = _run([*evaluate, "--labels", theirs[5]], capsys)
+    _one_line_error(code, err, "--labels without --images", "images.gz")
+    assert not (tmp_path / "e.json").exists()
+    code, err = _run([*evaluate, "--images", theirs[3], "--labels", theirs[5]], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "e.json").read_text())["dataset"] == "IDX file images.gz"
+    code, err = _run(evaluate, capsys)  # both the checkpoint's
+    assert code == 0, err
+
+
+def test_an_unconditional_model_evaluated_on_other_images_takes_no_labels(tmp_path, capsys):
+    own, other = tmp_path / "own", tmp_path / "other"
+    own.mkdir(), other.mkdir()
+    data = _write_idx(own, 60, 4)
+    theirs = _write_idx(other, 60, None)
+    run = tmp_path / "run"
+    assert main(["train", *map(str, data), *TINY, "--out", str(run)]) == 0
+    capsys.readouterr()
+    ck = run / "checkpoint.safetensors"
+    code, err = _run(["evaluate", "--checkpoint", ck, "--iw-samples", "2", *theirs, "--out",
+                      tmp_path / "e.json"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "data: IDX file images.gz: 48 train / 12 test images of 1x28x28, no labels" in err
+
+
+@pytest.mark.parametrize(
+    "z, shown",
+    [(["nan", "nan"], "got nan"), (["inf", "0"], "got inf"), (["0", "-inf"], "got -inf"),
+     (["1e400", "0"], "got 1e400"), (["0", "-2000"], "must be in [-1000, 1000], got -2000"),
+     (["0", "-1e300"], "got -1e300")],
+)  # fmt: skip
+def test_traverse_z_must_be_finite(z, shown, cvae_run, tmp_path, capsys):
+    """QA: traverse --z nan nan and --z inf 0 exited 0 (with a picture of nothing)."""
+    ck = cvae_run / "checkpoint.safetensors"
+    code, err = _run(["traverse", "--checkpoint", ck, "--kl-images", "0", "--out",
+                      tmp_path / "t.png", "--z", *z], capsys)  # fmt: skip
+    _one_line_error(code, err, "argument --z: ", shown)
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_a_negative_value_is_the_option_s_value(cvae_run, tmp_path, capsys):
+    """argparse took "-inf" and "-1e-3" for unknown options ("unrecognized arguments")."""
+    code, err = _run(["train", *SHAPES, "--lr", "-1e-3", "--out", tmp_path / "o"], capsys)
+    _one_line_error(code, err, "argument --lr: must be in (0, 1], got -1e-3")
+    ck = cvae_run / "checkpoint.safetensors"
+    code, err = _run(["traverse", "--checkpoint", ck, "--kl-images", "0", "--out",
+                      tmp_path / "t.png", "--z", "-1.5", "-0.5"], capsys)  # fmt: skip
+    assert code == 0, err
+
+
+def test_thread_variables_are_kept_to_what_torch_can_take(monkeypatch):
+    from trainer import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    env = {"OMP_NUM_THREADS": "99999", "MKL_NUM_THREADS": "3"}
+    notes = threads.tame_environment(env)
+    assert env == {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "3"}
+    assert notes == ["OMP_NUM_THREADS=99999 is more than 8 threads (4 for each of the 2 cores "
+                     "here); using 8"]  # fmt: skip
+    for bad in ("lots", "0", "-3", "2.5", "²"):
+        env = {"OMP_NUM_THREADS": bad}
+        assert threads.tame_environment(env) == [
+            f"OMP_NUM_THREADS={bad} is not a whole number of threads; ignoring it"]  # fmt: skip
+        assert env == {}
+    env = {"OMP_NUM_THREADS": "9" * 5000, "MKL_NUM_THREADS": "4,99"}  # too long for int()
+    assert len(threads.tame_environment(env)) == 2
+    assert env == {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "4,8"}
+    env = {"OMP_NUM_THREADS": " "}
+    assert threads.tame_environment(env) == [] and env == {}
+    monkeypatch.setenv("OMP_NUM_THREADS", "99999")
+    assert threads.training_threads() == 8 and threads.training_threads(1000) == 8
+    assert threads.clamped(1000) == ("--threads 1000 is more than 8 threads (4 for each of the "
+                                     "2 cores here); using 8")  # fmt: skip
+    assert threads.clamped(8) is None
+
+
+def test_a_huge_omp_num_threads_trains_and_says_so(tmp_path, program_env):
+    """QA: OMP_NUM_THREADS=99999 latent-train train ... died of a segmentation fault."""
+    env = dict(program_env, OMP_NUM_THREADS="99999")
+    r = subprocess.run(
+        [sys.executable, "-m", "trainer", "train", *SHAPES, "--image-size", "8", "--epochs", "1",
+         "--hidden", "16", "--latent-dim", "2", "--device", "cpu", "--out", str(tmp_path / "o")],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    from trainer.threads import most_threads
+
+    most = most_threads()  # (this machine's, as the program's)
+    assert f"note: OMP_NUM_THREADS=99999 is more than {most} threads" in r.stderr
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["threads"] == most

@@ -336,7 +336,7 @@ def test_the_cli_background_option_is_for_image_folders(tmp_path, capsys):
         raise SystemExit(main(argv))
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1, err
-    assert "--background applies to image folders (--dataset folder)" in err
+    assert "--background does not apply to --dataset shapes" in err and "(--dataset folder)" in err
     assert not (tmp_path / "r").exists()
 
 
