@@ -191,9 +191,25 @@ class LossPlots(QWidget):
         self.log_box.toggled.connect(self._set_log)
         self.smooth_box.toggled.connect(self._resmooth)
         session.historyReset.connect(self._history_replaced)
+        session.structureChanged.connect(self._name_loss)
         session.klChanged.connect(self._mark)
         self.dim_plot.getPlotItem().getViewBox().sigResized.connect(self._kl_resized)
         self._history_replaced()
+        self._name_loss()
+
+    def _name_loss(self) -> None:
+        """The loss is the model's: an autoencoder's is its reconstruction loss, not a -ELBO
+        (it has no KL term)."""
+        name = self.session.loss_name
+        title = "Negative ELBO" if name == "−ELBO" else name.capitalize()
+        self.loss_plot.getPlotItem().setTitle(f"{title} (nats / image)", color=theme.TEXT,
+                                              size="10pt")  # fmt: skip
+        legend = self.loss_plot.getPlotItem().legend
+        for key, text in (("nelbo", f"train {name}"), ("test", f"test {name} (epoch)")):
+            self.curves[key].opts["name"] = text
+            label = legend.getLabel(self.curves[key])
+            if label is not None:
+                label.setText(text)
 
     # -- data in ------------------------------------------------------------------------------
     def _history_replaced(self) -> None:
@@ -352,14 +368,16 @@ class LossPlots(QWidget):
         col = theme.CURVE
         text = (
             f"step <b>{int(r['step']):,}</b> &nbsp; "
-            f"<span style='color:{col['nelbo']}'>−ELBO {r['nelbo']:.3f}</span> &nbsp; "
+            f"<span style='color:{col['nelbo']}'>{self.session.loss_name} {r['nelbo']:.3f}</span>"
+            " &nbsp; "
             f"<span style='color:{col['recon']}'>recon {r['recon']:.3f}</span> &nbsp; "
             f"<span style='color:{col['kl']}'>KL {r['kl']:.3f}</span>"
         )
         if self.test_x:
             j = int(np.argmin(np.abs(np.asarray(self.test_x) - r["step"])))
             text += (
-                f" &nbsp; <span style='color:{col['test']}'>test −ELBO {self.test_y[j]:.3f} "
+                f" &nbsp; <span style='color:{col['test']}'>test {self.session.loss_name} "
+                f"{self.test_y[j]:.3f} "
                 f"(epoch {j + 1})</span>"
             )
         return text

@@ -64,3 +64,22 @@ def test_late_in_a_run_the_curve_is_still_smooth():
     out = smooth_steps(steps, values)
     assert np.std(out[-500:]) < 0.2 * np.std(values[-500:])
     assert abs(out[-1] - 100) < 1.5
+
+
+def test_an_autoencoder_s_curves_and_run_box_say_reconstruction_loss(qtbot, window):
+    """An autoencoder has no ELBO: its curves and the Run box said "-ELBO"."""
+    from trainer import examples as ex
+
+    win = window
+    assert win.open_checkpoint(ex.example_path("mnist-ae-2d"))
+    qtbot.waitUntil(lambda: not win.busy, timeout=20000)
+    plot = win.plots.loss_plot.getPlotItem()
+    assert plot.titleLabel.text.startswith("Reconstruction loss (nats / image)")
+    names = [label.text for _item, label in plot.legend.items]
+    assert names == ["train reconstruction loss", "test reconstruction loss (epoch)"]
+    assert "reconstruction loss" in win.plots.describe(0) and "ELBO" not in win.plots.describe(0)
+    # a VAE's are its -ELBO again
+    assert win.open_checkpoint(ex.example_path("mnist-vae-2d"))
+    qtbot.waitUntil(lambda: not win.busy, timeout=20000)
+    assert plot.titleLabel.text.startswith("Negative ELBO")
+    assert [label.text for _item, label in plot.legend.items][0] == "train −ELBO"
