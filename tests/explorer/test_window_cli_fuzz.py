@@ -10,7 +10,7 @@ no number it takes; and good command lines, which must open the window.
 
 The window is a stand-in that records what the command line set on it: a command line that
 opens it has been accepted (and its IDX images must come with their own labels or none, not
-the remembered ones). ``python tests/explorer/test_cli_fuzz.py`` prints the tally, with
+the remembered ones). ``python tests/explorer/test_window_cli_fuzz.py`` prints the tally, with
 OMP_NUM_THREADS tried in fresh processes too (a window that trains, where a crash can be seen).
 """
 
