@@ -176,7 +176,7 @@ def test_a_first_launch_of_the_installed_window_opens_the_bundled_example(user):
 
     r = user("latent-explorer", "--screenshot", "shot.png", "--quit-after", "120000")
     # the trained MNIST example, not an untrained model of whatever data is at hand
-    assert "2-D VAE trained 50 epochs on the bundled MNIST digits test images" in r.stdout
+    assert "2-D VAE trained 50 epochs on MNIST digits" in r.stdout
     assert "a bundled example" in r.stdout
     shot = Image.open(user.cwd / "shot.png").convert("RGB")
     assert shot.width >= 800 and shot.height >= 500

@@ -104,11 +104,12 @@ def test_a_message_never_moves_the_canvas_or_the_views(qtbot, window):
     middle of a stroke made the rest of the stroke land lower on the canvas."""
     pad = _open(qtbot, window)
     window.banner.hide()
+    qtbot.waitUntil(lambda: not window.busy)  # (the settings on the left may still be filling)
     qtbot.wait(50)
 
     def where():
         return [(w.mapTo(window, QPoint(0, 0)), w.size()) for w in
-                (pad.canvas, window.tabs, window.plots, window.panel, window.preview)]  # fmt: skip
+                (pad.canvas, window.tabs, window.plots, window.left, window.preview)]  # fmt: skip
 
     before = where()
     for text in ("A short message.", "A long message that wraps over lines. " * 12):
