@@ -601,6 +601,7 @@ def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     if hit is not None:
         x, y, class_names = hit.x, hit.y, hit.class_names
     else:
+        progress = _in_memory(key, progress)
         x = _as_nchw(read_idx(spec.images, "images", progress), str(spec.images))
         y = None
         class_names: list[str] = []
@@ -636,6 +637,16 @@ def _cached(key: str | None, progress: Progress | None):
     if hit is not None and progress is not None:
         progress(1.0, f"{len(hit.x):,} images, decoded before (read from the cache)")
     return hit
+
+
+def _in_memory(key: str | None, progress: Progress | None) -> Progress | None:
+    """``progress``, saying "in memory" and why when the cache of ``key`` cannot be kept."""
+    from . import cache
+
+    unkept = None if key is None or progress is None else cache.writable(key)
+    if unkept is None:
+        return progress
+    return lambda fraction, text: progress(fraction, f"{text} (in memory: {unkept})")
 
 
 def _keep(key: str | None, source: str, x, y, class_names) -> np.ndarray:

@@ -329,15 +329,20 @@ def test_a_killed_builders_temporary_is_removed_by_the_next_build(tmp_path, cach
     assert left == [live.name]
 
 
-def test_a_cache_folder_that_cannot_be_written_is_said_once(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("source", ["folder", "idx"])
+def test_a_cache_folder_that_cannot_be_written_is_said_once(tmp_path, monkeypatch, capsys, source):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
     monkeypatch.setenv("LATENT_EXPLORER_DATA", str(blocker / "data"))
-    root = make_folder(tmp_path / "imgs")
+    if source == "folder":
+        spec = DataSpec("folder", root=str(make_folder(tmp_path / "imgs")), image_size=12)
+    else:
+        x = np.random.default_rng(3).integers(0, 256, (12, 6, 6), dtype=np.uint8)
+        _idx(tmp_path / "img.gz", x)
+        spec = DataSpec("idx", images=str(tmp_path / "img.gz"))
     said = []
     for _ in range(3):
-        d = load_data(DataSpec("folder", root=str(root), image_size=12),
-                      lambda f, t: said.append(t))  # fmt: skip
+        d = load_data(spec, lambda f, t: said.append(t))
         assert len(d.train_x) + len(d.test_x) == 12
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "decoded in memory" in err[0], err
