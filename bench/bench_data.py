@@ -13,9 +13,10 @@ It writes a folder of PNGs (10 class sub-folders; MNIST test digits when ``--mni
 them, else random strokes) into a temporary folder, then loads it in fresh processes, as
 ``latent-train train --dataset folder --root DIR`` would: first with an empty cache, then
 again, then only listing the files and making the cache's key (the part of the second load
-that grows with the number of files). Each repeat starts from an empty cache. The training rows run ``--steps`` steps of a
-VAE (the MLP, with its fused step, and the conv body) in fresh processes, held and streamed
-in turn, in both orders; the cache's pages are in the page cache then (it was just read).
+that grows with the number of files). Each repeat starts from an empty cache. The training
+rows run ``--steps`` steps of a VAE (the MLP, with its fused step, and the conv body) in
+fresh processes, held and streamed in turn, in both orders; the cache's pages are in the
+page cache then (it was just read).
 
 ``--smoke`` runs the smallest configuration (200 images, one repeat, a step or two, each load
 and run in this process rather than a fresh one): seconds, to check that the script still
