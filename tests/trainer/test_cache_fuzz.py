@@ -343,14 +343,18 @@ def _lock(folder: Path, hidden: bool = False) -> None:
 
 
 def _unlock_all(tree: Path) -> None:
+    """Every folder under ``tree`` searchable and writable again (to remove it after)."""
     if AS_ROOT:
         return
-    for p in [tree, *tree.rglob("*")] if tree.is_dir() else []:
-        with contextlib.suppress(OSError):
-            if p.is_dir() and not p.is_symlink():
-                p.chmod(0o755)
-    with contextlib.suppress(OSError):
-        tree.chmod(0o755)
+    stack = [str(tree)]
+    while stack:  # each folder opened up before it is looked in
+        folder = stack.pop()
+        try:
+            os.chmod(folder, 0o755)
+            with os.scandir(folder) as entries:
+                stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue
 
 
 def _env(s: Setting, **kv: str | None) -> dict[str, str]:
@@ -640,9 +644,8 @@ def _source_case(s: Setting, case: Case, rng: random.Random, case_dir: Path) -> 
     link.symlink_to(a)
     source = "folder" if folder else "idx"
     via_link = case.kind.endswith("link pointed elsewhere")
-    first = (_spec(source, s.src, root=link if via_link else a,
-                   images=(link if via_link else a) / "images.idx"))  # fmt: skip
-    then = first
+    named = link if via_link else a
+    first = then = _spec(source, s.src, root=named, images=named / "images.idx")
     data = case_dir / "data"
     data.mkdir()
     _open_up(data)
@@ -653,7 +656,7 @@ def _source_case(s: Setting, case: Case, rng: random.Random, case_dir: Path) -> 
     if before.outcome != "clean":
         case.outcome, case.detail = before.outcome, "first load: " + before.detail
         return
-    time.sleep(0.01)  # a clock that ticks coarsely still gives the change another time
+    time.sleep(0.01)  # the change a few clock ticks after the cache was made
     k = case.kind
     if k == "another folder alike":
         then = _spec(source, s.src, root=b)
