@@ -12,9 +12,11 @@ Not a test: prints two tables. Run with
 It writes a folder of PNGs (10 class sub-folders; MNIST test digits when ``--mnist DIR`` holds
 them, else random strokes) into a temporary folder, then loads it in fresh processes, as
 ``latent-train train --dataset folder --root DIR`` would: first with an empty cache, then
-again. Each repeat starts from an empty cache. The training rows run ``--steps`` steps of a
-VAE (the MLP, with its fused step, and the conv body) in fresh processes, held and streamed
-in turn, in both orders; the cache's pages are in the page cache then (it was just read).
+again, then only listing the files and making the cache's key (the part of the second load
+that grows with the number of files). Each repeat starts from an empty cache. The training
+rows run ``--steps`` steps of a VAE (the MLP, with its fused step, and the conv body) in
+fresh processes, held and streamed in turn, in both orders; the cache's pages are in the
+page cache then (it was just read).
 
 ``--smoke`` runs the smallest configuration (200 images, one repeat, a step or two, each load
 and run in this process rather than a fresh one): seconds, to check that the script still
@@ -46,6 +48,20 @@ from trainer.data import DataSpec, load_data  # torch comes with it: not timed
 t0 = time.perf_counter()
 d = load_data(DataSpec("folder", root=sys.argv[1], image_size=int(sys.argv[2])))
 print(time.perf_counter() - t0, len(d.train_x) + len(d.test_x))
+"""
+
+KEY = """
+import os, sys, time
+from pathlib import Path
+from trainer import cache
+from trainer.data import _image_files  # torch comes with it: not timed
+t0 = time.perf_counter()
+root = Path(sys.argv[1])
+classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+prefix = len(os.path.join(str(root), ""))
+entries = [(p[prefix:], st) for c in classes for p, st in _image_files(root / c)]
+cache.folder_key(entries, {"root": str(root.resolve())})
+print(time.perf_counter() - t0, len(entries))
 """
 
 TRAIN = """
@@ -110,10 +126,11 @@ def write_folder(root: Path, n: int, size: int, mnist: Path) -> float:
     return time.perf_counter() - t0
 
 
-def load(folder: Path, size: int, cache: Path, smoke: bool) -> tuple[float, float]:
+def load(folder: Path, size: int, cache: Path, smoke: bool, code: str = LOAD
+         ) -> tuple[float, float]:  # fmt: skip
     env = dict(os.environ, LATENT_EXPLORER_DATA=str(cache))
     t0 = time.perf_counter()
-    out = python(LOAD, [str(folder), str(size)], env, here=smoke)
+    out = python(code, [str(folder), str(size)], env, here=smoke)
     wall = time.perf_counter() - t0
     inside = float(out.split()[0])
     return inside, wall
@@ -154,11 +171,12 @@ def main() -> None:
         folder = tmp / "images"
         made = write_folder(folder, args.images, args.size, args.mnist)
         mb = sum(f.stat().st_size for f in folder.rglob("*.png")) / 1e6
-        firsts, seconds = [], []
+        firsts, seconds, keys = [], [], []
         for r in range(args.repeats):
             cache = tmp / f"cache{r}"
             firsts.append(load(folder, args.size, cache, args.smoke))
             seconds.append(load(folder, args.size, cache, args.smoke))
+            keys.append(load(folder, args.size, cache, args.smoke, KEY))
         cache_mb = sum(f.stat().st_size for f in (tmp / "cache0").rglob("*") if f.is_file()) / 1e6
         for r in range(args.repeats):  # held and streamed in turn, first one then the other
             for arch, budget in rows if r % 2 == 0 else rows[::-1]:
@@ -187,6 +205,7 @@ def main() -> None:
     print("-" * 90)
     row("first load: decode, keep the cache", firsts)
     row("second load: the cache, memory-mapped", seconds)
+    row("  of which listing the files and the key", keys)
     print()
     ratio = statistics.median(p[0] for p in firsts) / statistics.median(p[0] for p in seconds)
     print(f"the second load is {ratio:.0f}x faster (median load_data times)")

@@ -31,6 +31,7 @@ SCRIPTS = {
     "bench_data.py": [
         r"^first load: decode, keep the cache +[\d.]+",
         r"^second load: the cache, memory-mapped +[\d.]+",
+        r"^  of which listing the files and the key +[\d.]+",
         r"^conv VAE +streamed from the cache +[\d,]+",
     ],
     "bench_explorer.py": [

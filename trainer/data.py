@@ -601,6 +601,7 @@ def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     if hit is not None:
         x, y, class_names = hit.x, hit.y, hit.class_names
     else:
+        progress = _in_memory(key, progress)
         x = _as_nchw(read_idx(spec.images, "images", progress), str(spec.images))
         y = None
         class_names: list[str] = []
@@ -617,8 +618,8 @@ def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
 
 
 def _key(kind: str, files: list[Path], root: Path | None, options: dict) -> str | None:
-    """The decoded cache's key for these files (None: not cacheable, as a file that cannot
-    even be looked at; its loader says why)."""
+    """The decoded cache's key for these files, from their bytes (None: not cacheable, as a
+    file that cannot be read or is no regular file; its loader says why)."""
     from . import cache
 
     try:
@@ -638,6 +639,16 @@ def _cached(key: str | None, progress: Progress | None):
     return hit
 
 
+def _in_memory(key: str | None, progress: Progress | None) -> Progress | None:
+    """``progress``, saying "in memory" and why when the cache of ``key`` cannot be kept."""
+    from . import cache
+
+    unkept = None if key is None or progress is None else cache.writable(key)
+    if unkept is None:
+        return progress
+    return lambda fraction, text: progress(fraction, f"{text} (in memory: {unkept})")
+
+
 def _keep(key: str | None, source: str, x, y, class_names) -> np.ndarray:
     """Store the decoded images as the cache of ``key``; returns them memory-mapped from
     there (so that the decoded copy can go), or ``x`` itself if they could not be stored."""
@@ -645,8 +656,8 @@ def _keep(key: str | None, source: str, x, y, class_names) -> np.ndarray:
 
     if key is None:
         return x
-    folder = cache.store(key, source, cache.Decoded(x, y, list(class_names)))
-    return x if folder is None else cache.mapped(folder, x.shape)
+    kept = cache.store(key, source, cache.Decoded(x, y, list(class_names)))
+    return x if kept is None else kept
 
 
 # -- image folder -----------------------------------------------------------------------------
@@ -729,31 +740,35 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise DataError(f"{shown}: no class sub-folders (expected ROOT/<class>/<image files>)")
+    from . import cache
+
     files: list[tuple[str, int]] = []
-    entries: list[tuple[str, int, int]] = []  # (name under root, size, mtime): the cache's key
+    entries: list[tuple[str, os.stat_result]] = []  # (name under root, stat): the cache's key
     prefix = len(os.path.join(str(root), ""))
     for k, c in enumerate(classes):
         for path, st in _image_files(root / c):
             files.append((path, k))
-            entries.append((path[prefix:], st.st_size, st.st_mtime_ns))
+            entries.append((path[prefix:], st))
     if len(files) < 2:
         raise DataError(f"{shown}: found {len(files)} image(s); need at least 2")
     s = spec.image_size
-    from . import cache
-
-    # "decoding": how images are decoded (trainer.imaging); a new way decodes them again
+    # "decoding": how images are decoded (trainer.imaging); a new way decodes them again.
+    # "root": where the folder is (two folders alike in names, sizes and times are two)
     options = {"image_size": s, "classes": classes, "max_pixels": max_pixels(),
-               "background": spec.background, "decoding": 2}  # fmt: skip
-    hit = _cached(cache.key_of("folder", entries, options), progress)
+               "background": spec.background, "decoding": 2,
+               "root": str(root.resolve())}  # fmt: skip
+    key = cache.folder_key(entries, options)
+    hit = _cached(key, progress)
     if hit is not None:  # (checked by check_informative before it was kept)
         xtr, xte, ytr, yte = _split(hit.x, hit.y, spec.test_fraction, spec.seed)
         return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
+    unkept = cache.writable(key)
+    why = "once: later loads read them from the cache" if unkept is None else f"in memory: {unkept}"
     # decoded straight into the cache's layout (N, C, H, W): no second copy of the images
     imgs = np.empty((len(files), 3, s, s), dtype=np.uint8)
     for i, (f, _) in enumerate(files):
         if progress is not None and i % 64 == 0:
-            progress(i / len(files), f"decoding {i:,} of {len(files):,} images (once: "
-                     "later loads read them from the cache)")  # fmt: skip
+            progress(i / len(files), f"decoding {i:,} of {len(files):,} images ({why})")
         try:
             px = decode_image(f, background=spec.background, size=(s, s))
         except ImageTooLarge as e:
@@ -775,8 +790,7 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
             x[i : i + step, 0] = imgs[i : i + step, 0]
     check_informative(x, spec)
     y = np.array([k for _, k in files], dtype=np.int64)
-    x = _keep(cache.key_of("folder", entries, options), f"folder:{root.resolve()}:{s}", x, y,
-              classes)  # fmt: skip
+    x = _keep(key, f"folder:{root.resolve()}:{s}", x, y, classes)
     xtr, xte, ytr, yte = _split(x, y, spec.test_fraction, spec.seed)
     return _finish(f"folder:{root.name}", xtr, xte, ytr, yte, classes)
 

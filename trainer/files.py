@@ -8,6 +8,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -197,13 +198,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+def _newest_change(entry: os.DirEntry) -> float:
+    """When ``entry`` (a file, or a folder and the files in it) was last written."""
+    newest = entry.stat(follow_symlinks=False).st_mtime
+    if entry.is_dir(follow_symlinks=False):
+        with os.scandir(entry.path) as inner:
+            for e in inner:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, e.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def remove_stale_temporaries(
+    folder: Path, name: str | None = None, *, folders: bool = False
+) -> list[Path]:
     """Remove the temporary files that writers killed mid-write left in ``folder``.
 
     Only files named as ``atomic_write`` names them, whose writer process is gone and that
     nothing touched for ``STALE_AFTER`` seconds: never one that a live process (another
     window autosaving, say) is writing. Files of older versions, named without their writer,
-    are removed for target ``name`` only, once an hour old. Returns the files removed.
+    are removed for target ``name`` only, once an hour old. With ``folders``, temporary
+    folders named the same way (a decoded cache being built) go too, with what is in them
+    (never following a link out of them), once neither they nor anything in them was
+    touched for as long. Returns what was removed.
     """
     removed = []
     now = time.time()
@@ -227,11 +244,16 @@ def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path
         else:
             continue
         try:
-            if not entry.is_file(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):
+                if not folders or m is None or now - _newest_change(entry) < age:
+                    continue
+                shutil.rmtree(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                if now - entry.stat(follow_symlinks=False).st_mtime < age:
+                    continue
+                os.unlink(entry.path)
+            else:
                 continue
-            if now - entry.stat(follow_symlinks=False).st_mtime < age:
-                continue
-            os.unlink(entry.path)
         except OSError:
             continue
         removed.append(Path(entry.path))

@@ -1,8 +1,14 @@
 """Decode once: image folders and IDX pairs are decoded into a cache and memory-mapped after."""
 
 import gzip
+import json
 import os
+import shutil
+import signal
 import struct
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -39,8 +45,13 @@ def no_decoding(monkeypatch):
 
 
 def same(a, b):  # (a cache's training split is Rows of the memory-mapped file: .to copies it)
-    return all(torch.equal(getattr(a, k).to("cpu"), getattr(b, k).to("cpu"))
-               for k in ("train_x", "test_x", "train_y", "test_y"))  # fmt: skip
+    def equal(u, v):
+        return u is v is None or (
+            u is not None and v is not None and torch.equal(u.to("cpu"), v.to("cpu"))
+        )
+
+    return all(equal(getattr(a, k), getattr(b, k)) for k in ("train_x", "test_x", "train_y",
+                                                              "test_y"))  # fmt: skip
 
 
 def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, cache_root, monkeypatch):
@@ -167,3 +178,173 @@ def test_files_are_listed_in_pathlibs_order(tmp_path):
     old = [str(f) for f in sorted(tmp_path.rglob("*"))
            if f.is_file() and f.suffix.lower() in data_mod.IMAGE_SUFFIXES]  # fmt: skip
     assert [p for p, _ in data_mod._image_files(tmp_path)] == old
+
+
+# -- never stale, never damaged, never blocking -----------------------------------------------
+def _bmp_folder(root, seed):
+    """A folder of uncompressed BMPs: its files' sizes do not depend on their pixels."""
+    rng = np.random.default_rng(seed)
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            px = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+            Image.fromarray(px).save(root / c / f"{i}.bmp")
+    return root
+
+
+def _times_of(a, b):
+    """Give every file under ``b`` its namesake's modification time under ``a``."""
+    for f in b.rglob("*.bmp"):
+        st = (a / f.relative_to(b)).stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def fresh(spec, tmp_path, monkeypatch):
+    """``spec`` decoded afresh (in a cache of its own)."""
+    with monkeypatch.context() as m:
+        m.setenv("LATENT_EXPLORER_DATA", str(tmp_path / f"fresh{len(list(tmp_path.iterdir()))}"))
+        return load_data(spec)
+
+
+def test_two_folders_alike_in_names_sizes_and_times_are_two_sources(
+    tmp_path, cache_root, monkeypatch
+):
+    """Two extractions of archives with the same names, sizes and times: B's own pixels."""
+    a, b = _bmp_folder(tmp_path / "a", 0), _bmp_folder(tmp_path / "b", 1)
+    _times_of(a, b)
+    load_data(DataSpec("folder", root=str(a), image_size=12))
+    spec_b = DataSpec("folder", root=str(b), image_size=12)
+    assert same(load_data(spec_b), fresh(spec_b, tmp_path, monkeypatch))
+    # b's files copied over a's with their times (cp -p): a's cache is stale
+    spec_a = DataSpec("folder", root=str(a), image_size=12)
+    for f in b.rglob("*.bmp"):
+        shutil.copy2(f, a / f.relative_to(b))
+    assert same(load_data(spec_a), fresh(spec_a, tmp_path, monkeypatch))
+
+
+def test_an_idx_file_replaced_keeping_its_size_and_time_is_decoded_again(
+    tmp_path, cache_root, monkeypatch
+):
+    rng = np.random.default_rng(2)
+    images, other = tmp_path / "img.idx", tmp_path / "other.idx"
+    for p in (images, other):
+        x = rng.integers(0, 256, (20, 6, 6), dtype=np.uint8)
+        p.write_bytes(struct.pack(">HBB3I", 0, 8, 3, *x.shape) + x.tobytes())
+    st = images.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    spec = DataSpec("idx", images=str(images))
+    load_data(spec)
+    shutil.copy2(other, images)  # cp -p: the same size and modification time
+    assert images.stat().st_mtime_ns == st.st_mtime_ns
+    assert same(load_data(spec), fresh(spec, tmp_path, monkeypatch))
+
+
+@pytest.mark.parametrize("change", ["labels", "shape", "class names"])
+def test_a_changed_meta_json_is_caught_and_the_cache_rebuilt(
+    tmp_path, cache_root, monkeypatch, capsys, change
+):
+    root = make_folder(tmp_path / "imgs")
+    spec = DataSpec("folder", root=str(root), image_size=12)
+    first = load_data(spec)
+    first.train_x.to("cpu")  # (kept in memory: the cache's file is rebuilt)
+    (folder,) = list(cache_root.iterdir())
+    meta = json.loads((folder / "meta.json").read_text())
+    if change == "labels":
+        meta["labels"] = False
+    elif change == "shape":
+        n, c, h, w = meta["shape"]
+        meta["shape"] = [n, c * h, w, 1]
+    else:
+        meta["class_names"] = meta["class_names"][::-1]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    second = load_data(spec)
+    assert same(first, second) and second.class_names == ["cat", "dog"]
+    assert "meta.json is not what was written" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX things")
+@pytest.mark.parametrize("name", ["images.u8", "labels.i64"])
+def test_a_named_pipe_in_the_cache_is_never_opened(tmp_path, cache_root, capsys, name):
+    root = make_folder(tmp_path / "imgs")
+    spec = DataSpec("folder", root=str(root), image_size=12)
+    first = load_data(spec)
+    first.train_x.to("cpu")
+    (folder,) = list(cache_root.iterdir())
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+
+    def hang(*_):
+        raise TimeoutError("the load waited on a named pipe")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    try:
+        second = load_data(spec)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert same(first, second)
+    assert f"{name} is not a regular file" in capsys.readouterr().err
+
+
+def test_a_cache_cut_short_in_a_folder_that_cannot_be_changed_is_passed_by(
+    tmp_path, cache_root, monkeypatch, capsys
+):
+    """The cache cannot be removed nor replaced: the images are decoded in memory."""
+    root = make_folder(tmp_path / "imgs")
+    spec = DataSpec("folder", root=str(root), image_size=12)
+    first = load_data(spec)
+    first.train_x.to("cpu")
+    (folder,) = list(cache_root.iterdir())
+    os.truncate(folder / "images.u8", 100)
+
+    def refused(*a, ignore_errors=False, **k):  # as a folder that cannot be written answers
+        if not ignore_errors:
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(shutil, "rmtree", refused)
+    monkeypatch.setattr(os, "rename", refused)
+    capsys.readouterr()
+    for _ in range(2):
+        assert same(first, load_data(spec))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "decoded in memory" in err[0], err
+
+
+def test_a_killed_builders_temporary_is_removed_by_the_next_build(tmp_path, cache_root):
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    cache_root.mkdir(parents=True)
+    key = "0" * 40
+    dead = [cache_root / f".{key}.{gone.pid}.abcdefgh.tmp",  # as this version names them
+            cache_root / f".tmp-{key}-{gone.pid}"]  # as older versions did  # fmt: skip
+    live = cache_root / f".{key}.{os.getpid()}.abcdefgh.tmp"  # a build under way
+    for d in [*dead, live]:
+        d.mkdir()
+        (d / "images.u8").write_bytes(bytes(1000))
+        os.utime(d / "images.u8", (time.time() - 7200,) * 2)
+        os.utime(d, (time.time() - 7200,) * 2)
+    load_data(DataSpec("folder", root=str(make_folder(tmp_path / "imgs")), image_size=12))
+    left = sorted(p.name for p in cache_root.iterdir() if p.name.startswith("."))
+    assert left == [live.name]
+
+
+@pytest.mark.parametrize("source", ["folder", "idx"])
+def test_a_cache_folder_that_cannot_be_written_is_said_once(tmp_path, monkeypatch, capsys, source):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(blocker / "data"))
+    if source == "folder":
+        spec = DataSpec("folder", root=str(make_folder(tmp_path / "imgs")), image_size=12)
+    else:
+        x = np.random.default_rng(3).integers(0, 256, (12, 6, 6), dtype=np.uint8)
+        _idx(tmp_path / "img.gz", x)
+        spec = DataSpec("idx", images=str(tmp_path / "img.gz"))
+    said = []
+    for _ in range(3):
+        d = load_data(spec, lambda f, t: said.append(t))
+        assert len(d.train_x) + len(d.test_x) == 12
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "decoded in memory" in err[0], err
+    assert any("in memory" in t and "cannot be written" in t for t in said)
+    assert not any("once" in t for t in said)
