@@ -46,6 +46,7 @@ class Session(QObject):
     historyReset = Signal()  # a different history (another model, or a run's final one)
     savedChanged = Signal()  # ``unsaved`` may have changed (training, saving, another model)
     epochsChanged = Signal()  # an epoch of training ended
+    stepped = Signal()  # the model has trained further (a snapshot of its run arrived)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -184,6 +185,7 @@ class Session(QObject):
         self.step = snap.step
         if self.unsaved != was:
             self.savedChanged.emit()
+        self.stepped.emit()
 
     def end_run(
         self, weights: dict | None, history: History, optimizer_state, epochs_done, step,
@@ -244,7 +246,10 @@ class Session(QObject):
         n, steps = self.epochs_done, self.step
         if steps == 0:
             return "untrained"
-        inside = bool(self.position and self.position.get("epoch_images"))
+        # inside an epoch: steps past the last epoch's end (while training, and in a file
+        # saved mid-epoch)
+        ends = self.history.epochs
+        inside = steps > int(ends[-1]["step"]) if ends else n == 0
         if n == 0:  # "0 epochs" after 77 steps said nothing of them
             done = f"{steps:,} step{'s' if steps != 1 else ''} (part of the first epoch)"
         else:

@@ -391,7 +391,7 @@ class MainWindow(QMainWindow):
         self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         self.tabs.currentChanged.connect(lambda _i: self.tick())
         for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged,
-                    s.epochsChanged):  # fmt: skip
+                    s.epochsChanged, s.stepped):  # fmt: skip
             sig.connect(self._describe_model)
         s.structureChanged.connect(self._update_exports)
         s.savedChanged.connect(self._saved_changed)

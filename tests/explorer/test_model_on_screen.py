@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from explorer_helpers import train
 
 from trainer import examples as ex
 from trainer.data import DataSpec
@@ -136,12 +135,24 @@ def test_the_status_bar_credits_the_model_with_its_own_data(qtbot, window, fashi
     assert "trained 50 epochs on MNIST digits · showing IDX file" in line, line
 
 
-def test_a_model_stopped_in_its_first_epoch_says_its_steps(qtbot, window):
-    """The window said "trained 0 epochs" after 77 steps."""
+def test_the_status_bar_counts_a_first_epoch_s_steps_as_they_go(qtbot, window):
+    """The window said "trained 0 epochs" after 77 steps, then "trained 1 step" all through
+    the first epoch while the Run box counted 103, 145, ..."""
     win = window
-    train(qtbot, win, 1)
     s = win.session
-    s.epochs_done, s.step = 0, 77
-    assert s.trained_text().startswith("trained 77 steps (part of the first epoch)")
-    s.epochs_done, s.position = 3, {"epoch_images": 640}
-    assert s.trained_text().startswith("trained 3 epochs and part of one")
+    win.panel.batch.setValue(4)  # 200 steps an epoch
+    win.panel.epochs.setValue(1)
+    assert win.start_training()
+    qtbot.waitUntil(lambda: s.step >= 30, timeout=60000)
+    win.run.toggle_pause()
+    qtbot.waitUntil(lambda: win.run.state.value == "paused", timeout=10000)
+    qtbot.wait(300)  # (the snapshots in flight)
+    assert s.epochs_done == 0
+    assert f"trained {s.step:,} steps (part of the first epoch)" in win.status_model.text()
+    win.run.stop()
+    qtbot.waitUntil(lambda: not win.busy, timeout=30000)
+    assert f"trained {s.step:,} steps (part of the first epoch)" in win.status_model.text()
+    # past an epoch's end, inside the next
+    s.history.epochs.append({"epoch": 1, "step": s.step - 5, "test_nelbo": 1.0})
+    s.epochs_done = 1
+    assert s.trained_text().startswith("trained 1 epoch and part of one")
