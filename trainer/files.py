@@ -392,7 +392,8 @@ def read_json(
         with open_regular(path) as f:
             raw = f.read(max_bytes + 1)
     except FileNotFoundError:
-        raise JSONFileError(path, "does not exist") from None
+        why = "is a symbolic link to nothing" if os.path.islink(path) else "does not exist"
+        raise JSONFileError(path, why) from None
     except IsADirectoryError:
         raise JSONFileError(path, "is a folder, not a file") from None
     except NotRegularFile as e:
