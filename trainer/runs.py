@@ -238,9 +238,10 @@ class Project:
         except FileNotFoundError:
             return out  # no run kept yet
         except OSError as e:
+            where = self.runs_dir if os.path.isdir(self.folder) else self.folder
             why = "is not a folder" if isinstance(e, NotADirectoryError) else (
                 f"cannot be read ({e.strerror or e})")  # fmt: skip
-            self.problems.append(f"{printable(str(self.runs_dir))}: {why}; no runs are shown")
+            self.problems.append(f"{printable(str(where))}: {why}; no runs are shown")
             return out
         for d in entries:
             try:
