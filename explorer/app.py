@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
@@ -221,7 +221,9 @@ def start(args, splash=None, t_start: float | None = None):
     from explorer.window import MainWindow  # imports torch: the slow part of starting
 
     t_start = time.perf_counter() if t_start is None else t_start
-    settings = QSettings(args.settings, QSettings.IniFormat) if args.settings else None
+    from explorer.settings import open_settings  # (a named pipe is never opened)
+
+    settings = open_settings(args.settings) if args.settings else None
     chosen = bool(args.dataset or args.images or args.root)
     # a checkpoint names its own data: do not load the remembered data first
     load = not chosen and not args.checkpoint

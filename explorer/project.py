@@ -21,6 +21,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from trainer.checkpoint import CheckpointError
+from trainer.files import printable
 from trainer.film import Film, FilmError
 from trainer.runs import Project, RunRecord, RunsError, default_project
 
@@ -34,6 +35,7 @@ class ProjectRuns(QObject):
         self.project = Project(folder or default_project())
         self.records: list[RunRecord] = []
         self.current_id: str | None = None  # the run the session's model is
+        self._said: set[str] = set()  # the skipped runs already said (each is said once)
         self.reload()
 
     @property
@@ -43,11 +45,22 @@ class ProjectRuns(QObject):
     def set_folder(self, folder: str | Path) -> None:
         self.project = Project(folder)
         self.current_id = None
+        self._said = set()
         self.reload()
 
     def reload(self) -> None:
         self.records = self.project.runs()
         self.changed.emit()
+        new = [p for p in self.project.problems if p not in self._said]
+        self._said.update(new)
+        if new:  # a damaged run.json: the other runs are shown; it is said once
+            self._say(new, "A run could not be read")
+
+    def _say(self, lines: list[str], what: str) -> None:
+        more = (f" (and {len(lines) - 1} more; latent-train runs --project "
+                f"{self.folder} lists them)" if len(lines) > 1 else "")  # fmt: skip
+        # said once the start-up or the action it is part of has said its own
+        QTimer.singleShot(0, self, lambda: self.problem.emit(f"{what}: {lines[0]}{more}"))
 
     def get(self, rid: str | None) -> RunRecord | None:
         return next((r for r in self.records if r.id == rid), None)
@@ -66,7 +79,10 @@ class ProjectRuns(QObject):
             return None
         if current:
             self.current_id = rec.id
+        notes = self.project.notes
         self.reload()
+        if notes:  # a metrics file beside it that could not be used
+            self._say(notes, f"The {what} was kept as run “{printable(rec.name)}”")
         return rec
 
     def record_trained(

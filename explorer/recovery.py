@@ -11,13 +11,19 @@ any moment leaves the previous complete file or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fnmatch
 import itertools
 import os
+import stat
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QStandardPaths
 
 from trainer.checkpoint import SUFFIX
+from trainer.files import printable
 
 _counter = itertools.count()
 
@@ -33,20 +39,46 @@ def _lock(path: Path) -> QLockFile:
     return lock
 
 
+def _not_a_folder(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold recovery files, or None if it is a folder."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link that leads round in a loop"
+        return f"cannot be made or read ({e.strerror or e})"
+    if stat.S_ISDIR(mode):
+        return None
+    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a named pipe"),
+             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    kind = next((name for test, name in kinds if test(mode)), "a device")
+    return f"is {kind}, not a folder"
+
+
 class Recovery:
-    """This window's recovery file (``path``); nothing is written until a run autosaves."""
+    """This window's recovery file (``path``); nothing is written until a run autosaves.
+    Where the folder cannot hold it, ``usable`` is False and ``problem`` says why (the app
+    runs on, without autosaves)."""
 
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_folder()
         self.path = self.folder / f"recovery-{os.getpid()}-{next(_counter)}{SUFFIX}"
         self._lock: QLockFile | None = None
-        try:
+        self.problem: str | None = None
+        with contextlib.suppress(OSError):  # (said below, from what the folder is)
             self.folder.mkdir(parents=True, exist_ok=True)
+        why = _not_a_folder(self.folder)
+        if why is None:
             lock = _lock(self.path)
             if lock.tryLock(0):
                 self._lock = lock
-        except OSError:
-            pass  # no recovery where the data folder cannot be written; the app still runs
+            else:
+                why = "cannot be written in"
+        if why is not None:
+            self.problem = (
+                f"Models in training are not autosaved this session: the recovery folder "
+                f"{printable(str(self.folder))} {why}."
+            )
 
     @property
     def usable(self) -> bool:
@@ -54,7 +86,8 @@ class Recovery:
 
     def discard(self) -> None:
         """Forget the autosaved model (its training is saved, or the user let it go)."""
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # none there, or no longer ours to remove
+            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """The window closes cleanly: nothing to recover."""
@@ -63,31 +96,84 @@ class Recovery:
             self._lock.unlock()
             self._lock = None
 
-    def adopt(self, orphan: Path) -> None:
-        """Make a recovered file this window's own (it stays protected until saved)."""
-        if self.usable:
+    def adopt(self, orphan: Path) -> Path:
+        """Make a recovered file this window's own (it stays protected until saved);
+        returns the file to open: this window's, or ``orphan`` itself where it cannot be
+        moved (the folder is read-only, say: it is opened where it lies)."""
+        if not self.usable:
+            return orphan
+        try:
+            if not stat.S_ISREG(os.lstat(orphan).st_mode):
+                return orphan  # (the opening says what it is)
             os.replace(orphan, self.path)
+        except OSError:
+            return orphan
+        with contextlib.suppress(OSError):
             orphan.with_suffix(".lock").unlink(missing_ok=True)
+        return self.path
+
+
+def _regular(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def orphans(folder: Path | None = None) -> list[Path]:
-    """Recovery files left by windows that are gone, newest first."""
+    """Recovery files left by windows that are gone, newest first: regular files only (a
+    folder, a named pipe or a link of that name is none of ours); [] where the folder
+    cannot be read."""
     folder = Path(folder) if folder is not None else default_folder()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder, not a folder, a loop, unreadable: nothing to offer
+        return []
     found = []
-    for path in folder.glob(f"recovery-*{SUFFIX}"):
+    for entry in entries:
+        if not (fnmatch.fnmatchcase(entry.name, f"recovery-*{SUFFIX}") and _regular(entry)):
+            continue
+        path = Path(entry.path)
         lock = _lock(path)
         if lock.tryLock(0):  # nobody holds it: its window was killed or crashed
             lock.unlock()
             try:
-                found.append((path.stat().st_mtime, path))
+                found.append((entry.stat(follow_symlinks=False).st_mtime, path))
             except OSError:
                 continue
     # temporary files of writes that a kill interrupted are never needed again
-    for tmp in folder.glob(f".recovery-*{SUFFIX}.*.tmp"):
-        owner = folder / tmp.name[1:].split(SUFFIX)[0]
+    for entry in entries:
+        if not (fnmatch.fnmatchcase(entry.name, f".recovery-*{SUFFIX}.*.tmp")
+                and _regular(entry)):  # fmt: skip
+            continue
+        owner = folder / entry.name[1:].split(SUFFIX)[0]
         if not _is_held(owner.with_suffix(SUFFIX)):
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
     return [p for _t, p in sorted(found, reverse=True)]
+
+
+def autosaved_at(path: Path) -> str:
+    """When ``path`` was autosaved, as the offer to open it says it."""
+    try:
+        return time.strftime("at %H:%M on %d %b", time.localtime(path.stat().st_mtime))
+    except (OSError, OverflowError, ValueError):
+        return "before it stopped"
+
+
+def forget(found: list[Path]) -> str | None:
+    """Remove the recovery files ``found`` (the user let them go); a line saying which
+    could not be removed, or None."""
+    kept = []
+    for p in found:
+        try:
+            p.unlink(missing_ok=True)
+        except OSError as e:
+            kept.append(f"{printable(str(p))} ({e.strerror or e})")
+    if not kept:
+        return None
+    return f"The autosave could not be removed: {kept[0]}" + (
+        f" and {len(kept) - 1} more" if len(kept) > 1 else "")  # fmt: skip
 
 
 def _is_held(path: Path) -> bool:

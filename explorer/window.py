@@ -35,8 +35,9 @@ from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
 from explorer.places import Places
 from explorer.project import ProjectRuns
-from explorer.recovery import Recovery, orphans
+from explorer.recovery import Recovery, autosaved_at, forget, orphans
 from explorer.run import RUNNING, RunController, RunState, RunStatus
+from explorer.settings import open_settings
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
 from explorer.widgets.drawing import DrawingPad
@@ -97,7 +98,7 @@ ICON = icon_file()
 
 
 def default_settings() -> QSettings:
-    return QSettings(QSettings.IniFormat, QSettings.UserScope, ORG, "latent-explorer")
+    return open_settings()  # the user's INI file, if it is a regular file (or none yet)
 
 
 class MainWindow(QMainWindow):
@@ -150,6 +151,8 @@ class MainWindow(QMainWindow):
         self.show_status(self.run.status)
         if load:
             self._first_launch_data(first)
+        if getattr(self.settings, "problem", None):  # a named pipe as the settings file, say
+            QTimer.singleShot(0, lambda: self.show_message(self.settings.problem, "warning"))
         QTimer.singleShot(0, self.offer_recovery)
 
     # -- layout -------------------------------------------------------------------------------
@@ -611,14 +614,16 @@ class MainWindow(QMainWindow):
 
     def paste_picture(self) -> bool:
         """Ctrl+V: a picture on the clipboard (or a file name) is encoded."""
-        md = QApplication.clipboard().mimeData()
-        return self._picture_from(md) or (
-            self.show_message("The clipboard holds no picture to encode.", "warning") or False
-        )
+        done = self._picture_from(QApplication.clipboard().mimeData())
+        if done is None:  # (a picture that cannot be read was said)
+            self.show_message("The clipboard holds no picture to encode.", "warning")
+        return bool(done)
 
-    def _picture_from(self, md) -> bool:
+    def _picture_from(self, md) -> bool | None:
+        """Encode the picture ``md`` holds (True), or say why not (False); None if it
+        holds none."""
         if md is None:
-            return False
+            return None
         if md.hasImage():
             buf = QBuffer()
             buf.open(QIODevice.WriteOnly)
@@ -627,7 +632,7 @@ class MainWindow(QMainWindow):
         for url in md.urls() if md.hasUrls() else []:
             if url.isLocalFile():
                 return self.encode_picture(url.toLocalFile())
-        return False
+        return None
 
     def dragEnterEvent(self, ev) -> None:
         md = ev.mimeData()
@@ -719,27 +724,28 @@ class MainWindow(QMainWindow):
 
     def offer_recovery(self) -> None:
         """A model that a killed or crashed window was training: offer to open it."""
+        if self.recovery.problem:  # no autosaves this session: said once
+            self.show_message(self.recovery.problem, "warning")
         found = orphans(self.recovery.folder)
         if not found:
             return
-        newest, when = found[0], time.strftime("%H:%M on %d %b", time.localtime(
-            found[0].stat().st_mtime))  # fmt: skip
+        newest, when = found[0], autosaved_at(found[0])
         older = len(found) - 1
         more = (f" {older} older autosave{'s are' if older > 1 else ' is'} kept too."
                 if older else "")  # fmt: skip
 
         def open_it():
-            self.recovery.adopt(newest)
-            self.run.open(self.recovery.path, recovered=True)
+            self.run.open(self.recovery.adopt(newest), recovered=True)
 
         def discard():
-            for p in found:
-                p.unlink(missing_ok=True)
+            problem = forget(found)
             self.banner.hide()
+            if problem:
+                self.show_message(problem, "warning")
 
         self.show_message(
             f"Latent Explorer did not close normally last time. The model it was training was "
-            f"autosaved at {when}: open it to save it or to train it further.{more}",
+            f"autosaved {when}: open it to save it or to train it further.{more}",
             "warning", topic="recovery", actions=[("Open it", open_it), ("Discard", discard)],
         )  # fmt: skip
 

@@ -1651,6 +1651,7 @@ def cmd_posterior(args) -> int:
 
 
 def cmd_runs(args) -> int:
+    from .files import printable
     from .runs import HEADERS, Project, RunsError, differing, table
 
     project = Project(args.project)
@@ -1661,7 +1662,9 @@ def cmd_runs(args) -> int:
             rec = project.add_folder(p) if p.is_dir() else project.add_file(p)
         except RunsError as e:
             raise UserError(str(e)) from None
-        print(f"added {rec.name} ({rec.id})", file=sys.stderr)
+        for note in project.notes:  # a metrics file that could not be used
+            print(f"note: {note}", file=sys.stderr)
+        print(f"added {printable(rec.name)} ({rec.id})", file=sys.stderr)
     runs = project.runs()
     for problem in project.problems:
         print(f"note: {problem}", file=sys.stderr)
@@ -1674,8 +1677,8 @@ def cmd_runs(args) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     diff = differing(runs)
     if diff:
-        print("settings that differ: " + "; ".join(
-            f"{k} " + " / ".join(map(str, v)) for k, v in diff.items()))  # fmt: skip
+        print(printable("settings that differ: " + "; ".join(
+            f"{k} " + " / ".join(map(str, v)) for k, v in diff.items())))  # fmt: skip
     return 0
 
 
@@ -1714,6 +1717,8 @@ def cmd_examples(args) -> int:
         )
     w = max(len(e.name) for e in found)
     for e in found:
+        if e.problem:  # its example.json: damaged
+            print(f"note: {e.problem}", file=sys.stderr)
         nelbo = e.metrics.get("test_nelbo")
         what = "test -ELBO" if "test_nll_iw" in e.metrics else "recon. err."  # an AE: no ELBO
         score = f"{what} {nelbo:6.1f}" if isinstance(nelbo, float) else ""

@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import MAX_CLASSES
 from .data import EXAMPLE, DataError, DataSpec, ImageData, Progress, read_idx
-from .files import atomic_write
+from .files import JSONFields, JSONFileError, atomic_write, is_text, kind_of, read_json
 from .paths import assets_are_installed, assets_dir
 
 BUNDLE_IMAGES = 2000  # test images bundled per dataset (at most)
@@ -47,7 +48,6 @@ MODEL_FILE, INFO_FILE, THUMB_FILE = "model.safetensors", "example.json", "thumbn
 IMAGES_FILE, LABELS_FILE, BUNDLE_FILE = (
     "test-images-idx3-ubyte.gz", "test-labels-idx1-ubyte.gz", "bundle.json",
 )  # fmt: skip
-MAX_INFO_BYTES = 1 << 20
 REBUILD_FILE = "rebuild.json"  # how long the last rebuild of every example took
 MNIST_ENV = "LATENT_EXPLORER_MNIST"  # a folder with the MNIST test set, for the rebuild
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
@@ -162,21 +162,14 @@ def write_bundle(name: str, data: ImageData, root: Path | None = None, seed: int
     return folder
 
 
-def _read_json(path: Path, what: str) -> dict:
+def _read_json(path: Path, what: str = "") -> JSONFields:
+    """The object the JSON file ``path`` holds (read as every file a user could have
+    edited or damaged is: :func:`trainer.files.read_json`); DataError naming it, with
+    ``what`` to do about it."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_INFO_BYTES + 1)
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e}); {what}") from None
-    if len(raw) > MAX_INFO_BYTES:
-        raise DataError(f"{path}: larger than {MAX_INFO_BYTES} bytes; {what}")
-    try:
-        d = json.loads(raw)
-    except ValueError as e:
-        raise DataError(f"{path}: not valid JSON ({e}); {what}") from None
-    if not isinstance(d, dict):
-        raise DataError(f"{path}: not a JSON object; {what}")
-    return d
+        return JSONFields(path, read_json(path))
+    except JSONFileError as e:
+        raise DataError(f"{e}; {what}" if what else str(e)) from None
 
 
 def load_bundle(name: str | None, progress: Progress | None = None, root: Path | None = None):
@@ -188,15 +181,22 @@ def load_bundle(name: str | None, progress: Progress | None = None, root: Path |
     if not folder.is_dir():
         raise DataError(f"the bundled {bundle_title(name)} test images are not in {folder}; {hint}")
     info = _read_json(folder / BUNDLE_FILE, hint)
-    names = info.get("classes")
-    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise DataError(f"{folder / BUNDLE_FILE}: 'classes' must be a list of names; {hint}")
+    try:
+        names = info.items("classes")
+        title = info.text("title", None)
+        if not 1 <= len(names) <= MAX_CLASSES:
+            raise info.error("classes", f"must name 1 to {MAX_CLASSES} classes, not {len(names)}")
+        for i, n in enumerate(names):
+            if not (isinstance(n, str) and is_text(n)):
+                raise info.error(f"classes[{i}]", f"must be a class's name, not {kind_of(n)}")
+    except JSONFileError as e:
+        raise DataError(f"{e}; {hint}") from None
     x = _as_nchw(read_idx(folder / IMAGES_FILE, "images", progress), str(folder / IMAGES_FILE))
     y = read_idx(folder / LABELS_FILE, "labels", progress)
     if len(y) != len(x):
         raise DataError(f"{folder}: {len(y)} labels for {len(x)} images; {hint}")
     y, _ = _labels(y, str(folder / LABELS_FILE), classes=len(names))
-    title = info.get("title") if isinstance(info.get("title"), str) else bundle_title(name)
+    title = title if title is not None else bundle_title(name)
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
     return ImageData(
         name=f"{title} (bundled test images)",
@@ -269,6 +269,7 @@ class ExampleInfo:
     thumbnail: Path | None
     metrics: dict
     command: str
+    problem: str = ""  # why its example.json could not be read (its numbers are left out)
 
 
 def recipe(name: str) -> Recipe:
@@ -316,16 +317,22 @@ def list_examples(root: Path | None = None) -> list[ExampleInfo]:
         folder = root / r.name
         if not (folder / MODEL_FILE).is_file():
             continue
+        metrics, command, problem = {}, "", ""
         try:
-            info = _read_json(folder / INFO_FILE, "")
-        except DataError:
-            info = {}
-        metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else {}
+            info = _read_json(folder / INFO_FILE)
+            m = info.object("metrics", {})
+            for k in ("test_nelbo", "test_nll_iw", "float16_nelbo_change"):
+                m.number(k, None)
+            for k in ("test_images", "active_units", "iw_samples"):
+                m.whole(k, 0, default=None)
+            metrics, command = m.value, info.text("command", "")
+        except (DataError, JSONFileError) as e:
+            problem = f"{e}; its numbers are left out"
         thumb = folder / THUMB_FILE
         out.append(ExampleInfo(
             name=r.name, title=full_title(r), line=r.line, path=folder / MODEL_FILE,
             thumbnail=thumb if thumb.is_file() else None, metrics=metrics,
-            command=str(info.get("command", "")),
+            command=command, problem=problem,
         ))  # fmt: skip
     return out
 
@@ -592,8 +599,8 @@ def table(root: Path | None = None) -> str:
 
 def _epochs(folder: Path) -> str:
     try:
-        return str(json.loads((folder / INFO_FILE).read_text()).get("epochs", "?"))
-    except (OSError, ValueError):
+        return str(_read_json(folder / INFO_FILE).whole("epochs", 0, default="?"))
+    except (DataError, JSONFileError):
         return "?"
 
 
@@ -602,10 +609,10 @@ def write_table(readme: Path, root: Path) -> None:
     body = table(root)
     body += f"\n\nAll of `{root.parent.name}/`: {_size(root.parent) / 1e6:.1f} MB."
     try:
-        seconds = float(json.loads((root / REBUILD_FILE).read_text())["seconds"])
+        seconds = _read_json(root / REBUILD_FILE).number("seconds", finite=True)
         body += f" The last full rebuild took {seconds / 60:.1f} minutes on this machine."
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    except (DataError, JSONFileError):
+        pass  # none yet (the table says nothing of it)
     block = f"{TABLE_START}\n{body}\n{TABLE_END}"
     text = readme.read_text() if readme.is_file() else ""
     if TABLE_START in text and TABLE_END in text:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_write, not_written
+from .files import JSONFileError, atomic_write, not_written, open_regular, read_json
 from .imaging import tile
 from .loop import History
 
@@ -279,10 +278,12 @@ MANIFEST = "metrics.json"  # written last by ``latent-train train``: the run's l
 def file_record(path: str | os.PathLike) -> dict:
     """What a run's manifest says of one of its files: its size and SHA-256."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    size = 0
+    with open_regular(path) as f:  # a named pipe in its place would block
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return {"bytes": os.path.getsize(path), "sha256": h.hexdigest()}
+            size += len(chunk)
+    return {"bytes": size, "sha256": h.hexdigest()}
 
 
 def run_problems(folder: str | os.PathLike) -> list[str]:
@@ -294,18 +295,19 @@ def run_problems(folder: str | os.PathLike) -> list[str]:
     lists, was left by a run stopped while saving, or was changed afterwards.
     """
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(folder / MANIFEST):
         return [f"no {MANIFEST}: the run that wrote this folder did not finish saving"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return [f"{MANIFEST} cannot be read ({getattr(e, 'strerror', None) or e})"]
+    try:
+        manifest = read_json(folder / MANIFEST)
+    except JSONFileError as e:
+        return [f"{MANIFEST} cannot be read ({e.why})"]
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict) or not files:
         return [f"{MANIFEST} lists no files (written by an older version, or not a run folder)"]
     problems = []
     for name, rec in files.items():
-        if not isinstance(rec, dict) or Path(name).name != name or name in ("", ".", ".."):
+        if (not isinstance(rec, dict) or "\0" in name or Path(name).name != name
+                or name in ("", ".", "..")):  # fmt: skip
             problems.append(f"{MANIFEST} has a bad entry for {name!r}")
             continue
         path = folder / name

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import math
 import os
 import re
 import shutil
@@ -319,3 +321,208 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise
     _sync_folder(target.parent)
     return path
+
+
+# -- JSON files a user could have edited or damaged -------------------------------------------
+MAX_JSON_BYTES = 4 << 20  # what any of the project's JSON files may take at most
+MAX_JSON_DEPTH = 32  # how deeply its lists and objects may nest (the project's nest 3 or 4)
+MAX_WHOLE = 2**63 - 1  # the largest count a JSON file's field holds (a 64-bit counter's)
+_MISSING = object()
+
+
+class JSONFileError(Exception):
+    """A JSON file that cannot be used. The message is one line naming the file and,
+    where one field is at fault, the field (``path``, ``field`` and ``why`` say each)."""
+
+    def __init__(self, path: str | os.PathLike, why: str, field: str | None = None) -> None:
+        self.path, self.why, self.field = Path(path), why, field
+        where = f"'{printable(field)}' " if field else ""
+        super().__init__(f"{printable(str(path))}: {where}{why}")
+
+
+def kind_of(value) -> str:
+    """What a JSON value is, in a message's words ("a whole number (5)", "null")."""
+    from .config import shown
+
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return shown(value)
+    if isinstance(value, int):
+        return f"a whole number ({shown(value)})"
+    if isinstance(value, float):
+        return f"a number ({shown(value)})"
+    if isinstance(value, str):
+        return f"text ({shown(value)})"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def is_text(value) -> bool:
+    """Whether ``value`` is text that can be written out (no lone surrogate, which JSON's
+    ``\\ud800`` escapes can make and no terminal or file takes)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_number(value, finite: bool = False) -> bool:
+    """Whether a JSON value is a number that a float holds (never true or false; an int
+    of 400 digits is none); ``finite``: not NaN or an infinity either."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        v = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(v) or not finite
+
+
+def _too_deep(value, limit: int) -> bool:
+    """Whether ``value``'s lists and objects nest more than ``limit`` deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def read_json(
+    path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH
+) -> object:
+    """The value a JSON file holds, read the one safe way.
+
+    Only a regular file (or a link to one) is read, never a named pipe, device or socket
+    (see :func:`open_regular`: it never blocks); at most ``max_bytes``; UTF-8 (a byte
+    order mark is allowed); lists and objects nested at most ``max_depth`` deep. Raises
+    :class:`JSONFileError` (one line naming the file) for anything else, a missing file
+    included. The value's fields are for the caller to check (:class:`JSONFields`).
+    """
+    try:
+        with open_regular(path) as f:
+            raw = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        why = "is a symbolic link to nothing" if os.path.islink(path) else "does not exist"
+        raise JSONFileError(path, why) from None
+    except IsADirectoryError:
+        raise JSONFileError(path, "is a folder, not a file") from None
+    except NotRegularFile as e:
+        raise JSONFileError(path, f"is {_kind_of(e.mode)}, not a regular file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise JSONFileError(path, "is a symbolic link that leads round in a loop") from None
+        raise JSONFileError(path, f"cannot be read ({e.strerror or e})") from None
+    except ValueError:  # a NUL character in the name
+        raise JSONFileError(path, "cannot be read (its name holds a NUL character)") from None
+    if len(raw) > max_bytes:
+        raise JSONFileError(path, f"is larger than {max_bytes:,} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise JSONFileError(path, f"is not UTF-8 text (byte {e.start} is not)") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JSONFileError(path, f"nests more than {max_depth} levels deep") from None
+    except ValueError as e:  # JSONDecodeError, or a number of too many digits
+        raise JSONFileError(path, f"is not valid JSON ({printable(str(e))[:120]})") from None
+    if _too_deep(value, max_depth):
+        raise JSONFileError(path, f"nests more than {max_depth} levels deep")
+    return value
+
+
+class JSONFields:
+    """The fields of one object read from a JSON file, each checked as it is taken: a
+    missing field (without a default) or one of the wrong kind raises
+    :class:`JSONFileError` naming the file and the field; a field given a default may be
+    left out, but not be null. ``where`` names the object (``"model"``) for a nested
+    one."""
+
+    def __init__(self, path: str | os.PathLike, value, where: str = "") -> None:
+        self.path, self.where = path, where
+        if not isinstance(value, dict):
+            why = f"must be an object, not {kind_of(value)}"
+            raise JSONFileError(path, why if where else f"holds {kind_of(value)}, not an "
+                                "object", where or None)  # fmt: skip
+        self.value = value
+
+    def name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def error(self, key: str, why: str) -> JSONFileError:
+        return JSONFileError(self.path, why, self.name(key))
+
+    def _take(self, key: str, default):
+        if key not in self.value:
+            if default is _MISSING:
+                raise self.error(key, "is missing")
+            return default, False
+        return self.value[key], True
+
+    def _wrong(self, key: str, v, kind: str) -> JSONFileError:
+        return self.error(key, f"must be {kind}, not {kind_of(v)}")
+
+    def text(self, key: str, default=_MISSING, *, path: bool = False) -> str:
+        """A text; one that no file system or terminal takes (a lone surrogate; a NUL
+        character, for a ``path``) is refused."""
+        v, given = self._take(key, default)
+        if not given:
+            return v
+        if not isinstance(v, str):
+            raise self._wrong(key, v, "text")
+        if not is_text(v):
+            raise self.error(key, "is not valid text (it holds a lone surrogate)")
+        if path and (not v or "\0" in v):
+            raise self.error(key, "must name a file" if not v else "holds a NUL character")
+        return v
+
+    def whole(self, key: str, lo: int | None = None, hi: int | None = MAX_WHOLE, default=_MISSING):
+        """A whole number (never true or false) from ``lo`` to ``hi`` (by default, at most
+        what a 64-bit counter holds)."""
+        v, given = self._take(key, default)
+        if not given:
+            return v
+        span = (f" from {lo}" if lo is not None else "") + (f" to {hi}" if hi is not None else "")
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise self._wrong(key, v, f"a whole number{span}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise self._wrong(key, v, f"a whole number{span}")
+        return v
+
+    def number(self, key: str, default=_MISSING, *, finite: bool = False):
+        """A number (never true or false) that a float holds; ``finite``: not NaN or an
+        infinity either."""
+        v, given = self._take(key, default)
+        if not given:
+            return v
+        if not is_number(v, finite):
+            raise self._wrong(key, v, "a finite number" if finite else "a number")
+        return v
+
+    def object(self, key: str, default=_MISSING) -> JSONFields | None:
+        """A nested object, as its own fields (None where it may be and is left out)."""
+        v, given = self._take(key, default)
+        if not given:
+            return None if v is None else JSONFields(self.path, v, self.name(key))
+        return JSONFields(self.path, v, self.name(key))
+
+    def items(self, key: str, default=_MISSING) -> list:
+        """A list (its items are for the caller to check)."""
+        v, given = self._take(key, default)
+        if not given:
+            return v
+        if not isinstance(v, list):
+            raise self._wrong(key, v, "a list")
+        return v

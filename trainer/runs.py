@@ -27,7 +27,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .files import atomic_write
+from .files import (
+    MAX_WHOLE,
+    JSONFields,
+    JSONFileError,
+    atomic_write,
+    is_number,
+    kind_of,
+    printable,
+    read_json,
+)
 
 RUN_FILE, MODEL_FILE, FILM_FILE = "run.json", "model.safetensors", "film.bin"
 MAX_RUN_BYTES = 4 << 20
@@ -42,9 +51,16 @@ SETTINGS = (
 )  # fmt: skip
 
 
-# what every run.json holds (the other fields have defaults: older versions wrote no film)
-REQUIRED = ("id", "name", "source", "checkpoint", "created", "data", "model", "train", "epochs",
-            "steps")  # fmt: skip
+# the settings compared and shown, by kind (each may be left out: the table shows "?")
+SETTING_KINDS = {
+    "model": {"model": "text", "arch": "text", "latent_dim": "whole", "hidden": "whole",
+              "likelihood": "text"},
+    "train": {"beta": "number", "lr": "number", "batch_size": "whole",
+              "warmup_epochs": "number", "seed": "whole"},
+}  # fmt: skip
+# the measured numbers a run keeps: -ELBO and -log p(x) in nats, and counts
+METRIC_NATS = ("test_nelbo", "test_nll_iw", "test_nll_prior_mc")
+METRIC_COUNTS = ("active_units", "iw_samples")
 
 
 class RunsError(Exception):
@@ -94,6 +110,60 @@ class RunRecord:
         return v if isinstance(v, int | float) else None
 
 
+def _checked_settings(f: JSONFields, key: str) -> dict:
+    obj = f.object(key)
+    for name, kind in SETTING_KINDS[key].items():
+        if kind == "text":
+            obj.text(name, None)
+        elif kind == "whole":
+            obj.whole(name, 0, default=None)
+        else:
+            obj.number(name, None, finite=True)
+    return obj.value
+
+
+def measured(f: JSONFields, keep=METRIC_NATS + METRIC_COUNTS) -> dict:
+    """The measured numbers among ``f``'s fields (those of ``keep`` it holds), each checked:
+    a -ELBO or -log p(x) must be a number, a count a whole number from 0."""
+    out = {}
+    for k in keep:
+        v = f.number(k, None) if k in METRIC_NATS else f.whole(k, 0, default=None)
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def read_run(path: str | os.PathLike, folder_name: str | None = None) -> RunRecord:
+    """The run ``path`` (a run.json) records, every field checked. Raises
+    :class:`trainer.files.JSONFileError` naming the file and the field for a file that is
+    no run's record: damaged, hand-edited wrong, or not a regular file. ``folder_name``:
+    the run's folder, whose name its id must be (it names the files a remove deletes)."""
+    # every field but the curve, the metrics and the film is required (older versions
+    # wrote no film)
+    f = JSONFields(path, read_json(path, MAX_RUN_BYTES))
+    rid = f.text("id")
+    if folder_name is not None and rid != folder_name:
+        raise f.error("id", f"is {printable(rid)!r}, not its folder's name {folder_name!r}")
+    curve = []
+    for i, point in enumerate(f.items("curve", [])):
+        if not (isinstance(point, list) and len(point) == 2
+                and isinstance(point[0], int) and not isinstance(point[0], bool)
+                and 0 <= point[0] <= MAX_WHOLE and is_number(point[1])):  # fmt: skip
+            raise f.error(f"curve[{i}]", "must be [epoch, test -ELBO] (a whole number and a "
+                          f"number), not {kind_of(point)}")  # fmt: skip
+        curve.append(point)
+    metrics = f.object("metrics", {})
+    return RunRecord(
+        id=rid, name=f.text("name"), source=f.text("source"),
+        checkpoint=f.text("checkpoint", path=True), created=f.text("created"),
+        data=f.text("data"), model=_checked_settings(f, "model"),
+        train=_checked_settings(f, "train"), epochs=f.whole("epochs", 0, MAX_WHOLE),
+        steps=f.whole("steps", 0, MAX_WHOLE), curve=curve,
+        metrics={**metrics.value, **measured(metrics)},
+        film=f.whole("film", 0, MAX_WHOLE, default=0),
+    )  # fmt: skip
+
+
 def differing(records: list[RunRecord]) -> dict[str, list]:
     """The settings whose values differ among ``records``: {label: [value per record]}."""
     out = {}
@@ -130,6 +200,14 @@ def _record_from_checkpoint(ck, rid: str, name: str, source: str, path: Path) ->
     )  # fmt: skip
 
 
+def _resolved(path: str | os.PathLike) -> Path | None:
+    """``path`` with every link resolved; None where that cannot be done (a loop)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 def film_owner(rec: RunRecord) -> dict:
     """What a run's kept film is the film of: the run, and its model's step, epochs and
     last test -ELBO (a film is shown only with the model these describe)."""
@@ -143,30 +221,38 @@ class Project:
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_project()
-        self.problems: list[str] = []
+        self.problems: list[str] = []  # the runs the last listing skipped, and why
+        self.notes: list[str] = []  # what the last run added left out, and why
 
     @property
     def runs_dir(self) -> Path:
         return self.folder / "runs"
 
     def runs(self) -> list[RunRecord]:
-        """Every readable run, oldest first."""
+        """Every readable run, oldest first. A run folder whose run.json cannot be used
+        is skipped, and said in ``problems`` (one line each, naming the file and field)."""
         self.problems = []
         out = []
-        if not self.runs_dir.is_dir():
+        try:
+            entries = sorted(os.scandir(self.runs_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return out  # no run kept yet
+        except OSError as e:
+            where = self.runs_dir if os.path.isdir(self.folder) else self.folder
+            why = "is not a folder" if isinstance(e, NotADirectoryError) else (
+                f"cannot be read ({e.strerror or e})")  # fmt: skip
+            self.problems.append(f"{printable(str(where))}: {why}; no runs are shown")
             return out
-        for d in sorted(self.runs_dir.iterdir()):
-            f = d / RUN_FILE
-            if not f.is_file():
+        for d in entries:
+            try:
+                if not d.is_dir() or not os.path.lexists(os.path.join(d.path, RUN_FILE)):
+                    continue  # not a run's folder, or one being made
+            except (OSError, ValueError):
                 continue
             try:
-                if f.stat().st_size > MAX_RUN_BYTES:
-                    raise ValueError("too large")
-                raw = json.loads(f.read_text())
-                fields = RunRecord.__dataclass_fields__
-                out.append(RunRecord(**{k: raw[k] for k in fields if k in raw or k in REQUIRED}))
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                self.problems.append(f"{f}: skipped ({e})")
+                out.append(read_run(Path(d.path) / RUN_FILE, d.name))
+            except JSONFileError as e:
+                self.problems.append(f"{e}; the run is skipped")
         out.sort(key=lambda r: (r.created, r.id))
         return out
 
@@ -200,11 +286,8 @@ class Project:
     def owns(self, rec: RunRecord) -> bool:
         """Whether ``rec`` is a run trained in the window whose model this project holds
         (the runs a continue of their model goes on with)."""
-        mine = self.runs_dir / rec.id / MODEL_FILE
-        try:
-            return rec.source == "trained" and Path(rec.checkpoint).resolve() == mine.resolve()
-        except (OSError, RuntimeError):
-            return False
+        mine = _resolved(self.runs_dir / rec.id / MODEL_FILE)
+        return rec.source == "trained" and mine is not None and _resolved(rec.checkpoint) == mine
 
     def update_trained(self, rid: str, save) -> RunRecord:
         """The same run trained further (stopped and continued): ``save(path)`` writes the
@@ -256,26 +339,34 @@ class Project:
         """A checkpoint the user opened (kept where it is); the same file is one run."""
         from .checkpoint import load_checkpoint
 
-        path = Path(path).resolve()
+        self.notes = []
+        path = _resolved(path) or Path(path).absolute()  # (a loop: the reader says so)
         for r in self.runs():  # the same file (a run trained here too): the same run
-            if Path(r.checkpoint).resolve() == path:
+            if _resolved(r.checkpoint) == path:
                 return r
         ck = load_checkpoint(path)
         name = path.parent.name if path.name in (MODEL_FILE, "checkpoint.safetensors") else (
             path.stem)  # fmt: skip
         rec = _record_from_checkpoint(ck, self._new_id(), name, source, path)
-        info = path.parent / "example.json"  # a bundled example's measured numbers
-        try:
-            m = json.loads(info.read_text())["metrics"] if info.is_file() else {}
-        except (OSError, ValueError, KeyError, TypeError):
-            m = {}
-        if isinstance(m, dict):
-            keep = ("test_nelbo", "test_nll_iw", "active_units", "iw_samples")
-            rec.metrics.update({k: m[k] for k in keep if isinstance(m.get(k), int | float)})
+        # a bundled example's measured numbers
+        rec.metrics.update(self._measured(path.parent / "example.json", "metrics"))
         return self._write(rec)
 
+    def _measured(self, path: Path, within: str | None = None) -> dict:
+        """The measured numbers ``path`` holds (in its object ``within``), if it exists; one
+        that cannot be used is said in ``notes`` and gives none."""
+        if not os.path.lexists(path):
+            return {}
+        try:
+            f = JSONFields(path, read_json(path))
+            return measured(f.object(within) if within else f)
+        except JSONFileError as e:
+            self.notes.append(f"{e}; its numbers are left out")
+            return {}
+
     def add_folder(self, folder: str | os.PathLike) -> RunRecord:
-        """A ``latent-train train --out`` folder: its checkpoint and its metrics."""
+        """A ``latent-train train --out`` folder: its checkpoint and its metrics. A metrics
+        file that cannot be used is said in ``notes`` (the run is kept without it)."""
         folder = Path(folder)
         ck_path = folder / "checkpoint.safetensors"
         if not ck_path.is_file():
@@ -283,13 +374,7 @@ class Project:
                             "folder holds one)")  # fmt: skip
         rec = self.add_file(ck_path, source="folder")
         for name in ("metrics.json", "evaluation.json"):
-            try:
-                m = json.loads((folder / name).read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(m, dict):
-                keep = ("test_nelbo", "test_nll_iw", "active_units", "iw_samples")
-                rec.metrics.update({k: m[k] for k in keep if isinstance(m.get(k), int | float)})
+            rec.metrics.update(self._measured(folder / name))
         return self._write(rec)
 
     def set_metrics(self, rid: str, metrics: dict) -> RunRecord | None:
@@ -326,7 +411,8 @@ def table(records: list[RunRecord]) -> list[list[str]]:
         nll = r.metrics.get("test_nll_iw")
         nelbo = r.test_nelbo
         rows.append([
-            r.name, r.data, f"{r.model.get('model', '?')} ({r.model.get('arch', '?')})",
+            printable(r.name), printable(r.data),
+            printable(f"{r.model.get('model', '?')} ({r.model.get('arch', '?')})"),
             str(r.model.get("latent_dim", "?")), f"{r.train.get('beta', '?'):g}"
             if isinstance(r.train.get("beta"), int | float) else "?", str(r.epochs),
             f"{nelbo:.2f}" if nelbo is not None else "", f"{nll:.2f}" if nll is not None else "",

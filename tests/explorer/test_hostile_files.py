@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import threading
 import time
 
@@ -255,3 +257,326 @@ def test_an_export_to_a_named_pipe_writes_nothing_and_says_so(qtbot, saved, tmp_
     assert win.banner.level == "error" and "named pipe" in win.banner.text, win.banner.text
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# -- the other files the window reads: the project's runs, the recovery folder, the settings --
+def _json_fuzz():
+    """The JSON fuzz of tests/trainer (its damaged run.json files and its reference)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "json_fuzz" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "trainer" / "test_json_fuzz.py"
+        spec = importlib.util.spec_from_file_location("json_fuzz", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["json_fuzz"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["json_fuzz"]
+
+
+DAMAGED_RUNS = 60  # damaged run.json files in the project the window opens on
+
+
+def _damaged_project(folder) -> list:
+    """A project of two good runs and the first DAMAGED_RUNS damaged run.json files of the
+    JSON fuzz's run.json surface that its reference refuses (pipes, loops and folders in
+    their place among them); returns the damaged files."""
+    import random
+
+    fz = _json_fuzz()
+    for rid in fz.GOOD_IDS:
+        f = folder / "runs" / rid / "run.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps(fz.run_record(rid, f"good {rid[-1]}")))
+    rng = random.Random(f"{fz.SEED}/window")
+    damaged, i = [], 0
+    while len(damaged) < DAMAGED_RUNS:
+        kind, blob, _what = fz.hostile(fz.RunFile.base, i, fz.RunFile.fields) or fz.damage(
+            rng, fz.RunFile.base
+        )
+        i += 1
+        good = fz.dumps(fz.RunFile.base)
+        ok, value = fz.expected_value(kind, blob, good)
+        if ok and fz.ref_run(value, fz.FUZZ_ID)[0]:
+            continue  # a good file: the loader's fuzz checks those
+        rid = f"{fz.FUZZ_ID[:-6]}{len(damaged):06d}"
+        if isinstance(blob, bytes):  # its own folder: its id must be the folder's name
+            blob = blob.replace(fz.FUZZ_ID.encode(), rid.encode())
+        target = folder / "runs" / rid / "run.json"
+        fz.place(target, kind, blob, good.replace(fz.FUZZ_ID.encode(), rid.encode()))
+        damaged.append(target)
+    return damaged
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+def test_the_runs_tab_on_a_damaged_project_lists_the_good_runs_and_says_the_rest_once(
+    qtbot, make_window, settings_path, tmp_path
+):
+    """A project holding 60 damaged run.json files (fields of another type, null, lists
+    for objects, 3,000 deep, not UTF-8, a named pipe, a folder, a link loop, a copied
+    run's id...) beside two good runs: the window starts, its Runs tab lists the two, one
+    message says what was skipped, and comparing and removing runs works."""
+    from PySide6.QtCore import QSettings
+
+    damaged = _damaged_project(tmp_path / "project")
+    s = QSettings(str(settings_path), QSettings.IniFormat)
+    s.setValue("runs/project", str(tmp_path / "project"))
+    s.sync()
+    win = make_window()
+    view = win.runs_view
+    assert view.table.rowCount() == 2
+    assert sorted(view.table.item(r, 0).text() for r in range(2)) == ["good a", "good b"]
+    said = [t for lvl, t in win.banner.history if "could not be read" in t]
+    assert len(said) == 1 and "\n" not in said[0], win.banner.history
+    assert str(damaged[0]) in said[0] and f"and {DAMAGED_RUNS - 1} more" in said[0]
+    assert "latent-train runs --project" in said[0]
+    view.table.selectAll()
+    assert len(view.curves) == 2 and "same settings" in view.diff.text()
+    win.projects.reload()  # (said once: a reload says nothing new)
+    assert len([t for _lvl, t in win.banner.history if "could not be read" in t]) == 1
+    view.select([win.projects.records[0].id])
+    view.remove_selected()
+    assert view.table.rowCount() == 1
+    assert all(os.path.lexists(p) for p in damaged)  # nothing of the damaged runs went
+
+
+@contextlib.contextmanager
+def _unblocking(fifo):
+    """Time what the block does; should it block reading the named pipe ``fifo``, write to
+    the pipe after 10 s, so that the test fails rather than hangs. Yields the seconds
+    taken (a function: read it after the block)."""
+    done, spent = threading.Event(), []
+
+    def unblock():
+        if not done.wait(10):
+            with contextlib.suppress(OSError), open(fifo, "wb") as f:
+                f.write(b"x")
+
+    if (
+        not hasattr(os, "mkfifo")
+        or not os.path.exists(fifo)
+        or not stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    ):
+        done.set()
+    threading.Thread(target=unblock, daemon=True).start()
+    t0 = time.perf_counter()
+    try:
+        yield lambda: spent[0]
+    finally:
+        spent.append(time.perf_counter() - t0)
+        done.set()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+def test_a_run_folder_whose_metrics_file_is_damaged_is_added_without_its_numbers(
+    qtbot, window, tmp_path
+):
+    """The Runs tab's "Add --out folder…" (latent-train runs --add): a metrics.json that
+    is a named pipe hung the window; one of the wrong kind was dropped silently."""
+    from trainer.checkpoint import load_checkpoint
+
+    fz = _json_fuzz()
+    window.projects.set_folder(tmp_path / "project")
+    for name, make in {"pipe": os.mkfifo,
+                       "text": lambda p: p.write_text('{"test_nelbo": "x"}')}.items():  # fmt: skip
+        run = tmp_path / name
+        run.mkdir()
+        (run / "checkpoint.safetensors").write_bytes(fz.tiny_checkpoint())
+        make(run / "metrics.json")
+        shown = len(window.banner.history)
+        with _unblocking(run / "metrics.json") as took:
+            rec = window.projects.add_folder(run)
+        assert took() < 5, f"a named pipe as metrics.json held the window for {took():.1f} s"
+        qtbot.waitUntil(lambda s=shown: len(window.banner.history) > s, timeout=5000)
+        assert rec is not None and any(r.id == rec.id for r in window.projects.records)
+        curve = load_checkpoint(run / "checkpoint.safetensors").history.epochs[-1]["test_nelbo"]
+        assert rec.metrics == {"test_nelbo": curve}  # the curve's, none of the file's
+        level, text = window.banner.history[-1]
+        assert level == "warning" and str(run / "metrics.json") in text, text
+        assert ("named pipe" if name == "pipe" else "'test_nelbo'") in text, text
+
+
+def _recovery_folder(tmp_path, kind: str):
+    folder = tmp_path / "recovery"
+    if kind == "a file":
+        folder.write_text("not a folder")
+    elif kind == "a named pipe":
+        os.mkfifo(folder)
+    elif kind == "a link loop":
+        os.symlink(folder, folder)
+    elif kind == "unreadable":
+        folder.mkdir()
+        folder.chmod(0)
+    else:
+        folder.mkdir()
+        name = "recovery-999999-0.safetensors"
+        if kind == "a leftover temporary folder":
+            (folder / f".{name}.999999.abcdefgh.tmp").mkdir()
+        elif kind == "an autosave that is a folder":
+            (folder / name).mkdir()
+        elif kind == "an autosave that is a named pipe":
+            os.mkfifo(folder / name)
+    return folder
+
+
+RECOVERY_KINDS = ("a file", "a named pipe", "a link loop", "unreadable",
+                  "a leftover temporary folder", "an autosave that is a folder",
+                  "an autosave that is a named pipe")  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+@pytest.mark.parametrize("kind", RECOVERY_KINDS)
+def test_a_recovery_folder_that_cannot_hold_autosaves_is_one_message(
+    qtbot, make_window, tmp_path, kind
+):
+    """The recovery folder a file, a named pipe, a link loop or unreadable: autosaving is
+    off and one message says so (it was silent); a leftover temporary that is a folder
+    (IsADirectoryError at start-up) or an autosave that is no file (offered, then a
+    traceback at closing) are no autosaves: the window starts and closes cleanly."""
+    if kind == "unreadable" and os.geteuid() == 0:
+        pytest.skip("permissions do not bind root")
+    folder = _recovery_folder(tmp_path, kind)
+    try:
+        win = make_window(recovery=folder)
+        qtbot.wait(50)  # the start-up's queued messages (the recovery offer among them)
+        texts = [t for _lvl, t in win.banner.history]
+        assert not any("did not close normally" in t for t in texts), texts
+        if kind in RECOVERY_KINDS[:4]:
+            said = [t for t in texts if "not autosaved" in t]
+            assert len(said) == 1 and str(folder) in said[0], texts
+            assert not win.recovery.usable and win.run.autosave_path is None
+        else:
+            assert win.recovery.usable and not any("autosave" in t for t in texts), texts
+        win.close()  # the recovery file is discarded: nothing raises
+        assert os.path.lexists(folder)
+    finally:
+        if kind == "unreadable":
+            folder.chmod(0o700)
+
+
+def _start_window(program_env, tmp_path, args: list[str], config) -> tuple[int, str, str]:
+    """The window started as the latent-explorer command starts it, in its own process:
+    its messages (JSON) once the start-up has settled; a hang fails the test, not the
+    suite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import json, os, sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "from explorer import app as appmod\n"
+        "qapp = QApplication(sys.argv[:1])\n"
+        "win = appmod.start(appmod.build_parser().parse_args(sys.argv[1:]))\n"
+        "win.ask_on_close = False\n"
+        "def done():\n"
+        "    win.close()\n"
+        "    print(json.dumps(win.banner.history), flush=True)\n"
+        "    os._exit(0)\n"
+        "QTimer.singleShot(2000, done)\n"
+        "qapp.exec()\n"
+    )
+    env = dict(program_env, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config),
+               XDG_DATA_HOME=str(tmp_path / "share"),
+               LATENT_EXPLORER_PROJECT=str(tmp_path / "project"))  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    try:
+        p = subprocess.run([sys.executable, "-c", script, *args], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=240)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the window did not start within 240 s with {args}")
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+@pytest.mark.parametrize("where", ["--settings", "the user's settings file"])
+def test_a_settings_file_that_is_a_named_pipe_never_holds_the_window(program_env, tmp_path, where):
+    """Qt reads the settings file as the window is made: a named pipe there held the
+    window before it appeared. It starts on the defaults, says so once, and leaves the
+    pipe a pipe (the save at closing does not replace it)."""
+    config = tmp_path / "config"
+    if where == "--settings":
+        fifo, args = tmp_path / "settings.ini", ["--settings", str(tmp_path / "settings.ini")]
+    else:
+        fifo, args = config / "latent-explorer" / "latent-explorer.ini", []
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+    code, out, err = _start_window(program_env, tmp_path, args, config)
+    assert code == 0 and out.strip(), err[-3000:]
+    history = json.loads(out.strip().splitlines()[-1])
+    said = [t for lvl, t in history if "settings file" in t]
+    assert len(said) == 1 and str(fifo) in said[0] and "named pipe" in said[0], history
+    assert "Traceback" not in err, err[-3000:]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def _png_with_text(chunk: bytes = b"zTXt", size: int = 2 << 20) -> bytes:
+    """A white 28x28 PNG with a compressed text chunk of ``size`` bytes (past the 1 MB
+    Pillow decompresses for one)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def png_chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    buf = io.BytesIO()
+    Image.new("L", (28, 28), 255).save(buf, "PNG")
+    png = buf.getvalue()
+    text = png_chunk(chunk, b"comment\0\0" + zlib.compress(b"a" * size))
+    return png[:33] + text + png[33:]  # after the header chunk
+
+
+def _drop(win, md) -> None:
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QDropEvent
+
+    win.dropEvent(QDropEvent(QPointF(5, 5), Qt.CopyAction, md, Qt.LeftButton, Qt.NoModifier))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+def test_a_dropped_named_pipe_is_refused_at_once(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(fifo))])
+    with _unblocking(fifo) as took:
+        _drop(window, md)
+    assert took() < 5, f"a dropped named pipe held the window for {took():.1f} s"
+    level, text = window.banner.history[-1]
+    assert level == "error" and "ipe.png" in text and "named pipe" in text, text
+
+
+def test_a_picture_with_a_huge_text_chunk_is_refused_in_one_line(qtbot, window, tmp_path):
+    """A PNG whose text chunk decompresses past 1 MB (Pillow raises ValueError for it),
+    dropped as a file and pasted as a picture: one message that says why, the cursor and
+    the model where they were. A paste ended with "The clipboard holds no picture" over
+    the reason."""
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_with_text())
+    z = window.session.z.clone()
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(path))])
+    _drop(window, md)
+    level, text = window.banner.history[-1]
+    assert level == "error" and "ig.png" in text and "too large" in text, text
+    image = QImage()
+    assert image.loadFromData(path.read_bytes())
+    clip = QMimeData()
+    clip.setImageData(image)
+    QGuiApplication.clipboard().setMimeData(clip)
+    shown = len(window.banner.history)
+    assert not window.paste_picture()
+    said = window.banner.history[shown:]
+    assert len(said) == 1 and said[0][0] == "error" and "too large" in said[0][1], said
+    assert window.session.z.equal(z)
