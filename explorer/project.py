@@ -86,17 +86,18 @@ class ProjectRuns(QObject):
         return rec
 
     def record_trained(
-        self, save: Callable[[Path], Path], continued: bool = False, film: Film | None = None
-    ) -> RunRecord | None:
+        self, save: Callable[[Path], Path], continued: bool = False, film: Film | None = None,
+        data: str | None = None,
+    ) -> RunRecord | None:  # fmt: skip
         """A run of the session's model has ended: keep it, with ``film`` (the model's
         film, if it has one). ``continued``: the run continued the model on screen, whose
-        run (if trained here) it goes on with."""
+        run (if trained here) it goes on with. ``data``: what the model was trained on."""
         cur = self.get(self.current_id) if continued else None
         if cur is not None and self.project.owns(cur):
-            rec = self._keep("run", lambda: self.project.update_trained(cur.id, save))
+            rec = self._keep("run", lambda: self.project.update_trained(cur.id, save, data))
         else:
             name = f"{cur.name}, continued"[:100] if cur is not None else None
-            rec = self._keep("run", lambda: self.project.add_trained(save, name))
+            rec = self._keep("run", lambda: self.project.add_trained(save, name, data))
         if rec is not None and film is not None and len(film):
             try:
                 rec = self.project.keep_film(rec.id, film) or rec

@@ -49,9 +49,10 @@ from trainer.config import (
     LIKELIHOOD_TITLES,
     MODEL_TITLES,
     ConfigError,
+    ModelConfig,
     TrainConfig,
 )
-from trainer.data import EXAMPLE, DataError, DataSpec, ImageData, same_data
+from trainer.data import EXAMPLE, DataError, DataSpec, ImageData, model_data_problem, same_data
 from trainer.evaluate import elbo_stats, final_loss_warning
 from trainer.examples import is_example, title_for
 from trainer.loop import Snapshot, TrainControl, model_config_for
@@ -118,6 +119,12 @@ class RunStatus:
     @property
     def can_stop(self) -> bool:
         return self.state in (RunState.PREPARING, RunState.TRAINING, RunState.PAUSED)
+
+
+def upper_first(text: str) -> str:
+    """ "2-D autoencoder" stays itself, "autoencoder" becomes "Autoencoder" (str.capitalize
+    lowers the rest: "2-d autoencoder", "Vae")."""
+    return text[:1].upper() + text[1:]
 
 
 def fmt_seconds(s: float) -> str:
@@ -190,6 +197,7 @@ class RunController(QObject):
         self._queued: DataSpec | None = None
         self._then: list[Callable[[], None]] = []  # run once the data in flight has arrived
         self._data_problem: str | None = None
+        self._failed_spec: DataSpec | None = None  # the last data that did not load
         self.status = self._compute()
 
     # -- state --------------------------------------------------------------------------------
@@ -224,12 +232,12 @@ class RunController(QObject):
             if self._note:
                 detail = self._note
             elif self._data_problem is not None:
-                detail = "The chosen data did not load: see the message above."
+                detail = "The chosen data did not load: see the message below."
             elif st is RunState.NO_DATA:
                 detail = "Choose data to start."
             elif s.step > 0:
                 detail = (
-                    f"{s.short_model().capitalize()} {s.trained_text()}: Continue trains it "
+                    f"{upper_first(s.short_model())} {s.trained_text()}: Continue trains it "
                     "further, Train starts a new one."
                 )
             else:
@@ -272,18 +280,20 @@ class RunController(QObject):
             if snap is not None and avg is not None:
                 detail = self._numbers(snap, avg, "img/s on average")
             else:
-                detail = "See the message above."
+                detail = "See the message below."
             if fit is not None:  # stopped or finished (a run that raised has no fit result)
+                this = done - self._run_from_epoch  # the epochs of this run (a continue's)
+                more = f" ({this} more)" if self._run_from_epoch else ""
                 verb = (
-                    f"Stopped after {done} of {target} epochs"
+                    f"Stopped after {done} of {target} epochs{more}"
                     if st is RunState.STOPPED
-                    else f"Finished {done} epochs"
+                    else f"Finished {done} epochs{more}"
                 )
                 how = (" in bfloat16" if fit.bf16 else "") + (
                     ", its batches streamed to it" if fit.streamed else ""
                 )
                 summary = (
-                    f"{verb}: {fit.steps_run:,} steps in {fmt_seconds(fit.seconds)} on "
+                    f"{verb}: {fit.steps_run:,} steps of training in {fmt_seconds(fit.seconds)} on "
                     f"{fit.device}{how} ({fit.images_per_second:,.0f} img/s on average)"
                 )
             elif out is not None and out.error:
@@ -328,7 +338,7 @@ class RunController(QObject):
             text = describe_data(s.data)
         other = self._other_data()
         if other is not None:
-            text += (
+            text += ("" if text.endswith(".") else ".") + (
                 f" The model on screen was trained on {other[0]}: Continue would fine-tune it "
                 f"on {other[1]} (it asks first)."
             )
@@ -345,7 +355,7 @@ class RunController(QObject):
         except DataError:
             return None
         own = s.trained_on[-1]
-        if same_data(own, spec):
+        if same_data(own, spec) or spec == self._failed_spec:  # (data that did not load: none)
             return None
         return s.data_title(own), spec.describe()
 
@@ -446,19 +456,23 @@ class RunController(QObject):
                 self.settings.show_data_spec(s.data_spec)
             return
         self._data_ok()
+        if spec == self._failed_spec:  # (it loads now)
+            self._failed_spec = None
+        old = s.model_config if s.model is not None and s.step > 0 else None
         s.set_data(data, spec)
         if not fits:
-            self._preview(data)
+            self._preview(data, replaced=old)
         elif s.kl_per_dim is None:
             self.update_kl()
 
     def _data_failed(self, message: str, spec: DataSpec | None, level: str = "error") -> None:
         if spec is not None and self._queued is not None and self._queued != spec:
             return
+        self._failed_spec = spec
         self._data_problem = (
-            f"Could not load {spec.describe()}: see the message above."
+            f"Could not load {spec.describe()}: see the message below."
             if spec is not None
-            else "Nothing loaded yet: see the message above."  # an incomplete choice
+            else "Nothing loaded yet: see the message below."  # an incomplete choice
         )
         self._then.clear()
         self.notice.emit(level, message, "data")
@@ -478,9 +492,10 @@ class RunController(QObject):
             for job in waiting:
                 job()
 
-    def _preview(self, data: ImageData) -> None:
+    def _preview(self, data: ImageData, replaced: ModelConfig | None = None) -> None:
         """An untrained model for the chosen settings, so that every view is live before
-        Train (a settings mistake is reported when Train is pressed)."""
+        Train (a settings mistake is reported when Train is pressed). ``replaced``: the
+        trained model it replaces (which could not take this data): say so."""
         try:
             kw = self.settings.model_kwargs()
         except ConfigError:
@@ -495,6 +510,16 @@ class RunController(QObject):
                 continue
         else:
             return
+        if replaced is not None:  # a trained model gave way to an untrained one: never silently
+            why = model_data_problem(replaced.image_shape, replaced.num_classes,
+                                     replaced.conditional, data)  # fmt: skip
+            self.notice.emit(
+                "info",
+                f"The {replaced.latent_dim}-D {MODEL_TITLES[replaced.model]} that was on screen "
+                f"cannot take {data.name} ({why}): the views show an untrained "
+                f"{self.session.short_model()} until you press Train.",
+                "data",
+            )
         self._offer = 0
         self._set(self._idle_state() if self.state not in BUSY else None, note="")
 
@@ -655,7 +680,7 @@ class RunController(QObject):
                 self.notice.emit("warning", worse[0].upper() + worse[1:] + ".", "run")
         if out.error:
             if out.kind == "data":
-                self._data_problem = "Could not load this data: see the message above."
+                self._data_problem = "Could not load this data: see the message below."
             self.notice.emit("error", out.error, "data" if out.kind == "data" else "run")
 
     def _run_done(self) -> None:

@@ -254,8 +254,12 @@ class Session(QObject):
             done = f"{steps:,} step{'s' if steps != 1 else ''} (part of the first epoch)"
         else:
             done = f"{n} epoch{'s' if n != 1 else ''}" + (" and part of one" if inside else "")
-        on = ", then ".join(self.data_title(d) for d in self.trained_on)
+        on = self.trained_data()
         return f"trained {done}" + (f" on {on}" if on else "")
+
+    def trained_data(self) -> str:
+        """The data the model was trained on: "MNIST digits, then the built-in shapes"."""
+        return ", then ".join(self.data_title(d) for d in self.trained_on)
 
     @staticmethod
     def data_title(spec: DataSpec) -> str:

@@ -36,7 +36,7 @@ from explorer.film import FilmRecorder
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery, autosaved_at, forget, orphans
-from explorer.run import RUNNING, RunController, RunState, RunStatus
+from explorer.run import RUNNING, RunController, RunState, RunStatus, upper_first
 from explorer.settings import open_settings
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
@@ -376,7 +376,7 @@ class MainWindow(QMainWindow):
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
         r.runEnded.connect(lambda continued: self.projects.record_trained(
-            self.run.write_copy, continued, self.film.current()))  # fmt: skip
+            self.run.write_copy, continued, self.film.current(), s.trained_data()))  # fmt: skip
         self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
         self.projects.changed.connect(self._project_changed)
         chosen = self.settings.value("runs/selected")  # the comparison of the last session
@@ -500,7 +500,7 @@ class MainWindow(QMainWindow):
             shown = f" · showing {s.data_spec.describe()}"
         unsaved = " · not saved" if s.unsaved else ""
         self.status_model.setText(
-            f"{MODEL_TITLES[mc.model][:1].upper()}{MODEL_TITLES[mc.model][1:]} · "
+            f"{upper_first(MODEL_TITLES[mc.model])} · "
             f"{ARCH_TITLES[mc.arch]} · {mc.latent_dim}-D latent · "
             f"{LIKELIHOOD_TITLES[mc.likelihood]} decoder · {s.trained_text()}{shown}{unsaved}"
         )

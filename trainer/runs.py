@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .config import MODEL_TITLES
 from .files import (
     MAX_WHOLE,
     JSONFields,
@@ -269,9 +270,11 @@ class Project:
     def _new_id(self) -> str:
         return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
-    def add_trained(self, save, name: str | None = None) -> RunRecord:
+    def add_trained(self, save, name: str | None = None, data: str | None = None) -> RunRecord:
         """A run trained in the window: ``save(path)`` writes its checkpoint into the run's
-        folder (``trainer.checkpoint.save_checkpoint`` with everything to continue it)."""
+        folder (``trainer.checkpoint.save_checkpoint`` with everything to continue it).
+        ``data``: what it was trained on, where the checkpoint's data says less (a model
+        fine-tuned on other data: "MNIST digits, then the built-in shapes")."""
         from .checkpoint import load_checkpoint
 
         rid = self._new_id()
@@ -280,8 +283,11 @@ class Project:
         path = save(folder / MODEL_FILE)
         ck = load_checkpoint(path)
         n = len(self.runs()) + 1
-        name = name or f"run {n}: {ck.model_config.latent_dim}-D {ck.model_config.model}"
-        return self._write(_record_from_checkpoint(ck, rid, name, "trained", path))
+        mc = ck.model_config
+        name = name or f"run {n}: {mc.latent_dim}-D {MODEL_TITLES[mc.model]}"
+        rec = _record_from_checkpoint(ck, rid, name, "trained", path)
+        rec.data = data or rec.data
+        return self._write(rec)
 
     def owns(self, rec: RunRecord) -> bool:
         """Whether ``rec`` is a run trained in the window whose model this project holds
@@ -289,7 +295,7 @@ class Project:
         mine = _resolved(self.runs_dir / rec.id / MODEL_FILE)
         return rec.source == "trained" and mine is not None and _resolved(rec.checkpoint) == mine
 
-    def update_trained(self, rid: str, save) -> RunRecord:
+    def update_trained(self, rid: str, save, data: str | None = None) -> RunRecord:
         """The same run trained further (stopped and continued): ``save(path)`` writes the
         model over the run's checkpoint, and its epochs, curve (the whole history) and
         numbers follow. Its name and place among the runs stay; what Evaluate measured
@@ -303,7 +309,7 @@ class Project:
         path = save(self.runs_dir / rid / MODEL_FILE)
         ck = load_checkpoint(path)
         new = _record_from_checkpoint(ck, rid, rec.name, "trained", path)
-        new.created = rec.created
+        new.created, new.data = rec.created, data or new.data
         (self.runs_dir / rid / FILM_FILE).unlink(missing_ok=True)
         return self._write(new)
 

@@ -160,7 +160,11 @@ class MessageBar(QFrame):
             f" QLabel {{ color: {fg}; }}"
         )
         self.icon.setText({"info": "ℹ", "warning": "⚠", "error": "✖"}.get(level, ""))
-        text = text[:1].upper() + text[1:]  # messages from the trainer start in lower case
+        # messages from the trainer start in lower case; one starting with a file name
+        # ("pipe.png: ...") or an option keeps it as it is
+        first = text.split(" ", 1)[0].rstrip(",;:")
+        if first.isalpha() and first.islower():
+            text = text[:1].upper() + text[1:]
         self.label.setText(text)
         self.history.append((level, text))
         self._place()

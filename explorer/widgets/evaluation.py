@@ -73,4 +73,5 @@ class EvaluationControls(QWidget):
         self.progress.setValue(round(1000 * ev.fraction))
         self.progress.setFormat(f"{ev.text or 'starting'} %p%")
         self.result.setText(ev.summary())
-        self.result.setVisible(bool(self.result.text()))
+        # always there, empty or not: a result appearing must not move the curves under it
+        self.result.setMinimumHeight(2 * self.result.fontMetrics().lineSpacing())

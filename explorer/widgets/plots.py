@@ -30,6 +30,9 @@ SMOOTH_FRACTION = 0.05  # the smoothed curves average about the last 5% of the s
 RAW_ALPHA = 70  # of 255: the raw per-snapshot values, drawn faintly under the smoothed line
 
 
+HOVER_HINT = "Hover over a plot for exact values."
+
+
 def smooth_steps(steps, values, fraction: float = SMOOTH_FRACTION) -> np.ndarray:
     """The smoothed curve of ``values`` recorded at ``steps`` (see :class:`_Smoother`)."""
     sm = _Smoother(fraction)
@@ -117,7 +120,7 @@ class LossPlots(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         bar = QHBoxLayout()
-        self.hover = QLabel("Hover over a plot for exact values.")
+        self.hover = QLabel(HOVER_HINT)
         self.hover.setObjectName("muted")
         self.hover.setTextFormat(Qt.RichText)
         self.log_box = QCheckBox("Log scale")
@@ -220,6 +223,10 @@ class LossPlots(QWidget):
         self._rows = self._epochs = 0  # history rows already taken
         self._drawn_kl = ()  # sentinel: draw the bars on the next refresh
         self.smooth = {k: _Smoother() for k in ("nelbo", "recon", "kl")}
+        # the read-out and the hover line were of the history before (another model's)
+        self.hover.setText(HOVER_HINT)
+        for line in getattr(self, "cursors", []):
+            line.hide()
         self.dirty = True
         self.refresh()
 

@@ -83,3 +83,32 @@ def test_an_autoencoder_s_curves_and_run_box_say_reconstruction_loss(qtbot, wind
     qtbot.waitUntil(lambda: not win.busy, timeout=20000)
     assert plot.titleLabel.text.startswith("Negative ELBO")
     assert [label.text for _item, label in plot.legend.items][0] == "train −ELBO"
+
+
+def test_another_model_leaves_no_read_out_of_the_last(qtbot, window):
+    """The hover read-out and line of one model stayed over the next model's curves."""
+    from explorer_helpers import train
+
+    win = window
+    train(qtbot, win, 1)
+    win.plots.refresh()
+    win.plots.hover.setText(win.plots.describe(0))
+    win.plots.cursors[0].show()
+    win.session.adopt(win.session.model_config)  # another model
+    assert win.plots.hover.text() == "Hover over a plot for exact values."
+    assert not any(c.isVisible() for c in win.plots.cursors)
+
+
+def test_an_evaluation_s_line_does_not_move_the_curves(qtbot, window):
+    from PySide6.QtCore import QPoint
+
+    win = window
+    qtbot.waitUntil(lambda: not win.busy)
+    before = win.plots.mapTo(win, QPoint(0, 0))
+    ev = win.evaluation
+    for error in ("Stop training before evaluating.", ""):  # a line said, then none
+        ev.error = error
+        ev.changed.emit()
+        qtbot.wait(50)
+        assert win.eval_controls.result.text() == error
+        assert win.plots.mapTo(win, QPoint(0, 0)) == before

@@ -33,7 +33,7 @@ def _wait_idle(qtbot, win, timeout=20000):
 
 # -- one owner of the run's state -------------------------------------------------------------
 def test_data_error_goes_away_once_other_data_trains(qtbot, window, tmp_path):
-    """QA: "Could not load this data (see the message above)" stayed after switching to
+    """QA: "Could not load this data (see the message below)" stayed after switching to
     Shapes and training."""
     win = window
     p = win.panel
@@ -453,3 +453,13 @@ def test_a_long_load_shows_how_far_it_has_got(qtbot, make_window, tmp_path):
     assert loading and all(0 < p <= 1 for p, _, _ in loading), seen[:5]
     p, text, value = loading[-1]
     assert text == f"loading data… {p:.0%}" and value == round(1000 * p)
+
+
+def test_a_message_keeps_a_file_name_it_starts_with(window):
+    """The message bar capitalised every message: "pipe.png: …" showed as "Pipe.png: …"."""
+    window.show_message("pipe.png: is not a file (a named pipe)", "error")
+    assert window.banner.text.startswith("pipe.png: is not a file")
+    window.show_message("--images does not apply to --dataset shapes", "error")
+    assert window.banner.text.startswith("--images")
+    window.show_message("the final test -ELBO is far worse", "warning")
+    assert window.banner.text.startswith("The final test")

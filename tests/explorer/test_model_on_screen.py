@@ -156,3 +156,34 @@ def test_the_status_bar_counts_a_first_epoch_s_steps_as_they_go(qtbot, window):
     s.history.epochs.append({"epoch": 1, "step": s.step - 5, "test_nelbo": 1.0})
     s.epochs_done = 1
     assert s.trained_text().startswith("trained 1 epoch and part of one")
+
+
+def test_data_the_example_cannot_take_replaces_it_with_a_word(qtbot, window, fashion_idx):
+    """IDX images without labels chosen over the conditional example: it became an
+    untrained VAE without a word, the Model box still saying Conditional VAE."""
+    win = window
+    _open(qtbot, win, "mnist-cvae-2d")
+    images, _labels = fashion_idx
+    _choose_idx(qtbot, win, images, "")
+    s = win.session
+    assert s.model_config.model == "vae" and s.step == 0
+    level, text = win.banner.history[-1]
+    assert text.startswith("The 2-D conditional VAE that was on screen cannot take")
+    assert "has no labels" in text and "untrained 2-D VAE until you press Train" in text
+
+
+def test_data_that_did_not_load_is_never_offered_for_fine_tuning(qtbot, window, tmp_path):
+    win = window
+    p = win.panel
+    blank = tmp_path / "blank" / "a"
+    blank.mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(4):
+        Image.new("L", (28, 28), 255).save(blank / f"{i}.png")
+    p.root.setText(str(tmp_path / "blank"))
+    _pick(p.source, "folder")
+    qtbot.waitUntil(lambda: not win.busy, timeout=20000)
+    assert "Could not load" in p.data_info.text()
+    _open(qtbot, win, "mnist-vae-2d")
+    assert "fine-tune" not in p.data_info.text(), p.data_info.text()
