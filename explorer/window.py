@@ -392,6 +392,7 @@ class MainWindow(QMainWindow):
         s.historyReset.connect(self._model_replaced)
         self.grid_n.valueChanged.connect(self.manifold.set_n)
         self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", 8000))
+        self.sliders.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         self.tabs.currentChanged.connect(lambda _i: self.tick())
         for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged,
                     s.epochsChanged, s.stepped):  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -20,11 +20,14 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.state import Z_RANGE, Session
+from explorer.widgets.inputs import RangeDoubleSpinBox
 
 TICKS = 100  # slider steps per unit of z
 
 
 class LatentSliders(QWidget):
+    refused = Signal(str)  # a value typed out of range was set to the nearest (it says so)
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -90,12 +93,11 @@ class LatentSliders(QWidget):
             slider = QSlider(Qt.Horizontal)
             slider.setRange(int(-Z_RANGE * TICKS), int(Z_RANGE * TICKS))
             slider.setToolTip(f"Latent dimension {i}")
-            box = QDoubleSpinBox()
-            box.setRange(-Z_RANGE, Z_RANGE)
-            box.setDecimals(2)
+            box = RangeDoubleSpinBox(-Z_RANGE, Z_RANGE, 2, f"z{i}")
             box.setSingleStep(0.1)
             box.setFixedWidth(72)
-            box.setKeyboardTracking(False)
+            box.setToolTip(f"Latent dimension {i}, from {-Z_RANGE:g} to {Z_RANGE:g}")
+            box.refused.connect(self.refused)
             slider.valueChanged.connect(lambda v, i=i: self._slider_moved(i, v))
             box.valueChanged.connect(lambda v, i=i: self._box_changed(i, v))
             self.rows.append((label, slider, box))

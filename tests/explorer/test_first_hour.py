@@ -463,3 +463,20 @@ def test_a_message_keeps_a_file_name_it_starts_with(window):
     assert window.banner.text.startswith("--images")
     window.show_message("the final test -ELBO is far worse", "warning")
     assert window.banner.text.startswith("The final test")
+
+
+@pytest.mark.parametrize("typed, value, words", [
+    ("6", 4.0, "z0 must be -4.00 to 4.00; 6.00 was changed to 4.00."),
+    ("-5.5", -4.0, "z0 must be -4.00 to 4.00; -5.50 was changed to -4.00."),
+])  # fmt: skip
+def test_a_latent_typed_out_of_range_is_clamped_with_a_message(qtbot, window, typed, value,
+                                                                words):  # fmt: skip
+    """A z of 6 typed into a slider's box was dropped without a word."""
+    box = window.sliders.rows[0][2]
+    box.setFocus()
+    box.lineEdit().selectAll()
+    QTest.keyClicks(box, typed)
+    assert box.lineEdit().text() == typed
+    QTest.keyClick(box, Qt.Key_Return)
+    assert box.value() == value and window.session.z[0].item() == pytest.approx(value)
+    assert window.banner.text == words
