@@ -608,9 +608,13 @@ class MainWindow(QMainWindow):
             self.show_message(str(e), "error", topic="picture")
             return False
         self.banner.resolve("picture")
-        self.show_message(f"Encoded {done} z is now its posterior mean: the cursor moved to it, "
-                          "and the Draw tab shows the picture as the model sees it beside its "
-                          "reconstruction.", "info", 10000)  # fmt: skip
+        under = ""  # a conditional model encodes it as the class chosen on the right: say which
+        if s.conditional:
+            name = s.class_names[s.cls] if s.cls < len(s.class_names) else str(s.cls)
+            under = f" as class {name} (the class chosen on the right)"
+        self.show_message(f"Encoded {done} z is now its posterior mean{under}: the cursor moved "
+                          "to it, and the Draw tab shows the picture as the model sees it beside "
+                          "its reconstruction.", "info", 10000)  # fmt: skip
         return True
 
     def paste_picture(self) -> bool:

@@ -39,8 +39,12 @@ class OneLineParser(argparse.ArgumentParser):
         for sub in self._subparsers._group_actions if self._subparsers else []:
             for p in getattr(sub, "choices", {}).values():  # the commands' own options
                 known += [s for a in p._actions for s in a.option_strings if s.startswith("--")]
-        close = difflib.get_close_matches(m.group(1), known, n=1, cutoff=0.75)
-        return f"; did you mean {close[0]}?" if close else ""
+        given = m.group(1)
+        # the beginning of an option first (--ep: --epochs, not --help), then a misspelling
+        close = sorted({k for k in known if k.startswith(given)})[:3] or (
+            difflib.get_close_matches(given, known, n=1, cutoff=0.75)
+        )
+        return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 # -- which data options each source reads ---------------------------------------------------

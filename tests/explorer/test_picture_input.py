@@ -145,3 +145,11 @@ def test_postscript_dropped_as_a_png_is_refused_without_running_it(qtbot, window
     assert not window._picture_from(md)
     assert "Drawing.png: not a picture" in window.banner.text and calls == []
     assert torch.equal(window.session.z, z)
+
+
+def test_a_conditional_model_says_which_class_it_encoded_a_picture_as(qtbot, window, tmp_path):
+    """A pasted 7 was encoded as class 0 by the conditional model, without a word."""
+    _open(qtbot, window, "mnist-cvae-2d")
+    window.preview.classes.setCurrentIndex(3)
+    assert window.encode_picture(str(_zero(tmp_path / "z.png")))
+    assert "posterior mean as class 3 (the class chosen on the right)" in window.banner.text

@@ -139,6 +139,7 @@ def test_every_number_is_range_checked_when_parsed(argv, fragment, tmp_path, cap
     "argv, fragment",
     [
         (["train", *SHAPES, "--out", "o", "--epoch", "1"], "--epoch 1; did you mean --epochs?"),
+        (["train", *SHAPES, "--out", "o", "--ep", "1"], "--ep 1; did you mean --epochs?"),
         (["train", *SHAPES, "--out", "o", "--latent", "2"], "unrecognized arguments: --latent 2"),
         (
             ["sample", "--checkpoint", "x", "--out", "s.png", "--clas", "1"],
