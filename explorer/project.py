@@ -48,6 +48,21 @@ class ProjectRuns(QObject):
         self._said = set()
         self.reload()
 
+    def continue_run(self, project: Path, rid: str, steps: int) -> bool:
+        """A model recovered after a kill continues run ``rid`` of ``project`` (noted when
+        its training began): make it the current run again, if it is one of this project's
+        trained runs and the model has all of its steps. True if it did."""
+        try:
+            same = Path(project).resolve() == self.folder.resolve()
+        except (OSError, RuntimeError):
+            return False
+        rec = self.get(rid) if same else None
+        if rec is None or not self.project.owns(rec) or rec.steps > steps:
+            return False
+        self.current_id = rid
+        self.changed.emit()
+        return True
+
     def reload(self) -> None:
         self.records = self.project.runs()
         self.changed.emit()

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fnmatch
 import itertools
+import json
 import os
 import stat
 import time
@@ -23,7 +24,9 @@ from pathlib import Path
 from PySide6.QtCore import QLockFile, QStandardPaths
 
 from trainer.checkpoint import SUFFIX
-from trainer.files import printable
+from trainer.files import JSONFileError, atomic_write, printable, read_json
+
+RUN_SUFFIX = ".run.json"  # beside a recovery file: the project run its model continues
 
 _counter = itertools.count()
 
@@ -88,6 +91,16 @@ class Recovery:
         """Forget the autosaved model (its training is saved, or the user let it go)."""
         with contextlib.suppress(OSError):  # none there, or no longer ours to remove
             self.path.unlink(missing_ok=True)
+            run_file(self.path).unlink(missing_ok=True)
+
+    def note_run(self, project: Path, run_id: str | None) -> None:
+        """The model being trained continues run ``run_id`` of ``project`` (None: it is no
+        run yet): a model recovered from here then goes on with that run, not a new one."""
+        if not self.usable:
+            return
+        text = json.dumps({"project": str(project), "run": run_id}).encode()
+        with contextlib.suppress(OSError):  # (a model recovered without it is a new run)
+            atomic_write(run_file(self.path), lambda f: f.write(text))
 
     def close(self) -> None:
         """The window closes cleanly: nothing to recover."""
@@ -108,6 +121,8 @@ class Recovery:
             os.replace(orphan, self.path)
         except OSError:
             return orphan
+        with contextlib.suppress(OSError):  # the run it continues comes along
+            os.replace(run_file(orphan), run_file(self.path))
         with contextlib.suppress(OSError):
             orphan.with_suffix(".lock").unlink(missing_ok=True)
         return self.path
@@ -153,6 +168,23 @@ def orphans(folder: Path | None = None) -> list[Path]:
     return [p for _t, p in sorted(found, reverse=True)]
 
 
+def run_file(recovery: Path) -> Path:
+    return recovery.with_name(recovery.name.removesuffix(SUFFIX) + RUN_SUFFIX)
+
+
+def run_of(recovery: Path) -> tuple[Path, str] | None:
+    """(the project, the run) the model autosaved in ``recovery`` continues, if it was
+    noted and reads back as such; None otherwise."""
+    try:
+        d = read_json(run_file(recovery), max_bytes=64 << 10, max_depth=2)
+    except (JSONFileError, OSError):
+        return None
+    if not isinstance(d, dict) or not isinstance(d.get("project"), str):
+        return None
+    rid = d.get("run")
+    return (Path(d["project"]), rid) if isinstance(rid, str) and rid else None
+
+
 def autosaved_at(path: Path) -> str:
     """When ``path`` was autosaved, as the offer to open it says it."""
     try:
@@ -166,6 +198,8 @@ def forget(found: list[Path]) -> str | None:
     could not be removed, or None."""
     kept = []
     for p in found:
+        with contextlib.suppress(OSError):
+            run_file(p).unlink(missing_ok=True)
         try:
             p.unlink(missing_ok=True)
         except OSError as e:

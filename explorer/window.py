@@ -35,7 +35,7 @@ from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
 from explorer.places import Places
 from explorer.project import ProjectRuns
-from explorer.recovery import Recovery, autosaved_at, forget, orphans
+from explorer.recovery import Recovery, autosaved_at, forget, orphans, run_of
 from explorer.run import RUNNING, RunController, RunState, RunStatus, upper_first
 from explorer.settings import open_settings
 from explorer.state import Session
@@ -377,6 +377,7 @@ class MainWindow(QMainWindow):
         r.resolved.connect(self.banner.resolve)
         r.runEnded.connect(lambda continued: self.projects.record_trained(
             self.run.write_copy, continued, self.film.current(), s.trained_data()))  # fmt: skip
+        r.runEnded.connect(lambda _continued: self._note_run())  # (the run it now is)
         self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
         self.projects.changed.connect(self._project_changed)
         chosen = self.settings.value("runs/selected")  # the comparison of the last session
@@ -701,7 +702,10 @@ class MainWindow(QMainWindow):
         number beside Continue)."""
         if resume and epochs is None:
             epochs = self.panel.more_epochs.value()
-        return self.run.start(resume=resume, epochs=epochs)
+        started = self.run.start(resume=resume, epochs=epochs)
+        if started:
+            self._note_run()
+        return started
 
     # -- keeping the model --------------------------------------------------------------------
     def confirm_discard(self, action: str) -> bool:
@@ -740,7 +744,9 @@ class MainWindow(QMainWindow):
                 if older else "")  # fmt: skip
 
         def open_it():
-            self.run.open(self.recovery.adopt(newest), recovered=True)
+            path = self.recovery.adopt(newest)
+            self._recovered_run = run_of(path)  # (taken up when the model is adopted)
+            self.run.open(path, recovered=True)
 
         def discard():
             problem = forget(found)
@@ -774,8 +780,18 @@ class MainWindow(QMainWindow):
         if self.session.model_serial != self._serial:  # another model: not the run it was
             self._serial = self.session.model_serial
             self.projects.current_id = None
+            found, self._recovered_run = self._recovered_run, None
+            s = self.session
+            if found is not None and s.source is None and s.step > 0:  # a recovered model
+                self.projects.continue_run(*found, steps=s.step)
 
     _serial = 0
+    _recovered_run: tuple[Path, str] | None = None
+
+    def _note_run(self) -> None:
+        """Tell the recovery file which run of the project the model in training goes on
+        with (a model recovered after a kill then continues that run)."""
+        self.recovery.note_run(self.projects.folder, self.projects.current_id)
 
     def _project_changed(self) -> None:
         self.settings.setValue("runs/project", str(self.projects.folder))

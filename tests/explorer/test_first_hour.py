@@ -241,6 +241,33 @@ def test_autosave_is_offered_after_a_crash_and_opens_unsaved(qtbot, make_window,
     assert again.recovery.path.exists()  # protected until the user saves it
 
 
+def test_a_recovered_model_continues_its_run(qtbot, make_window, tmp_path):
+    """A model recovered after a kill, continued, became a second run beside its own (its
+    film not carried on), and another run was marked as the current one."""
+    folder = tmp_path / "recovery"
+    win = make_window(recovery=folder)
+    win.projects.set_folder(tmp_path / "project")
+    win.run.autosave_every = 0
+    train(qtbot, win, epochs=2)
+    qtbot.waitUntil(lambda: len(win.projects.records) == 1, timeout=10000)
+    rid = win.projects.records[0].id
+    assert win.projects.current_id == rid
+    win.recovery._lock.unlock()  # as if the process had been killed
+    win.recovery._lock = None
+    win.ask_on_close = False
+    win.hide()
+    again = make_window(recovery=folder)
+    again.projects.set_folder(tmp_path / "project")
+    qtbot.waitUntil(lambda: again.banner.topic == "recovery", timeout=5000)
+    [b for b in again.banner.action_buttons if b.text() == "Open it"][0].click()
+    _wait_idle(qtbot, again)
+    assert again.projects.current_id == rid  # the run it is (the bold row)
+    assert again.start_training(resume=True, epochs=1)
+    _wait_idle(qtbot, again)
+    qtbot.waitUntil(lambda: again.projects.get(rid).epochs == 3, timeout=10000)
+    assert [r.id for r in again.projects.records] == [rid]  # one run, not two
+
+
 # -- words and small surprises ----------------------------------------------------------------
 def test_window_messages_name_the_windows_fields_and_go_away(qtbot, window, tmp_path):
     """QA: "--dataset idx needs --images FILE" in the window, and it stayed."""
