@@ -86,11 +86,16 @@ class FilmRecorder(QObject):
         if self.kept is not None and s.source is not None and s.model is not None:
             kept = self.kept(s.source, s.step, s.epochs_done)  # a run's, opened again
         if kept is not None:
-            kept.set_budget(self.budget_mb)  # thinned if it no longer fits
-            self.film, self._serial, self._version = kept, s.model_serial, -1
-            self.poll()
+            self.take_kept(kept)
         elif had:
             self.changed.emit()
+
+    def take_kept(self, film: Film) -> None:
+        """Show ``film``, the film kept with the session's model (its run's), and carry it
+        on when the model trains further."""
+        film.set_budget(self.budget_mb)  # thinned if it no longer fits
+        self.film, self._serial, self._version = film, self.session.model_serial, -1
+        self.poll()
 
     # -- settings -------------------------------------------------------------------------------
     def set_enabled(self, on: bool) -> None:

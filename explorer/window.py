@@ -783,7 +783,11 @@ class MainWindow(QMainWindow):
             found, self._recovered_run = self._recovered_run, None
             s = self.session
             if found is not None and s.source is None and s.step > 0:  # a recovered model
-                self.projects.continue_run(*found, steps=s.step)
+                if self.projects.continue_run(*found, steps=s.step):
+                    run = self.projects.get(found[1])
+                    kept = self.projects.film_for(run.checkpoint, s.step, s.epochs_done)
+                    if kept is not None:  # its run's film, when nothing was trained since
+                        self.film.take_kept(kept)
 
     _serial = 0
     _recovered_run: tuple[Path, str] | None = None

@@ -262,10 +262,13 @@ def test_a_recovered_model_continues_its_run(qtbot, make_window, tmp_path):
     [b for b in again.banner.action_buttons if b.text() == "Open it"][0].click()
     _wait_idle(qtbot, again)
     assert again.projects.current_id == rid  # the run it is (the bold row)
+    frames = len(win.projects.project.film(win.projects.get(rid)))
+    assert frames > 0 and len(again.film.current()) == frames  # its film came back
     assert again.start_training(resume=True, epochs=1)
     _wait_idle(qtbot, again)
     qtbot.waitUntil(lambda: again.projects.get(rid).epochs == 3, timeout=10000)
     assert [r.id for r in again.projects.records] == [rid]  # one run, not two
+    assert again.projects.get(rid).film > frames  # its film carried on
 
 
 # -- words and small surprises ----------------------------------------------------------------
