@@ -392,14 +392,14 @@ def test_continue_after_a_stop_inside_an_epoch_counts_steps_right(qtbot, window)
     stopped_at = win.session.step
     assert win.session.epochs_done == stopped_at // spe
     summary = win.status_run.text()
-    assert f": {stopped_at:,} steps in" in summary  # this run's steps (the first run)
+    assert f": {stopped_at:,} steps of training in" in summary  # this run's (the first)
     win.panel.more_epochs.setValue(4 - win.session.epochs_done)
     assert win.start_training(resume=True)
     qtbot.waitUntil(lambda: win.run.latest is not None, timeout=20000)
     assert win.run.latest.total_steps == 4 * spe  # not 4 epochs' worth from the stop
     _wait_idle(qtbot, win, 60000)
     assert win.session.step == 4 * spe and win.session.epochs_done == 4
-    assert f": {4 * spe - stopped_at:,} steps in" in win.status_run.text()
+    assert f": {4 * spe - stopped_at:,} steps of training in" in win.status_run.text()
 
 
 def test_the_question_holds_the_run_while_it_is_open(qtbot, window, asked):
