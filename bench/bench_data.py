@@ -53,7 +53,7 @@ print(time.perf_counter() - t0, len(d.train_x) + len(d.test_x))
 KEY = """
 import os, sys, time
 from pathlib import Path
-from trainer import cache
+from trainer.data import cache
 from trainer.data import _image_files  # torch comes with it: not timed
 t0 = time.perf_counter()
 root = Path(sys.argv[1])

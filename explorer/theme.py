@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
-from trainer import imaging
+from trainer.data import imaging
 
 BG = "#1b1d23"  # plot and image backgrounds
 PANEL = "#23262e"  # widget backgrounds

@@ -75,15 +75,14 @@ from trainer.config import (
 from trainer.data import (
     DataError,
     DataSpec,
-    cache_dir,
     debian_fashion_available,
     is_cached,
     same_data,
 )
+from trainer.data.imaging import ImageError
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, examples_dir
-from trainer.imaging import ImageError
-from trainer.paths import icon_file
+from trainer.paths import cache_dir, icon_file
 from trainer.runs import default_project
 from trainer.threads import GUI_THREADS
 

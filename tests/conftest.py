@@ -40,9 +40,9 @@ def program_env(tmp_path_factory):
 def _bare_machine(_empty_dir, monkeypatch):
     """Every test sees a machine without Debian's Fashion-MNIST, whatever is installed here;
     a test that wants it builds its own files and points DEBIAN_FASHION at them."""
-    import trainer.data
+    import trainer.data.downloads
 
-    monkeypatch.setattr(trainer.data, "DEBIAN_FASHION", _empty_dir)
+    monkeypatch.setattr(trainer.data.downloads, "DEBIAN_FASHION", _empty_dir)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -59,7 +59,7 @@ from .config import (
     is_real,
     shown,
 )
-from .data import DataError, DataSpec
+from .data.spec import DataError, DataSpec
 from .files import NotRegularFile, atomic_write, not_written, open_regular
 from .files import printable as _printable
 from .loop import History

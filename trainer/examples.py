@@ -23,185 +23,47 @@ folder of its user's).
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import re
 import shlex
-import struct
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .config import MAX_CLASSES
-from .data import EXAMPLE, DataError, DataSpec, ImageData, Progress, read_idx
-from .files import JSONFields, JSONFileError, atomic_write, is_text, kind_of, read_json
-from .paths import assets_are_installed, assets_dir
+from .data.arrays import ImageData
+from .data.bundles import (  # noqa: F401 - the bundles' files, named here as they always were
+    BUNDLE_FILE,
+    BUNDLE_IMAGES,
+    IMAGES_FILE,
+    LABELS_FILE,
+    ExampleError,
+    _read_json,
+    _write_text,
+    bundle_dir,
+    load_bundle,
+    write_bundle,
+)
+from .data.spec import (  # noqa: F401 - the bundles' names, named here as they always were
+    BUNDLES,
+    EXAMPLE,
+    Bundle,
+    DataError,
+    DataSpec,
+    bundle_title,
+    check_bundle_name,
+    trained_on,
+)
+from .files import JSONFileError
+from .paths import assets_are_installed, cache_dir, examples_dir
 
-BUNDLE_IMAGES = 2000  # test images bundled per dataset (at most)
 MODEL_FILE, INFO_FILE, THUMB_FILE = "model.safetensors", "example.json", "thumbnail.png"
-IMAGES_FILE, LABELS_FILE, BUNDLE_FILE = (
-    "test-images-idx3-ubyte.gz", "test-labels-idx1-ubyte.gz", "bundle.json",
-)  # fmt: skip
 REBUILD_FILE = "rebuild.json"  # how long the last rebuild of every example took
 MNIST_ENV = "LATENT_EXPLORER_MNIST"  # a folder with the MNIST test set, for the rebuild
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 TABLE_START, TABLE_END = "<!-- examples table: start -->", "<!-- examples table: end -->"
-
-
-class ExampleError(Exception):
-    """An example that cannot be found, read or built; the message says why."""
-
-
-def examples_dir() -> Path:
-    return assets_dir() / "examples"
-
-
-def check_bundle_name(name) -> str:
-    """``name`` if it can name a bundled test set (a plain name, never a path)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise DataError(
-            f"bundled example data must be named by a short lowercase name, not {name!r}"
-        )
-    return name
-
-
-# -- the bundled test sets --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bundle:
-    name: str
-    title: str  # "MNIST digits"
-    origin: str  # which images, from where
-    licence: str
-    trained_on: str  # what its examples were trained on, for the runs table
-
-
-BUNDLES = {
-    "mnist": Bundle(
-        "mnist", "MNIST digits",
-        "the 2,000 held-out digits of the seeded 8,000 / 2,000 split of the official MNIST "
-        "test set (t10k)",
-        "MNIST, by Yann LeCun, Corinna Cortes and Christopher J. C. Burges: CC BY-SA 3.0",
-        "MNIST digits: 8,000 of the official test set (t10k), 2,000 held out",
-    ),
-    "fashion-mnist": Bundle(
-        "fashion-mnist", "Fashion-MNIST",
-        "2,000 images drawn (seed 0) from the 10,000 of the official Fashion-MNIST test set",
-        "Fashion-MNIST, by Zalando SE (Han Xiao, Kashif Rasul, Roland Vollgraf): MIT licence",
-        "Fashion-MNIST: its 60,000 training images",
-    ),
-    "shapes": Bundle(
-        "shapes", "shapes",
-        "the 1,200 test images of the built-in shapes (6,000 made with seed 0, 20% held out)",
-        "made by this program",
-        "shapes: 4,800 of 6,000 made with seed 0, 1,200 held out",
-    ),
-}  # fmt: skip
-
-
-def bundle_title(name: str | None) -> str:
-    b = BUNDLES.get(name or "")
-    return b.title if b is not None else str(name)
-
-
-def trained_on(name: str | None) -> str:
-    """What the examples of bundle ``name`` were trained on ("MNIST digits: 8,000 of …")."""
-    b = BUNDLES.get(name or "")
-    return b.trained_on if b is not None else f"the bundled {bundle_title(name)} test images"
-
-
-def bundle_dir(name: str, root: Path | None = None) -> Path:
-    return (root or examples_dir()) / "data" / check_bundle_name(name)
-
-
-def _write_idx(path: Path, arr: np.ndarray) -> None:
-    """``arr`` (uint8) as a gzipped IDX file, byte for byte the same each time."""
-    head = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    body = np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
-
-    def write(raw):
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-            f.write(head + body)
-
-    atomic_write(path, write)
-
-
-def _write_text(path: Path, text: str) -> None:
-    blob = text.encode()
-    atomic_write(path, lambda f: f.write(blob))
-
-
-def write_bundle(name: str, data: ImageData, root: Path | None = None, seed: int = 0) -> Path:
-    """Write at most :data:`BUNDLE_IMAGES` of ``data``'s test images (and labels) as the
-    bundled test set ``name``; returns its folder."""
-    x, y = data.test_x.numpy(), data.test_y
-    if y is None:
-        raise ExampleError(f"{name}: bundled test images need labels")
-    idx = np.arange(len(x))
-    if len(x) > BUNDLE_IMAGES:
-        idx = np.sort(np.random.default_rng(seed).choice(len(x), BUNDLE_IMAGES, replace=False))
-    folder = bundle_dir(name, root)
-    folder.mkdir(parents=True, exist_ok=True)
-    imgs = x[idx]
-    _write_idx(folder / IMAGES_FILE, imgs[:, 0] if imgs.shape[1] == 1 else imgs)
-    _write_idx(folder / LABELS_FILE, y.numpy()[idx].astype(np.uint8))
-    b = BUNDLES.get(name)
-    info = {
-        "title": b.title if b else name,
-        "classes": list(data.class_names),
-        "images": len(idx),
-        "origin": b.origin if b else "",
-        "licence": b.licence if b else "",
-    }
-    _write_text(folder / BUNDLE_FILE, json.dumps(info, indent=1) + "\n")
-    return folder
-
-
-def _read_json(path: Path, what: str = "") -> JSONFields:
-    """The object the JSON file ``path`` holds (read as every file a user could have
-    edited or damaged is: :func:`trainer.files.read_json`); DataError naming it, with
-    ``what`` to do about it."""
-    try:
-        return JSONFields(path, read_json(path))
-    except JSONFileError as e:
-        raise DataError(f"{e}; {what}" if what else str(e)) from None
-
-
-def load_bundle(name: str | None, progress: Progress | None = None, root: Path | None = None):
-    """The bundled test set ``name`` as :class:`ImageData` with no training images."""
-    from .data import _as_nchw, _labels
-
-    folder = bundle_dir(check_bundle_name(name), root)
-    hint = "reinstall Latent Explorer or run latent-train examples --rebuild"
-    if not folder.is_dir():
-        raise DataError(f"the bundled {bundle_title(name)} test images are not in {folder}; {hint}")
-    info = _read_json(folder / BUNDLE_FILE, hint)
-    try:
-        names = info.items("classes")
-        title = info.text("title", None)
-        if not 1 <= len(names) <= MAX_CLASSES:
-            raise info.error("classes", f"must name 1 to {MAX_CLASSES} classes, not {len(names)}")
-        for i, n in enumerate(names):
-            if not (isinstance(n, str) and is_text(n)):
-                raise info.error(f"classes[{i}]", f"must be a class's name, not {kind_of(n)}")
-    except JSONFileError as e:
-        raise DataError(f"{e}; {hint}") from None
-    x = _as_nchw(read_idx(folder / IMAGES_FILE, "images", progress), str(folder / IMAGES_FILE))
-    y = read_idx(folder / LABELS_FILE, "labels", progress)
-    if len(y) != len(x):
-        raise DataError(f"{folder}: {len(y)} labels for {len(x)} images; {hint}")
-    y, _ = _labels(y, str(folder / LABELS_FILE), classes=len(names))
-    title = title if title is not None else bundle_title(name)
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
-    return ImageData(
-        name=f"{title} (bundled test images)",
-        train_x=xt[:0], test_x=xt, train_y=yt[:0], test_y=yt, class_names=list(names),
-    )  # fmt: skip
 
 
 # -- the catalogue ----------------------------------------------------------------------------
@@ -341,8 +203,6 @@ def list_examples(root: Path | None = None) -> list[ExampleInfo]:
 def find_mnist(given: str | os.PathLike | None = None) -> Path:
     """A folder with the MNIST test set's IDX files (t10k-images / t10k-labels, .gz or raw):
     ``given``, else ``$LATENT_EXPLORER_MNIST``, else torchvision's download in the cache."""
-    from .data import cache_dir
-
     env = os.environ.get(MNIST_ENV)
     if given or env:
         folder = Path(given or env).expanduser()

@@ -1,6 +1,6 @@
 """Exports: image grids (PNG and other formats), animated GIFs, loss history as CSV.
 
-Grids are laid out with :func:`trainer.imaging.tile`, the same layout the window shows, and
+Grids are laid out with :func:`trainer.data.imaging.tile`, the same layout the window shows, and
 written with Pillow: no torchvision, whose import (it pulls in torch's compiler stack) cost
 the command line seconds after every run and the window seconds at its first export.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .files import JSONFileError, atomic_write, not_written, open_regular, read_json
-from .imaging import tile
+from .data.imaging import tile
 from .loop import History
 
 

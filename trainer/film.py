@@ -39,7 +39,7 @@ import torch
 
 from .config import FILM_MAX_MB, FILM_MEMORY_MB, FILM_MIN_MB, FILM_SIZES
 from .evaluate import to_float
-from .imaging import class_rgb, tile
+from .data.imaging import class_rgb, tile
 from .latent import MAP_POINTS, Plane, decode_batch, dims_plane, map_subset, principal_plane
 from .loop import History
 from .models import LatentModel

@@ -25,7 +25,7 @@ import torch
 
 from .adam import Adam
 from .config import ConfigError, ModelConfig, TrainConfig, is_int, is_real, shown
-from .data import ImageData, model_data_problem
+from .data.arrays import ImageData, model_data_problem
 from .evaluate import elbo_stats
 from .feed import budget_bytes, fits, place
 from .fused import FusedStep, supports

@@ -6,6 +6,8 @@ The example models, their bundled test images and the icon are package data of
 are found through :mod:`importlib.resources`, the same way in a wheel, in an editable install
 and in a checkout, never through the layout of a source tree. ``$LATENT_EXPLORER_ASSETS`` names
 another folder of the same shape instead.
+
+Downloaded datasets and decoded caches live in the user's cache folder (:func:`cache_dir`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ def _packaged() -> Path:
         return here / ASSETS_PACKAGE  # a broken install: whatever looks there says so
     # a package in a folder (a zipped install has none: its path then names no folder)
     return root if isinstance(root, Path) else Path(str(root))
+
+
+def examples_dir() -> Path:
+    """The folder of the example models and their bundled test images."""
+    return assets_dir() / "examples"
+
+
+def cache_dir() -> Path:
+    """Where downloaded datasets live: $LATENT_EXPLORER_DATA, else the user's cache folder."""
+    env = os.environ.get("LATENT_EXPLORER_DATA")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "latent-explorer" / "datasets"
 
 
 def icon_file() -> Path:

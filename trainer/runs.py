@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import MODEL_TITLES
+from .data.spec import EXAMPLE, trained_on
 from .files import (
     MAX_WHOLE,
     JSONFields,
@@ -178,13 +179,9 @@ def differing(records: list[RunRecord]) -> dict[str, list]:
 def data_title(spec) -> str:
     """The runs table's data: a bundled example's names what it was trained on (its file
     holds only the bundled test images to explore it with)."""
-    from .data import EXAMPLE
-
     if spec is None:
         return "(none recorded)"
     if spec.source == EXAMPLE:
-        from .examples import trained_on
-
         return trained_on(spec.bundle)
     return spec.describe()
 

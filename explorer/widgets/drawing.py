@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout, 
 
 from explorer import theme
 from explorer.state import Session
-from trainer.imaging import prepare_image
+from trainer.data.imaging import prepare_image
 
 from .common import ImagePane, hint, titled
 from .inputs import RangeSpinBox

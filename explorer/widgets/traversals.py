@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from explorer import theme
 from explorer.state import Session
 from trainer.config import TRAVERSAL_COLUMNS
-from trainer.imaging import cell_centres, tile
+from trainer.data.imaging import cell_centres, tile
 from trainer.latent import Traversal, cdf_cell, traversal
 
 from .common import CountingImageItem, fix_axis_sizes

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from explorer import theme
 from explorer.state import Session
-from trainer.imaging import cell_centres, tile
+from trainer.data.imaging import cell_centres, tile
 from trainer.latent import cdf_cell, lerp, slerp, traversal_values
 
 from .common import CountingImageItem, ImagePane, fix_axis_sizes, hint

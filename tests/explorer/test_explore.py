@@ -10,7 +10,7 @@ import torch
 from explorer_helpers import train
 
 from explorer.widgets.views import PAD
-from trainer.imaging import tile
+from trainer.data.imaging import tile
 
 
 @pytest.fixture

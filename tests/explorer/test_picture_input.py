@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
 from trainer import examples as ex
-from trainer.imaging import prepare_image
+from trainer.data.imaging import prepare_image
 
 
 def _zero(path, size=(300, 200)):

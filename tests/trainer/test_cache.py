@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import trainer.data as data_mod
-from trainer import cache
+from trainer.data import cache
 from trainer.data import DataSpec, load_data
 
 

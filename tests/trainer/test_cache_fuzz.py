@@ -1,4 +1,4 @@
-"""A seeded fuzz of the decoded cache (:mod:`trainer.cache`): never stale, never damaged,
+"""A seeded fuzz of the decoded cache (:mod:`trainer.data.cache`): never stale, never damaged,
 never blocking.
 
 Three small sources (an image folder, an IDX pair, IDX images without labels) are decoded
@@ -709,7 +709,7 @@ def _kill_me() -> None:
 
 def _hook(kind: str) -> Callable[[], None]:
     def install() -> None:
-        import trainer.cache as cache
+        import trainer.data.cache as cache
 
         if kind in ("after writing the images", "after writing the labels"):
             crc, calls = cache._crc, []

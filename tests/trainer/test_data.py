@@ -14,7 +14,7 @@ from PIL import Image
 
 import trainer.data as data_mod
 from trainer.config import MAX_CLASSES, MAX_SEED, ConfigError, TrainConfig
-from trainer.data import DataError, DataSpec, load_data, make_shapes, read_idx
+from trainer.data import DataError, DataSpec, downloads, load_data, make_shapes, read_idx, shapes
 
 IDX_CODES = {"u1": 0x08, "i1": 0x09, ">i2": 0x0B, ">i4": 0x0C, ">f4": 0x0D, ">f8": 0x0E}
 
@@ -184,7 +184,7 @@ def test_offline_download_names_the_alternatives(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tvd, "MNIST", offline)
     monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path))
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION", tmp_path / "none")
+    monkeypatch.setattr(downloads, "DEBIAN_FASHION", tmp_path / "none")
     with pytest.raises(DataError) as e:
         load_data(DataSpec("mnist"))
     msg = str(e.value)
@@ -198,7 +198,7 @@ def test_fashion_mnist_comes_from_debian_files_when_present(tmp_path, monkeypatc
     for split, n in (("train", 30), ("t10k", 10)):
         write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)), gz=True)
         write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10, gz=True)
-    monkeypatch.setattr(data_mod, "DEBIAN_FASHION", tmp_path)
+    monkeypatch.setattr(downloads, "DEBIAN_FASHION", tmp_path)
     import torchvision.datasets as tvd
 
     monkeypatch.setattr(tvd, "FashionMNIST", lambda *a, **k: pytest.fail("used the network"))
@@ -545,7 +545,7 @@ def test_chunked_shapes_are_the_shapes_of_one_batch(monkeypatch):
     """Made a few thousand at a time (bounded memory, cancellable), the set is the same."""
     x, y = make_shapes(5000, 28, 3)
     assert len(x) > data_mod.SHAPES_CHUNK_BYTES // (4 * 28 * 28)  # more than one chunk
-    monkeypatch.setattr(data_mod, "SHAPES_CHUNK_BYTES", 1 << 40)
+    monkeypatch.setattr(shapes, "SHAPES_CHUNK_BYTES", 1 << 40)
     x2, y2 = make_shapes(5000, 28, 3)
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
 

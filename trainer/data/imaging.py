@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import NotRegularFile, open_regular, printable
+from ..files import NotRegularFile, open_regular, printable
 
 # Ten well-separated class colours (Tableau 10, brightened for a dark background): the map,
 # the film and every legend colour class k alike

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import (
+from ..files import (
     LEGACY_STALE_AFTER,
     NotRegularFile,
     _alive,
@@ -53,6 +53,8 @@ from .files import (
     open_regular,
     remove_stale_temporaries,
 )
+from ..paths import cache_dir
+from .spec import Progress
 
 CACHE_VERSION = 3  # 3: keys hold the source's path and content; meta.json sealed
 META_MAX_BYTES = 1 << 24  # a meta.json larger than this is no cache's
@@ -70,8 +72,6 @@ class Damaged(Exception):
 
 def decoded_dir() -> Path:
     """Where decoded caches live; OSError where that cannot be told (no home folder)."""
-    from .data import cache_dir
-
     try:
         return cache_dir() / "decoded"
     except RuntimeError as e:  # Path.home() without a home
@@ -461,3 +461,40 @@ def _drop_stale(root: Path, source: str, keep: str) -> None:
             continue
         if isinstance(meta, dict) and meta.get("source") == source:
             _remove(Path(d.path))
+
+
+# -- for the loaders (trainer.data.idx, trainer.data.folder) ---------------------------------
+def source_key(kind: str, files: list[Path], root: Path | None, options: dict) -> str | None:
+    """The decoded cache's key for these files, from their bytes (None: not cacheable, as a
+    file that cannot be read or is no regular file; its loader says why)."""
+    try:
+        return fingerprint(kind, files, root, options)
+    except (OSError, ValueError):
+        return None
+
+
+def read_cached(key: str | None, progress: Progress | None) -> Decoded | None:
+    """The decoded images kept as the cache of ``key``, said to ``progress``; None if none."""
+    if key is None:
+        return None
+    hit = load(key)
+    if hit is not None and progress is not None:
+        progress(1.0, f"{len(hit.x):,} images, decoded before (read from the cache)")
+    return hit
+
+
+def in_memory(key: str | None, progress: Progress | None) -> Progress | None:
+    """``progress``, saying "in memory" and why when the cache of ``key`` cannot be kept."""
+    unkept = None if key is None or progress is None else writable(key)
+    if unkept is None:
+        return progress
+    return lambda fraction, text: progress(fraction, f"{text} (in memory: {unkept})")
+
+
+def keep(key: str | None, source: str, x, y, class_names) -> np.ndarray:
+    """Store the decoded images as the cache of ``key``; returns them memory-mapped from
+    there (so that the decoded copy can go), or ``x`` itself if they could not be stored."""
+    if key is None:
+        return x
+    kept = store(key, source, Decoded(x, y, list(class_names)))
+    return x if kept is None else kept

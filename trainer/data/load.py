@@ -1,0 +1,31 @@
+"""One entry point for every source: :func:`load_data`."""
+
+from __future__ import annotations
+
+from .arrays import ImageData
+from .bundles import load_bundle
+from .downloads import _TV, load_torchvision
+from .folder import load_folder
+from .idx import load_idx
+from .shapes import load_shapes
+from .spec import EXAMPLE, DataSpec, Progress
+
+
+def load_data(spec: DataSpec, progress: Progress | None = None) -> ImageData:
+    """Load the dataset ``spec`` describes, on the CPU.
+
+    ``progress(fraction, text)``, if given, is called now and then during long work
+    (``fraction`` in 0..1, or None when there is nothing to measure); an exception it raises
+    ends the load (the window cancels a load that way when it closes).
+    """
+    if progress is not None:
+        progress(None, f"Loading {spec.describe()}…")
+    if spec.source in _TV:
+        return load_torchvision(spec, progress)
+    if spec.source == "idx":
+        return load_idx(spec, progress)
+    if spec.source == "folder":
+        return load_folder(spec, progress)
+    if spec.source == EXAMPLE:
+        return load_bundle(spec.bundle, progress)
+    return load_shapes(spec, progress)
