@@ -43,7 +43,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from explorer import theme  # noqa: E402
 from explorer.window import MainWindow  # noqa: E402
 from trainer.data import debian_fashion_available  # noqa: E402
-from trainer.threads import training_threads  # noqa: E402
+from trainer.loop.threads import training_threads  # noqa: E402
 
 COUNTS = {  # how many times each row is measured (seconds for the lag rows)
     "launches": 3, "grid": 30, "tab": 30, "posterior": 10, "drawing": 100, "film": 50,

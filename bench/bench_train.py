@@ -13,7 +13,7 @@ large matrix products and the Adam update.
 
 A second table measures the same loop on a busy machine: with other processes spinning
 beside it, torch's default thread count (one per core) against the one the window and
-``latent-train`` choose (``trainer.threads``: all cores but one), each also on an idle
+``latent-train`` choose (``trainer.loop.threads``: all cores but one), each also on an idle
 machine, alternated in the same run.
 
     uv run python bench/bench_train.py [--mnist DIR] [--epochs N] [--device cpu|cuda|mps]
@@ -70,8 +70,8 @@ from trainer.loop import (
     resolve_device,
     seed_everything,
 )
+from trainer.loop.threads import training_threads, usable_cores
 from trainer.models import build_model, flops_per_image
-from trainer.threads import training_threads, usable_cores
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MNIST = HERE.parents[1] / "shared" / "data" / "mnist"

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from explorer import __version__, platform_check, theme
 from trainer.cliparse import OneLineParser, data_option_problem, given_data_options
-from trainer.threads import tame_environment
+from trainer.loop.threads import tame_environment
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"

@@ -56,7 +56,7 @@ from trainer.data import EXAMPLE, DataError, DataSpec, ImageData, model_data_pro
 from trainer.evaluate import elbo_stats, final_loss_warning
 from trainer.examples import is_example, title_for
 from trainer.loop import Snapshot, TrainControl, model_config_for
-from trainer.threads import training_threads
+from trainer.loop.threads import training_threads
 
 KL_IMAGES = 2000  # test images for the KL per dimension of a model that is not training
 

@@ -82,9 +82,9 @@ from trainer.data import (
 from trainer.data.imaging import ImageError
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, examples_dir
+from trainer.loop.threads import GUI_THREADS
 from trainer.paths import cache_dir, icon_file
 from trainer.runs import default_project
-from trainer.threads import GUI_THREADS
 
 APP_NAME = "Latent Explorer"
 ORG = "latent-explorer"
@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         if ICON.exists():
             self.setWindowIcon(QIcon(str(ICON)))
         # torch's thread count is per thread: the GUI decodes small batches with one
-        # thread, leaving the other cores to the training thread (trainer.threads)
+        # thread, leaving the other cores to the training thread (trainer.loop.threads)
         torch.set_num_threads(GUI_THREADS)
         # Qt calls back into Python many times per repaint; each call must win the GIL
         # from the training thread, which keeps it up to the switch interval (5 ms by

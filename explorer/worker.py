@@ -38,8 +38,8 @@ from trainer.loop import (
     resolve_device,
     seed_everything,
 )
+from trainer.loop.threads import training_threads
 from trainer.models import build_model
-from trainer.threads import training_threads
 
 
 class Cancelled(Exception):

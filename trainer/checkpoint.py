@@ -62,7 +62,7 @@ from .config import (
 from .data.spec import DataError, DataSpec
 from .files import NotRegularFile, atomic_write, not_written, open_regular
 from .files import printable as _printable
-from .loop import History
+from .loop.records import History
 from .models import LatentModel, build_model
 
 FORMAT = "latent-explorer-checkpoint"

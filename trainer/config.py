@@ -199,7 +199,7 @@ class TrainConfig:
     snapshot_hz: float = 10.0
     weights_hz: float = 4.0
     # MB of the device's memory the data may take; past it the training split is streamed
-    # (trainer.feed). None: half of the device's free memory
+    # (trainer.loop.feed). None: half of the device's free memory
     data_memory: float | None = None
     precision: str = "fp32"
 

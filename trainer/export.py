@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import JSONFileError, atomic_write, not_written, open_regular, read_json
 from .data.imaging import tile
-from .loop import History
+from .files import JSONFileError, atomic_write, not_written, open_regular, read_json
+from .loop.records import History
 
 
 class ExportError(Exception):

@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 from .config import FILM_MAX_MB, FILM_MEMORY_MB, FILM_MIN_MB, FILM_SIZES
-from .evaluate import to_float
 from .data.imaging import class_rgb, tile
+from .evaluate import to_float
 from .latent import MAP_POINTS, Plane, decode_batch, dims_plane, map_subset, principal_plane
-from .loop import History
+from .loop.records import History
 from .models import LatentModel
 
 FILM_GROWTH = 1.25  # within an epoch, each frame's step is at least this times the last one's

@@ -165,7 +165,7 @@ class LatentModel(nn.Module):
     noise: torch.Generator | None = None
     # A process training its share (rows a:b) of a global batch of n images draws the whole
     # batch's noise and keeps its rows, (n, a, b): every process of a run then draws exactly
-    # what a single process would (trainer.distributed).
+    # what a single process would (trainer.loop.distributed).
     noise_rows: tuple[int, int, int] | None = None
 
     def randn_like(self, t: torch.Tensor) -> torch.Tensor:

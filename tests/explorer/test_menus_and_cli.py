@@ -180,7 +180,7 @@ def test_idx_images_come_with_their_own_labels_or_none(window):
 
 def test_a_huge_thread_count_is_lowered_and_said(capsys, monkeypatch):
     """QA: OMP_NUM_THREADS=99999 crashed the window's training (a segmentation fault)."""
-    from trainer.threads import most_threads
+    from trainer.loop.threads import most_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "99999")
     with pytest.raises(SystemExit) as e:

@@ -1,4 +1,4 @@
-"""trainer.adam.Adam against torch.optim.Adam: same updates, same state_dict format."""
+"""trainer.loop.adam.Adam against torch.optim.Adam: same updates, same state_dict format."""
 
 import copy
 import subprocess
@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from trainer.adam import Adam, fused_kernel_works
 from trainer.config import ModelConfig
+from trainer.loop.adam import Adam, fused_kernel_works
 from trainer.models import build_model
 
 needs_fused = pytest.mark.skipif(

@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 
 import trainer.data as data_mod
-from trainer.data import cache
-from trainer.data import DataSpec, load_data
+from trainer.data import DataSpec, cache, load_data
 
 
 @pytest.fixture

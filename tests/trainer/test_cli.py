@@ -296,7 +296,7 @@ def test_a_diverging_run_keeps_its_last_good_model(tmp_path, capsys, monkeypatch
 def test_threads_default_leave_a_core_and_follow_the_user(monkeypatch):
     """QA: on a busy machine the CLI fell from 16,505 to 395 img/s with torch's default
     threads; it now chooses threads as the window does."""
-    from trainer import threads
+    from trainer.loop import threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
@@ -312,7 +312,7 @@ def test_threads_default_leave_a_core_and_follow_the_user(monkeypatch):
 def test_train_uses_the_chosen_threads(tmp_path, monkeypatch, capsys, extra, expected):
     import torch
 
-    from trainer import threads
+    from trainer.loop import threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()

@@ -714,7 +714,7 @@ def test_a_negative_value_is_the_option_s_value(cvae_run, tmp_path, capsys):
 
 
 def test_thread_variables_are_kept_to_what_torch_can_take(monkeypatch):
-    from trainer import threads
+    from trainer.loop import threads
 
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     env = {"OMP_NUM_THREADS": "99999", "MKL_NUM_THREADS": "3"}
@@ -748,7 +748,7 @@ def test_a_huge_omp_num_threads_trains_and_says_so(tmp_path, program_env):
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
-    from trainer.threads import most_threads
+    from trainer.loop.threads import most_threads
 
     most = most_threads()  # (this machine's, as the program's)
     assert f"note: OMP_NUM_THREADS=99999 is more than {most} threads" in r.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer import distributed
 from trainer.checkpoint import load_checkpoint
+from trainer.loop import distributed
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="torchrun's processes are watched through /proc"

@@ -1,5 +1,5 @@
 """A training split held on the device, or streamed to it from a memory-mapped cache
-(trainer.feed): the same batches, the same numbers, and never a whole copy when streamed."""
+(trainer.loop.feed): the same batches, the same numbers, and never a whole copy when streamed."""
 
 import gzip
 import json
@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainer import feed
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import DataSpec, ImageData, Rows, load_data, make_shapes, nbytes
-from trainer.feed import MB, OnDevice, Streamed, budget_bytes, place
-from trainer.loop import TrainControl, Trainer, model_config_for
+from trainer.loop import TrainControl, Trainer, feed, model_config_for
+from trainer.loop.feed import MB, OnDevice, Streamed, budget_bytes, place
 from trainer.models import build_model
 
 

@@ -17,8 +17,8 @@ from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataError, DataSpec, check_informative, load_data
-from trainer.examples import BUNDLES, load_bundle
 from trainer.data.imaging import ImageError, decode_image, prepare_image
+from trainer.examples import BUNDLES, load_bundle
 from trainer.models import ModelConfig, build_model
 
 SIDE = 32

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from trainer.config import ConfigError, ModelConfig, TrainConfig
-from trainer.fused import FusedStep
+from trainer.loop.fused import FusedStep
 from trainer.models import build_model, count_parameters, flops_per_image
 
 CASES = [

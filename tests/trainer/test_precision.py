@@ -4,7 +4,7 @@ where the device would only emulate it."""
 import pytest
 import torch
 
-import trainer.loop as loop
+import trainer.loop.fit as loop
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint, save_trainer
 from trainer.config import ConfigError, TrainConfig

@@ -53,7 +53,7 @@ class Rows:
 
     It answers what code asks of an image tensor (``len``, ``shape``, slicing and indexing,
     which gather those rows into a new tensor); :meth:`to` gives the whole split as one
-    tensor on a device, and :mod:`trainer.feed` gathers training batches from ``base``
+    tensor on a device, and :mod:`trainer.loop.feed` gathers training batches from ``base``
     directly."""
 
     CHUNK_BYTES = 64 << 20  # copied onto a device this many bytes at a time

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .models import LatentModel
+from ..models import LatentModel
 
 
 def supports(model: LatentModel) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .data.arrays import ImageData, Rows, nbytes
+from ..data.arrays import ImageData, Rows, nbytes
 
 MB = 1 << 20
 
