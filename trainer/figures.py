@@ -24,8 +24,11 @@ import numpy as np
 import torch
 
 from . import examples as ex
+from .checkpoint import load_checkpoint
 from .export import grid_image
+from .files import atomic_write
 from .latent import decode_batch, grid_latents
+from .losses import gaussian_kl
 
 FIG4_N = 20  # Figure 4's grid side
 SAMPLES_N = 10  # samples per side in Figure 5 and the comparisons
@@ -43,8 +46,6 @@ def _panel(images: torch.Tensor, nrow: int) -> np.ndarray:
 def compose(panels: list[tuple[str, np.ndarray]], path: Path, columns: int, scale: int = 1):
     """Panels (caption, RGB array) in a grid of ``columns`` on white, captions above."""
     from PIL import Image, ImageDraw, ImageFont
-
-    from .files import atomic_write
 
     arrs = [np.kron(a, np.ones((scale, scale, 1), dtype=np.uint8)) for _, a in panels]
     rows = [arrs[i : i + columns] for i in range(0, len(arrs), columns)]
@@ -89,7 +90,6 @@ class Models:
         self.cache: dict[str, torch.nn.Module] = {}
 
     def __call__(self, name: str):
-        from .checkpoint import load_checkpoint
 
         if name not in self.cache:
             path = ex.example_path(name, self.root)
@@ -187,7 +187,6 @@ def kl_exact(mu: str, sigma: str) -> decimal.Decimal:
 
 
 def kl_rows() -> list[dict]:
-    from .losses import gaussian_kl
 
     rows = []
     for mu, sigma, what in KL_CASES:
@@ -231,8 +230,6 @@ def kl_table_markdown() -> str:
 
 
 def write_kl_table(path: Path) -> Path:
-    from .files import atomic_write
-
     text = (
         "# KL(q || N(0, 1)) for textbook choices of q = N(mu, sigma^2)\n\n"
         "Computed by `trainer.losses.gaussian_kl(mu, logvar)` with logvar = 2 ln sigma, "

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .config import shown
+
 # ".{target name}.{writer's pid}.{8 random characters}.tmp", as atomic_write names them
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d{1,10})\.[a-z0-9_]{8}\.tmp", re.IGNORECASE)
 STALE_AFTER = 2.0  # seconds untouched before a dead writer's temporary file is removed (a
@@ -342,7 +344,6 @@ class JSONFileError(Exception):
 
 def kind_of(value) -> str:
     """What a JSON value is, in a message's words ("a whole number (5)", "null")."""
-    from .config import shown
 
     if value is None:
         return "null"

@@ -40,6 +40,7 @@ import torch
 from .config import FILM_MAX_MB, FILM_MEMORY_MB, FILM_MIN_MB, FILM_SIZES
 from .data.imaging import class_rgb, tile
 from .evaluate import to_float
+from .files import RefusedOutput, atomic_write, not_written, open_regular, output_target
 from .latent import MAP_POINTS, Plane, decode_batch, dims_plane, map_subset, principal_plane
 from .loop.records import History
 from .models import LatentModel
@@ -313,8 +314,18 @@ def render_frame(
     h = caption + size + gap + strip + gap
     canvas = Image.new("RGB", (w, h), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
+    _draw_manifold(canvas, draw, film, frame, (gap, caption), size, small)
+    _draw_map(draw, film, frame, (2 * gap + size, caption), size, extent, small)
+    _draw_losses(draw, frame, history, (gap, caption + size + gap, w - 2 * gap, strip), small)
+    _draw_caption(draw, frame, title, w, gap, caption, font)
+    return np.asarray(canvas)
 
-    # the manifold
+
+def _draw_manifold(canvas, draw, film: Film, frame: Frame, at, size: int, small) -> None:
+    """The manifold, ``size`` pixels square with its top left at ``at``."""
+    from PIL import Image
+
+    gap, caption = at
     man = frame.manifold
     img = Image.fromarray(man if man.ndim == 3 else np.stack([man] * 3, -1))
     # magnified pixel for pixel; shrunk smoothly (nearest-neighbour shrinking tears strokes)
@@ -326,8 +337,10 @@ def render_frame(
         name = film.class_names[k] if k < len(film.class_names) else str(k)
         _label(draw, (gap + 4, caption + size - 4), f"class {name}", small, "ld")
 
-    # the map: plane coordinates [-extent, extent]^2, the prior's 1 and 2 sigma circles
-    ox, oy = 2 * gap + size, caption
+
+def _draw_map(draw, film: Film, frame: Frame, at, size: int, extent: float, small) -> None:
+    """The map: plane coordinates [-extent, extent]^2, the prior's 1 and 2 sigma circles."""
+    ox, oy = at
     scale = size / (2 * extent)
     draw.rectangle([ox, oy, ox + size - 1, oy + size - 1], fill=(22, 24, 29))
     cx, cy = ox + size / 2, oy + size / 2
@@ -352,8 +365,10 @@ def render_frame(
     _label(draw, (cx + 4, oy + 3), names[1], small, "la")
     _label(draw, (ox + 4, oy + size - 4), "circles: 1 and 2 sd of the prior", small, "ld")
 
-    # the loss strip
-    sx, sy, sw, sh = gap, caption + size + gap, w - 2 * gap, strip
+
+def _draw_losses(draw, frame: Frame, history: History, box, small) -> None:
+    """The loss strip in ``box`` (x, y, width, height), with the frame's place on it."""
+    sx, sy, sw, sh = box
     draw.rectangle([sx, sy, sx + sw - 1, sy + sh - 1], fill=(22, 24, 29))
     x0, x1, y0, y1 = curve_range(history)
 
@@ -383,7 +398,9 @@ def render_frame(
         right -= small.getlength(text) + 12
     _label(draw, (sx + sw - 6, sy + sh / 2), f"{y0:.0f} to {y1:.0f} nats", small, "rm")
 
-    # the caption
+
+def _draw_caption(draw, frame: Frame, title: str, w: int, gap: int, caption: int, font) -> None:
+    """The caption: where the frame is and its loss, and ``title`` on the right."""
     text = f"epoch {frame.epoch:.2f} · step {frame.step:,}"
     loss = frame.test_nelbo if frame.test_nelbo is not None else frame.train_nelbo
     if loss is not None and math.isfinite(loss):
@@ -396,7 +413,6 @@ def render_frame(
         title = title.rstrip(" ,") + "…" if title else ""
     if title:
         draw.text((w - gap, caption / 2), title, fill=MUTED, font=font, anchor="rm")
-    return np.asarray(canvas)
 
 
 def _label(draw, xy, text: str, font, anchor: str, fill=MUTED) -> None:
@@ -447,7 +463,6 @@ def check_film_path(path: str | os.PathLike) -> Path:
             f"{path}: MP4 needs the ffmpeg program, which is not installed; "
             "save the film as .gif instead (or install ffmpeg)"
         )
-    from .files import RefusedOutput, output_target
 
     try:  # a named pipe or a device is never written, a link only to a regular file
         output_target(path)
@@ -474,8 +489,6 @@ def save_film(
     an MP4. ``progress`` hears the fraction done; ``cancelled`` returning True stops it and
     writes nothing. Raises :class:`FilmError` naming the file."""
     from PIL import Image
-
-    from .files import atomic_write, not_written
 
     path = check_film_path(path)
     frames = film.frames_copy()
@@ -525,7 +538,6 @@ def _write_mp4(pictures: list[np.ndarray], path: Path, fps: float) -> None:
     exe = ffmpeg()
     if exe is None:
         raise FilmError(f"{path}: MP4 needs the ffmpeg program, which is not installed")
-    from .files import not_written, output_target
 
     h, w = pictures[0].shape[:2]
     try:
@@ -598,8 +610,6 @@ def write_film(film: Film, path: str | os.PathLike, owner: dict) -> Path:
     import json
     import zlib
 
-    from .files import atomic_write
-
     path = Path(path)
     with film._lock:  # a consistent state, should a run still be adding frames
         head, arrays, rows = _film_arrays(film)
@@ -642,8 +652,6 @@ def read_film(path: str | os.PathLike) -> Film:
     import hashlib
     import json
     import zlib
-
-    from .files import open_regular
 
     path = Path(path)
 

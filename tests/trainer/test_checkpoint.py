@@ -240,7 +240,7 @@ def test_an_unreadable_file_says_permission_denied(saved, tmp_path):
 
 
 def test_a_file_too_large_is_refused_before_reading(saved, tmp_path, monkeypatch):
-    import trainer.checkpoint as ck
+    import trainer.checkpoint.read as ck
 
     monkeypatch.setattr(ck, "MAX_FILE_BYTES", 1000)
     _refused(saved[1], "too large to be a checkpoint")

@@ -270,3 +270,35 @@ def test_a_run_stopped_on_another_device_goes_on_with_fresh_noise(shapes):
     result = t.fit(epochs=1)
     assert t.epochs_done == 1 and result.steps_run == t.steps_per_epoch - 5
     assert all(math.isfinite(v) for v in t.history.epochs[-1].values())
+
+
+def test_a_continued_run_takes_its_configs_learning_rate(shapes, tmp_path):
+    """A run whose rate was changed live, saved and continued, trains at its config's rate
+    (the one it was started with, or a new one given for the continuation), not at the rate
+    its saved optimiser state holds."""
+    from trainer.checkpoint import load_checkpoint, save_trainer
+
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=2e-3, device="cpu")
+    mc = model_config_for(shapes, latent_dim=2, hidden=32)
+    first = Trainer(_fresh(mc), shapes, cfg)
+    control = TrainControl()
+    control.set_lr(5e-4)  # a live change: taken at the first step
+    first.fit(control=control)
+    assert first.lr == 5e-4 and first.optimizer.param_groups[0]["lr"] == 5e-4
+    path = save_trainer(tmp_path / "m.safetensors", first, None, shapes.class_names)
+    ck = load_checkpoint(path)
+    assert ck.optimizer_state["param_groups"][0]["lr"] == 5e-4
+    assert ck.train_config.lr == 2e-3
+
+    def continued(config):
+        t = Trainer(ck.model, shapes, config, history=ck.history,
+                    optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done)  # fmt: skip
+        snaps = []
+        t.fit(epochs=1, on_snapshot=snaps.append)
+        return t, snaps
+
+    t, snaps = continued(ck.train_config)
+    assert t.lr == 2e-3 and t.optimizer.param_groups[0]["lr"] == 2e-3
+    assert snaps[-1].lr == 2e-3
+    t, _ = continued(dataclasses_replace(ck.train_config, lr=1e-3))  # a new --lr
+    assert t.optimizer.param_groups[0]["lr"] == 1e-3

@@ -4,7 +4,8 @@ where the device would only emulate it."""
 import pytest
 import torch
 
-import trainer.loop.fit as loop
+import trainer.loop as loop
+import trainer.loop.fit as fit
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint, save_trainer
 from trainer.config import ConfigError, TrainConfig
@@ -56,7 +57,9 @@ def test_bf16_trains_the_layers_in_bfloat16_and_ends_where_fp32_does(shapes, mod
 def test_bf16_where_it_would_be_emulated_is_refused_or_trains_in_fp32(
     shapes, monkeypatch, tmp_path, capsys
 ):
-    monkeypatch.setattr(loop, "bf16_problem", lambda d: "this CPU has no bfloat16 instructions")
+    no_bf16 = lambda d: "this CPU has no bfloat16 instructions"  # noqa: E731
+    monkeypatch.setattr(loop, "bf16_problem", no_bf16)  # where the command line finds it
+    monkeypatch.setattr(fit, "bf16_problem", no_bf16)  # where the Trainer does
     # asked for on the command line: refused before anything is trained
     out = tmp_path / "run"
     code = main(["train", "--dataset", "shapes", "--epochs", "1", "--precision", "bf16",
