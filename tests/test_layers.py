@@ -6,8 +6,8 @@ the layers, lowest first:
     -> checkpoint -> export, film, runs -> examples -> figures -> cli, __main__ -> explorer
 
 A package whose ``__init__`` re-exports its modules' names on first use (a module
-``__getattr__``) counts as importing each of its modules. Read from the source with :mod:`ast`: nothing is
-imported.
+``__getattr__``) counts as importing each of its modules. Read from the source with
+:mod:`ast`: nothing is imported.
 """
 
 from __future__ import annotations

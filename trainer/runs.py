@@ -14,6 +14,9 @@ up to date (:meth:`Project.update_trained`). Its training film, if it was filmed
 beside the model as ``film.bin`` (:func:`trainer.film.write_film`: the frames within the
 film's memory bound, compressed and checksummed), named by the run and the step, epochs
 and last test -ELBO of the model it shows, so that it is never shown with another one.
+
+Reading the runs table needs no torch: the checkpoint reader and the film (which import it)
+are imported inside the methods that read or write a model or a film, not here.
 """
 
 from __future__ import annotations
