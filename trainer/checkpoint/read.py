@@ -163,10 +163,25 @@ def _decode(data: torch.Tensor, t: dict, dtype: torch.dtype) -> torch.Tensor:
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint and rebuild its model (in eval mode) on ``device``.
 
-    Raises :class:`CheckpointError` naming the file (and the field or tensor at fault) for
-    anything else than a regular, readable, intact checkpoint whose metadata and tensors
-    are all of the right types, sizes and ranges; nothing is allocated for the model before
-    its size is known to match the file.
+    Parameters
+    ----------
+    path
+        The checkpoint file.
+    device
+        Where the model and the optimiser state's tensors are put.
+
+    Returns
+    -------
+    Checkpoint
+        The model, its settings, data, history, and what a run needs to continue.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file (and the field or tensor at fault), for anything else than a
+        regular, readable, intact checkpoint whose metadata and tensors are all of the right
+        types, sizes and ranges; nothing is allocated for the model before its size is
+        known to match the file.
     """
     path = Path(path)
     try:

@@ -53,12 +53,33 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically; returns the path written.
 
-    With ``optimizer_state``, ``step`` (default: the history's last) and, for a run stopped
-    inside an epoch, ``position`` (``Trainer.position()``), training continues from the file
-    exactly as if it had never stopped. ``weights_dtype`` float16 or bfloat16 stores the
-    weights in half the space (for bundled models; loading reads them back as float32).
-    Raises :class:`CheckpointError` for a file that could not be written, or one that would
-    not load (weights that are not finite, or too large for float16, say).
+    Parameters
+    ----------
+    path
+        The file to write (``.safetensors``); its folder must exist.
+    model, train_config
+        The model (its config is saved with it) and the training settings it was trained
+        with (their learning rate is the one a continued run trains at).
+    data_spec, class_names
+        The data it was trained on, to find it again, and the names of its classes.
+    history, optimizer_state, epochs_done, step, position
+        What training needs to continue from the file exactly as if it had never stopped:
+        ``step`` defaults to the history's last; ``position`` (``Trainer.position()``) is
+        where in an unfinished epoch a run stopped.
+    weights_dtype
+        float16 or bfloat16 stores the weights in half the space (for bundled models;
+        loading reads them back as float32).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    CheckpointError
+        The file could not be written, or would not load (weights that are not finite, or
+        too large for float16, say).
     """
     if weights_dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"weights are stored as float32, float16 or bfloat16, not {weights_dtype}")

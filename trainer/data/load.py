@@ -14,9 +14,25 @@ from .spec import EXAMPLE, DataSpec, Progress
 def load_data(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     """Load the dataset ``spec`` describes, on the CPU.
 
-    ``progress(fraction, text)``, if given, is called now and then during long work
-    (``fraction`` in 0..1, or None when there is nothing to measure); an exception it raises
-    ends the load (the window cancels a load that way when it closes).
+    Parameters
+    ----------
+    spec
+        Which data: a source and its files or options.
+    progress
+        ``progress(fraction, text)``, if given, is called now and then during long work
+        (``fraction`` in 0..1, or None when there is nothing to measure); an exception it
+        raises ends the load (the window cancels a load that way when it closes).
+
+    Returns
+    -------
+    ImageData
+        Both splits as uint8 images (N, C, H, W) and int64 labels (or None).
+
+    Raises
+    ------
+    DataError
+        Saying what is wrong with the data and what to do, in the command line's terms
+        (``e.gui``: in the window's, where they differ).
     """
     if progress is not None:
         progress(None, f"Loading {spec.describe()}…")

@@ -442,7 +442,20 @@ def train(
     on_snapshot: Callable[[Snapshot], None] | None = None,
     film: Frames | None = None,
 ) -> tuple[Trainer, FitResult]:
-    """Seed, build the model, and fit it: the one-call path used by the CLI and tests."""
+    """Seed, build the model, and fit it: the one-call path used by the CLI and tests.
+
+    Parameters
+    ----------
+    model_config, data, config
+        The model to build, the data to train it on, and how to train it.
+    control, on_snapshot, film
+        As :meth:`Trainer.fit` takes them.
+
+    Returns
+    -------
+    tuple of (Trainer, FitResult)
+        The trainer (to save or continue it) and what the fit did.
+    """
     seed_everything(config.seed)
     model = build_model(model_config)
     trainer = Trainer(model, data, config)
