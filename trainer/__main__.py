@@ -768,7 +768,7 @@ def _describe(spec, data) -> str:
 
 
 def _streamed(trainer, device, data_memory) -> str:
-    from .feed import data_bytes
+    from .loop.feed import data_bytes
 
     what = "given with --data-memory" if data_memory is not None else "half of what is free"
     both = data_bytes(trainer.data)
@@ -891,7 +891,7 @@ def cmd_train(args) -> int:
         except FilmError as e:
             raise UserError(f"--film {e}") from None
     _train_outputs_clear(args)
-    from .distributed import launched
+    from .loop.distributed import launched
 
     if launched() and os.environ.get("RANK", "0") != "0":  # process 0 makes and writes --out
         return _train(args, Path(args.out).expanduser())
@@ -942,10 +942,10 @@ def _train(args, out: Path) -> int:
     from .checkpoint import CheckpointError, save_trainer
     from .config import ModelConfig, TrainConfig
     from .data import load_data
-    from .distributed import launched
+    from .loop.distributed import launched
     from .evaluate import final_loss_warning
     from .export import MANIFEST, ExportError
-    from .fused import supports
+    from .loop.fused import supports
     from .loop import (
         TrainControl,
         Trainer,
@@ -955,7 +955,7 @@ def _train(args, out: Path) -> int:
         seed_everything,
     )
     from .models import build_model
-    from .threads import clamped, describe, training_threads, usable_cores
+    from .loop.threads import clamped, describe, training_threads, usable_cores
 
     spec = _spec_from_args(args)
     tcfg = TrainConfig(
@@ -971,7 +971,7 @@ def _train(args, out: Path) -> int:
     )
     procs = None
     if launched():  # one of several processes started by torchrun
-        from . import distributed
+        from .loop import distributed
 
         procs = distributed.start(tcfg.device)
         device = procs.device
@@ -1177,7 +1177,7 @@ def _train(args, out: Path) -> int:
 def _one_of_many_but_first() -> bool:
     """This is a process of a run on several other than process 0, which alone speaks: the
     others' mistakes are its mistakes too (the same options, the same data)."""
-    from .distributed import launched
+    from .loop.distributed import launched
 
     return launched() and os.environ.get("RANK", "0") != "0"
 
@@ -1782,7 +1782,7 @@ def _out_of_memory(e: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .threads import tame_environment
+    from .loop.threads import tame_environment
 
     notes = tame_environment()  # before torch is imported (the parser imports it)
     for note in notes if os.environ.get("RANK", "0") in ("", "0") else ():  # process 0 speaks
@@ -1792,7 +1792,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
-    from .distributed import DistributedError
+    from .loop.distributed import DistributedError
     from .examples import ExampleError
     from .export import ExportError
     from .loop import TrainingDiverged
