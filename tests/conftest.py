@@ -15,10 +15,23 @@ if sys.path[:1] != [_ROOT]:
     sys.path.insert(0, _ROOT)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Under pytest-xdist (`-n 2`), each worker trains on cores of its own: two workers whose torch
+# threads all spin on every core lose far more than they gain. Set before torch is imported, so
+# its thread pool (and trainer.loop.threads.usable_cores) sees only the worker's cores.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    _n, _i = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), int(_WORKER[2:])
+    os.sched_setaffinity(0, _cores[_i::_n] if _n <= len(_cores) else [_cores[_i % len(_cores)]])
 # QSettings, recovery files (and anything else following XDG) go to throw-away folders
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="latent-explorer-test-config-")
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="latent-explorer-test-share-")
-os.environ.setdefault("LATENT_EXPLORER_DATA", tempfile.mkdtemp(prefix="latent-explorer-test-data-"))
+# The data folder (downloads, decoded caches): the one given, else a throw-away one per
+# process (pytest-xdist's workers inherit the first process's environment: each makes its own).
+if os.environ.get("LATENT_EXPLORER_DATA") in (None, os.environ.get("_LATENT_EXPLORER_TEST_DATA")):
+    os.environ["LATENT_EXPLORER_DATA"] = tempfile.mkdtemp(prefix="latent-explorer-test-data-")
+    os.environ["_LATENT_EXPLORER_TEST_DATA"] = os.environ["LATENT_EXPLORER_DATA"]
 
 
 @pytest.fixture(scope="session")
