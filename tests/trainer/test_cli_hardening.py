@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer.__main__ as cli
+from trainer.cli._signals import StopOnSignal
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint
 from trainer.config import MAX_SEED
@@ -424,7 +424,7 @@ def test_a_second_signal_interrupts_at_once(capsys):
 
     before = signal.getsignal(signal.SIGTERM)
     control = TrainControl()
-    with cli._StopOnSignal(control) as stop:
+    with StopOnSignal(control) as stop:
         deliver(signal.SIGTERM)
         assert control.stop_requested and stop.name == "SIGTERM"
         with pytest.raises(KeyboardInterrupt) as e:
@@ -439,7 +439,7 @@ def test_the_same_signal_twice_at_once_is_one_stop():
     from trainer.loop import TrainControl
 
     control = TrainControl()
-    with cli._StopOnSignal(control) as stop:
+    with StopOnSignal(control) as stop:
         stop._on_signal(signal.SIGINT, None)
         stop._on_signal(signal.SIGINT, None)  # the echo: still stopping, still saving
         assert control.stop_requested and stop.name == "SIGINT"
@@ -640,7 +640,7 @@ def test_the_options_a_source_reads_reach_its_loading(argv, tmp_path, monkeypatc
 
 
 def test_the_data_option_table_covers_every_source():
-    from trainer.cliparse import DATA_OPTIONS
+    from trainer.cli._options import DATA_OPTIONS
     from trainer.data import EXAMPLE, SOURCES
 
     assert set(DATA_OPTIONS) == {*SOURCES, EXAMPLE}
