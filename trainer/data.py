@@ -10,7 +10,6 @@ file, which a trainer copies onto its device when it fits there, and streams fro
 
 from __future__ import annotations
 
-import errno
 import gzip
 import math
 import numbers
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import MAX_CLASSES, MAX_SEED
-from .files import NotRegularFile, open_regular, printable
+from .files import NotRegularFile, open_regular, printable, read_problem
 from .imaging import BACKGROUNDS, BLANK_LEVELS
 
 SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
@@ -339,13 +338,8 @@ _CHUNK = 1 << 20
 
 
 def _os_problem(p: Path, e: OSError) -> str:
-    if e.errno in (errno.ENOENT, errno.ENOTDIR):
-        return f"{p}: no such file"
-    if e.errno == errno.ELOOP:
-        return f"{p}: cannot be read (a loop of symbolic links: a link that leads back to itself)"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return f"{p}: cannot be read (permission denied)"
-    return f"{p}: cannot be read ({e.strerror or e})"
+    loop = "cannot be read (a loop of symbolic links: a link that leads back to itself)"
+    return f"{p}: {read_problem(e, loop)}"
 
 
 def _open_regular(p: Path):
