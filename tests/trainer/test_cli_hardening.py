@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import trainer.cli._checks as checks
 from trainer.cli._signals import StopOnSignal
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint
@@ -196,7 +197,7 @@ def test_an_unwritable_out_is_refused_before_loading(
     def probe(folder):
         raise OSError(err_no, os.strerror(err_no), str(folder / ".probe"))
 
-    monkeypatch.setattr(cli, "_probe", probe)
+    monkeypatch.setattr(checks, "probe", probe)
     code, err = _run(["train", *SHAPES, "--out", tmp_path / "new" / "run"], capsys)
     _one_line_error(code, err, os.strerror(err_no), "nothing was trained")
     assert not (tmp_path / "new" / "run").exists()  # the folder it made is gone again
@@ -513,7 +514,7 @@ def test_evaluate_refuses_an_unwritable_results_file_first(
     def probe(folder):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder))
 
-    monkeypatch.setattr(cli, "_probe", probe)
+    monkeypatch.setattr(checks, "probe", probe)
     ck = cvae_run / "checkpoint.safetensors"
     code, err = _run(["evaluate", "--checkpoint", ck], capsys)
     _one_line_error(code, err, "evaluation.json: cannot be written (Read-only file system)",
