@@ -56,6 +56,7 @@ def _classes(k: int) -> str:
 
 
 def write_json(path: Path, obj) -> None:
+    """``obj`` as indented JSON in ``path``, written whole or not at all."""
     from ..files import atomic_write
 
     blob = (json.dumps(obj, indent=2) + "\n").encode()
@@ -63,6 +64,7 @@ def write_json(path: Path, obj) -> None:
 
 
 def reason(e: BaseException) -> str:
+    """An error in one line; an OSError names its file: "out/x.png: No space left on device"."""
     if isinstance(e, OSError):
         name = f"{e.filename}: " if getattr(e, "filename", None) else ""
         return f"{name}{e.strerror or e}"

@@ -76,7 +76,7 @@ class StopOnSignal:
 
 
 def signal_name(signum: int | None) -> str:
-    """"SIGINT", "SIGTERM", ...; "" for no signal."""
+    """The signal's name ("SIGINT", "SIGTERM", ...); "" for no signal."""
     return signal.Signals(signum).name if signum else ""
 
 

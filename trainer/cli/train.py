@@ -31,7 +31,7 @@ from ._checks import (
     prepare_out_folder,
     remove_if_empty,
 )
-from ._console import Progress, describe_data, reason, write_json
+from ._console import Progress, describe_data, one_of_many_but_first, reason, write_json
 from ._options import add_data_args, add_seed, float_in, int_in, spec_from_args
 from ._signals import StopOnSignal, exit_code, signal_name
 from .manifold import manifold_size, write_manifold
@@ -168,6 +168,7 @@ def _add_film_options(f) -> None:
 
 # -- before training: refuse what would fail ------------------------------------------------
 def run(args) -> int:
+    """Check the options, make --out, train, save; returns the exit code."""
     if args.gaussian_std is not None and args.likelihood != "gaussian":
         raise UserError("--gaussian-std needs --likelihood gaussian")
     for option in ("images", "labels", "root"):
@@ -189,9 +190,7 @@ def run(args) -> int:
         except FilmError as e:
             raise UserError(f"--film {e}") from None
     _train_outputs_clear(args)
-    from ..distributed import launched
-
-    if launched() and os.environ.get("RANK", "0") != "0":  # process 0 makes and writes --out
+    if one_of_many_but_first():  # process 0 makes and writes --out
         return _train(args, Path(args.out).expanduser())
     out, made = prepare_out_folder(args.out)
     try:
@@ -494,8 +493,7 @@ def _fit(job: _Run, control, reporter: _EpochReporter | None):
         else:
             where = "no checkpoint was kept"
         problem = UserError(
-            f"another process of the run failed or stopped answering ({_first_line(e)}); "
-            f"{where}"
+            f"another process of the run failed or stopped answering ({_first_line(e)}); {where}"
         )
         problem.every_process = True  # each says what it saw: one of them died
         raise problem from None
@@ -542,12 +540,8 @@ def _save(job: _Run, result, stop_name: str) -> tuple[dict, list[str]]:
             ) from None
         where = _save_elsewhere(trainer, spec, job.data.class_names)
         if where is None:
-            raise UserError(
-                f"{reason(e)}; the model could not be saved elsewhere either"
-            ) from None
-        raise UserError(
-            f"{reason(e)}; the trained model was saved to {where} instead"
-        ) from None
+            raise UserError(f"{reason(e)}; the model could not be saved elsewhere either") from None
+        raise UserError(f"{reason(e)}; the trained model was saved to {where} instead") from None
     return metrics, done
 
 
