@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import trainer.cli._checks as checks
-from trainer.cli._signals import StopOnSignal
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint
+from trainer.cli._signals import StopOnSignal
 from trainer.config import MAX_SEED
 from trainer.evaluate import final_loss_warning
 from trainer.export import MANIFEST, file_record, run_problems
