@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from explorer import __version__, platform_check, theme
-from trainer.cliparse import OneLineParser, data_option_problem, given_data_options
+from trainer.cli._options import OneLineParser, data_option_problem, given_data_options, int_in
 from trainer.loop.threads import tame_environment
 
 APP_NAME = "Latent Explorer"
@@ -61,24 +61,12 @@ def make_splash() -> QSplashScreen:
 
 class _Parser(OneLineParser):
     """Mistakes on the command line: one line on stderr and exit code 2, before any window
-    (see :mod:`trainer.cliparse`)."""
+    (see :mod:`trainer.cli._options`)."""
 
 
 def _int_in(lo: int, hi: int | None = None):
     """An argparse type: an integer from ``lo`` to ``hi`` (inclusive; no upper limit if None)."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if v < lo or (hi is not None and v > hi):
-            span = f"{lo} to {hi}" if hi is not None else f"at least {lo}"
-            raise argparse.ArgumentTypeError(f"must be {span}, not {v}")
-        return v
-
-    parse.__name__ = "integer"  # argparse names the type in some messages
-    return parse
+    return int_in(lo, hi, terse=True)
 
 
 MIN_WINDOW, MAX_WINDOW = 320, 16384

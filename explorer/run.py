@@ -57,6 +57,7 @@ from trainer.evaluate import elbo_stats, final_loss_warning
 from trainer.examples import is_example, title_for
 from trainer.loop import Snapshot, TrainControl, model_config_for
 from trainer.loop.threads import training_threads
+from trainer.text import clock
 
 KL_IMAGES = 2000  # test images for the KL per dimension of a model that is not training
 
@@ -128,12 +129,8 @@ def upper_first(text: str) -> str:
 
 
 def fmt_seconds(s: float) -> str:
-    if s != s or s in (float("inf"), float("-inf")):
-        return "–"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+    """A duration as the window shows it: "2:03", "1:02:03", "–" if unknown."""
+    return clock(s)
 
 
 def describe_data(data: ImageData) -> str:

@@ -1,4 +1,4 @@
-"""The bundled example models: their catalogue, data and rebuild.
+"""The bundled example models: their catalogue and data.
 
 They are package data (``assets/examples`` in the repository; :mod:`trainer.paths` finds
 them in an installed copy). Each example is a folder ``examples/<name>/`` holding
@@ -16,19 +16,15 @@ with no dataset and no network. They are held-out test images: data to explore a
 with, never to train on (:class:`trainer.loop.Trainer` refuses data with no training
 images).
 
-``latent-train examples --rebuild`` trains every example from scratch, seeded, and writes
-the table in ``assets/README.md`` (in a checkout; an installed copy rebuilds ``--into`` a
-folder of its user's).
+``latent-train examples --rebuild`` (:func:`trainer.cli.examples.rebuild`) trains every
+example from scratch, seeded, and writes the table in ``assets/README.md`` (in a checkout; an
+installed copy rebuilds ``--into`` a folder of its user's).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,15 +244,6 @@ def data_args(bundle: str, mnist: Path | None = None) -> list[str]:
     raise ExampleError(f"no recipe for data {bundle!r}")
 
 
-def _shown_path(arg: str) -> str:
-    """A path as the command line shows it: relative to the working folder when inside it."""
-    try:
-        rel = os.path.relpath(arg)
-    except ValueError:
-        return arg
-    return rel if len(rel) < len(arg) else arg
-
-
 def train_command(r: Recipe, mnist: Path | None = None, epochs: int | None = None) -> list[str]:
     return ["train", *data_args(r.bundle, mnist), *r.args,
             "--epochs", str(epochs or r.epochs), "--seed", "0"]  # fmt: skip
@@ -323,105 +310,6 @@ def evaluate_example(model, data: ImageData, iw_samples: int, seed: int = 0, pro
         out["seconds_iw"] = round(time.perf_counter() - t0, 1)
     return out
 
-
-Log = Callable[[str], None]
-
-
-def rebuild(
-    only: list[str] | None = None,
-    root: Path | None = None,
-    mnist: str | os.PathLike | None = None,
-    epochs: int | None = None,
-    iw_samples: int = 1000,
-    log: Log | None = None,
-    progress: Callable[[float, str], None] | None = None,
-    readme: Path | None = None,
-) -> list[dict]:
-    """Train the examples (``only`` these names, default all) from scratch, seeded, into
-    ``root`` (default: the bundled folder, in a checkout: :func:`default_root`) and write
-    the table into ``readme`` (default ``README.md`` beside ``root``). ``epochs`` overrides
-    every recipe's (for tests). Returns one row per example built."""
-    from . import __main__ as cli
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import load_data
-
-    root = Path(root) if root else default_root()
-    readme = readme or root.parent / "README.md"
-    log = log or (lambda text: None)
-    chosen = [recipe(n) for n in (only or names())]
-    root.mkdir(parents=True, exist_ok=True)
-    mnist_dir = find_mnist(mnist) if any(r.bundle == "mnist" for r in chosen) else None
-    datas: dict[str, ImageData] = {}
-    rows = []
-    t_all = time.perf_counter()
-    for i, r in enumerate(chosen):
-        base = i / len(chosen)
-        if progress is not None:
-            progress(base, f"{r.name}: training")
-        argv = train_command(r, mnist_dir, epochs)
-        if r.bundle not in datas:  # the same split the command trains on: its test part
-            spec = cli._spec_from_args(cli.build_parser().parse_args([*argv, "--out", "x"]))
-            datas[r.bundle] = load_data(spec)
-            write_bundle(r.bundle, datas[r.bundle], root)
-        data = datas[r.bundle]
-        t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="latent-example-") as tmp:
-            log(f"[{i + 1}/{len(chosen)}] {r.name}: latent-train {' '.join(argv)}")
-            code = cli.main([*argv, "--out", tmp])
-            if code != 0:
-                raise ExampleError(f"{r.name}: latent-train train ended with exit code {code}")
-            ck = load_checkpoint(Path(tmp) / "checkpoint.safetensors")
-        seconds_train = time.perf_counter() - t0
-        model = ck.model.eval()
-        if progress is not None:
-            progress(base + 0.8 / len(chosen), f"{r.name}: evaluating")
-
-        def iw_progress(done, total, base=base, name=r.name):
-            if progress is not None:
-                progress(base + (0.8 + 0.2 * done / total) / len(chosen), f"{name}: log p(x)")
-
-        metrics = evaluate_example(model, data, iw_samples, progress=iw_progress)
-        folder = root / r.name
-        folder.mkdir(exist_ok=True)
-        path = save_checkpoint(
-            folder / MODEL_FILE, model, ck.train_config,
-            data_spec=DataSpec(source=EXAMPLE, bundle=r.bundle), class_names=ck.class_names,
-            history=ck.history, epochs_done=ck.epochs_done, step=ck.step,
-            weights_dtype=torch.float16,
-        )  # fmt: skip
-        thumbnail(model, folder / THUMB_FILE)
-        command = "latent-train " + " ".join(shlex.quote(_shown_path(a)) for a in argv)
-        info = {
-            "name": r.name,
-            "title": full_title(r),
-            "line": r.line,
-            "bundle": r.bundle,
-            "command": command,
-            "converted": "weights stored as float16, optimiser state left out, data: the "
-            "bundled test images",
-            "epochs": ck.epochs_done,
-            "seconds_train": round(seconds_train, 1),
-            "metrics": metrics,
-            "model_bytes": path.stat().st_size,
-        }
-        _write_text(folder / INFO_FILE, json.dumps(info, indent=1) + "\n")
-        rows.append(info)
-        log(
-            f"    test -ELBO {metrics['test_nelbo']:.2f}"
-            + (f", -log p(x) {metrics['test_nll_iw']:.2f}" if "test_nll_iw" in metrics else "")
-            + f", float16 changes it by {metrics['float16_nelbo_change']:+.4f} nats, "
-            f"{path.stat().st_size / 1e6:.2f} MB, {seconds_train:.0f} s"
-        )
-    if progress is not None:
-        progress(1.0, "done")
-    if only is None:  # the whole set: the time the table quotes
-        _write_text(
-            root / REBUILD_FILE,
-            json.dumps({"seconds": round(time.perf_counter() - t_all, 1), "examples": len(rows)})
-            + "\n",
-        )
-    write_table(readme, root)
-    return rows
 
 
 def _size(root: Path) -> int:

@@ -83,10 +83,12 @@ def compose(panels: list[tuple[str, np.ndarray]], path: Path, columns: int, scal
 
 # -- the models -------------------------------------------------------------------------------
 class Models:
-    """The example models the figures need: bundled ones, or trained into ``out/models``."""
+    """The example models the figures need: bundled ones, or trained into ``out/models`` by
+    ``rebuild`` (:func:`trainer.cli.examples.rebuild`; without it a missing one is refused)."""
 
-    def __init__(self, out: Path, root: Path | None, mnist, log) -> None:
+    def __init__(self, out: Path, root: Path | None, mnist, log, rebuild=None) -> None:
         self.out, self.root, self.mnist, self.log = out, root or ex.examples_dir(), mnist, log
+        self.rebuild = rebuild
         self.cache: dict[str, torch.nn.Module] = {}
 
     def __call__(self, name: str):
@@ -96,10 +98,12 @@ class Models:
             if not path.is_file():
                 trained = self.out / "models"
                 path = ex.example_path(name, trained)
+                if not path.is_file() and self.rebuild is None:
+                    raise ex.ExampleError(f"{name} is not in {self.root}")
                 if not path.is_file():
                     self.log(f"{name} is not in {self.root}: training it into {trained}")
-                    ex.rebuild(only=[name], root=trained, mnist=self.mnist, log=self.log,
-                               readme=trained / "README.md")  # fmt: skip
+                    self.rebuild(only=[name], root=trained, mnist=self.mnist, log=self.log,
+                                 readme=trained / "README.md")  # fmt: skip
             self.cache[name] = load_checkpoint(path).model.eval()
         return self.cache[name]
 
@@ -257,11 +261,13 @@ def write_all(
     mnist=None,
     progress: Callable[[float, str], None] | None = None,
     log: Callable[[str], None] | None = None,
+    rebuild=None,
 ) -> list[Path]:
-    """Write every figure and the KL table into ``out``; returns the files written."""
+    """Write every figure and the KL table into ``out``; returns the files written. An
+    example missing from ``examples_root`` is trained by ``rebuild`` (see :class:`Models`)."""
     out = Path(out)
     log = log or (lambda text: None)
-    models = Models(out, examples_root, mnist, log)
+    models = Models(out, examples_root, mnist, log, rebuild)
     written = []
     for i, (name, draw) in enumerate(FIGURES):
         if progress is not None:

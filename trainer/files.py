@@ -117,6 +117,18 @@ def not_written(path: str | os.PathLike, e: OSError) -> str:
     return f"{path}: could not be written ({e.strerror or e})"
 
 
+def read_problem(e: OSError, loop: str = "is a symbolic link that leads round in a loop") -> str:
+    """Why a file could not be read, in a user's words: "no such file", "cannot be read
+    (permission denied)", ``loop`` for a symbolic link loop, else the system's reason."""
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file"
+    if e.errno == errno.ELOOP:
+        return loop
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "cannot be read (permission denied)"
+    return f"cannot be read ({e.strerror or e})"
+
+
 def same_file(path: str | os.PathLike, source: str | os.PathLike) -> bool:
     """Whether ``path`` and ``source`` are one file (by device and inode: a hard link or a
     symbolic link to it counts); False where either cannot be looked at."""

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer.__main__ as cli
+import trainer.cli._checks as checks
 from trainer.__main__ import main
 from trainer.checkpoint import load_checkpoint
+from trainer.cli._signals import StopOnSignal
 from trainer.config import MAX_SEED
 from trainer.evaluate import final_loss_warning
 from trainer.export import MANIFEST, file_record, run_problems
@@ -196,7 +197,7 @@ def test_an_unwritable_out_is_refused_before_loading(
     def probe(folder):
         raise OSError(err_no, os.strerror(err_no), str(folder / ".probe"))
 
-    monkeypatch.setattr(cli, "_probe", probe)
+    monkeypatch.setattr(checks, "probe", probe)
     code, err = _run(["train", *SHAPES, "--out", tmp_path / "new" / "run"], capsys)
     _one_line_error(code, err, os.strerror(err_no), "nothing was trained")
     assert not (tmp_path / "new" / "run").exists()  # the folder it made is gone again
@@ -424,7 +425,7 @@ def test_a_second_signal_interrupts_at_once(capsys):
 
     before = signal.getsignal(signal.SIGTERM)
     control = TrainControl()
-    with cli._StopOnSignal(control) as stop:
+    with StopOnSignal(control) as stop:
         deliver(signal.SIGTERM)
         assert control.stop_requested and stop.name == "SIGTERM"
         with pytest.raises(KeyboardInterrupt) as e:
@@ -439,7 +440,7 @@ def test_the_same_signal_twice_at_once_is_one_stop():
     from trainer.loop import TrainControl
 
     control = TrainControl()
-    with cli._StopOnSignal(control) as stop:
+    with StopOnSignal(control) as stop:
         stop._on_signal(signal.SIGINT, None)
         stop._on_signal(signal.SIGINT, None)  # the echo: still stopping, still saving
         assert control.stop_requested and stop.name == "SIGINT"
@@ -513,7 +514,7 @@ def test_evaluate_refuses_an_unwritable_results_file_first(
     def probe(folder):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder))
 
-    monkeypatch.setattr(cli, "_probe", probe)
+    monkeypatch.setattr(checks, "probe", probe)
     ck = cvae_run / "checkpoint.safetensors"
     code, err = _run(["evaluate", "--checkpoint", ck], capsys)
     _one_line_error(code, err, "evaluation.json: cannot be written (Read-only file system)",
@@ -640,7 +641,7 @@ def test_the_options_a_source_reads_reach_its_loading(argv, tmp_path, monkeypatc
 
 
 def test_the_data_option_table_covers_every_source():
-    from trainer.cliparse import DATA_OPTIONS
+    from trainer.cli._options import DATA_OPTIONS
     from trainer.data import EXAMPLE, SOURCES
 
     assert set(DATA_OPTIONS) == {*SOURCES, EXAMPLE}

@@ -235,7 +235,7 @@ def test_figures_are_drawn_from_the_bundled_examples(tmp_path):
     assert not (tmp_path / "models").exists()  # nothing needed training
 
 
-def test_figures_train_what_is_missing(tmp_path, monkeypatch):
+def test_figures_train_what_is_missing(tmp_path):
     asked = []
 
     def fake_rebuild(only, root, **kw):
@@ -244,8 +244,8 @@ def test_figures_train_what_is_missing(tmp_path, monkeypatch):
         (root / only[0]).mkdir(parents=True)
         (root / only[0] / ex.MODEL_FILE).write_bytes(src.read_bytes())
 
-    monkeypatch.setattr(ex, "rebuild", fake_rebuild)
-    models = figures.Models(tmp_path, tmp_path / "no-examples", None, lambda t: None)
+    models = figures.Models(tmp_path, tmp_path / "no-examples", None, lambda t: None,
+                            rebuild=fake_rebuild)  # fmt: skip
     assert models("mnist-vae-2d").latent_dim == 2
     assert asked == [(["mnist-vae-2d"], tmp_path / "models")]
 

@@ -3,7 +3,6 @@ checksum verified, and only then its model built and its tensors read."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
@@ -17,7 +16,7 @@ from typing import BinaryIO
 import torch
 
 from ..config import is_int, shown
-from ..files import NotRegularFile, open_regular
+from ..files import NotRegularFile, open_regular, read_problem
 from ..files import printable as _printable
 from .format import (
     _CHECKSUM,
@@ -53,7 +52,7 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
     except NotRegularFile as e:
         raise _Invalid(f"is not a regular file (it is {_kind(e.mode)})") from None
     except OSError as e:
-        raise _Invalid(_os_problem(e)) from None
+        raise _Invalid(read_problem(e)) from None
     except ValueError:  # a NUL character in it
         raise _Invalid("is not a valid file name") from None
     size = os.fstat(f.fileno()).st_size
@@ -70,16 +69,6 @@ def _kind(mode: int) -> str:
     kinds = [(stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
     return next((name for test, name in kinds if test(mode)), "not a file")
-
-
-def _os_problem(e: OSError) -> str:
-    if e.errno in (errno.ENOENT, errno.ENOTDIR):
-        return "no such file"
-    if e.errno == errno.ELOOP:
-        return "is a symbolic link that leads round in a loop"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "cannot be read (permission denied)"
-    return f"cannot be read ({e.strerror or e})"
 
 
 def _read_exactly(f, n: int, what: str) -> torch.Tensor:
@@ -189,7 +178,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     except _Invalid as e:
         raise CheckpointError(_printable(f"{path}: {e}")) from None
     except OSError as e:
-        raise CheckpointError(f"{path}: {_os_problem(e)}") from None
+        raise CheckpointError(f"{path}: {read_problem(e)}") from None
     except MemoryError:
         raise CheckpointError(f"{path}: not enough memory to load it") from None
     except RuntimeError as e:  # torch's allocators say so with a RuntimeError

@@ -3,7 +3,6 @@ promises, and loaded as a dataset of their own (``--dataset idx``)."""
 
 from __future__ import annotations
 
-import errno
 import gzip
 import math
 import os
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import NotRegularFile, open_regular
+from ..files import NotRegularFile, open_regular, read_problem
 from . import cache
 from .arrays import MAX_SIDE, ImageData, _as_nchw, _finish, _labels, _split
 from .spec import DataError, DataSpec, Progress
@@ -27,13 +26,8 @@ _CHUNK = 1 << 20
 
 
 def _os_problem(p: Path, e: OSError) -> str:
-    if e.errno in (errno.ENOENT, errno.ENOTDIR):
-        return f"{p}: no such file"
-    if e.errno == errno.ELOOP:
-        return f"{p}: cannot be read (a loop of symbolic links: a link that leads back to itself)"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return f"{p}: cannot be read (permission denied)"
-    return f"{p}: cannot be read ({e.strerror or e})"
+    loop = "cannot be read (a loop of symbolic links: a link that leads back to itself)"
+    return f"{p}: {read_problem(e, loop)}"
 
 
 def _open_regular(p: Path):

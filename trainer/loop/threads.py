@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from ..text import shorten
+
 GUI_THREADS = 1  # the window decodes small batches; the other cores are the training's
 
 THREADS_PER_CORE = 4  # the most CPU threads the project asks torch for, per usable core
@@ -66,10 +68,11 @@ def tame_environment(environ=None) -> list[str]:
         counts = _counts(value)
         if counts is None:
             del env[name]
-            notes.append(f"{name}={_shown(value)} is not a whole number of threads; ignoring it")
+            notes.append(f"{name}={shorten(value, 20)} is not a whole number of threads; "
+                         "ignoring it")  # fmt: skip
         elif max(counts) > top:
             env[name] = ",".join(str(min(c, top)) for c in counts)
-            notes.append(f"{name}={_shown(value)} is more than {_most()}; using {env[name]}")
+            notes.append(f"{name}={shorten(value, 20)} is more than {_most()}; using {env[name]}")
     return notes
 
 
@@ -77,11 +80,6 @@ def _most() -> str:
     cores = usable_cores()
     return (f"{most_threads()} threads ({THREADS_PER_CORE} for each of the {cores} "
             f"core{'s' if cores != 1 else ''} here)")  # fmt: skip
-
-
-def _shown(value: str) -> str:
-    value = value.strip()
-    return value if len(value) <= 20 else value[:17] + "..."
 
 
 def _env_threads() -> int | None:

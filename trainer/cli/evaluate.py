@@ -1,0 +1,146 @@
+"""``latent-train evaluate``: the test ELBO and importance-sampled log p(x) of a checkpoint,
+on its own data or on data named here, written as JSON."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ._checks import (
+    UserError,
+    check_data_fits,
+    check_path,
+    check_writable_file,
+    command_inputs,
+    data_options_apply,
+    not_an_input,
+    open_checkpoint,
+)
+from ._console import Progress, describe_data, write_json
+from ._options import add_data_args, add_seed, int_in, spec_from_args
+
+
+def add_options(e) -> None:
+    from ..config import DEVICES
+
+    e.add_argument("--checkpoint", required=True)
+    add_data_args(e, required=False)
+    e.add_argument(
+        "--iw-samples",
+        type=int_in(1, 1_000_000),
+        default=1000,
+        help="importance samples K per image (default: 1000; the paper uses 5000)",
+    )
+    e.add_argument(
+        "--prior-samples",
+        type=int_in(0, 1_000_000),
+        default=0,
+        help="also the naive prior Monte Carlo estimate with this many samples (default: 0)",
+    )
+    e.add_argument(
+        "--limit", type=int_in(1, 10**9), default=None, help="only the first N test images"
+    )
+    e.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    add_seed(e)
+    e.add_argument(
+        "--out",
+        default=None,
+        help="JSON file for the results, or a folder for evaluation.json in it "
+        "(default: evaluation.json beside the checkpoint)",
+    )
+
+
+def run(args) -> int:
+    from ..data import load_data
+    from ..evaluate import evaluate_model
+    from ..loop import resolve_device, seed_everything
+
+    for option in ("images", "labels", "root"):
+        check_path(f"--{option}", getattr(args, option))
+    device = resolve_device(args.device)
+    ck = open_checkpoint(args.checkpoint, device)
+    out = _evaluation_out(args, ck)
+    if ck.data_spec is None and args.dataset is None:
+        raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
+    if args.dataset is None:  # the checkpoint's source: the options must be ones it reads
+        data_options_apply(args, ck.data_spec.source,
+                            f"the checkpoint's data ({ck.data_spec.describe()})")  # fmt: skip
+    _idx_files_together(args, ck)
+    spec = spec_from_args(args, base=ck.data_spec)
+    data = load_data(spec)
+    model = ck.model
+    check_data_fits(ck, spec, data)
+    print(f"data: {describe_data(spec, data)}", file=sys.stderr)
+    x, y = data.test_x, data.test_y if model.num_classes else None
+    if args.limit:
+        x, y = x[: args.limit], None if y is None else y[: args.limit]
+    seed_everything(args.seed)
+    bar = Progress("evaluate")
+    res = {
+        "checkpoint": str(ck.path),
+        "checkpoint_step": ck.step,
+        "dataset": spec.describe(),
+        **evaluate_model(
+            model, x, y, iw_samples=args.iw_samples, prior_samples=args.prior_samples,
+            seed=args.seed, progress=lambda f, what: bar.update(f, what),
+        ),
+    }  # fmt: skip
+    bar.done()
+    if not model.is_variational:
+        print(
+            "note: a plain autoencoder has no ELBO or log p(x); reporting its reconstruction "
+            "error (the KL column is zero)",
+            file=sys.stderr,
+        )
+    write_json(out, res)
+    w = max(map(len, res))
+    for k, v in res.items():
+        if k != "kl_per_dim":
+            print(f"{k:<{w}}  {v:.3f}" if isinstance(v, float) else f"{k:<{w}}  {v}")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _evaluation_out(args, ck) -> Path:
+    """Where ``evaluate`` writes its results; refused before anything is computed if it
+    cannot be written. A folder gets ``evaluation.json`` in it."""
+    if args.out is None:
+        from ..examples import is_example
+
+        out = Path(ck.path).with_name("evaluation.json")
+        if is_example(ck.path):  # the bundled examples stay as shipped
+            out = Path.cwd() / f"evaluation-{Path(ck.path).parent.name}.json"
+            print(f"note: the bundled examples are read-only; results go to {out}",
+                  file=sys.stderr)  # fmt: skip
+        check_writable_file(out, "results", "; pass --out FILE to write them elsewhere")
+        not_an_input("results", out, command_inputs(args, ck))
+        return out
+    if not args.out.strip():
+        raise UserError("--out is empty; name a JSON file, or a folder for evaluation.json")
+    check_path("--out", args.out)
+    out = Path(args.out).expanduser()
+    if out.is_dir() or args.out.endswith(("/", os.sep)):  # a folder, or one to be made
+        out = out / "evaluation.json"
+    check_writable_file(out, "--out")
+    not_an_input("--out", out, command_inputs(args, ck))
+    return out
+
+
+def _idx_files_together(args, ck) -> None:
+    """`evaluate`: IDX images and their labels come both from the command line or both from
+    the checkpoint, never one of each (the checkpoint's labels belong to its own images)."""
+    spec = ck.data_spec
+    theirs = spec is not None and spec.source == "idx" and args.dataset in (None, "idx")
+    if args.labels is not None and args.images is None and theirs:
+        raise UserError(
+            f"--labels without --images: they would label the checkpoint's images "
+            f"({Path(spec.images).name}); name both, or neither to evaluate on its own"
+        )
+    mc = ck.model_config
+    if args.images is not None and args.labels is None and mc.conditional:
+        raise UserError(
+            f"--images without --labels: the model in {ck.path} is conditioned on "
+            f"{mc.num_classes} classes and needs the labels of these images (--labels FILE)"
+            + ("; the checkpoint's labels belong to its own images" if theirs else "")
+        )
