@@ -36,7 +36,8 @@ from explorer.film import FilmRecorder
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery, autosaved_at, forget, orphans, run_of
-from explorer.run import RUNNING, RunController, RunState, RunStatus, upper_first
+from explorer.run import RunController, upper_first
+from explorer.run_status import RUNNING, RunState, RunStatus
 from explorer.settings import open_settings
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled

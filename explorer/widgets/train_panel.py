@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.constants import EPOCHS_MAX
-from explorer.run import RunState, RunStatus
+from explorer.run_status import RunState, RunStatus
 from trainer.config import MAX_LATENT, ConfigError, TrainConfig
 from trainer.data import EXAMPLE, DataSpec
 from trainer.loop import available_devices, bf16_problem, resolve_device
