@@ -291,7 +291,7 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
         for v in win.views.values():
             v.training = False
         win.tick()
-        for v in win._tab_views[win.tabs.currentIndex()]:
+        for v in win.tab_table[win.tabs.currentIndex()].views:
             v.refresh(force=True)
         QApplication.processEvents()
         QTimer.singleShot(150, shoot)
