@@ -16,17 +16,17 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
 from explorer import __version__, platform_check, theme
+from explorer.constants import (  # (the window's own limits, refused here before torch loads)
+    APP_NAME,
+    EPOCHS_MAX,
+    GRID_MAX,
+    GRID_MIN,
+    ORG,
+    QUIT_AFTER_MAX,
+    TABS,
+)
 from trainer.cli._options import OneLineParser, data_option_problem, given_data_options, int_in
 from trainer.loop.threads import tame_environment
-
-APP_NAME = "Latent Explorer"
-ORG = "latent-explorer"
-# the window's own limits (checked in explorer/window.py and the panel; repeated here so
-# that the command line can refuse a bad value before torch is imported)
-TABS = 11
-GRID_MIN, GRID_MAX = 5, 30
-EPOCHS_MAX = 100000
-QUIT_AFTER_MAX = 2**31 - 1  # milliseconds: Qt's timers take no more (about 24.8 days)
 
 
 def make_splash() -> QSplashScreen:
@@ -243,7 +243,7 @@ def _open_at_start(win, path: str, chosen: bool) -> None:
     """Open the checkpoint (at once, or after the data chosen on the command line)."""
     shown = len(win.banner.history)
     ok = win.open_checkpoint(path)
-    if not chosen and win.session.data is None and not win.run.data_runner.running:
+    if not chosen and win.session.data is None and not win.run.loading:
         # it could not be opened, or it names no data: start with the usual data
         win._first_launch_data()
         if not ok and len(win.banner.history) > shown + 1:
@@ -263,7 +263,7 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
     state = {"seen_run": not after_training, "t0": time.perf_counter(), "error": None}
 
     def poll() -> None:
-        if win.run.trainer_runner.running:
+        if win.run.running:
             state["seen_run"] = True
         settled = not win.busy
         if settled and win.session.data is None:
@@ -279,7 +279,7 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
         for v in win.views.values():
             v.training = False
         win.tick()
-        for v in win._tab_views[win.tabs.currentIndex()]:
+        for v in win.tab_table[win.tabs.currentIndex()].views:
             v.refresh(force=True)
         QApplication.processEvents()
         QTimer.singleShot(150, shoot)

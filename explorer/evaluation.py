@@ -15,9 +15,9 @@ from enum import Enum
 
 from PySide6.QtCore import QObject, Signal
 
-from explorer.run import fmt_seconds
 from explorer.state import Session
 from explorer.worker import EvaluateWorker, ThreadRunner
+from trainer.text import clock
 
 EVAL_SEED = 0  # as latent-train evaluate's default --seed
 
@@ -167,7 +167,7 @@ class Evaluation(QObject):
     def summary(self) -> str:
         """One line for the curves panel."""
         if self.state is EvalState.RUNNING:
-            left = f", about {fmt_seconds(self.eta)} left" if self.eta is not None else ""
+            left = f", about {clock(self.eta)} left" if self.eta is not None else ""
             return f"Evaluating… {self.fraction:.0%} ({self.text or 'starting'}){left}"
         if self.state is EvalState.FAILED and self.error:
             return f"Evaluation failed: {self.error}"

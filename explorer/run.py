@@ -16,21 +16,22 @@ provides.
 Continue always trains the model on screen, with its own type and shapes, whatever the
 settings on the left say (they are for Train); the status's ``model_note`` says where they
 differ, and its ``data_text`` when Continue would train on other data than the model's own.
+
+The states and the status value are in :mod:`explorer.run_status`; opening and saving
+checkpoints in :mod:`explorer.run_checkpoints` (mixed in here).
 """
 
 from __future__ import annotations
 
-import os
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import torch
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QObject, Signal
 
 from explorer.film import FilmRecorder
+from explorer.run_checkpoints import RunCheckpoints
+from explorer.run_status import BUSY, RUNNING, RunState, RunStatus
 from explorer.state import Session
 from explorer.worker import (
     AUTOSAVE_S,
@@ -43,7 +44,6 @@ from explorer.worker import (
     cannot_continue,
     message_for_window,
 )
-from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import (
     ARCH_TITLES,
     LIKELIHOOD_TITLES,
@@ -54,7 +54,6 @@ from trainer.config import (
 )
 from trainer.data import EXAMPLE, DataError, DataSpec, ImageData, model_data_problem, same_data
 from trainer.evaluate import elbo_stats, final_loss_warning
-from trainer.examples import is_example, title_for
 from trainer.loop import Snapshot, TrainControl, model_config_for
 from trainer.loop.threads import training_threads
 from trainer.text import clock
@@ -62,75 +61,10 @@ from trainer.text import clock
 KL_IMAGES = 2000  # test images for the KL per dimension of a model that is not training
 
 
-class RunState(str, Enum):
-    NO_DATA = "no data"
-    LOADING = "loading"
-    READY = "ready"
-    PREPARING = "preparing"
-    TRAINING = "training"
-    PAUSED = "paused"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    FINISHED = "finished"
-    DIVERGED = "diverged"
-    FAILED = "failed"
-
-
-BUSY = {RunState.LOADING, RunState.PREPARING, RunState.TRAINING, RunState.PAUSED,
-        RunState.STOPPING}  # fmt: skip
-RUNNING = BUSY - {RunState.LOADING}  # a training thread exists
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """Everything the window shows about the run, computed in one place."""
-
-    state: RunState
-    headline: str  # on the progress bar
-    detail: str  # the line under it
-    progress: float | None  # 0..1; None: working, with nothing to measure yet
-    summary: str  # the status bar's line
-    data_text: str  # under the Data settings
-    trained: bool  # the session's model has had training (Continue makes sense)
-    remaining: int  # epochs Continue offers (what a stopped or saved run left undone; 0: none)
-    continuing: bool = False  # the run in flight continues the model (not a new one)
-    model_note: str = ""  # where the model settings on the left differ from the model on screen
-
-    @property
-    def busy(self) -> bool:
-        return self.state in BUSY
-
-    @property
-    def running(self) -> bool:
-        """A training thread exists: the settings of the run are locked."""
-        return self.state in RUNNING
-
-    @property
-    def can_start(self) -> bool:
-        return not self.busy
-
-    @property
-    def can_continue(self) -> bool:
-        return not self.busy and self.trained
-
-    @property
-    def can_pause(self) -> bool:
-        return self.state in (RunState.TRAINING, RunState.PAUSED)
-
-    @property
-    def can_stop(self) -> bool:
-        return self.state in (RunState.PREPARING, RunState.TRAINING, RunState.PAUSED)
-
-
 def upper_first(text: str) -> str:
     """ "2-D autoencoder" stays itself, "autoencoder" becomes "Autoencoder" (str.capitalize
     lowers the rest: "2-d autoencoder", "Vae")."""
     return text[:1].upper() + text[1:]
-
-
-def fmt_seconds(s: float) -> str:
-    """A duration as the window shows it: "2:03", "1:02:03", "–" if unknown."""
-    return clock(s)
 
 
 def describe_data(data: ImageData) -> str:
@@ -140,7 +74,7 @@ def describe_data(data: ImageData) -> str:
     return f"{len(data.train_x):,} train / {len(data.test_x):,} test · {c}×{h}×{w}{classes}"
 
 
-class RunController(QObject):
+class RunController(QObject, RunCheckpoints):
     """Loads data and trains, one thing at a time, and says what it is doing.
 
     ``settings`` supplies the user's choices: ``data_spec()``, ``model_kwargs()``,
@@ -198,14 +132,23 @@ class RunController(QObject):
         self.status = self._compute()
 
     # -- state --------------------------------------------------------------------------------
+    # "Busy" is said here and only here, by the worker threads: a thread counts from its start
+    # until the GUI has handled its end (the state moves at those same two points). Everyone
+    # asks these three (the window, the command line, the status the Run box renders).
     @property
     def busy(self) -> bool:
         """A data load or a run is in flight (until the GUI has handled its end)."""
-        return self.trainer_runner.running or self.data_runner.running
+        return self.running or self.loading
 
     @property
     def running(self) -> bool:
+        """A training thread exists (from Train until the GUI has handled the run's end)."""
         return self.trainer_runner.running
+
+    @property
+    def loading(self) -> bool:
+        """A data load is in flight (until the GUI has handled its end)."""
+        return self.data_runner.running
 
     def _set(self, state: RunState | None = None, note: str | None = None) -> None:
         if state is not None:
@@ -249,7 +192,7 @@ class RunController(QObject):
         elif st in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING) and snap is not None:
             progress = snap.progress
             state = {RunState.PAUSED: "paused", RunState.STOPPING: "stopping…"}.get(
-                st, f"{fmt_seconds(snap.eta)} left"
+                st, f"{clock(snap.eta)} left"
             )
             headline = f"epoch {snap.epoch}/{snap.epochs}  ·  {state}"
             rate = None if st is RunState.PAUSED else snap.images_per_second
@@ -290,7 +233,7 @@ class RunController(QObject):
                     ", its batches streamed to it" if fit.streamed else ""
                 )
                 summary = (
-                    f"{verb}: {fit.steps_run:,} steps of training in {fmt_seconds(fit.seconds)} on "
+                    f"{verb}: {fit.steps_run:,} steps of training in {clock(fit.seconds)} on "
                     f"{fit.device}{how} ({fit.images_per_second:,.0f} img/s on average)"
                 )
             elif out is not None and out.error:
@@ -299,7 +242,7 @@ class RunController(QObject):
             state=st, headline=headline, detail=detail, progress=progress, summary=summary,
             data_text=self._data_text(), trained=s.model is not None and s.step > 0,
             remaining=remaining, continuing=self._resume and st in RUNNING,
-            model_note=self._model_note(),
+            model_note=self._model_note(), busy=self.busy, running=self.running,
         )  # fmt: skip
 
     def _numbers(self, snap: Snapshot, ips: float | None, unit: str) -> str:
@@ -404,7 +347,7 @@ class RunController(QObject):
             self._data_failed(message_for_window(e), None, level="info")
             return False
         s = self.session
-        if s.data is not None and s.data_spec == spec and not self.data_runner.running:
+        if s.data is not None and s.data_spec == spec and not self.loading:
             self._data_ok()
             if self.state is RunState.FAILED:  # the data that failed is no longer chosen
                 self.state = self._idle_state()
@@ -414,7 +357,7 @@ class RunController(QObject):
             return True
         if then is not None:
             self._then.append(then)
-        if self.data_runner.running:
+        if self.loading:
             self._queued = spec
             return True
         if self.data_runner.closed:
@@ -535,7 +478,7 @@ class RunController(QObject):
     # -- training -----------------------------------------------------------------------------
     def start(self, resume: bool = False, epochs: int | None = None) -> bool:
         """Train a new model (or, with ``resume``, the session's for ``epochs`` more)."""
-        if self.trainer_runner.running:
+        if self.running:
             return False
         s = self.session
         try:
@@ -550,7 +493,7 @@ class RunController(QObject):
             self.notice.emit("warning", "There is no trained model to continue; press Train.",
                              "run")  # fmt: skip
             return False
-        if self.data_runner.running:  # start once the data in flight has arrived
+        if self.loading:  # start once the data in flight has arrived
             self._queued = spec if spec != self._loading else None
             self._then.append(lambda: self.start(resume, epochs))
             return True
@@ -708,17 +651,6 @@ class RunController(QObject):
         for job in waiting:
             job()
 
-    def write_copy(self, path: str | os.PathLike) -> Path:
-        """Write the session's model, with everything to continue it, to ``path`` (the
-        project's copy of a run; the model's own saved state does not change)."""
-        s = self.session
-        tc = s.train_config or self._run_config or TrainConfig()
-        return save_checkpoint(
-            path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
-            history=s.history, optimizer_state=s.optimizer_state, epochs_done=s.epochs_done,
-            step=s.step, position=s.position,
-        )  # fmt: skip
-
     def toggle_pause(self) -> None:
         c = self.control
         if c is None or self.state not in (RunState.TRAINING, RunState.PAUSED):
@@ -741,9 +673,9 @@ class RunController(QObject):
         self.stop()
         timer = QElapsedTimer()
         timer.start()
-        while self.trainer_runner.running and timer.elapsed() < timeout_ms:
+        while self.running and timer.elapsed() < timeout_ms:
             QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
-        return not self.trainer_runner.running
+        return not self.running
 
     def set_lr(self, lr: float) -> None:
         if self.control is not None and self.state in RUNNING:
@@ -754,126 +686,6 @@ class RunController(QObject):
         if self.control is not None and self.state in RUNNING:
             self.control.set_beta(beta)
             self.notice.emit("info", f"β set to {beta:g} from the next step.", "live")
-
-    # -- checkpoints --------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path | None:
-        """Save the session's model with everything needed to continue it exactly.
-
-        During a run the training thread writes it between two steps (weights and optimiser
-        state of the same step); the file name is returned at once and a notice follows.
-        """
-        s = self.session
-        if s.model is None:
-            self.notice.emit("warning", "There is no model to save yet.", "save")
-            return None
-        path = Path(path)
-        if path.suffix != SUFFIX:
-            path = path.with_suffix(SUFFIX)
-        if is_example(path):
-            self.notice.emit(
-                "warning", f"{path.parent}: the bundled examples are read-only; save the "
-                "model under another folder (File ▸ Save checkpoint…).", "save",
-            )  # fmt: skip
-            return None
-        worker = self.trainer_runner.worker
-        if self.control is not None and self.state in RUNNING and worker is not None:
-            self.control.call_soon(lambda trainer: worker.save_now(trainer, path))
-            self.notice.emit("info", f"Saving {path.name} at the next step…", "save")
-            return path
-        tc = s.train_config
-        if tc is None:
-            try:
-                tc = self.settings.train_config()
-            except ConfigError:
-                tc = TrainConfig()
-        try:
-            out = save_checkpoint(
-                path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
-                history=s.history, optimizer_state=s.optimizer_state,
-                epochs_done=s.epochs_done, step=s.step, position=s.position,
-            )  # fmt: skip
-        except CheckpointError as e:
-            self.notice.emit("error", str(e), "save")
-            return None
-        s.mark_saved(out)
-        self.notice.emit("info", f"Saved {out}", "save")
-        return out
-
-    def _saved_during_run(self, path: str, step: int, error: str) -> None:
-        if error:
-            self.notice.emit("error", error, "save")
-            return
-        self.session.mark_saved(Path(path), step)
-        self.notice.emit("info", f"Saved {path} (the model at step {step:,})", "save")
-
-    def open(self, path: str | os.PathLike, recovered: bool = False) -> bool:
-        """Open a checkpoint as the session's model; while data loads, once it has arrived.
-
-        ``recovered``: a recovery file, whose training is in no file the user chose (it
-        counts as unsaved).
-        """
-        if self.trainer_runner.running:
-            self.notice.emit("warning", "Stop training before opening a checkpoint.", "open")
-            return False
-        if self.data_runner.running:
-            self._then.append(lambda: self.open(path, recovered))
-            self.notice.emit(
-                "info", f"Still loading data…; {Path(path).name} opens as soon as it has arrived.",
-                "open",
-            )  # fmt: skip
-            return True
-        what = f"the example “{title_for(path)}”" if is_example(path) else Path(path).name
-        if not self.confirm_discard(f"open {what}"):
-            return False
-        try:
-            ck = load_checkpoint(path)
-        except CheckpointError as e:
-            self.notice.emit("error", str(e), "open")
-            return False
-        except Exception as e:  # noqa: BLE001 - a file the loader missed must not crash the app
-            traceback.print_exc()
-            self.notice.emit(
-                "error", f"{path}: could not be opened (unexpected {type(e).__name__}: {e})",
-                "open",
-            )  # fmt: skip
-            return False
-        s = self.session
-        self.settings.show_config(ck.model_config, ck.train_config, ck.data_spec)
-        s.adopt(
-            ck.model_config, ck.model.state_dict(), history=ck.history,
-            epochs_done=ck.epochs_done, optimizer_state=ck.optimizer_state,
-            train_config=ck.train_config, source=None if recovered else Path(path),
-            step=ck.step, position=ck.position,
-            trained_on=ck.data_spec if ck.step > 0 else None,
-        )  # fmt: skip
-        self.latest = None
-        self._offer = max(0, ck.train_config.epochs - ck.epochs_done)
-        name = "the recovered model" if recovered else Path(path).name
-        n = ck.epochs_done
-        note = f"Opened {name}: {n} epoch{'s' if n != 1 else ''} trained."
-        msg = note
-        if s.example:
-            note = f"Opened the example “{title_for(path)}”: {n} epochs trained."
-            msg = note + (
-                " Drag the cursor over the latent map or the manifold, or move the sliders. "
-                "The example's file is read-only (Save writes a copy elsewhere); Train starts "
-                "a new model from scratch on the data chosen on the left."
-            )
-        if ck.data_spec is not None:
-            if s.data is not None and s.data_spec == ck.data_spec:
-                self.update_kl()
-            else:
-                self.load_data(ck.data_spec)
-            if not s.example:
-                msg += f" Data: {ck.data_spec.describe()}. Press Continue to train it further."
-        else:
-            msg += " The file names no data; choose data of the same image size to train it."
-        self.resolved.emit("open")
-        # an example's long message stays until dismissed or training starts (an "open"
-        # notice goes after 10 s)
-        self.notice.emit("info", msg, "example" if s.example else "open")
-        self._set(RunState.LOADING if self.data_runner.running else self._idle_state(), note)
-        return True
 
     # -- shutdown -----------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from explorer.constants import ORG
 from trainer.files import printable
 
-ORG, APP = "latent-explorer", "latent-explorer"
+APP = "latent-explorer"  # the settings file's name
 
 
 class Settings(QSettings):

@@ -1,9 +1,14 @@
-"""The Latent Explorer main window: layout, menus and wiring.
+"""The Latent Explorer main window: layout and wiring.
 
 Data flows one way: dataset -> worker thread (training loop) -> snapshot signal -> the run
 controller (``explorer.run``: the one owner of the run's state) -> Session (the GUI's own
 model copy) -> views. A 30 Hz timer applies the latest weights and repaints only what
 changed; cheap single-image views (the preview under the sliders) redraw at once on input.
+
+What the window does beyond layout lives in modules of functions that take the window: its
+menus and keys (``explorer.actions``), exports (``explorer.exports``), pictures dropped or
+pasted (``explorer.pictures``) and what it remembers between sessions
+(``explorer.window_state``).
 """
 
 from __future__ import annotations
@@ -11,14 +16,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QShortcut
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QApplication,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -30,19 +34,28 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer import __version__, dialogs
+from explorer import actions, dialogs, exports, pictures, window_state
+from explorer.actions import tab_shortcut
+from explorer.constants import (
+    APP_NAME,
+    GRID_DEFAULT,
+    GRID_MAX,
+    GRID_MIN,
+    TAB_FULL_TITLES,
+    TAB_TITLES,
+)
 from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery, autosaved_at, forget, orphans, run_of
-from explorer.run import RUNNING, RunController, RunState, RunStatus, upper_first
+from explorer.run import RunController, upper_first
+from explorer.run_status import RUNNING, RunState, RunStatus
 from explorer.settings import open_settings
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
 from explorer.widgets.drawing import DrawingPad
 from explorer.widgets.evaluation import EvaluationControls
-from explorer.widgets.examples import ExamplesDialog
 from explorer.widgets.film import FilmView
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
@@ -63,10 +76,8 @@ from explorer.widgets.views import (
     SamplesView,
 )
 from explorer.worker import collect_garbage_on_gui_thread
-from trainer.checkpoint import SUFFIX
 from trainer.config import (
     ARCH_TITLES,
-    FILM_MEMORY_MB,
     LIKELIHOOD_TITLES,
     MODEL_TITLES,
     TRAVERSAL_COLUMNS,
@@ -79,15 +90,12 @@ from trainer.data import (
     is_cached,
     same_data,
 )
-from trainer.data.imaging import ImageError
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, examples_dir
 from trainer.loop.threads import GUI_THREADS
 from trainer.paths import cache_dir, icon_file
 from trainer.runs import default_project
 
-APP_NAME = "Latent Explorer"
-ORG = "latent-explorer"
 REPAINT_HZ = 30
 MAP_REFRESH_S = 1.0  # re-encode the map's test points at most this often while training
 GIL_SWITCH_S = 0.0005  # see MainWindow.__init__
@@ -98,6 +106,16 @@ ICON = icon_file()
 
 def default_settings() -> QSettings:
     return open_settings()  # the user's INI file, if it is a regular file (or none yet)
+
+
+@dataclass(frozen=True)
+class Tab:
+    """One row of the window's tab table (``MainWindow.tab_table``, in tab order)."""
+
+    title: str  # on the tab (explorer.constants.TAB_TITLES)
+    page: QWidget
+    views: list  # what the repaint timer refreshes while the tab shows
+    grid: str  # the grid it exports as PNG, as File ▸ Export names it ("": none)
 
 
 class MainWindow(QMainWindow):
@@ -137,7 +155,7 @@ class MainWindow(QMainWindow):
         if self.recovery.usable:
             self.run.autosave_path = self.recovery.path
         self._wire()
-        self._build_menus()
+        actions.build_menus(self)
         self.timer = QTimer(self)
         self.timer.setInterval(round(1000 / REPAINT_HZ))
         self.timer.timeout.connect(self.tick)
@@ -156,7 +174,17 @@ class MainWindow(QMainWindow):
 
     # -- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        s = self.session
+        self.left = self._build_left()
+        explore = self._build_explore()
+        tools = self._build_views()
+        self._build_tabs(explore, tools)
+        plots_box = self._build_curves()
+        middle = self._build_middle(plots_box)
+        right = self._build_right()
+        self._build_main(self.left, middle, right)
+
+    def _build_left(self) -> QWidget:
+        """The settings panel, scrolling, above its Run box, which stays in view."""
         self.panel = TrainPanel()
         scroll = QScrollArea()
         scroll.setWidget(self.panel)
@@ -178,15 +206,18 @@ class MainWindow(QMainWindow):
         ll.addLayout(run)
         left.setMinimumWidth(300)
         left.setMaximumWidth(420)
-        self.left = left
+        return left
 
-        # explore tab: latent map | manifold grid, one shared tool row
+    def _build_explore(self) -> QWidget:
+        """The Explore tab: latent map | manifold grid, one shared tool row."""
+        s = self.session
         self.map = LatentMap(s)
         self.manifold = ManifoldView(s)
         self.plane_picker = PlanePicker(s)
         self.plane_mode = self.plane_picker.mode
         self.dim_x, self.dim_y = self.plane_picker.dim_x, self.plane_picker.dim_y
-        self.grid_n = RangeSpinBox(5, 30, 20, "Manifold grid size N (N x N images)", "Grid size")
+        self.grid_n = RangeSpinBox(GRID_MIN, GRID_MAX, GRID_DEFAULT,
+                                   "Manifold grid size N (N x N images)", "Grid size")  # fmt: skip
         self.grid_n.setPrefix("grid ")
         explore = QWidget()
         ev = QVBoxLayout(explore)
@@ -203,7 +234,11 @@ class MainWindow(QMainWindow):
         split.setSizes([500, 500])
         self.explore_split = split
         ev.addWidget(split, 1)
+        return explore
 
+    def _build_views(self) -> dict[str, list[QWidget]]:
+        """The other tabs' views; returns the tools each grid's page shows beside its title."""
+        s = self.session
         self.samples = SamplesView(s)
         self.recon = ReconView(s)
         self.interp = InterpolationView(s)
@@ -237,51 +272,61 @@ class MainWindow(QMainWindow):
         self.runs_view.exportRequested.connect(self.export_runs)
         self.film_view = FilmView(self.film)
         self.film_view.exportRequested.connect(self.export_film_dialog)
+        return {"samples": [new_samples], "reconstructions": [next_batch], "interpolation": [gif],
+                "traversals": [self.trav_columns, trav_gif],
+                "arithmetic": [self.arithmetic.random_btn, self.arithmetic.use_btn]}  # fmt: skip
 
+    def _build_tabs(self, explore: QWidget, tools: dict[str, list[QWidget]]) -> None:
+        """The tab table: each tab's page, the views it refreshes and the grid it exports."""
         self.tabs = QTabWidget()
         # eleven tabs must neither widen the window nor hide behind scroll arrows: at the
         # default size every title shows whole; a narrower window shortens them ("Interpo…")
         self.tabs.setUsesScrollButtons(False)
         self.tabs.tabBar().setElideMode(Qt.ElideRight)
-        self.views = {
-            "manifold": self.manifold, "samples": self.samples, "reconstructions": self.recon,
-            "interpolation": self.interp, "class row": self.class_row,
-            "traversals": self.traversals, "posterior vs prior": self.posterior,
-            "arithmetic": self.arithmetic,
-        }  # fmt: skip
         self.export_buttons: dict[str, QPushButton] = {}
-        self.tabs.addTab(explore, "Explore")
-        self.tabs.addTab(self._page("samples", "Prior samples z ~ N(0, I)", [new_samples]),
-                         "Samples")  # fmt: skip
-        self.tabs.addTab(self._page("reconstructions", "Test images and their reconstructions",
-                                    [next_batch]), "Reconstructions")  # fmt: skip
-        self.tabs.addTab(self._page("interpolation", "Interpolation in latent space", [gif]),
-                         "Interpolation")  # fmt: skip
-        self.tabs.addTab(self._page("class row", "The current z drawn as every class", []),
-                         "Class row")  # fmt: skip
-        self.tabs.addTab(self._page("traversals", "Each dimension swept, by KL",
-                                    [self.trav_columns, trav_gif]), "Traversals")  # fmt: skip
-        self.tabs.addTab(self._page("posterior vs prior", "Where the test set is encoded, "
-                                    "against N(0, I), on the map's plane", []),
-                         "Posterior")  # fmt: skip
-        self.tabs.addTab(self._page("arithmetic", "a − b + c", [self.arithmetic.random_btn,
-                                    self.arithmetic.use_btn]), "Arithmetic")  # fmt: skip
-        draw_page = titled("Draw: every stroke is encoded", self.drawing)
-        draw_page.layout().setContentsMargins(6, 6, 6, 6)
-        self.tabs.addTab(draw_page, "Draw")
-        runs_page = titled("Every run kept in the project, side by side", self.runs_view)
-        runs_page.layout().setContentsMargins(6, 6, 6, 6)
-        self.tabs.addTab(runs_page, "Runs")
-        film_page = titled("The training film: how the latent space formed", self.film_view)
-        film_page.layout().setContentsMargins(6, 6, 6, 6)
-        self.tabs.addTab(film_page, "Film")
-        self._tab_views = [[self.manifold], [self.samples], [self.recon], [self.interp],
-                           [self.class_row], [self.traversals], [self.posterior],
-                           [self.arithmetic], [self.drawing.classes], [], []]  # fmt: skip
-        for i in range(self.tabs.count()):
-            self.tabs.setTabToolTip(i, f"{TAB_TITLES.get(i, self.tabs.tabText(i))} "
+
+        def grid(name: str, view, title: str) -> tuple[QWidget, list, str]:
+            return self._page(name, view, title, tools.get(name, [])), [view], name
+
+        def page(title: str, widget: QWidget, refreshed: list) -> tuple[QWidget, list, str]:
+            p = titled(title, widget)
+            p.layout().setContentsMargins(6, 6, 6, 6)
+            return p, refreshed, ""
+
+        rows = [  # in TAB_TITLES' order
+            (explore, [self.manifold], "manifold"),
+            grid("samples", self.samples, "Prior samples z ~ N(0, I)"),
+            grid("reconstructions", self.recon, "Test images and their reconstructions"),
+            grid("interpolation", self.interp, "Interpolation in latent space"),
+            grid("class row", self.class_row, "The current z drawn as every class"),
+            grid("traversals", self.traversals, "Each dimension swept, by KL"),
+            grid("posterior vs prior", self.posterior,
+                 "Where the test set is encoded, against N(0, I), on the map's plane"),
+            grid("arithmetic", self.arithmetic, "a − b + c"),
+            page("Draw: every stroke is encoded", self.drawing, [self.drawing.classes]),
+            page("Every run kept in the project, side by side", self.runs_view, []),
+            page("The training film: how the latent space formed", self.film_view, []),
+        ]  # fmt: skip
+        self.tab_table = [Tab(title, *row) for title, row in zip(TAB_TITLES, rows, strict=True)]
+        # the grids File ▸ Export offers, in tab order
+        self.views = {t.grid: t.views[0] for t in self.tab_table if t.grid}
+        for i, t in enumerate(self.tab_table):
+            self.tabs.addTab(t.page, t.title)
+            self.tabs.setTabToolTip(i, f"{TAB_FULL_TITLES.get(t.title, t.title)} "
                                        f"({tab_shortcut(i)})")  # fmt: skip
 
+    def _page(self, name: str, view, title: str, tools: list[QWidget]) -> QWidget:
+        export = QPushButton("Export PNG…")
+        export.setToolTip(exports.PNG_TIP)
+        export.clicked.connect(self.export_current_dialog)
+        self.export_buttons[name] = export
+        page = titled(title, view, [*tools, export])
+        page.layout().setContentsMargins(6, 6, 6, 6)
+        return page
+
+    def _build_curves(self) -> QWidget:
+        """The training curves, the evaluation's result above them."""
+        s = self.session
         self.plots = LossPlots(s)
         csv_btn = QPushButton("Export CSV…")
         csv_btn.setToolTip("Save the loss history as CSV")
@@ -294,8 +339,10 @@ class MainWindow(QMainWindow):
         cl.setSpacing(2)
         cl.addWidget(self.eval_controls.result)
         cl.addWidget(self.plots, 1)
-        plots_box = titled("Training curves", curves, [self.eval_controls, csv_btn])
+        return titled("Training curves", curves, [self.eval_controls, csv_btn])
 
+    def _build_middle(self, plots_box: QWidget) -> QWidget:
+        """The tabs over the curves, and the message bar floating over both."""
         # the message bar floats over the bottom of the middle column: it never squeezes the
         # settings on the left into a scroll bar, nor moves a view under the pointer
         self.banner = MessageBar()
@@ -312,8 +359,11 @@ class MainWindow(QMainWindow):
         ml.setSpacing(6)
         ml.addWidget(centre, 1)
         self.banner.float_over(middle)
+        return middle
 
-        # right: the current point
+    def _build_right(self) -> QWidget:
+        """The current point: its decoded image over the latent sliders."""
+        s = self.session
         self.preview = PreviewPane(s)
         self.sliders = LatentSliders(s)
         right = QSplitter(Qt.Vertical)
@@ -322,7 +372,10 @@ class MainWindow(QMainWindow):
         right.setSizes([330, 500])
         right.setMinimumWidth(250)
         self.right_split = right
+        return right
 
+    def _build_main(self, left: QWidget, middle: QWidget, right: QWidget) -> None:
+        """The three columns side by side, and the status bar under them."""
         main = QSplitter(Qt.Horizontal)
         main.addWidget(left)
         main.addWidget(middle)
@@ -348,15 +401,6 @@ class MainWindow(QMainWindow):
                   self.plots.dim_plot, self.preview.pane, self.traversals.plot, *[v.pane for v in
                   (self.samples, self.recon, self.interp, self.class_row)]):  # fmt: skip
             w.setFocusPolicy(Qt.ClickFocus)
-
-    def _page(self, name: str, title: str, tools: list[QWidget]) -> QWidget:
-        export = QPushButton("Export PNG…")
-        export.setToolTip("Save this grid as a PNG (Ctrl+E)")
-        export.clicked.connect(self.export_current_dialog)
-        self.export_buttons[name] = export
-        page = titled(title, self.views[name], [*tools, export])
-        page.layout().setContentsMargins(6, 6, 6, 6)
-        return page
 
     def _wire(self) -> None:
         p, s, r = self.panel, self.session, self.run
@@ -388,7 +432,7 @@ class MainWindow(QMainWindow):
             lambda: self.settings.setValue("runs/selected", self.runs_view.selected_ids())
         )
         self.evaluation.finished.connect(self.projects.set_metrics)
-        self.film.exported.connect(self._film_exported)
+        self.film.exported.connect(lambda path, error: exports.film_exported(self, path, error))
         s.historyReset.connect(self._model_replaced)
         self.grid_n.valueChanged.connect(self.manifold.set_n)
         self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", 8000))
@@ -397,77 +441,9 @@ class MainWindow(QMainWindow):
         for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged,
                     s.epochsChanged, s.stepped):  # fmt: skip
             sig.connect(self._describe_model)
-        s.structureChanged.connect(self._update_exports)
+        s.structureChanged.connect(lambda: exports.update_exports(self))
         s.savedChanged.connect(self._saved_changed)
-        self._update_exports()
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        self._action(f, "&Open checkpoint…", QKeySequence.Open, self.open_checkpoint_dialog)
-        self._action(f, "&Save checkpoint…", QKeySequence.Save, self.save_checkpoint_dialog)
-        self._action(f, "E&xamples…", "Ctrl+Shift+O", self.show_examples)
-        f.addSeparator()
-        ex = f.addMenu("&Export")
-        self._action(ex, "Current grid as PNG…", "Ctrl+E", self.export_current_dialog)
-        self.export_actions = {}
-        for name in self.views:
-            self.export_actions[name] = self._action(
-                ex, f"{name.capitalize()} as PNG…", None,
-                lambda _checked=False, n=name: self.export_view_dialog(n),
-            )  # fmt: skip
-        self._action(ex, "Interpolation as GIF…", "Ctrl+G", self.export_gif_dialog)
-        self._action(ex, "Traversals as GIF…", None, self.export_traversal_gif_dialog)
-        self._action(ex, "Training film as GIF or MP4…", "Ctrl+Shift+G", self.export_film_dialog)
-        self._action(ex, "Loss history as CSV…", "Ctrl+Shift+E", self.export_csv_dialog)
-        f.addSeparator()
-        self._action(f, "&Quit", QKeySequence.Quit, self.close)
-        t = mb.addMenu("&Train")
-        self.act_start = self._action(t, "Start / pause", "Ctrl+T", self.start_or_pause)
-        self.act_continue = self._action(t, "Continue training", "Ctrl+Shift+T",
-                                         lambda: self.start_training(resume=True))  # fmt: skip
-        self.act_stop = self._action(t, "Stop", "Ctrl+.", self.run.stop)
-        t.addSeparator()
-        self._action(t, "Evaluate log-likelihood", "Ctrl+Shift+L", self.evaluate)
-        v = mb.addMenu("&View")
-        for i in range(self.tabs.count()):  # Ctrl+1 to Ctrl+9, then Ctrl+0, Ctrl+Shift+F
-            self._action(v, self.tabs.tabText(i), tab_shortcut(i),
-                         lambda _checked=False, i=i: self.tabs.setCurrentIndex(i))  # fmt: skip
-        v.addSeparator()
-        self._action(v, "Reset z to zero", "Ctrl+R", self.sliders.reset)
-        self._action(v, "Sample z from the prior", "Ctrl+P", self.sliders.sample)
-        self._action(v, "Log-scale loss plots", "Ctrl+L", self.plots.log_box.toggle)
-        h = mb.addMenu("&Help")
-        self._action(h, "Keyboard shortcuts", "F1", self.show_shortcuts)
-        self._action(h, "About", None, lambda: self.show_message(
-            f"{APP_NAME} {__version__}: train a VAE and explore its latent space while it "
-            "learns. PyTorch + PySide6 + pyqtgraph.", "info"))  # fmt: skip
-        space = QShortcut(QKeySequence(Qt.Key_Space), self)
-        space.activated.connect(self.start_or_pause)
-        esc = QShortcut(QKeySequence(Qt.Key_Escape), self)
-        esc.activated.connect(self.banner.hide)
-        paste = QShortcut(QKeySequence.Paste, self)
-        paste.activated.connect(self.paste_picture)
-        self.setAcceptDrops(True)  # a picture dropped on the window is encoded
-
-    def _action(self, menu, text, shortcut, slot) -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        a.triggered.connect(slot)
-        menu.addAction(a)
-        return a
-
-    def show_shortcuts(self) -> None:
-        self.show_message(
-            "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
-            "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
-            "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
-            "Ctrl+1…9, 0 tabs · Ctrl+Shift+F film (K play, ← → step) · "
-            "Ctrl+Shift+G export film · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
-            "arrows move the map cursor (Shift: faster)",
-            "info",
-        )
+        exports.update_exports(self)
 
     # -- what the window shows about the run and the model --------------------------------------
     def show_message(
@@ -515,16 +491,6 @@ class MainWindow(QMainWindow):
             return
         self.banner.resolve("settings")
 
-    def _update_exports(self) -> None:
-        """An export that has nothing to save is disabled, and says why, before any dialog."""
-        for name, view in self.views.items():
-            problem = view.export_problem()
-            tip = problem or "Save this grid as a PNG (Ctrl+E)"
-            for w in (self.export_buttons.get(name), getattr(self, "export_actions", {}).get(name)):
-                if w is not None:
-                    w.setEnabled(problem is None)
-                    w.setToolTip(tip)
-
     def _saved_changed(self) -> None:
         if not self.session.unsaved:
             self.recovery.discard()  # its training is in a file now (or was let go)
@@ -568,7 +534,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_views(self, now: float, training: bool) -> bool:
         done = False
-        for v in self._tab_views[self.tabs.currentIndex()]:
+        for v in self.tab_table[self.tabs.currentIndex()].views:
             done = v.refresh() or done
         return done
 
@@ -594,54 +560,13 @@ class MainWindow(QMainWindow):
             self.show_message(self.evaluation.error, "warning", topic="evaluate")
         return False
 
-    # -- a picture of the user's: dropped, pasted ---------------------------------------------
-    def encode_picture(self, source) -> bool:
-        """Encode a picture (a path, PNG bytes) made like the model's data; z moves there.
-        A file that is no picture is said in one line, and nothing else changes."""
-        s = self.session
-        if s.model is None or s.data is None or len(s.data.test_x) == 0:
-            self.show_message("There is no model to encode a picture with yet.", "warning")
-            return False
-        try:
-            done = self.drawing.show_picture(source)
-        except ImageError as e:
-            self.show_message(str(e), "error", topic="picture")
-            return False
-        self.banner.resolve("picture")
-        under = ""  # a conditional model encodes it as the class chosen on the right: say which
-        if s.conditional:
-            name = s.class_names[s.cls] if s.cls < len(s.class_names) else str(s.cls)
-            under = f" as class {name} (the class chosen on the right)"
-        self.show_message(f"Encoded {done} z is now its posterior mean{under}: the cursor moved "
-                          "to it, and the Draw tab shows the picture as the model sees it beside "
-                          "its reconstruction.", "info", 10000)  # fmt: skip
-        return True
-
-    def paste_picture(self) -> bool:
-        """Ctrl+V: a picture on the clipboard (or a file name) is encoded."""
-        done = self._picture_from(QApplication.clipboard().mimeData())
-        if done is None:  # (a picture that cannot be read was said)
-            self.show_message("The clipboard holds no picture to encode.", "warning")
-        return bool(done)
-
-    def _picture_from(self, md) -> bool | None:
-        """Encode the picture ``md`` holds (True), or say why not (False); None if it
-        holds none."""
-        if md is None:
-            return None
-        if md.hasImage():
-            buf = QBuffer()
-            buf.open(QIODevice.WriteOnly)
-            QImage(md.imageData()).save(buf, "PNG")
-            return self.encode_picture(bytes(buf.data()))
-        for url in md.urls() if md.hasUrls() else []:
-            if url.isLocalFile():
-                return self.encode_picture(url.toLocalFile())
-        return None
+    # -- a picture of the user's: dropped, pasted (explorer.pictures) ---------------------------
+    encode_picture = pictures.encode_picture
+    paste_picture = pictures.paste_picture
+    _picture_from = pictures.picture_from
 
     def dragEnterEvent(self, ev) -> None:
-        md = ev.mimeData()
-        if md.hasImage() or (md.hasUrls() and any(u.isLocalFile() for u in md.urls())):
+        if pictures.holds_picture(ev.mimeData()):
             ev.acceptProposedAction()
 
     def dropEvent(self, ev) -> None:
@@ -799,192 +724,38 @@ class MainWindow(QMainWindow):
     def _project_changed(self) -> None:
         self.settings.setValue("runs/project", str(self.projects.folder))
 
-    def show_examples(self) -> ExamplesDialog | None:
-        """File ▸ Examples: the bundled models, each with a thumbnail; one click opens it."""
-        if self.run.running:  # say so before one is chosen, not after
-            self.show_message("Stop training before opening a checkpoint.", "warning", topic="open")
-            return None
-        dlg = ExamplesDialog(self.open_checkpoint, self)
-        dlg.setAttribute(Qt.WA_DeleteOnClose)
-        self.examples_dialog = dlg
-        dlg.open()  # window-modal, without a nested event loop
-        return dlg
-
     def _own_folders(self) -> list[Path]:
         """Folders of the application's own, where no file dialog starts."""
         return [examples_dir(), self.projects.folder, self.recovery.folder,
                 default_project().parents[1], cache_dir()]  # fmt: skip
 
-    def save_checkpoint_dialog(self) -> Path | None:
-        if self.session.model is None:
-            self.show_message("There is no model to save yet.", "warning")
-            return None
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save checkpoint", self.places.suggest("checkpoints", f"model{SUFFIX}"),
-            f"Checkpoints (*{SUFFIX})",
-        )  # fmt: skip
-        return self.save_checkpoint(path) if path else None
+    # File ▸ Open, Save and Examples (explorer.actions)
+    open_checkpoint_dialog = actions.open_checkpoint_dialog
+    save_checkpoint_dialog = actions.save_checkpoint_dialog
+    show_examples = actions.show_examples
 
-    def open_checkpoint_dialog(self) -> None:
-        if self.run.running:  # say so before a file is chosen, not after
-            self.show_message("Stop training before opening a checkpoint.", "warning", topic="open")
-            return
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open checkpoint",
-            self.places.start("checkpoints"),
-            f"Checkpoints (*{SUFFIX});;All files (*)",
-        )
-        if path:
-            self.open_checkpoint(path)
-
-    # -- exports ------------------------------------------------------------------------------
-    def _export(self, what: str, write, path: str | os.PathLike) -> bool:
-        """``write(path)``, then one line on how it went; False (and the reason) if it failed."""
-        from trainer.export import ExportError  # torchvision is slow to import: not at start
-
-        try:
-            write(path)
-        except (ExportError, ValueError, OSError) as e:
-            self.show_message(str(e), "error")
-            return False
-        self.show_message(f"Saved the {what} to {path}", "info", 6000)
-        return True
-
-    def export_view(self, name: str, path: str | os.PathLike) -> bool:
-        return self._export(name, self.views[name].export_png, path)
-
-    def export_gif(self, path: str | os.PathLike) -> bool:
-        return self._export("interpolation", self.interp.export_gif, path)
-
-    def export_traversal_gif(self, path: str | os.PathLike) -> bool:
-        return self._export("traversals", self.traversals.export_gif, path)
-
-    def export_runs(self, path: str | os.PathLike) -> bool:
-        return self._export("compared runs", self.runs_view.export_png, path)
-
-    def export_csv(self, path: str | os.PathLike) -> bool:
-        from trainer.export import write_history_csv
-
-        return self._export("loss history", lambda p: write_history_csv(self.session.history, p),
-                            path)  # fmt: skip
+    # -- exports (explorer.exports) ------------------------------------------------------------
+    export_view = exports.export_view
+    export_gif = exports.export_gif
+    export_traversal_gif = exports.export_traversal_gif
+    export_runs = exports.export_runs
+    export_csv = exports.export_csv
+    export_film = exports.export_film
+    export_view_dialog = exports.export_view_dialog
+    export_current_dialog = exports.export_current_dialog
+    export_gif_dialog = exports.export_gif_dialog
+    export_traversal_gif_dialog = exports.export_traversal_gif_dialog
+    export_film_dialog = exports.export_film_dialog
+    export_csv_dialog = exports.export_csv_dialog
 
     def current_view_name(self) -> str | None:
         """The grid the current tab shows (None on the Runs tab, which has none)."""
-        names = list(self.views)
         i = self.tabs.currentIndex()
-        return names[i] if 0 <= i < len(names) else None
+        return (self.tab_table[i].grid or None) if 0 <= i < len(self.tab_table) else None
 
-    def _ask_path(self, title: str, name: str, filt: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self, title, self.places.suggest("exports", name),
-                                              filt)  # fmt: skip
-        if path:
-            self.places.remember("exports", path)
-        return path
-
-    def export_view_dialog(self, name: str) -> None:
-        problem = self.views[name].export_problem()
-        if problem is not None:  # say so now, not after a file name was chosen
-            self.show_message(problem, "warning")
-            return
-        path = self._ask_path(f"Export {name}", f"{name.replace(' ', '-')}.png", "PNG (*.png)")
-        if path:
-            self.export_view(name, path)
-
-    def export_current_dialog(self) -> None:
-        name = self.current_view_name()
-        if name is None:
-            self.show_message("This tab has no grid to export: pick a view's tab.", "warning")
-            return
-        self.export_view_dialog(name)
-
-    def export_gif_dialog(self) -> None:
-        problem = self.interp.export_problem()
-        if problem is not None:
-            self.show_message(problem, "warning")
-            return
-        path = self._ask_path("Export interpolation", "interpolation.gif", "GIF (*.gif)")
-        if path:
-            self.export_gif(path)
-
-    def export_traversal_gif_dialog(self) -> None:
-        problem = self.traversals.export_problem()
-        if problem is not None:
-            self.show_message(problem, "warning")
-            return
-        path = self._ask_path("Export traversals", "traversals.gif", "GIF (*.gif)")
-        if path:
-            self.export_traversal_gif(path)
-
-    def export_film_dialog(self) -> None:
-        problem = self.film.export_problem()
-        if problem is not None:
-            self.show_message(problem, "warning")
-            return
-        path = self._ask_path("Export the training film", "film.gif", self.film.formats())
-        if path and not Path(path).suffix:  # a name typed without one: the GIF it was offered
-            path += ".gif"
-        if path:
-            self.export_film(path)
-
-    def export_film(self, path: str | os.PathLike) -> bool:
-        """Write the film in the background; the message bar says when it is done."""
-        return self.film.export(path, fps=self.film_view.fps.value())
-
-    def _film_exported(self, path: str, error: str) -> None:
-        if error:
-            self.show_message(f"The film was not saved: {error}", "error", topic="film")
-        else:
-            self.show_message(f"Saved the training film to {path}", "info", 6000, topic="film")
-
-    def export_csv_dialog(self) -> None:
-        if not self.session.history.steps:
-            self.show_message("There is no loss history to export yet: train a model.", "warning")
-            return
-        path = self._ask_path("Export loss history", "history.csv", "CSV (*.csv)")
-        if path:
-            self.export_csv(path)
-
-    # -- settings -----------------------------------------------------------------------------
-    def save_settings(self) -> None:
-        st = self.settings
-        st.setValue("window/geometry", self.saveGeometry())
-        st.setValue("window/state", self.saveState())
-        for name in ("main_split", "centre_split", "right_split", "explore_split"):
-            st.setValue(f"window/{name}", getattr(self, name).saveState())
-        st.setValue("window/tab", self.tabs.currentIndex())
-        st.setValue("view/grid_n", self.grid_n.value())
-        st.setValue("view/traversal_columns", self.trav_columns.value())
-        st.setValue("view/log", self.plots.log_box.isChecked())
-        st.setValue("view/smooth", self.plots.smooth_box.isChecked())
-        st.setValue("view/order_by_kl", self.sliders.order_box.isChecked())
-        st.setValue("film/record", self.film.enabled)
-        st.setValue("film/memory", self.film.budget_mb)
-        self.panel.save_settings(st)
-        st.sync()
-
-    def load_settings(self) -> None:
-        st = self.settings
-        geo = st.value("window/geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            self.restoreGeometry(geo)
-        state = st.value("window/state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        for name in ("main_split", "centre_split", "right_split", "explore_split"):
-            v = st.value(f"window/{name}")
-            if isinstance(v, QByteArray):
-                getattr(self, name).restoreState(v)
-        self.tabs.setCurrentIndex(_int(st.value("window/tab"), 0))
-        self.grid_n.setValue(_int(st.value("view/grid_n"), 20))
-        lo, hi = TRAVERSAL_COLUMNS
-        self.trav_columns.setValue(max(lo, min(hi, _int(st.value("view/traversal_columns"), 11))))
-        self.plots.log_box.setChecked(_bool(st.value("view/log"), False))
-        self.plots.smooth_box.setChecked(_bool(st.value("view/smooth"), True))
-        self.sliders.order_box.setChecked(_bool(st.value("view/order_by_kl"), False))
-        self.film_view.record.setChecked(_bool(st.value("film/record"), True))
-        self.film_view.memory.setValue(_int(st.value("film/memory"), int(FILM_MEMORY_MB)))
-        self.panel.load_settings(st)
+    # -- settings (explorer.window_state) -------------------------------------------------------
+    save_settings = window_state.save_settings
+    load_settings = window_state.load_settings
 
     # -- shutdown -----------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 2000) -> bool:
@@ -1006,27 +777,3 @@ class MainWindow(QMainWindow):
             self.shutdown(2000)
             self.recovery.close()
         super().closeEvent(ev)
-
-
-TAB_TITLES = {6: "Posterior vs prior"}  # tabs whose title is shortened in the tab bar
-
-
-def tab_shortcut(i: int) -> str:
-    """Tab ``i``'s key: Ctrl+1 to Ctrl+9, Ctrl+0, then the Film's Ctrl+Shift+F."""
-    return f"Ctrl+{(i + 1) % 10}" if i < 10 else "Ctrl+Shift+F"
-
-
-def _int(v, default: int) -> int:
-    """A setting as an int Qt can take (a hand-edited file may hold anything)."""
-    try:
-        return max(-(2**31), min(2**31 - 1, int(v)))
-    except (TypeError, ValueError, OverflowError):
-        return default
-
-
-def _bool(v, default: bool) -> bool:
-    if v is None:
-        return default
-    if isinstance(v, str):
-        return v.lower() in ("1", "true", "yes")
-    return bool(v)

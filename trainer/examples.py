@@ -264,14 +264,13 @@ def thumbnail(model, path: Path, seed: int = 0) -> Path:
     """The gallery's picture: the manifold of a 2-D model, else prior samples; a conditional
     model shows one row per class."""
     from .export import save_grid
-    from .latent import decode_batch, grid_latents, sample_prior
+    from .latent import class_rows, decode_batch, grid_latents, sample_prior
 
     gen = torch.Generator().manual_seed(seed)
     k = model.num_classes
     if k:
-        z = torch.randn(8, model.latent_dim, generator=gen).repeat(min(k, 8), 1)
-        y = torch.arange(min(k, 8)).repeat_interleave(8)
-        imgs = decode_batch(model, z, y)
+        z = torch.randn(8, model.latent_dim, generator=gen)
+        imgs = decode_batch(model, *class_rows(z, min(k, 8)))
     elif model.latent_dim == 2:
         imgs = decode_batch(model, grid_latents(8, (0, 1), torch.zeros(2)))
     else:
@@ -309,7 +308,6 @@ def evaluate_example(model, data: ImageData, iw_samples: int, seed: int = 0, pro
         out["iw_samples"] = iw_samples
         out["seconds_iw"] = round(time.perf_counter() - t0, 1)
     return out
-
 
 
 def _size(root: Path) -> int:

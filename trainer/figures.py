@@ -27,7 +27,7 @@ from . import examples as ex
 from .checkpoint import load_checkpoint
 from .export import grid_image
 from .files import atomic_write
-from .latent import decode_batch, grid_latents
+from .latent import class_rows, decode_batch, grid_latents
 from .losses import gaussian_kl
 
 FIG4_N = 20  # Figure 4's grid side
@@ -119,9 +119,8 @@ def _manifold(model, n: int) -> torch.Tensor:
 
 def _class_rows(model, columns: int, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
-    k = model.num_classes
-    z = torch.randn(columns, model.latent_dim, generator=gen).repeat(k, 1)
-    return decode_batch(model, z, torch.arange(k).repeat_interleave(columns))
+    z = torch.randn(columns, model.latent_dim, generator=gen)
+    return decode_batch(model, *class_rows(z, model.num_classes))
 
 
 # -- the figures ------------------------------------------------------------------------------

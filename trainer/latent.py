@@ -284,6 +284,14 @@ def decode_batch(
     return model.decode_image(z, labels).float().cpu()
 
 
+def class_rows(z: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One row per class with the same latents: ``z`` ((n, D), or one (D,)) under each of the
+    first ``classes`` classes, class by class. Returns the (classes * n, D) latents and their
+    labels (0, ..., 0, 1, ..., 1, ...), to decode with :func:`decode_batch`."""
+    z = z.reshape(-1, z.shape[-1])
+    return z.repeat(classes, 1), torch.arange(classes).repeat_interleave(len(z))
+
+
 @torch.no_grad()
 def sample_prior(
     model: LatentModel,

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.run import RunState, RunStatus
+from explorer.constants import EPOCHS_MAX
+from explorer.run_status import RunState, RunStatus
 from trainer.config import MAX_LATENT, ConfigError, TrainConfig
 from trainer.data import EXAMPLE, DataSpec
 from trainer.loop import available_devices, bf16_problem, resolve_device
@@ -100,8 +101,19 @@ class TrainPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 0, 6, 6)
         lay.setSpacing(8)
+        lay.addWidget(self._data_group())
+        lay.addWidget(self._model_group())
+        lay.addWidget(self._optimiser_group())
+        lay.addWidget(self._run_group())
+        lay.addStretch(1)
+        self._connect()
+        self._source_changed()
+        self._likelihood_changed()
+        self._offered: tuple | None = None
 
-        # -- data ----------------------------------------------------------------------------
+    # -- the groups ---------------------------------------------------------------------------
+    def _data_group(self) -> QGroupBox:
+        """Data: the source, its files or folder, the image size and ground."""
         g = QGroupBox("Data")
         f = QFormLayout(g)
         f.setLabelAlignment(Qt.AlignRight)
@@ -140,9 +152,10 @@ class TrainPanel(QWidget):
         self.data_info = hint("")
         f.addRow(self.data_info)
         self._data_form = f
-        lay.addWidget(g)
+        return g
 
-        # -- model ---------------------------------------------------------------------------
+    def _model_group(self) -> QGroupBox:
+        """Model: type, body, latent size, decoder and the KL weight."""
         g = QGroupBox("Model")
         f = QFormLayout(g)
         f.setLabelAlignment(Qt.AlignRight)
@@ -183,9 +196,10 @@ class TrainPanel(QWidget):
         self.model_info.setVisible(False)
         f.addRow(self.model_info)
         self._model_form = f
-        lay.addWidget(g)
+        return g
 
-        # -- optimiser -----------------------------------------------------------------------
+    def _optimiser_group(self) -> QGroupBox:
+        """Optimiser: learning rate, batch, epochs, seed, device, precision."""
         g = QGroupBox("Optimiser")
         f = QFormLayout(g)
         f.setLabelAlignment(Qt.AlignRight)
@@ -193,7 +207,7 @@ class TrainPanel(QWidget):
         self.lr.setToolTip("Adam learning rate. Editable during training: press Enter to apply")
         self.batch = RangeSpinBox(1, 65536, 128, "Images per optimisation step", "Batch size", 32)
         self.epochs = RangeSpinBox(
-            1, 100000, 20, "Passes over the training set when Train starts a model", "Epochs"
+            1, EPOCHS_MAX, 20, "Passes over the training set when Train starts a model", "Epochs"
         )
         self.seed = RangeSpinBox(
             0, 2**31 - 1, 0, "Random seed: the same seed gives the same run", "Seed"
@@ -213,9 +227,10 @@ class TrainPanel(QWidget):
         f.addRow("Seed", self.seed)
         f.addRow("Device", self.device)
         f.addRow("Precision", self.precision)
-        lay.addWidget(g)
+        return g
 
-        # -- run -----------------------------------------------------------------------------
+    def _run_group(self) -> QGroupBox:
+        """Run: the buttons, the epochs Continue adds, the progress and its line."""
         g = QGroupBox("Run")
         self.run_box = g  # the window pins it below the scrolling settings
         v = QVBoxLayout(g)
@@ -232,7 +247,7 @@ class TrainPanel(QWidget):
         self.stop_btn.setToolTip("Stop after the current step; the model is kept (Ctrl+.)")
         self.continue_btn = QPushButton("Continue")
         self.more_epochs = RangeSpinBox(
-            1, 100000, 20, "Epochs that Continue adds to the current model", "More epochs"
+            1, EPOCHS_MAX, 20, "Epochs that Continue adds to the current model", "More epochs"
         )
         self.continue_btn.setToolTip(
             "Train the current model further: its weights, optimiser state and curves carry "
@@ -255,9 +270,10 @@ class TrainPanel(QWidget):
         v.addWidget(self.progress)
         self.progress_info = hint("Press Train to start.")
         v.addWidget(self.progress_info)
-        lay.addWidget(g)
-        lay.addStretch(1)
+        return g
 
+    def _connect(self) -> None:
+        """Buttons to requests, edits to ``edited``; Space on a field goes to the window."""
         self.start_btn.clicked.connect(self.startRequested)
         self.continue_btn.clicked.connect(
             lambda: self.continueRequested.emit(self.more_epochs.value())
@@ -282,9 +298,6 @@ class TrainPanel(QWidget):
             combo.currentIndexChanged.connect(self.edited)
         space_goes_to_window(self.lr, self.beta, self.warmup, self.gauss_std,
                              *self._spins().values(), self.more_epochs)  # fmt: skip
-        self._source_changed()
-        self._likelihood_changed()
-        self._offered: tuple | None = None
 
     # -- helpers ------------------------------------------------------------------------------
     def _with_browse(self, edit: QLineEdit, slot) -> QWidget:

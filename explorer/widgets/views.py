@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from explorer import theme
 from explorer.state import Session
 from trainer.data.imaging import cell_centres, tile
-from trainer.latent import cdf_cell, lerp, slerp, traversal_values
+from trainer.latent import cdf_cell, class_rows, lerp, slerp, traversal_values
 
 from .common import CountingImageItem, ImagePane, fix_axis_sizes, hint
 
@@ -371,8 +371,7 @@ class ClassRowView(ImageGridView):
             self.names.setText(NEEDS_CVAE)
             return
         k = s.model.num_classes
-        z = s.z.reshape(1, -1).expand(k, -1)
-        images = s.decode(z, torch.arange(k))
+        images = s.decode(*class_rows(s.z, k))
         h, w = images.shape[-2:]
         self.images, self.ncol = images, k
         self.pane.set_array(tile(images, k, PAD), below=0.5 * h)

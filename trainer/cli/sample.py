@@ -58,20 +58,19 @@ def run(args) -> int:
     check_grid_size(out, grid_size(total, mc.image_shape[1:], nrow, 2, args.scale))
     gen = torch.Generator().manual_seed(args.seed)
     if every_class:
-        imgs = class_rows(ck.model, args.n, gen)
+        imgs = prior_class_rows(ck.model, args.n, gen)
     else:
         imgs = sample_prior(ck.model, args.n, y, mode=args.mode, generator=gen)
     print(save_grid(imgs, out, nrow=nrow, scale=args.scale))
     return 0
 
 
-def class_rows(model, n: int, generator, classes: int | None = None):
+def prior_class_rows(model, n: int, generator, classes: int | None = None):
     """The same n prior latents decoded under each of the first ``classes`` classes (default:
     all): (classes * n, C, H, W)."""
     import torch
 
-    from ..latent import decode_batch
+    from ..latent import class_rows, decode_batch
 
-    k = classes or model.num_classes
-    z = torch.randn(n, model.latent_dim, generator=generator).repeat(k, 1)
-    return decode_batch(model, z, torch.arange(k).repeat_interleave(n))
+    z = torch.randn(n, model.latent_dim, generator=generator)
+    return decode_batch(model, *class_rows(z, classes or model.num_classes))

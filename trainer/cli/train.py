@@ -35,7 +35,7 @@ from ._console import Progress, describe_data, one_of_many_but_first, reason, wr
 from ._options import add_data_args, add_seed, float_in, int_in, spec_from_args
 from ._signals import StopOnSignal, exit_code, signal_name
 from .manifold import manifold_size, write_manifold
-from .sample import class_rows
+from .sample import prior_class_rows
 
 TRAIN_PICTURE_CLASSES = 20  # a conditional model's training pictures show this many classes
 EPOCH_SAVE_S = 5.0  # a run's checkpoint is rewritten at epoch ends, at most this often
@@ -661,7 +661,7 @@ def _save_run(out: Path, trainer, spec, class_names, metrics: dict, done: list[s
             file=sys.stderr,
         )
     if classes:  # one row per class: the same z under every label
-        imgs, nrow = class_rows(model, 10, gen, classes), 10
+        imgs, nrow = prior_class_rows(model, 10, gen, classes), 10
     else:
         imgs, nrow = sample_prior(model, 64, generator=gen), 8
     scale = _fitting_scale(lambda s: grid_size(len(imgs), (h, w), nrow, 2, s))
