@@ -25,16 +25,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests" / "trainer"
-COLUMNS = ("cases", "clean", "traceback", "hang", "crash", "silent wrong", "data lost",
-           "refused good")  # fmt: skip
+COLUMNS = (
+    "cases",
+    "clean",
+    "traceback",
+    "hang",
+    "crash",
+    "silent wrong",
+    "data lost",
+    "refused good",
+)
 SURFACES = {  # module: {its outcome: a column}
-    "test_checkpoint_fuzz": {"loaded": "clean", "refused": "clean", "refused valid":
-                             "refused good", "other exception": "traceback", "hang": "hang",
-                             "silent wrong": "silent wrong"},
-    "test_output_fuzz": {"clean": "clean", "refused a good path": "refused good",
-                         "traceback": "traceback", "hang": "hang",
-                         "silent wrong": "silent wrong", "data lost": "data lost"},
-}  # fmt: skip
+    "test_checkpoint_fuzz": {
+        "loaded": "clean",
+        "refused": "clean",
+        "refused valid": "refused good",
+        "other exception": "traceback",
+        "hang": "hang",
+        "silent wrong": "silent wrong",
+    },
+    "test_output_fuzz": {
+        "clean": "clean",
+        "refused a good path": "refused good",
+        "traceback": "traceback",
+        "hang": "hang",
+        "silent wrong": "silent wrong",
+        "data lost": "data lost",
+    },
+}
 TITLES = {"test_checkpoint_fuzz": "checkpoints (2)", "test_output_fuzz": "outputs (1)"}
 
 CHILD = """
@@ -59,8 +77,14 @@ def run_surface(engine: Path, module: str, timeout: float) -> dict:
     code = CHILD.format(engine=str(engine), tests=str(TESTS), module=module)
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONDONTWRITEBYTECODE="1")
     try:
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           timeout=timeout, env=env, cwd=tempfile.gettempdir())  # fmt: skip
+        p = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=tempfile.gettempdir(),
+        )
     except subprocess.TimeoutExpired:
         return {"hang": 1}
     line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -89,8 +113,9 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def engine_of(commit: str, into: Path) -> Path:
     """``commit``'s trainer/ package, unpacked into ``into``."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "trainer"],
-                             capture_output=True, check=True).stdout  # fmt: skip
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "trainer"], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
 

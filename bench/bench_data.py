@@ -126,8 +126,9 @@ def write_folder(root: Path, n: int, size: int, mnist: Path) -> float:
     return time.perf_counter() - t0
 
 
-def load(folder: Path, size: int, cache: Path, smoke: bool, code: str = LOAD
-         ) -> tuple[float, float]:  # fmt: skip
+def load(
+    folder: Path, size: int, cache: Path, smoke: bool, code: str = LOAD
+) -> tuple[float, float]:
     env = dict(os.environ, LATENT_EXPLORER_DATA=str(cache))
     t0 = time.perf_counter()
     out = python(code, [str(folder), str(size)], env, here=smoke)
@@ -140,8 +141,21 @@ def train(folder: Path, cache: Path, args, arch: str, budget: str) -> float:
     env = dict(os.environ, LATENT_EXPLORER_DATA=str(cache))
     steps = args.steps if arch == "mlp" else args.conv_steps
     warm = 1 if args.smoke else 30
-    out = python(TRAIN, [str(folder), str(args.size), arch, args.device, budget, str(steps),
-                         str(warm), str(args.threads)], env, here=args.smoke)  # fmt: skip
+    out = python(
+        TRAIN,
+        [
+            str(folder),
+            str(args.size),
+            arch,
+            args.device,
+            budget,
+            str(steps),
+            str(warm),
+            str(args.threads),
+        ],
+        env,
+        here=args.smoke,
+    )
     ips, feed = out.split()
     assert feed == ("Streamed" if budget == "0" else "OnDevice"), feed
     return float(ips)
@@ -156,11 +170,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="timed steps of the MLP VAE")
     ap.add_argument("--conv-steps", type=int, default=60, help="timed steps of the conv VAE")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--mnist", type=Path, default=DEFAULT_MNIST,
-                    help="folder with t10k-images-idx3-ubyte.gz (else random strokes)")  # fmt: skip
-    ap.add_argument("--smoke", action="store_true",
-                    help="the smallest configuration: checks that the script runs; "
-                    "measures nothing")  # fmt: skip
+    ap.add_argument(
+        "--mnist",
+        type=Path,
+        default=DEFAULT_MNIST,
+        help="folder with t10k-images-idx3-ubyte.gz (else random strokes)",
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest configuration: checks that the script runs; measures nothing",
+    )
     args = ap.parse_args()
     if args.smoke:
         args.images, args.repeats, args.steps, args.conv_steps = 200, 1, 2, 1
@@ -187,8 +207,10 @@ def main() -> None:
     print()
     print("Latent Explorer — loading an image folder, decoded once")
     print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
-    print(f"folder  : {args.images:,} PNGs of {args.size}x{args.size} in 10 class folders, "
-          f"{mb:.1f} MB (written in {made:.1f} s); the cache holds {cache_mb:.1f} MB")  # fmt: skip
+    print(
+        f"folder  : {args.images:,} PNGs of {args.size}x{args.size} in 10 class folders, "
+        f"{mb:.1f} MB (written in {made:.1f} s); the cache holds {cache_mb:.1f} MB"
+    )
     where = "in this process (--smoke)" if args.smoke else "in a fresh process"
     print(f"runs    : {args.repeats}, each from an empty cache, each load {where}")
     print("          (load_data: the call alone; process: with Python's start and torch's import)")
@@ -198,8 +220,7 @@ def main() -> None:
         ins = [p[0] for p in pairs]
         wall = [p[1] for p in pairs]
         runs = " / ".join(f"{v:.2f}" for v in ins)
-        print(f"{name:<40} {statistics.median(ins):>9.2f} {statistics.median(wall):>9.2f}"
-              f"   {runs}")  # fmt: skip
+        print(f"{name:<40} {statistics.median(ins):>9.2f} {statistics.median(wall):>9.2f}   {runs}")
 
     print(f"{'load':<40} {'load_data':>9} {'process':>9}   runs (load_data, s)")
     print("-" * 90)

@@ -46,18 +46,37 @@ from trainer.data import debian_fashion_available  # noqa: E402
 from trainer.loop.threads import training_threads  # noqa: E402
 
 COUNTS = {  # how many times each row is measured (seconds for the lag rows)
-    "launches": 3, "grid": 30, "tab": 30, "posterior": 10, "drawing": 100, "film": 50,
-    "pca": 20, "lag idle": 3.0, "lag training": 6.0,
-}  # fmt: skip
+    "launches": 3,
+    "grid": 30,
+    "tab": 30,
+    "posterior": 10,
+    "drawing": 100,
+    "film": 50,
+    "pca": 20,
+    "lag idle": 3.0,
+    "lag training": 6.0,
+}
 SMOKE = {
-    "launches": 1, "trials": 5, "grid": 3, "tab": 3, "posterior": 2, "drawing": 3, "film": 3,
-    "pca": 2, "lag idle": 0.3, "lag training": 1.0,
-}  # fmt: skip
+    "launches": 1,
+    "trials": 5,
+    "grid": 3,
+    "tab": 3,
+    "posterior": 2,
+    "drawing": 3,
+    "film": 3,
+    "pca": 2,
+    "lag idle": 0.3,
+    "lag training": 1.0,
+}
 TARGETS = {
-    "slider idle p95": 10.0, "slider training p95": 50.0, "grid idle": 40.0,
-    "grid training": 40.0, "lag p99": 50.0, "launch": 4000.0,
+    "slider idle p95": 10.0,
+    "slider training p95": 50.0,
+    "grid idle": 40.0,
+    "grid training": 40.0,
+    "lag p99": 50.0,
+    "launch": 4000.0,
     "first example": 1000.0,
-}  # fmt: skip
+}
 
 
 def pct(xs, q):
@@ -228,9 +247,14 @@ def drawing_latency(app, win, n: int) -> list[float]:
     (the canvas is cleared, untimed, before each, so that every stroke changes it)."""
     c = win.drawing.canvas
     return tab_latency(
-        app, win, 8, win.preview.pane.item,
-        lambda k: c.stroke(6, 4 + k % 20, 22, 23 - k % 20), n, prepare=lambda k: c.clear(),
-    )  # fmt: skip
+        app,
+        win,
+        8,
+        win.preview.pane.item,
+        lambda k: c.stroke(6, 4 + k % 20, 22, 23 - k % 20),
+        n,
+        prepare=lambda k: c.clear(),
+    )
 
 
 def film_latency(app, win, n: int) -> list[float]:
@@ -275,9 +299,11 @@ def main() -> None:
         "--dataset", default="fashion-mnist" if debian_fashion_available() else "shapes"
     )
     ap.add_argument("--trials", type=int, default=200)
-    ap.add_argument("--smoke", action="store_true",
-                    help="each row a few times only: checks that the script runs; measures "
-                    "nothing")  # fmt: skip
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="each row a few times only: checks that the script runs; measures nothing",
+    )
     args = ap.parse_args()
     n = dict(COUNTS, trials=args.trials)
     if args.smoke:
@@ -355,13 +381,19 @@ def main() -> None:
     print()
     print("Latent Explorer — GUI latency benchmark")
     print(f"machine : {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
-    print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"Qt platform {QApplication.platformName()}")  # fmt: skip
-    print(f"data    : {data.name} ({len(data.train_x):,} train), model: 2-D VAE, MLP 400, "
-          f"batch 128; training thread uses {training_threads()} torch thread(s), "
-          f"GUI thread sees {gui_threads}")  # fmt: skip
-    print(f"training: {ips:,.0f} img/s at the last snapshot, {steps / secs:,.0f} steps/s "
-          "while being measured")  # fmt: skip
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"Qt platform {QApplication.platformName()}"
+    )
+    print(
+        f"data    : {data.name} ({len(data.train_x):,} train), model: 2-D VAE, MLP 400, "
+        f"batch 128; training thread uses {training_threads()} torch thread(s), "
+        f"GUI thread sees {gui_threads}"
+    )
+    print(
+        f"training: {ips:,.0f} img/s at the last snapshot, {steps / secs:,.0f} steps/s "
+        "while being measured"
+    )
     print()
     rows = [
         ("launch to first window (splash) shown", "median", splash_ms, None,

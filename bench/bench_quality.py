@@ -67,8 +67,9 @@ def main() -> int:
         args.epochs, args.k, args.latents = 1, 5, [2, 5]
         x = data.train_x  # kept as loaded: Rows of the cache
         x = Rows(x.base, x.index[:512]) if isinstance(x, Rows) else x[:512]
-        data = ImageData(data.name, x, data.test_x[:256], data.train_y[:512],
-                         data.test_y[:256], data.class_names)  # fmt: skip
+        data = ImageData(
+            data.name, x, data.test_x[:256], data.train_y[:512], data.test_y[:256], data.class_names
+        )
     rows = []
     for d in args.latents:
         t0 = time.perf_counter()
@@ -81,18 +82,23 @@ def main() -> int:
         iw = -iw_log_likelihood(model, x, k=args.k, generator=g).mean().item()
         mc = -prior_mc_log_likelihood(model, x, k=args.k, generator=g).mean().item()
         n_active, _ = active_units(model, x)
-        rows.append((d, st.nelbo, iw, mc, n_active, fit.images_per_second,
-                     time.perf_counter() - t0))  # fmt: skip
+        rows.append(
+            (d, st.nelbo, iw, mc, n_active, fit.images_per_second, time.perf_counter() - t0)
+        )
         print(f"latent {d}: done in {rows[-1][-1]:.0f} s", file=sys.stderr)
-    print(f"MNIST test set, {len(data.train_x):,} train / {len(data.test_x):,} held out, MLP "
-          f"784-400-z VAE, {args.epochs} epochs, batch 128, Adam 1e-3; K = {args.k} samples per "
-          "image; nats per image")  # fmt: skip
+    print(
+        f"MNIST test set, {len(data.train_x):,} train / {len(data.test_x):,} held out, MLP "
+        f"784-400-z VAE, {args.epochs} epochs, batch 128, Adam 1e-3; K = {args.k} samples per "
+        "image; nats per image"
+    )
     print()
     print("| latent | -ELBO | -log p(x), IW | -log p(x), prior MC | active units | train img/s |")
     print("|-------:|------:|--------------:|--------------------:|-------------:|------------:|")
     for d, nelbo, iw, mc, act, ips, _ in rows:
-        print(f"| {d:6d} | {nelbo:5.1f} | {iw:13.1f} | {mc:19.1f} | {act:5d} of {d:<3d} | "
-              f"{ips:11,.0f} |")  # fmt: skip
+        print(
+            f"| {d:6d} | {nelbo:5.1f} | {iw:13.1f} | {mc:19.1f} | {act:5d} of {d:<3d} | "
+            f"{ips:11,.0f} |"
+        )
     return 0
 
 

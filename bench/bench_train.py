@@ -134,8 +134,9 @@ def reference_throughput(images: torch.Tensor, labels: torch.Tensor, epochs: int
 
 
 # -- the machine's limit ---------------------------------------------------------------------
-def peak_matmul_flops(device, sizes=(1024, 2048, 3072), reps=8, dtype=torch.float32,
-                      smoke: bool = False) -> float:  # fmt: skip
+def peak_matmul_flops(
+    device, sizes=(1024, 2048, 3072), reps=8, dtype=torch.float32, smoke: bool = False
+) -> float:
     if smoke:
         sizes, reps = (256,), 2
     best = 0.0
@@ -236,8 +237,14 @@ def conv_data(data, shape: tuple[int, int, int], n: int):
             x = torch.cat([x * 1.0, x * 0.7, x * 0.4], dim=1)
         return x.round().clamp(0, 255).to(torch.uint8)
 
-    return ImageData(f"MNIST as {c}x{size}x{size}", make(data.train_x), make(data.test_x[:500]),
-                     data.train_y[:n], data.test_y[:500], data.class_names)  # fmt: skip
+    return ImageData(
+        f"MNIST as {c}x{size}x{size}",
+        make(data.train_x),
+        make(data.test_x[:500]),
+        data.train_y[:n],
+        data.test_y[:500],
+        data.class_names,
+    )
 
 
 def conv_reference(data, cfg: ModelConfig, epochs: int, device) -> float:
@@ -282,18 +289,23 @@ def bf16_note(device, wanted: bool) -> str | None:
 def conv_table(data, device, epochs: int, bf16: bool, smoke: bool = False) -> None:
     peak = peak_matmul_flops(device, smoke=smoke)
     skip = bf16_note(device, bf16)
-    peak16 = (peak_matmul_flops(device, dtype=torch.bfloat16, smoke=smoke) if skip is None
-              else math.nan)  # fmt: skip
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {device}; peak matmul: float32 "
-          f"{peak / 1e9:.0f} GFLOP/s, bfloat16 "
-          f"{'-' if skip else f'{peak16 / 1e9:.0f} GFLOP/s'}")  # fmt: skip
+    peak16 = (
+        peak_matmul_flops(device, dtype=torch.bfloat16, smoke=smoke) if skip is None else math.nan
+    )
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {device}; peak matmul: float32 "
+        f"{peak / 1e9:.0f} GFLOP/s, bfloat16 "
+        f"{'-' if skip else f'{peak16 / 1e9:.0f} GFLOP/s'}"
+    )
     print("conv VAE (latent 20, hidden 400), batch 128; limit = peak / (3 x forward FLOPs)")
     if skip:
         print(skip)
     print()
-    print("| images | train images | forward MFLOP | reference img/s | this loop img/s "
-          "| x reference | % of limit | bf16 img/s | x fp32 | % of bf16 limit |")  # fmt: skip
+    print(
+        "| images | train images | forward MFLOP | reference img/s | this loop img/s "
+        "| x reference | % of limit | bf16 img/s | x fp32 | % of bf16 limit |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for shape in ((3, 28, 28),) if smoke else CONV_SHAPES:
         n = 128 if smoke else 4000 if shape[1] <= 32 else 1500
@@ -308,13 +320,21 @@ def conv_table(data, device, epochs: int, bf16: bool, smoke: bool = False) -> No
             h = conv_ours(d, cfg, epochs, device, "bf16")
             half = f"| {h:,.0f} | {h / ours:.2f}x | {100 * h / (peak16 / (3 * fwd)):.0f}%"
         name = f"{shape[0]} x {shape[1]} x {shape[2]}"
-        print(f"| {name} | {n:,} | {fwd / 1e6:.1f} | {ref:,.0f} | {ours:,.0f} "
-              f"| {ours / ref:.2f}x | {100 * ours / limit:.0f}% {half} |")  # fmt: skip
+        print(
+            f"| {name} | {n:,} | {fwd / 1e6:.1f} | {ref:,.0f} | {ours:,.0f} "
+            f"| {ours / ref:.2f}x | {100 * ours / limit:.0f}% {half} |"
+        )
 
 
 # -- what else might speed a conv step up ------------------------------------------------------
-CONV_OPTIONS = ("fp32", "channels-last", "bf16", "bf16 + channels-last", "compile",
-                "compile + bf16")  # fmt: skip
+CONV_OPTIONS = (
+    "fp32",
+    "channels-last",
+    "bf16",
+    "bf16 + channels-last",
+    "compile",
+    "compile + bf16",
+)
 PLAIN = {"compile": "fp32", "compile + bf16": "bf16"}  # the same step, not compiled
 
 
@@ -352,8 +372,10 @@ def conv_options_table(device, repeats: int, steps: int, smoke: bool = False) ->
     if smoke:
         options = [o for o in options if "compile" not in o]
     threads, warm = torch.get_num_threads(), 1 if smoke else 3
-    print(f"\nconv VAE steps (autograd, batch 128), {repeats} alternated repeats of {steps} "
-          f"steps after {warm} of warm-up; device {device}, {threads} threads")  # fmt: skip
+    print(
+        f"\nconv VAE steps (autograd, batch 128), {repeats} alternated repeats of {steps} "
+        f"steps after {warm} of warm-up; device {device}, {threads} threads"
+    )
     if bf16_problem(device) is not None:
         print(f"bf16 left out: {bf16_problem(device)}")
     if smoke:
@@ -391,10 +413,15 @@ def conv_options_table(device, repeats: int, steps: int, smoke: bool = False) ->
             if "compile" in option:
                 plain = float(np.median(speed[PLAIN[option]]))
                 gain = 1 / plain - 1 / med  # seconds saved per image
-                note = (f" (wins back its compile after {first[option] / gain:,.0f} images)"
-                        if gain > 0 else " (never wins back its compile)")  # fmt: skip
-            print(f"| {shape[0]} x {shape[1]} x {shape[2]} | {option} | {med:,.0f} | {runs} "
-                  f"| {med / base:.2f}x | {first[option]:.2f}{note} |")  # fmt: skip
+                note = (
+                    f" (wins back its compile after {first[option] / gain:,.0f} images)"
+                    if gain > 0
+                    else " (never wins back its compile)"
+                )
+            print(
+                f"| {shape[0]} x {shape[1]} x {shape[2]} | {option} | {med:,.0f} | {runs} "
+                f"| {med / base:.2f}x | {first[option]:.2f}{note} |"
+            )
 
 
 def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
@@ -409,8 +436,9 @@ def busy_machine_table(data, busy: int, repeats: int, epochs: int) -> None:
     for load in ("idle", "busy"):
         procs = []
         if load == "busy":
-            procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                     for _ in range(busy)]  # fmt: skip
+            procs = [
+                subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)
+            ]
             time.sleep(1.0)
         try:
             for _ in range(repeats):
@@ -494,8 +522,14 @@ def smallest(data):
     n, m = SMOKE_IMAGES
     x = data.train_x
     x = Rows(x.base, x.index[:n]) if isinstance(x, Rows) else x[:n]
-    return ImageData(f"{data.name}, {n} / {m} images", x, data.test_x[:m],
-                     data.train_y[:n], data.test_y[:m], data.class_names)  # fmt: skip
+    return ImageData(
+        f"{data.name}, {n} / {m} images",
+        x,
+        data.test_x[:m],
+        data.train_y[:n],
+        data.test_y[:m],
+        data.class_names,
+    )
 
 
 def main() -> int:

@@ -9,14 +9,16 @@ import subprocess
 import sys
 
 
-def python(code: str, args: list[str] = (), env: dict[str, str] | None = None,
-           here: bool = False) -> str:  # fmt: skip
+def python(
+    code: str, args: list[str] = (), env: dict[str, str] | None = None, here: bool = False
+) -> str:
     """What ``code`` prints, run with ``args`` as its ``sys.argv[1:]`` in a fresh Python;
     with ``here``, in this process instead (``--smoke``: it spares starting a Python and
     importing torch again, and only checks that the code runs). Exits with its error."""
     if not here:
-        out = subprocess.run([sys.executable, "-c", code, *args], env=env,
-                             capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True
+        )
         if out.returncode:
             sys.exit(out.stderr)
         return out.stdout

@@ -31,9 +31,12 @@ def build_menus(win) -> None:
     win.export_actions = {}
     for name in win.views:
         win.export_actions[name] = add_action(
-            win, ex, f"{name.capitalize()} as PNG…", None,
+            win,
+            ex,
+            f"{name.capitalize()} as PNG…",
+            None,
             lambda _checked=False, n=name: win.export_view_dialog(n),
-        )  # fmt: skip
+        )
     add_action(win, ex, "Interpolation as GIF…", "Ctrl+G", win.export_gif_dialog)
     add_action(win, ex, "Traversals as GIF…", None, win.export_traversal_gif_dialog)
     add_action(win, ex, "Training film as GIF or MP4…", "Ctrl+Shift+G", win.export_film_dialog)
@@ -42,24 +45,38 @@ def build_menus(win) -> None:
     add_action(win, f, "&Quit", QKeySequence.Quit, win.close)
     t = mb.addMenu("&Train")
     win.act_start = add_action(win, t, "Start / pause", "Ctrl+T", win.start_or_pause)
-    win.act_continue = add_action(win, t, "Continue training", "Ctrl+Shift+T",
-                                  lambda: win.start_training(resume=True))  # fmt: skip
+    win.act_continue = add_action(
+        win, t, "Continue training", "Ctrl+Shift+T", lambda: win.start_training(resume=True)
+    )
     win.act_stop = add_action(win, t, "Stop", "Ctrl+.", win.run.stop)
     t.addSeparator()
     add_action(win, t, "Evaluate log-likelihood", "Ctrl+Shift+L", win.evaluate)
     v = mb.addMenu("&View")
     for i in range(win.tabs.count()):  # Ctrl+1 to Ctrl+9, then Ctrl+0, Ctrl+Shift+F
-        add_action(win, v, win.tabs.tabText(i), tab_shortcut(i),
-                   lambda _checked=False, i=i: win.tabs.setCurrentIndex(i))  # fmt: skip
+        add_action(
+            win,
+            v,
+            win.tabs.tabText(i),
+            tab_shortcut(i),
+            lambda _checked=False, i=i: win.tabs.setCurrentIndex(i),
+        )
     v.addSeparator()
     add_action(win, v, "Reset z to zero", "Ctrl+R", win.sliders.reset)
     add_action(win, v, "Sample z from the prior", "Ctrl+P", win.sliders.sample)
     add_action(win, v, "Log-scale loss plots", "Ctrl+L", win.plots.log_box.toggle)
     h = mb.addMenu("&Help")
     add_action(win, h, "Keyboard shortcuts", "F1", lambda: show_shortcuts(win))
-    add_action(win, h, "About", None, lambda: win.show_message(
-        f"{APP_NAME} {__version__}: train a VAE and explore its latent space while it "
-        "learns. PyTorch + PySide6 + pyqtgraph.", "info"))  # fmt: skip
+    add_action(
+        win,
+        h,
+        "About",
+        None,
+        lambda: win.show_message(
+            f"{APP_NAME} {__version__}: train a VAE and explore its latent space while it "
+            "learns. PyTorch + PySide6 + pyqtgraph.",
+            "info",
+        ),
+    )
     space = QShortcut(QKeySequence(Qt.Key_Space), win)
     space.activated.connect(win.start_or_pause)
     esc = QShortcut(QKeySequence(Qt.Key_Escape), win)
@@ -113,9 +130,11 @@ def save_checkpoint_dialog(win) -> Path | None:
         win.show_message("There is no model to save yet.", "warning")
         return None
     path, _ = QFileDialog.getSaveFileName(
-        win, "Save checkpoint", win.places.suggest("checkpoints", f"model{SUFFIX}"),
+        win,
+        "Save checkpoint",
+        win.places.suggest("checkpoints", f"model{SUFFIX}"),
         f"Checkpoints (*{SUFFIX})",
-    )  # fmt: skip
+    )
     return win.save_checkpoint(path) if path else None
 
 

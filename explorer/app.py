@@ -95,32 +95,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?", help="open this checkpoint (.safetensors) at start")
     p.add_argument("--screenshot", metavar="FILE", help="render the window to FILE (PNG) and exit")
     p.add_argument(
-        "--quit-after", metavar="MS", type=_int_in(0, QUIT_AFTER_MAX),
+        "--quit-after",
+        metavar="MS",
+        type=_int_in(0, QUIT_AFTER_MAX),
         help="exit after MS milliseconds (without asking to save the model)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--train", action="store_true",
+        "--train",
+        action="store_true",
         help="start training at once (with --screenshot: shoot when it ends)",
-    )  # fmt: skip
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "kmnist", "idx", "folder",
-                                         "shapes"], help="data to start with")  # fmt: skip
-    p.add_argument("--images", help="IDX images file (with --dataset idx; the labels are then "
-                   "--labels or none)")  # fmt: skip
+    )
+    p.add_argument(
+        "--dataset",
+        choices=["mnist", "fashion-mnist", "kmnist", "idx", "folder", "shapes"],
+        help="data to start with",
+    )
+    p.add_argument(
+        "--images",
+        help="IDX images file (with --dataset idx; the labels are then --labels or none)",
+    )
     p.add_argument("--labels", help="IDX labels file (with --dataset idx and --images)")
     p.add_argument("--root", help="image folder (with --dataset folder)")
     p.add_argument("--model", choices=["vae", "cvae", "ae"], help="model type")
-    p.add_argument("--latent", metavar="D", type=_int_in(1, MAX_LATENT),
-                   help=f"latent size (1-{MAX_LATENT})")  # fmt: skip
-    p.add_argument("--epochs", metavar="N", type=_int_in(1, EPOCHS_MAX),
-                   help="epochs to train (at least 1)")  # fmt: skip
+    p.add_argument(
+        "--latent", metavar="D", type=_int_in(1, MAX_LATENT), help=f"latent size (1-{MAX_LATENT})"
+    )
+    p.add_argument(
+        "--epochs", metavar="N", type=_int_in(1, EPOCHS_MAX), help="epochs to train (at least 1)"
+    )
     p.add_argument("--tab", metavar="K", type=_int_in(1, TABS), help=f"open on this tab (1-{TABS})")
-    p.add_argument("--grid", metavar="N", type=_int_in(GRID_MIN, GRID_MAX),
-                   help=f"manifold grid size N ({GRID_MIN}-{GRID_MAX})")  # fmt: skip
+    p.add_argument(
+        "--grid",
+        metavar="N",
+        type=_int_in(GRID_MIN, GRID_MAX),
+        help=f"manifold grid size N ({GRID_MIN}-{GRID_MAX})",
+    )
     p.add_argument("--size", metavar="WxH", type=_window_size, help="window size, e.g. 1480x920")
     p.add_argument(
-        "--settings", metavar="FILE",
+        "--settings",
+        metavar="FILE",
         help="read and write settings in this INI file instead of the user's",
-    )  # fmt: skip
+    )
     p.add_argument("--no-restore", action="store_true", help="ignore remembered settings")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -139,8 +154,9 @@ def check_args(parser: argparse.ArgumentParser, args) -> None:
     if problem:
         parser.error(problem)
     if args.labels is not None and args.images is None:
-        parser.error("--labels without --images: they would label the images the window "
-                     "remembers; name both")  # fmt: skip
+        parser.error(
+            "--labels without --images: they would label the images the window remembers; name both"
+        )
 
 
 def _apply_cli(win, args) -> None:
@@ -225,8 +241,9 @@ def start(args, splash=None, t_start: float | None = None):
     win.show()
     if splash is not None:
         splash.finish(win)
-    QTimer.singleShot(0, lambda: win.status.showMessage(
-        f"Started in {time.perf_counter() - t_start:.1f} s", 5000))  # fmt: skip
+    QTimer.singleShot(
+        0, lambda: win.status.showMessage(f"Started in {time.perf_counter() - t_start:.1f} s", 5000)
+    )
     for note in getattr(args, "notes", ()):  # a thread count lowered or ignored
         text = note[:1].upper() + note[1:]
         QTimer.singleShot(0, lambda t=text: win.show_message(t, timeout_ms=15000))
@@ -292,8 +309,11 @@ def _schedule_screenshot(win, path: str, after_training: bool) -> None:
         print(f"screenshot {'written to' if ok else 'FAILED:'} {path} ({shown})", flush=True)
         code = 0 if ok else 1
         if state["error"]:
-            print(f"latent-explorer: could not load the data: {one_line(state['error'])}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"latent-explorer: could not load the data: {one_line(state['error'])}",
+                file=sys.stderr,
+                flush=True,
+            )
             code = 2
         win.close()
         QApplication.instance().exit(code)

@@ -10,9 +10,12 @@ SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
 def question(
-    parent: QWidget | None, action: str, model: str, saved_to: Path | None = None,
+    parent: QWidget | None,
+    action: str,
+    model: str,
+    saved_to: Path | None = None,
     kept: Path | None = None,
-) -> QMessageBox:  # fmt: skip
+) -> QMessageBox:
     """The Save / Discard / Cancel box (``saved_to``: the file that holds an earlier state
     of the model, if any; ``kept``: the project folder whose Runs keep a copy of it)."""
     box = QMessageBox(parent)
@@ -37,9 +40,12 @@ def question(
 
 
 def ask_save(
-    parent: QWidget, action: str, model: str, saved_to: Path | None = None,
+    parent: QWidget,
+    action: str,
+    model: str,
+    saved_to: Path | None = None,
     kept: Path | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """Save / Discard / Cancel before ``action`` drops a model with unsaved training."""
     box = question(parent, action, model, saved_to, kept)
     box.exec()

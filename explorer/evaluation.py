@@ -143,8 +143,13 @@ class Evaluation(QObject):
     def _evaluated(self, res: dict) -> None:
         if self.state is not EvalState.RUNNING or self._model != self.session.model_serial:
             return  # called off, or the session holds another model by now
-        self.result = {**res, "step": self._step, "data": self._spec, "seed": EVAL_SEED,
-                       "model": self._model}  # fmt: skip
+        self.result = {
+            **res,
+            "step": self._step,
+            "data": self._spec,
+            "seed": EVAL_SEED,
+            "model": self._model,
+        }
         self.state = EvalState.DONE
         if "kl_per_dim" in res and self.session.step == self._step:
             import numpy as np
@@ -178,11 +183,13 @@ class Evaluation(QObject):
             return self.error or ""
         parts = [f"test −ELBO {r['test_nelbo']:.2f}"]
         if "test_nll_iw" in r:
-            parts.append(f"−log p(x) {r['test_nll_iw']:.2f} (importance sampled, K = "
-                         f"{r['iw_samples']:,})")  # fmt: skip
+            parts.append(
+                f"−log p(x) {r['test_nll_iw']:.2f} (importance sampled, K = {r['iw_samples']:,})"
+            )
         if "test_nll_prior_mc" in r:
-            parts.append(f"prior Monte Carlo {r['test_nll_prior_mc']:.2f} "
-                         f"(K = {r['prior_samples']:,})")  # fmt: skip
+            parts.append(
+                f"prior Monte Carlo {r['test_nll_prior_mc']:.2f} (K = {r['prior_samples']:,})"
+            )
         if "active_units" in r:
             parts.append(f"{r['active_units']} of {len(r['kl_per_dim'])} units active")
         else:

@@ -48,8 +48,7 @@ def export_runs(win, path: str | os.PathLike) -> bool:
 def export_csv(win, path: str | os.PathLike) -> bool:
     from trainer.export import write_history_csv
 
-    return export(win, "loss history", lambda p: write_history_csv(win.session.history, p),
-                  path)  # fmt: skip
+    return export(win, "loss history", lambda p: write_history_csv(win.session.history, p), path)
 
 
 def export_film(win, path: str | os.PathLike) -> bool:
@@ -77,8 +76,7 @@ def update_exports(win) -> None:
 
 # -- the dialogs -------------------------------------------------------------------------------
 def ask_path(win, title: str, name: str, filt: str) -> str:
-    path, _ = QFileDialog.getSaveFileName(win, title, win.places.suggest("exports", name),
-                                          filt)  # fmt: skip
+    path, _ = QFileDialog.getSaveFileName(win, title, win.places.suggest("exports", name), filt)
     if path:
         win.places.remember("exports", path)
     return path

@@ -31,9 +31,13 @@ def encode_picture(win, source) -> bool:
     if s.conditional:
         name = s.class_names[s.cls] if s.cls < len(s.class_names) else str(s.cls)
         under = f" as class {name} (the class chosen on the right)"
-    win.show_message(f"Encoded {done} z is now its posterior mean{under}: the cursor moved "
-                     "to it, and the Draw tab shows the picture as the model sees it beside "
-                     "its reconstruction.", "info", 10000)  # fmt: skip
+    win.show_message(
+        f"Encoded {done} z is now its posterior mean{under}: the cursor moved "
+        "to it, and the Draw tab shows the picture as the model sees it beside "
+        "its reconstruction.",
+        "info",
+        10000,
+    )
     return True
 
 

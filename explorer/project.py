@@ -72,8 +72,11 @@ class ProjectRuns(QObject):
             self._say(new, "A run could not be read")
 
     def _say(self, lines: list[str], what: str) -> None:
-        more = (f" (and {len(lines) - 1} more; latent-train runs --project "
-                f"{self.folder} lists them)" if len(lines) > 1 else "")  # fmt: skip
+        more = (
+            f" (and {len(lines) - 1} more; latent-train runs --project {self.folder} lists them)"
+            if len(lines) > 1
+            else ""
+        )
         # said once the start-up or the action it is part of has said its own
         QTimer.singleShot(0, self, lambda: self.problem.emit(f"{what}: {lines[0]}{more}"))
 
@@ -101,9 +104,12 @@ class ProjectRuns(QObject):
         return rec
 
     def record_trained(
-        self, save: Callable[[Path], Path], continued: bool = False, film: Film | None = None,
+        self,
+        save: Callable[[Path], Path],
+        continued: bool = False,
+        film: Film | None = None,
         data: str | None = None,
-    ) -> RunRecord | None:  # fmt: skip
+    ) -> RunRecord | None:
         """A run of the session's model has ended: keep it, with ``film`` (the model's
         film, if it has one). ``continued``: the run continued the model on screen, whose
         run (if trained here) it goes on with. ``data``: what the model was trained on."""
@@ -127,8 +133,14 @@ class ProjectRuns(QObject):
         damaged or foreign film file is said (``problem``), never shown."""
         try:
             where = Path(path).resolve()
-            rec = next((r for r in self.records if r.film and self.project.owns(r)
-                        and Path(r.checkpoint).resolve() == where), None)  # fmt: skip
+            rec = next(
+                (
+                    r
+                    for r in self.records
+                    if r.film and self.project.owns(r) and Path(r.checkpoint).resolve() == where
+                ),
+                None,
+            )
         except (OSError, RuntimeError):
             return None
         if rec is None or rec.steps != step or rec.epochs != epochs:

@@ -52,8 +52,7 @@ def _not_a_folder(folder: Path) -> str | None:
         return f"cannot be made or read ({e.strerror or e})"
     if stat.S_ISDIR(mode):
         return None
-    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a named pipe"),
-             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    kinds = [(stat.S_ISREG, "a file"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")]
     kind = next((name for test, name in kinds if test(mode)), "a device")
     return f"is {kind}, not a folder"
 
@@ -158,8 +157,7 @@ def orphans(folder: Path | None = None) -> list[Path]:
                 continue
     # temporary files of writes that a kill interrupted are never needed again
     for entry in entries:
-        if not (fnmatch.fnmatchcase(entry.name, f".recovery-*{SUFFIX}.*.tmp")
-                and _regular(entry)):  # fmt: skip
+        if not (fnmatch.fnmatchcase(entry.name, f".recovery-*{SUFFIX}.*.tmp") and _regular(entry)):
             continue
         owner = folder / entry.name[1:].split(SUFFIX)[0]
         if not _is_held(owner.with_suffix(SUFFIX)):
@@ -207,7 +205,8 @@ def forget(found: list[Path]) -> str | None:
     if not kept:
         return None
     return f"The autosave could not be removed: {kept[0]}" + (
-        f" and {len(kept) - 1} more" if len(kept) > 1 else "")  # fmt: skip
+        f" and {len(kept) - 1} more" if len(kept) > 1 else ""
+    )
 
 
 def _is_held(path: Path) -> bool:

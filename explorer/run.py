@@ -90,9 +90,13 @@ class RunController(QObject, RunCheckpoints):
     runEnded = Signal(bool)
 
     def __init__(
-        self, session: Session, settings, parent: QObject | None = None, *,
+        self,
+        session: Session,
+        settings,
+        parent: QObject | None = None,
+        *,
         film: FilmRecorder,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.settings = settings
@@ -239,11 +243,19 @@ class RunController(QObject, RunCheckpoints):
             elif out is not None and out.error:
                 summary = "Training " + ("diverged" if st is RunState.DIVERGED else "failed")
         return RunStatus(
-            state=st, headline=headline, detail=detail, progress=progress, summary=summary,
-            data_text=self._data_text(), trained=s.model is not None and s.step > 0,
-            remaining=remaining, continuing=self._resume and st in RUNNING,
-            model_note=self._model_note(), busy=self.busy, running=self.running,
-        )  # fmt: skip
+            state=st,
+            headline=headline,
+            detail=detail,
+            progress=progress,
+            summary=summary,
+            data_text=self._data_text(),
+            trained=s.model is not None and s.step > 0,
+            remaining=remaining,
+            continuing=self._resume and st in RUNNING,
+            model_note=self._model_note(),
+            busy=self.busy,
+            running=self.running,
+        )
 
     def _numbers(self, snap: Snapshot, ips: float | None, unit: str) -> str:
         rate = f"  ·  {ips:,.0f} {unit}" if ips is not None else ""
@@ -310,15 +322,19 @@ class RunController(QObject, RunCheckpoints):
         except (ConfigError, ValueError):
             return ""
         ours = {
-            "type": MODEL_TITLES[mc.model], "body": ARCH_TITLES[mc.arch],
-            "latent size": str(mc.latent_dim), "hidden units": str(mc.hidden),
+            "type": MODEL_TITLES[mc.model],
+            "body": ARCH_TITLES[mc.arch],
+            "latent size": str(mc.latent_dim),
+            "hidden units": str(mc.hidden),
             "decoder": LIKELIHOOD_TITLES[mc.likelihood],
-        }  # fmt: skip
+        }
         theirs = {
-            "type": MODEL_TITLES[kw["model"]], "body": ARCH_TITLES[kw["arch"]],
-            "latent size": str(kw["latent_dim"]), "hidden units": str(kw["hidden"]),
+            "type": MODEL_TITLES[kw["model"]],
+            "body": ARCH_TITLES[kw["arch"]],
+            "latent size": str(kw["latent_dim"]),
+            "hidden units": str(kw["hidden"]),
             "decoder": LIKELIHOOD_TITLES[kw["likelihood"]],
-        }  # fmt: skip
+        }
         if mc.likelihood == "gaussian" and kw["likelihood"] == "gaussian":
             std = {None: "learned"}
             ours["Gaussian σ"] = std.get(mc.gaussian_std, f"{mc.gaussian_std:g}")
@@ -451,8 +467,9 @@ class RunController(QObject, RunCheckpoints):
         else:
             return
         if replaced is not None:  # a trained model gave way to an untrained one: never silently
-            why = model_data_problem(replaced.image_shape, replaced.num_classes,
-                                     replaced.conditional, data)  # fmt: skip
+            why = model_data_problem(
+                replaced.image_shape, replaced.num_classes, replaced.conditional, data
+            )
             self.notice.emit(
                 "info",
                 f"The {replaced.latent_dim}-D {MODEL_TITLES[replaced.model]} that was on screen "
@@ -490,8 +507,9 @@ class RunController(QObject, RunCheckpoints):
             return False
         self.resolved.emit("settings")
         if resume and (s.model is None or s.step == 0):
-            self.notice.emit("warning", "There is no trained model to continue; press Train.",
-                             "run")  # fmt: skip
+            self.notice.emit(
+                "warning", "There is no trained model to continue; press Train.", "run"
+            )
             return False
         if self.loading:  # start once the data in flight has arrived
             self._queued = spec if spec != self._loading else None
@@ -516,10 +534,14 @@ class RunController(QObject, RunCheckpoints):
         if not resume and not self.confirm_discard("train a new model"):
             return False
         job = TrainJob(
-            data_spec=spec, train_config=tc, model_kwargs=kwargs, data=data,
-            threads=training_threads(), autosave=self.autosave_path,
+            data_spec=spec,
+            train_config=tc,
+            model_kwargs=kwargs,
+            data=data,
+            threads=training_threads(),
+            autosave=self.autosave_path,
             autosave_every=self.autosave_every,
-        )  # fmt: skip
+        )
         if resume:
             job.model_config = s.model_config
             job.weights = {k: v.clone() for k, v in s.model.state_dict().items()}
@@ -611,9 +633,13 @@ class RunController(QObject, RunCheckpoints):
         s = self.session
         if out.history is not None:
             s.end_run(
-                out.weights, out.history, out.optimizer_state, out.epochs_done, out.step,
+                out.weights,
+                out.history,
+                out.optimizer_state,
+                out.epochs_done,
+                out.step,
                 out.position,
-            )  # fmt: skip
+            )
             self.update_kl()
             worse = None if out.error else final_loss_warning(out.history, self._run_from_epoch)
             if worse:  # say so: the curves alone make it easy to miss

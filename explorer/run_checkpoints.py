@@ -27,10 +27,17 @@ class RunCheckpoints:
         s = self.session
         tc = s.train_config or self._run_config or TrainConfig()
         return save_checkpoint(
-            path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
-            history=s.history, optimizer_state=s.optimizer_state, epochs_done=s.epochs_done,
-            step=s.step, position=s.position,
-        )  # fmt: skip
+            path,
+            s.model,
+            tc,
+            data_spec=s.data_spec,
+            class_names=s.class_names,
+            history=s.history,
+            optimizer_state=s.optimizer_state,
+            epochs_done=s.epochs_done,
+            step=s.step,
+            position=s.position,
+        )
 
     def save(self, path: str | os.PathLike) -> Path | None:
         """Save the session's model with everything needed to continue it exactly.
@@ -47,9 +54,11 @@ class RunCheckpoints:
             path = path.with_suffix(SUFFIX)
         if is_example(path):
             self.notice.emit(
-                "warning", f"{path.parent}: the bundled examples are read-only; save the "
-                "model under another folder (File ▸ Save checkpoint…).", "save",
-            )  # fmt: skip
+                "warning",
+                f"{path.parent}: the bundled examples are read-only; save the "
+                "model under another folder (File ▸ Save checkpoint…).",
+                "save",
+            )
             return None
         worker = self.trainer_runner.worker
         if self.control is not None and self.state in RUNNING and worker is not None:
@@ -64,10 +73,17 @@ class RunCheckpoints:
                 tc = TrainConfig()
         try:
             out = save_checkpoint(
-                path, s.model, tc, data_spec=s.data_spec, class_names=s.class_names,
-                history=s.history, optimizer_state=s.optimizer_state,
-                epochs_done=s.epochs_done, step=s.step, position=s.position,
-            )  # fmt: skip
+                path,
+                s.model,
+                tc,
+                data_spec=s.data_spec,
+                class_names=s.class_names,
+                history=s.history,
+                optimizer_state=s.optimizer_state,
+                epochs_done=s.epochs_done,
+                step=s.step,
+                position=s.position,
+            )
         except CheckpointError as e:
             self.notice.emit("error", str(e), "save")
             return None
@@ -94,9 +110,10 @@ class RunCheckpoints:
         if self.loading:
             self._then.append(lambda: self.open(path, recovered))
             self.notice.emit(
-                "info", f"Still loading data…; {Path(path).name} opens as soon as it has arrived.",
+                "info",
+                f"Still loading data…; {Path(path).name} opens as soon as it has arrived.",
                 "open",
-            )  # fmt: skip
+            )
             return True
         what = f"the example “{title_for(path)}”" if is_example(path) else Path(path).name
         if not self.confirm_discard(f"open {what}"):
@@ -109,19 +126,25 @@ class RunCheckpoints:
         except Exception as e:  # noqa: BLE001 - a file the loader missed must not crash the app
             traceback.print_exc()
             self.notice.emit(
-                "error", f"{path}: could not be opened (unexpected {type(e).__name__}: {e})",
+                "error",
+                f"{path}: could not be opened (unexpected {type(e).__name__}: {e})",
                 "open",
-            )  # fmt: skip
+            )
             return False
         s = self.session
         self.settings.show_config(ck.model_config, ck.train_config, ck.data_spec)
         s.adopt(
-            ck.model_config, ck.model.state_dict(), history=ck.history,
-            epochs_done=ck.epochs_done, optimizer_state=ck.optimizer_state,
-            train_config=ck.train_config, source=None if recovered else Path(path),
-            step=ck.step, position=ck.position,
+            ck.model_config,
+            ck.model.state_dict(),
+            history=ck.history,
+            epochs_done=ck.epochs_done,
+            optimizer_state=ck.optimizer_state,
+            train_config=ck.train_config,
+            source=None if recovered else Path(path),
+            step=ck.step,
+            position=ck.position,
             trained_on=ck.data_spec if ck.step > 0 else None,
-        )  # fmt: skip
+        )
         self.latest = None
         self._offer = max(0, ck.train_config.epochs - ck.epochs_done)
         name = "the recovered model" if recovered else Path(path).name

@@ -27,8 +27,7 @@ class RunState(str, Enum):
     FAILED = "failed"
 
 
-BUSY = {RunState.LOADING, RunState.PREPARING, RunState.TRAINING, RunState.PAUSED,
-        RunState.STOPPING}  # fmt: skip
+BUSY = {RunState.LOADING, RunState.PREPARING, RunState.TRAINING, RunState.PAUSED, RunState.STOPPING}
 RUNNING = BUSY - {RunState.LOADING}  # a training thread exists
 
 

@@ -57,8 +57,11 @@ def _unusable(path: Path) -> str | None:
         return "cannot be read (its name holds a NUL character)"
     if stat.S_ISREG(mode):
         return None
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
-             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return f"is {next((k for test, k in kinds if test(mode)), 'a device')}, not a regular file"
 
 

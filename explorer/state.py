@@ -188,9 +188,14 @@ class Session(QObject):
         self.stepped.emit()
 
     def end_run(
-        self, weights: dict | None, history: History, optimizer_state, epochs_done, step,
+        self,
+        weights: dict | None,
+        history: History,
+        optimizer_state,
+        epochs_done,
+        step,
         position: dict | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """The run's final state: its weights (if the model still has their shape), its own
         history (a diverged run's ends at the last good epoch) and the optimiser's state."""
         if weights is not None and self.model is not None:

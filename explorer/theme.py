@@ -100,12 +100,19 @@ def apply(app: QApplication) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
     for role, colour in [
-        (QPalette.Window, PANEL), (QPalette.WindowText, TEXT), (QPalette.Base, BASE),
-        (QPalette.AlternateBase, PANEL), (QPalette.Text, TEXT), (QPalette.Button, "#2f3440"),
-        (QPalette.ButtonText, TEXT), (QPalette.Highlight, "#2d6fd6"),
-        (QPalette.HighlightedText, "#ffffff"), (QPalette.ToolTipBase, "#30343f"),
-        (QPalette.ToolTipText, TEXT), (QPalette.PlaceholderText, MUTED),
-    ]:  # fmt: skip
+        (QPalette.Window, PANEL),
+        (QPalette.WindowText, TEXT),
+        (QPalette.Base, BASE),
+        (QPalette.AlternateBase, PANEL),
+        (QPalette.Text, TEXT),
+        (QPalette.Button, "#2f3440"),
+        (QPalette.ButtonText, TEXT),
+        (QPalette.Highlight, "#2d6fd6"),
+        (QPalette.HighlightedText, "#ffffff"),
+        (QPalette.ToolTipBase, "#30343f"),
+        (QPalette.ToolTipText, TEXT),
+        (QPalette.PlaceholderText, MUTED),
+    ]:
         pal.setColor(role, QColor(colour))
     pal.setColor(QPalette.Disabled, QPalette.Text, QColor("#6b7180"))
     pal.setColor(QPalette.Disabled, QPalette.WindowText, QColor("#6b7180"))

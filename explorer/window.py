@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer import actions, dialogs, exports, pictures, window_state
+from explorer import actions, dialogs, exports, keeping, pictures, window_state
 from explorer.actions import tab_shortcut
 from explorer.constants import (
     APP_NAME,
@@ -48,7 +48,7 @@ from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
 from explorer.places import Places
 from explorer.project import ProjectRuns
-from explorer.recovery import Recovery, autosaved_at, forget, orphans, run_of
+from explorer.recovery import Recovery
 from explorer.run import RunController, upper_first
 from explorer.run_status import RUNNING, RunState, RunStatus
 from explorer.settings import open_settings
@@ -216,8 +216,9 @@ class MainWindow(QMainWindow):
         self.plane_picker = PlanePicker(s)
         self.plane_mode = self.plane_picker.mode
         self.dim_x, self.dim_y = self.plane_picker.dim_x, self.plane_picker.dim_y
-        self.grid_n = RangeSpinBox(GRID_MIN, GRID_MAX, GRID_DEFAULT,
-                                   "Manifold grid size N (N x N images)", "Grid size")  # fmt: skip
+        self.grid_n = RangeSpinBox(
+            GRID_MIN, GRID_MAX, GRID_DEFAULT, "Manifold grid size N (N x N images)", "Grid size"
+        )
         self.grid_n.setPrefix("grid ")
         explore = QWidget()
         ev = QVBoxLayout(explore)
@@ -265,16 +266,21 @@ class MainWindow(QMainWindow):
         self.arithmetic = ArithmeticView(s)
         self.drawing = DrawingPad(s)
         folder = self.settings.value("runs/project")
-        self.projects = ProjectRuns(Path(folder) if isinstance(folder, str) and folder else None,
-                                    self)  # fmt: skip
+        self.projects = ProjectRuns(
+            Path(folder) if isinstance(folder, str) and folder else None, self
+        )
         self.film.kept = self.projects.film_for  # a run opened again brings its film
         self.runs_view = RunsView(self.projects, self.open_checkpoint)
         self.runs_view.exportRequested.connect(self.export_runs)
         self.film_view = FilmView(self.film)
         self.film_view.exportRequested.connect(self.export_film_dialog)
-        return {"samples": [new_samples], "reconstructions": [next_batch], "interpolation": [gif],
-                "traversals": [self.trav_columns, trav_gif],
-                "arithmetic": [self.arithmetic.random_btn, self.arithmetic.use_btn]}  # fmt: skip
+        return {
+            "samples": [new_samples],
+            "reconstructions": [next_batch],
+            "interpolation": [gif],
+            "traversals": [self.trav_columns, trav_gif],
+            "arithmetic": [self.arithmetic.random_btn, self.arithmetic.use_btn],
+        }
 
     def _build_tabs(self, explore: QWidget, tools: dict[str, list[QWidget]]) -> None:
         """The tab table: each tab's page, the views it refreshes and the grid it exports."""
@@ -312,8 +318,9 @@ class MainWindow(QMainWindow):
         self.views = {t.grid: t.views[0] for t in self.tab_table if t.grid}
         for i, t in enumerate(self.tab_table):
             self.tabs.addTab(t.page, t.title)
-            self.tabs.setTabToolTip(i, f"{TAB_FULL_TITLES.get(t.title, t.title)} "
-                                       f"({tab_shortcut(i)})")  # fmt: skip
+            self.tabs.setTabToolTip(
+                i, f"{TAB_FULL_TITLES.get(t.title, t.title)} ({tab_shortcut(i)})"
+            )
 
     def _page(self, name: str, view, title: str, tools: list[QWidget]) -> QWidget:
         export = QPushButton("Export PNG…")
@@ -397,9 +404,16 @@ class MainWindow(QMainWindow):
         self.status_model.setObjectName("muted")
         self.status.addPermanentWidget(self.status_model)
         # clicking a plot or an image takes the keyboard from a text field (Space pauses)
-        for w in (self.map.plot, self.manifold.plot, self.plots.loss_plot, self.plots.kl_plot,
-                  self.plots.dim_plot, self.preview.pane, self.traversals.plot, *[v.pane for v in
-                  (self.samples, self.recon, self.interp, self.class_row)]):  # fmt: skip
+        for w in (
+            self.map.plot,
+            self.manifold.plot,
+            self.plots.loss_plot,
+            self.plots.kl_plot,
+            self.plots.dim_plot,
+            self.preview.pane,
+            self.traversals.plot,
+            *[v.pane for v in (self.samples, self.recon, self.interp, self.class_row)],
+        ):
             w.setFocusPolicy(Qt.ClickFocus)
 
     def _wire(self) -> None:
@@ -418,8 +432,11 @@ class MainWindow(QMainWindow):
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
-        r.runEnded.connect(lambda continued: self.projects.record_trained(
-            self.run.write_copy, continued, self.film.current(), s.trained_data()))  # fmt: skip
+        r.runEnded.connect(
+            lambda continued: self.projects.record_trained(
+                self.run.write_copy, continued, self.film.current(), s.trained_data()
+            )
+        )
         r.runEnded.connect(lambda _continued: self._note_run())  # (the run it now is)
         self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
         self.projects.changed.connect(self._project_changed)
@@ -438,8 +455,14 @@ class MainWindow(QMainWindow):
         self.grid_n.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         self.sliders.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         self.tabs.currentChanged.connect(lambda _i: self.tick())
-        for sig in (s.structureChanged, s.historyReset, s.savedChanged, s.dataChanged,
-                    s.epochsChanged, s.stepped):  # fmt: skip
+        for sig in (
+            s.structureChanged,
+            s.historyReset,
+            s.savedChanged,
+            s.dataChanged,
+            s.epochsChanged,
+            s.stepped,
+        ):
             sig.connect(self._describe_model)
         s.structureChanged.connect(lambda: exports.update_exports(self))
         s.savedChanged.connect(self._saved_changed)
@@ -472,8 +495,9 @@ class MainWindow(QMainWindow):
             return
         mc = s.model_config
         shown = ""  # the views may show other data than the model's own
-        if s.data_spec is not None and not (s.trained_on and same_data(s.trained_on[-1],
-                                                                      s.data_spec)):  # fmt: skip
+        if s.data_spec is not None and not (
+            s.trained_on and same_data(s.trained_on[-1], s.data_spec)
+        ):
             shown = f" · showing {s.data_spec.describe()}"
         unsaved = " · not saved" if s.unsaved else ""
         self.status_model.setText(
@@ -631,58 +655,9 @@ class MainWindow(QMainWindow):
             self._note_run()
         return started
 
-    # -- keeping the model --------------------------------------------------------------------
-    def confirm_discard(self, action: str) -> bool:
-        """Before ``action`` drops a model with unsaved training: Save, Discard or Cancel.
-        True when the action may go ahead (saved, or the user let the model go)."""
-        s = self.session
-        if not s.unsaved:
-            return True
-        paused_here = self.run.state is RunState.TRAINING
-        if paused_here:  # hold the run while the question is open: its numbers stay true
-            self.run.toggle_pause()
-        run = self.projects.get(self.projects.current_id)
-        kept = self.projects.folder if run is not None and run.steps == s.step else None
-        answer = dialogs.ask_save(self, action, s.describe_model(), s.source, kept=kept)
-        if answer == dialogs.CANCEL:
-            if paused_here:
-                self.run.toggle_pause()
-            return False
-        if answer == dialogs.DISCARD:
-            return True
-        if self.run.running and not self.run.stop_and_wait():
-            self.show_message("The run did not stop in time; nothing was saved.", "error")
-            return False
-        return self.save_checkpoint_dialog() is not None
-
-    def offer_recovery(self) -> None:
-        """A model that a killed or crashed window was training: offer to open it."""
-        if self.recovery.problem:  # no autosaves this session: said once
-            self.show_message(self.recovery.problem, "warning")
-        found = orphans(self.recovery.folder)
-        if not found:
-            return
-        newest, when = found[0], autosaved_at(found[0])
-        older = len(found) - 1
-        more = (f" {older} older autosave{'s are' if older > 1 else ' is'} kept too."
-                if older else "")  # fmt: skip
-
-        def open_it():
-            path = self.recovery.adopt(newest)
-            self._recovered_run = run_of(path)  # (taken up when the model is adopted)
-            self.run.open(path, recovered=True)
-
-        def discard():
-            problem = forget(found)
-            self.banner.hide()
-            if problem:
-                self.show_message(problem, "warning")
-
-        self.show_message(
-            f"Latent Explorer did not close normally last time. The model it was training was "
-            f"autosaved {when}: open it to save it or to train it further.{more}",
-            "warning", topic="recovery", actions=[("Open it", open_it), ("Discard", discard)],
-        )  # fmt: skip
+    # -- keeping the model (explorer.keeping) -------------------------------------------------
+    confirm_discard = keeping.confirm_discard
+    offer_recovery = keeping.offer_recovery
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike) -> Path | None:
@@ -726,8 +701,13 @@ class MainWindow(QMainWindow):
 
     def _own_folders(self) -> list[Path]:
         """Folders of the application's own, where no file dialog starts."""
-        return [examples_dir(), self.projects.folder, self.recovery.folder,
-                default_project().parents[1], cache_dir()]  # fmt: skip
+        return [
+            examples_dir(),
+            self.projects.folder,
+            self.recovery.folder,
+            default_project().parents[1],
+            cache_dir(),
+        ]
 
     # File ▸ Open, Save and Examples (explorer.actions)
     open_checkpoint_dialog = actions.open_checkpoint_dialog

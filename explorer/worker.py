@@ -229,9 +229,14 @@ class EvaluateWorker(Worker):
         try:
             torch.set_num_threads(training_threads())
             res = evaluate_model(
-                self.model, self.x, self.y, iw_samples=self.iw_samples,
-                prior_samples=self.prior_samples, seed=self.seed, progress=self._progress,
-            )  # fmt: skip
+                self.model,
+                self.x,
+                self.y,
+                iw_samples=self.iw_samples,
+                prior_samples=self.prior_samples,
+                seed=self.seed,
+                progress=self._progress,
+            )
             if not self.cancelled.is_set():
                 self.evaluated.emit(res)
         except Cancelled:
@@ -264,9 +269,14 @@ class FilmExportWorker(Worker):
 
         try:
             save_film(
-                self.film, self.history, self.path, fps=self.fps, title=self.title,
-                progress=self._progress, cancelled=self.cancelled.is_set,
-            )  # fmt: skip
+                self.film,
+                self.history,
+                self.path,
+                fps=self.fps,
+                title=self.title,
+                progress=self._progress,
+                cancelled=self.cancelled.is_set,
+            )
             self.wrote.emit(str(self.path), "")
         except FilmCancelled:
             self.wrote.emit(str(self.path), "cancelled: nothing was written")
@@ -346,16 +356,26 @@ class TrainingWorker(Worker):
             self._check()
             device = resolve_device(job.train_config.device)
             self.trainer = Trainer(
-                model, data, job.train_config, device=device,
+                model,
+                data,
+                job.train_config,
+                device=device,
                 history=copy.deepcopy(job.history) if job.history else None,
-                optimizer_state=job.optimizer_state, epochs_done=job.epochs_done,
-                step=job.step, position=job.position,
-            )  # fmt: skip
+                optimizer_state=job.optimizer_state,
+                epochs_done=job.epochs_done,
+                step=job.step,
+                position=job.position,
+            )
             self.modelBuilt.emit(mc, _cpu_copy(model.state_dict()))
             film = job.film
             if film is None and job.film_budget_mb is not None:
-                film = Film(data.test_x, data.test_y, data.class_names,
-                            budget_mb=job.film_budget_mb, klass=job.film_class)  # fmt: skip
+                film = Film(
+                    data.test_x,
+                    data.test_y,
+                    data.class_names,
+                    budget_mb=job.film_budget_mb,
+                    klass=job.film_class,
+                )
             if film is not None:
                 self.filmReady.emit(film)
             out.target_epochs = job.epochs_done + (job.epochs or job.train_config.epochs)

@@ -65,10 +65,17 @@ def test_a_bench_runs_its_smallest_configuration(script, mnist, tmp_path, progra
     args = ["--smoke", "--mnist", str(mnist)]
     if script == "bench_explorer.py":
         args = ["--smoke", "--dataset", "shapes"]  # not Debian's Fashion-MNIST where installed
-    env = dict(program_env, LATENT_EXPLORER_DATA=str(tmp_path / "data"),
-               QT_QPA_PLATFORM="offscreen")  # fmt: skip
-    r = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = dict(
+        program_env, LATENT_EXPLORER_DATA=str(tmp_path / "data"), QT_QPA_PLATFORM="offscreen"
+    )
+    r = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, f"{script} exited {r.returncode}:\n{r.stderr[-3000:]}"
     for line in SCRIPTS[script]:
         assert re.search(line, r.stdout, re.MULTILINE), f"{script} printed no {line!r}:\n{r.stdout}"

@@ -37,8 +37,9 @@ def _uv() -> str:
 
 
 def _run(args, timeout=300, **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
-                       **kw)  # fmt: skip
+    r = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw
+    )
     assert r.returncode == 0, (
         f"{args[0]} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
     )
@@ -50,9 +51,16 @@ def _clone(dest: Path) -> Path:
     nothing else: no venv, and no build folder or egg-info, which setuptools would read back
     into the sdist and the wheel."""
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                                 "--exclude-standard"], cwd=ROOT, capture_output=True,
-                                check=True).stdout.decode().split("\0")  # fmt: skip
+        listed = (
+            subprocess.run(
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .split("\0")
+        )
     except (OSError, subprocess.CalledProcessError):  # not a git checkout
         skip = (".*", "build", "dist", "*.egg-info", "__pycache__", "runs")
         ignore = shutil.ignore_patterns(*skip)
@@ -80,18 +88,25 @@ def _wheel(dist: Path) -> Path:
 def _expected_assets(prefix: str) -> set[str]:
     names = {f"{prefix}icon.png"}
     for name in ex.names():
-        names |= {f"{prefix}examples/{name}/{f}"
-                  for f in (ex.MODEL_FILE, ex.INFO_FILE, ex.THUMB_FILE)}  # fmt: skip
+        names |= {
+            f"{prefix}examples/{name}/{f}" for f in (ex.MODEL_FILE, ex.INFO_FILE, ex.THUMB_FILE)
+        }
     for bundle in ex.BUNDLES:
-        names |= {f"{prefix}examples/data/{bundle}/{f}"
-                  for f in (ex.IMAGES_FILE, ex.LABELS_FILE, ex.BUNDLE_FILE)}  # fmt: skip
+        names |= {
+            f"{prefix}examples/data/{bundle}/{f}"
+            for f in (ex.IMAGES_FILE, ex.LABELS_FILE, ex.BUNDLE_FILE)
+        }
     return names
 
 
 def test_the_wheel_carries_every_module_the_examples_and_the_icon(dist):
     files = set(zipfile.ZipFile(_wheel(dist)).namelist())
-    modules = {p.relative_to(ROOT).as_posix() for pkg in ("trainer", "explorer")
-               for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts}  # fmt: skip
+    modules = {
+        p.relative_to(ROOT).as_posix()
+        for pkg in ("trainer", "explorer")
+        for p in (ROOT / pkg).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     missing = sorted(modules - files)
     assert not missing, f"not in the wheel (list their packages in pyproject.toml): {missing}"
     assert not sorted(_expected_assets("latent_explorer_assets/") - files)
@@ -128,14 +143,20 @@ def user(venv, tmp_path_factory, program_env):
     and nothing of the checkout or the test run in the environment."""
     home = tmp_path_factory.mktemp("home")
     cwd = tmp_path_factory.mktemp("cwd")
-    env = {k: v for k, v in program_env.items()
-           if not k.startswith(("LATENT_EXPLORER_", "XDG_", "VIRTUAL_ENV"))
-           and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in program_env.items()
+        if not k.startswith(("LATENT_EXPLORER_", "XDG_", "VIRTUAL_ENV"))
+        and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+    }
     env.update(
-        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_DATA_HOME=str(home / ".local" / "share"), QT_QPA_PLATFORM="offscreen",
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        QT_QPA_PLATFORM="offscreen",
         PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-    )  # fmt: skip
+    )
 
     def run(*args, timeout=300):
         return _run([venv / "bin" / args[0], *args[1:]], timeout=timeout, cwd=cwd, env=env)

@@ -26,7 +26,7 @@ LAYERS = (
     ("trainer.evaluate", "trainer.latent", "trainer.posterior"),
     ("trainer.loop",),
     ("trainer.checkpoint",),
-    ("trainer.export", "trainer.film", "trainer.runs"),
+    ("trainer.export", "trainer.film", "trainer.film_file", "trainer.runs"),
     ("trainer.examples",),
     # the paper's figures are drawn from the example models (and rebuild a missing one)
     ("trainer.figures",),

@@ -309,8 +309,12 @@ def evaluate_model(
         st = elbo_stats(model, x, y)
     finally:
         model.noise = noise
-    res: dict = {"n_images": len(x), "test_nelbo": st.nelbo, "test_recon": st.recon,
-                 "test_kl": st.kl}  # fmt: skip
+    res: dict = {
+        "n_images": len(x),
+        "test_nelbo": st.nelbo,
+        "test_recon": st.recon,
+        "test_kl": st.kl,
+    }
     if not model.is_variational:
         return res
     res["active_units"] = active_units(model, x, y)[0]
@@ -324,16 +328,21 @@ def evaluate_model(
         return lambda done, n: progress((before + cost * done / max(1, n)) / total, what)
 
     t0 = time.perf_counter()
-    ll = iw_log_likelihood(model, x, y, k=iw_samples, generator=gen,
-                           progress=part(0, iw_samples, "log p(x)"))  # fmt: skip
+    ll = iw_log_likelihood(
+        model, x, y, k=iw_samples, generator=gen, progress=part(0, iw_samples, "log p(x)")
+    )
     res["iw_samples"] = iw_samples
     res["test_nll_iw"] = float(-ll.mean())
     res["seconds_iw"] = time.perf_counter() - t0
     if prior_samples > 0:
         ll = prior_mc_log_likelihood(
-            model, x, y, k=prior_samples, generator=gen,
+            model,
+            x,
+            y,
+            k=prior_samples,
+            generator=gen,
             progress=part(iw_samples, prior_samples, "prior MC"),
-        )  # fmt: skip
+        )
         res["prior_samples"] = prior_samples
         res["test_nll_prior_mc"] = float(-ll.mean())
     if progress:

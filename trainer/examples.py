@@ -187,11 +187,18 @@ def list_examples(root: Path | None = None) -> list[ExampleInfo]:
         except (DataError, JSONFileError) as e:
             problem = f"{e}; its numbers are left out"
         thumb = folder / THUMB_FILE
-        out.append(ExampleInfo(
-            name=r.name, title=full_title(r), line=r.line, path=folder / MODEL_FILE,
-            thumbnail=thumb if thumb.is_file() else None, metrics=metrics,
-            command=command, problem=problem,
-        ))  # fmt: skip
+        out.append(
+            ExampleInfo(
+                name=r.name,
+                title=full_title(r),
+                line=r.line,
+                path=folder / MODEL_FILE,
+                thumbnail=thumb if thumb.is_file() else None,
+                metrics=metrics,
+                command=command,
+                problem=problem,
+            )
+        )
     return out
 
 
@@ -235,8 +242,14 @@ def data_args(bundle: str, mnist: Path | None = None) -> list[str]:
     if bundle == "mnist":
         folder = find_mnist(mnist)
         gz = ".gz" if (folder / "t10k-images-idx3-ubyte.gz").is_file() else ""
-        return ["--dataset", "idx", "--images", str(folder / f"t10k-images-idx3-ubyte{gz}"),
-                "--labels", str(folder / f"t10k-labels-idx1-ubyte{gz}")]  # fmt: skip
+        return [
+            "--dataset",
+            "idx",
+            "--images",
+            str(folder / f"t10k-images-idx3-ubyte{gz}"),
+            "--labels",
+            str(folder / f"t10k-labels-idx1-ubyte{gz}"),
+        ]
     if bundle == "fashion-mnist":
         return ["--dataset", "fashion-mnist"]
     if bundle == "shapes":
@@ -245,8 +258,15 @@ def data_args(bundle: str, mnist: Path | None = None) -> list[str]:
 
 
 def train_command(r: Recipe, mnist: Path | None = None, epochs: int | None = None) -> list[str]:
-    return ["train", *data_args(r.bundle, mnist), *r.args,
-            "--epochs", str(epochs or r.epochs), "--seed", "0"]  # fmt: skip
+    return [
+        "train",
+        *data_args(r.bundle, mnist),
+        *r.args,
+        "--epochs",
+        str(epochs or r.epochs),
+        "--seed",
+        "0",
+    ]
 
 
 def _half(model):

@@ -26,8 +26,15 @@ class ExportError(Exception):
     """An export could not be written; the message names the file."""
 
 
-IMAGE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp",
-                 ".tif": "tiff", ".tiff": "tiff", ".webp": "webp"}  # fmt: skip
+IMAGE_FORMATS = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".webp": "webp",
+}
 MAX_SIDE = 30_000  # pixels: beyond this an image is a mistake (and gigabytes of memory)
 MAX_PIXELS = 100_000_000  # pixels in all (10,000 x 10,000): about 1.2 GB while it is laid out
 
@@ -170,8 +177,11 @@ def save_labelled_rows(
     check_grid_size(path, (gw + margin, gh))
     grid = tile(imgs.numpy(), ncol, padding, 0.0)
     pixels = np.clip(np.rint(grid * 255.0), 0, 255).astype(np.uint8)
-    body = Image.fromarray(pixels).resize((gw, gh), Image.NEAREST) if scale > 1 else (
-        Image.fromarray(pixels))  # fmt: skip
+    body = (
+        Image.fromarray(pixels).resize((gw, gh), Image.NEAREST)
+        if scale > 1
+        else (Image.fromarray(pixels))
+    )
     canvas = Image.new(body.mode, (gw + margin, gh), 0)
     canvas.paste(body, (margin, 0))
     draw = ImageDraw.Draw(canvas)
@@ -306,8 +316,12 @@ def run_problems(folder: str | os.PathLike) -> list[str]:
         return [f"{MANIFEST} lists no files (written by an older version, or not a run folder)"]
     problems = []
     for name, rec in files.items():
-        if (not isinstance(rec, dict) or "\0" in name or Path(name).name != name
-                or name in ("", ".", "..")):  # fmt: skip
+        if (
+            not isinstance(rec, dict)
+            or "\0" in name
+            or Path(name).name != name
+            or name in ("", ".", "..")
+        ):
             problems.append(f"{MANIFEST} has a bad entry for {name!r}")
             continue
         path = folder / name

@@ -102,8 +102,13 @@ class Models:
                     raise ex.ExampleError(f"{name} is not in {self.root}")
                 if not path.is_file():
                     self.log(f"{name} is not in {self.root}: training it into {trained}")
-                    self.rebuild(only=[name], root=trained, mnist=self.mnist, log=self.log,
-                                 readme=trained / "README.md")  # fmt: skip
+                    self.rebuild(
+                        only=[name],
+                        root=trained,
+                        mnist=self.mnist,
+                        log=self.log,
+                        readme=trained / "README.md",
+                    )
             self.cache[name] = load_checkpoint(path).model.eval()
         return self.cache[name]
 
@@ -126,11 +131,15 @@ def _class_rows(model, columns: int, seed: int = 0) -> torch.Tensor:
 # -- the figures ------------------------------------------------------------------------------
 def figure4(models: Models, path: Path) -> Path:
     panels = [
-        ("MNIST digits, 2-D latent (mnist-vae-2d)",
-         _panel(_manifold(models("mnist-vae-2d"), FIG4_N), FIG4_N)),
-        ("Fashion-MNIST, 2-D latent (fashion-vae-2d)",
-         _panel(_manifold(models("fashion-vae-2d"), FIG4_N), FIG4_N)),
-    ]  # fmt: skip
+        (
+            "MNIST digits, 2-D latent (mnist-vae-2d)",
+            _panel(_manifold(models("mnist-vae-2d"), FIG4_N), FIG4_N),
+        ),
+        (
+            "Fashion-MNIST, 2-D latent (fashion-vae-2d)",
+            _panel(_manifold(models("fashion-vae-2d"), FIG4_N), FIG4_N),
+        ),
+    ]
     return compose(panels, path, columns=2)
 
 
@@ -147,8 +156,12 @@ def cvae_classes(models: Models, path: Path) -> Path:
     panels = []
     for name, what in (("mnist-cvae-2d", "MNIST digits"), ("fashion-cvae-2d", "Fashion-MNIST")):
         m = models(name)
-        panels.append((f"{what}: one row per class, the same z in each column", _panel(
-            _class_rows(m, SAMPLES_N), SAMPLES_N)))  # fmt: skip
+        panels.append(
+            (
+                f"{what}: one row per class, the same z in each column",
+                _panel(_class_rows(m, SAMPLES_N), SAMPLES_N),
+            )
+        )
     return compose(panels, path, columns=2, scale=2)
 
 
@@ -239,8 +252,9 @@ def write_kl_table(path: Path) -> Path:
         "against the exact value (mu^2 + sigma^2 - 1) / 2 - ln sigma worked out to 60 digits, "
         "and the textbook formula (mu^2 + exp(logvar) - 1 - logvar) / 2 evaluated as written "
         "in float32. Regenerate with `latent-train figures --out DIR`.\n\n"
-        + kl_table_markdown() + "\n"
-    )  # fmt: skip
+        + kl_table_markdown()
+        + "\n"
+    )
     blob = text.encode()
     atomic_write(path, lambda f: f.write(blob))
     return path

@@ -58,9 +58,13 @@ class RefusedOutput(OSError):
 
 
 def _kind_of(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
-             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
-             (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -91,9 +95,10 @@ def output_target(path: str | os.PathLike) -> Path:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
             raise RefusedOutput(
-                errno.ENOENT, "is a symbolic link to nothing (its target does not exist)",
+                errno.ENOENT,
+                "is a symbolic link to nothing (its target does not exist)",
                 str(path),
-            ) from None  # fmt: skip
+            ) from None
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise RefusedOutput(
@@ -467,8 +472,9 @@ class JSONFields:
         self.path, self.where = path, where
         if not isinstance(value, dict):
             why = f"must be an object, not {kind_of(value)}"
-            raise JSONFileError(path, why if where else f"holds {kind_of(value)}, not an "
-                                "object", where or None)  # fmt: skip
+            raise JSONFileError(
+                path, why if where else f"holds {kind_of(value)}, not an object", where or None
+            )
         self.value = value
 
     def name(self, key: str) -> str:

@@ -173,8 +173,9 @@ class LatentModel(nn.Module):
         rows = self.noise_rows
         if rows is not None and t.dim() >= 1 and t.shape[0] == rows[2] - rows[1]:
             n, a, b = rows
-            full = torch.randn((n, *t.shape[1:]), generator=self.noise, dtype=t.dtype,
-                               device=t.device)  # fmt: skip
+            full = torch.randn(
+                (n, *t.shape[1:]), generator=self.noise, dtype=t.dtype, device=t.device
+            )
             return full[a:b]
         return torch.randn(t.shape, generator=self.noise, dtype=t.dtype, device=t.device)
 

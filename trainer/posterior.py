@@ -93,16 +93,22 @@ def posterior_vs_prior(
     # holes on a coarser grid, where the prior expects enough samples to tell empty from rare
     cpost, cprior, r2, cell = densities(HOLE_CELLS)
     expected = cprior * cell * len(ab)
-    coarse = (r2 <= HOLE_SIGMAS**2) & (expected >= HOLE_MIN_EXPECTED) & (
-        cpost < HOLE_RATIO * cprior)  # fmt: skip
+    coarse = (
+        (r2 <= HOLE_SIGMAS**2) & (expected >= HOLE_MIN_EXPECTED) & (cpost < HOLE_RATIO * cprior)
+    )
     f = -(-bins // HOLE_CELLS)
     holes = np.kron(coarse, np.ones((f, f), dtype=bool))[:bins, :bins]
     inside = (np.abs(ab) <= extent).all(1).mean() if len(ab) else 1.0
     return PosteriorVsPrior(
-        extent=extent, posterior=post, prior=prior, holes=holes,
-        hole_mass=float((cprior * cell)[coarse].sum()), outside=float(1 - inside),
-        means=mu.numpy(), samples=len(ab),
-    )  # fmt: skip
+        extent=extent,
+        posterior=post,
+        prior=prior,
+        holes=holes,
+        hole_mass=float((cprior * cell)[coarse].sum()),
+        outside=float(1 - inside),
+        means=mu.numpy(),
+        samples=len(ab),
+    )
 
 
 def means_histogram(means: np.ndarray, dim: int, bins: int = HIST_BINS, span: float = 4.0):
@@ -132,7 +138,11 @@ def picture(view: PosteriorVsPrior) -> np.ndarray:
     for k in (1.0, 2.0):
         level = pk * np.exp(-0.5 * k * k)
         above = prior >= level
-        edge = above & ~(np.roll(above, 1, 0) & np.roll(above, -1, 0) & np.roll(above, 1, 1)
-                         & np.roll(above, -1, 1))  # fmt: skip
+        edge = above & ~(
+            np.roll(above, 1, 0)
+            & np.roll(above, -1, 0)
+            & np.roll(above, 1, 1)
+            & np.roll(above, -1, 1)
+        )
         rgb[edge] = (0.98, 0.85, 0.3)
     return np.ascontiguousarray(rgb[::-1])  # row 0 = the top of the plane

@@ -11,7 +11,7 @@ otherwise. So a beta sweep done on Monday can be compared on Tuesday.
 A run trained in the window is one model: stopping it and continuing it (once or many
 times) goes on with the same run, whose checkpoint, epochs, curve and numbers are brought
 up to date (:meth:`Project.update_trained`). Its training film, if it was filmed, is kept
-beside the model as ``film.bin`` (:func:`trainer.film.write_film`: the frames within the
+beside the model as ``film.bin`` (:func:`trainer.film_file.write_film`: the frames within the
 film's memory bound, compressed and checksummed), named by the run and the step, epochs
 and last test -ELBO of the model it shows, so that it is never shown with another one.
 
@@ -47,22 +47,38 @@ RUN_FILE, MODEL_FILE, FILM_FILE = "run.json", "model.safetensors", "film.bin"
 MAX_RUN_BYTES = 4 << 20
 # the settings compared between runs, as (label, where in run.json)
 SETTINGS = (
-    ("data", ("data",)), ("model", ("model", "model")), ("body", ("model", "arch")),
-    ("latent", ("model", "latent_dim")), ("hidden", ("model", "hidden")),
-    ("decoder", ("model", "likelihood")), ("beta", ("train", "beta")),
-    ("lr", ("train", "lr")), ("batch", ("train", "batch_size")),
-    ("warm-up", ("train", "warmup_epochs")), ("seed", ("train", "seed")),
+    ("data", ("data",)),
+    ("model", ("model", "model")),
+    ("body", ("model", "arch")),
+    ("latent", ("model", "latent_dim")),
+    ("hidden", ("model", "hidden")),
+    ("decoder", ("model", "likelihood")),
+    ("beta", ("train", "beta")),
+    ("lr", ("train", "lr")),
+    ("batch", ("train", "batch_size")),
+    ("warm-up", ("train", "warmup_epochs")),
+    ("seed", ("train", "seed")),
     ("epochs", ("epochs",)),
-)  # fmt: skip
+)
 
 
 # the settings compared and shown, by kind (each may be left out: the table shows "?")
 SETTING_KINDS = {
-    "model": {"model": "text", "arch": "text", "latent_dim": "whole", "hidden": "whole",
-              "likelihood": "text"},
-    "train": {"beta": "number", "lr": "number", "batch_size": "whole",
-              "warmup_epochs": "number", "seed": "whole"},
-}  # fmt: skip
+    "model": {
+        "model": "text",
+        "arch": "text",
+        "latent_dim": "whole",
+        "hidden": "whole",
+        "likelihood": "text",
+    },
+    "train": {
+        "beta": "number",
+        "lr": "number",
+        "batch_size": "whole",
+        "warmup_epochs": "number",
+        "seed": "whole",
+    },
+}
 # the measured numbers a run keeps: -ELBO and -log p(x) in nats, and counts
 METRIC_NATS = ("test_nelbo", "test_nll_iw", "test_nll_prior_mc")
 METRIC_COUNTS = ("active_units", "iw_samples")
@@ -151,22 +167,35 @@ def read_run(path: str | os.PathLike, folder_name: str | None = None) -> RunReco
         raise f.error("id", f"is {printable(rid)!r}, not its folder's name {folder_name!r}")
     curve = []
     for i, point in enumerate(f.items("curve", [])):
-        if not (isinstance(point, list) and len(point) == 2
-                and isinstance(point[0], int) and not isinstance(point[0], bool)
-                and 0 <= point[0] <= MAX_WHOLE and is_number(point[1])):  # fmt: skip
-            raise f.error(f"curve[{i}]", "must be [epoch, test -ELBO] (a whole number and a "
-                          f"number), not {kind_of(point)}")  # fmt: skip
+        if not (
+            isinstance(point, list)
+            and len(point) == 2
+            and isinstance(point[0], int)
+            and not isinstance(point[0], bool)
+            and 0 <= point[0] <= MAX_WHOLE
+            and is_number(point[1])
+        ):
+            raise f.error(
+                f"curve[{i}]",
+                f"must be [epoch, test -ELBO] (a whole number and a number), not {kind_of(point)}",
+            )
         curve.append(point)
     metrics = f.object("metrics", {})
     return RunRecord(
-        id=rid, name=f.text("name"), source=f.text("source"),
-        checkpoint=f.text("checkpoint", path=True), created=f.text("created"),
-        data=f.text("data"), model=_checked_settings(f, "model"),
-        train=_checked_settings(f, "train"), epochs=f.whole("epochs", 0, MAX_WHOLE),
-        steps=f.whole("steps", 0, MAX_WHOLE), curve=curve,
+        id=rid,
+        name=f.text("name"),
+        source=f.text("source"),
+        checkpoint=f.text("checkpoint", path=True),
+        created=f.text("created"),
+        data=f.text("data"),
+        model=_checked_settings(f, "model"),
+        train=_checked_settings(f, "train"),
+        epochs=f.whole("epochs", 0, MAX_WHOLE),
+        steps=f.whole("steps", 0, MAX_WHOLE),
+        curve=curve,
         metrics={**metrics.value, **measured(metrics)},
         film=f.whole("film", 0, MAX_WHOLE, default=0),
-    )  # fmt: skip
+    )
 
 
 def differing(records: list[RunRecord]) -> dict[str, list]:
@@ -193,12 +222,19 @@ def _record_from_checkpoint(ck, rid: str, name: str, source: str, path: Path) ->
     mc, tc = ck.model_config, ck.train_config
     curve = [[int(e["epoch"]), float(e["test_nelbo"])] for e in ck.history.epochs]
     return RunRecord(
-        id=rid, name=name, source=source, checkpoint=str(path),
+        id=rid,
+        name=name,
+        source=source,
+        checkpoint=str(path),
         created=datetime.now().isoformat(sep=" ", timespec="microseconds"),  # orders runs
         data=data_title(ck.data_spec),
-        model=mc.to_dict(), train=tc.to_dict(), epochs=ck.epochs_done, steps=ck.step,
-        curve=curve, metrics={"test_nelbo": curve[-1][1]} if curve else {},
-    )  # fmt: skip
+        model=mc.to_dict(),
+        train=tc.to_dict(),
+        epochs=ck.epochs_done,
+        steps=ck.step,
+        curve=curve,
+        metrics={"test_nelbo": curve[-1][1]} if curve else {},
+    )
 
 
 def _resolved(path: str | os.PathLike) -> Path | None:
@@ -212,8 +248,12 @@ def _resolved(path: str | os.PathLike) -> Path | None:
 def film_owner(rec: RunRecord) -> dict:
     """What a run's kept film is the film of: the run, and its model's step, epochs and
     last test -ELBO (a film is shown only with the model these describe)."""
-    return {"run": rec.id, "step": rec.steps, "epochs": rec.epochs,
-            "test_nelbo": rec.curve[-1][1] if rec.curve else None}  # fmt: skip
+    return {
+        "run": rec.id,
+        "step": rec.steps,
+        "epochs": rec.epochs,
+        "test_nelbo": rec.curve[-1][1] if rec.curve else None,
+    }
 
 
 class Project:
@@ -240,8 +280,11 @@ class Project:
             return out  # no run kept yet
         except OSError as e:
             where = self.runs_dir if os.path.isdir(self.folder) else self.folder
-            why = "is not a folder" if isinstance(e, NotADirectoryError) else (
-                f"cannot be read ({e.strerror or e})")  # fmt: skip
+            why = (
+                "is not a folder"
+                if isinstance(e, NotADirectoryError)
+                else (f"cannot be read ({e.strerror or e})")
+            )
             self.problems.append(f"{printable(str(where))}: {why}; no runs are shown")
             return out
         for d in entries:
@@ -317,7 +360,7 @@ class Project:
         """Keep ``film`` (:class:`trainer.film.Film`) with run ``rid``, as the film of its
         model as it is now. Raises :class:`trainer.film.FilmError` if it cannot be written
         (the run is kept all the same)."""
-        from .film import write_film
+        from .film_file import write_film
 
         rec = self.get(rid)
         if rec is None or not len(film):
@@ -330,15 +373,17 @@ class Project:
         """The film kept with ``rec``, or None if it has none. Raises
         :class:`trainer.film.FilmError` for a damaged or foreign file, or one whose model is
         not the run's as it is now."""
-        from .film import FilmError, read_film
+        from .film import FilmError
+        from .film_file import read_film
 
         path = self.runs_dir / rec.id / FILM_FILE
         if not path.is_file():
             return None
         film = read_film(path)
         if film.owner != film_owner(rec):
-            raise FilmError(f"{path}: is the film of another model than run “{rec.name}” "
-                            "(not shown)")  # fmt: skip
+            raise FilmError(
+                f"{path}: is the film of another model than run “{rec.name}” (not shown)"
+            )
         return film
 
     def add_file(self, path: str | os.PathLike, source: str = "opened") -> RunRecord:
@@ -351,8 +396,9 @@ class Project:
             if _resolved(r.checkpoint) == path:
                 return r
         ck = load_checkpoint(path)
-        name = path.parent.name if path.name in (MODEL_FILE, "checkpoint.safetensors") else (
-            path.stem)  # fmt: skip
+        name = (
+            path.parent.name if path.name in (MODEL_FILE, "checkpoint.safetensors") else (path.stem)
+        )
         rec = _record_from_checkpoint(ck, self._new_id(), name, source, path)
         # a bundled example's measured numbers
         rec.metrics.update(self._measured(path.parent / "example.json", "metrics"))
@@ -376,8 +422,9 @@ class Project:
         folder = Path(folder)
         ck_path = folder / "checkpoint.safetensors"
         if not ck_path.is_file():
-            raise RunsError(f"{folder}: has no checkpoint.safetensors (a latent-train --out "
-                            "folder holds one)")  # fmt: skip
+            raise RunsError(
+                f"{folder}: has no checkpoint.safetensors (a latent-train --out folder holds one)"
+            )
         rec = self.add_file(ck_path, source="folder")
         for name in ("metrics.json", "evaluation.json"):
             rec.metrics.update(self._measured(folder / name))
@@ -416,14 +463,21 @@ def table(records: list[RunRecord]) -> list[list[str]]:
     for r in records:
         nll = r.metrics.get("test_nll_iw")
         nelbo = r.test_nelbo
-        rows.append([
-            printable(r.name), printable(r.data),
-            printable(f"{r.model.get('model', '?')} ({r.model.get('arch', '?')})"),
-            str(r.model.get("latent_dim", "?")), f"{r.train.get('beta', '?'):g}"
-            if isinstance(r.train.get("beta"), int | float) else "?", str(r.epochs),
-            f"{nelbo:.2f}" if nelbo is not None else "", f"{nll:.2f}" if nll is not None else "",
-            f"{r.film} frames" if r.film else "",
-        ])  # fmt: skip
+        rows.append(
+            [
+                printable(r.name),
+                printable(r.data),
+                printable(f"{r.model.get('model', '?')} ({r.model.get('arch', '?')})"),
+                str(r.model.get("latent_dim", "?")),
+                f"{r.train.get('beta', '?'):g}"
+                if isinstance(r.train.get("beta"), int | float)
+                else "?",
+                str(r.epochs),
+                f"{nelbo:.2f}" if nelbo is not None else "",
+                f"{nll:.2f}" if nll is not None else "",
+                f"{r.film} frames" if r.film else "",
+            ]
+        )
     return rows
 
 

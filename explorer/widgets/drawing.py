@@ -180,8 +180,9 @@ class DrawingPad(QWidget):
         c, h, w = s.model.config.image_shape
         self.classes_box.setVisible(s.conditional)
         dark = s.dark_ground
-        self.canvas.reset((h, w) if c == 1 else (h, w, c), 1.0 if dark else 0.0,
-                          0.0 if dark else 1.0)  # fmt: skip
+        self.canvas.reset(
+            (h, w) if c == 1 else (h, w, c), 1.0 if dark else 0.0, 0.0 if dark else 1.0
+        )
         self._hold_picture(False)
         self.note.setText(
             f"Draw with the mouse on the model's {w} x {h} pixels. Each stroke is encoded: "
@@ -210,8 +211,7 @@ class DrawingPad(QWidget):
         Raises ImageError for a file that is no picture (nothing changes then)."""
         s = self.session
         ground = s.data_spec.background if s.data_spec is not None else "white"  # transparency's
-        img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground,
-                                  ground)  # fmt: skip
+        img, done = prepare_image(source, tuple(s.model.config.image_shape), s.dark_ground, ground)
         self.canvas.load(img[0])
         self._hold_picture(True)
         self.encode()

@@ -29,10 +29,13 @@ class EvaluationControls(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         self.k = RangeSpinBox(
-            K_MIN, K_MAX, K_DEFAULT,
+            K_MIN,
+            K_MAX,
+            K_DEFAULT,
             "Samples per test image for -log p(x): from q (importance sampling) and, beside "
-            "it, from the prior (naive Monte Carlo)", "K",
-        )  # fmt: skip
+            "it, from the prior (naive Monte Carlo)",
+            "K",
+        )
         self.k.setPrefix("K = ")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -63,11 +66,12 @@ class EvaluationControls(QWidget):
         running = ev.state is EvalState.RUNNING
         self.button.setText("Cancel" if running else "Evaluate")
         self.button.setToolTip(
-            "Stop the evaluation" if running else
-            "Measure on every test image: negative ELBO, -log p(x) by importance sampling "
+            "Stop the evaluation"
+            if running
+            else "Measure on every test image: negative ELBO, -log p(x) by importance sampling "
             "and by prior sampling (K each), active units and KL per dimension "
             "(Ctrl+Shift+L)"
-        )  # fmt: skip
+        )
         self.k.setEnabled(not running)
         self.progress.setVisible(running)
         self.progress.setValue(round(1000 * ev.fraction))

@@ -67,8 +67,9 @@ class ExamplesDialog(QDialog):
             if ex.thumbnail is not None:
                 pm = QPixmap(str(ex.thumbnail))
                 if not pm.isNull():
-                    item.setIcon(QIcon(pm.scaled(THUMB, THUMB, Qt.KeepAspectRatio,
-                                                 Qt.SmoothTransformation)))  # fmt: skip
+                    item.setIcon(
+                        QIcon(pm.scaled(THUMB, THUMB, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+                    )
             numbers = _summary(ex)
             item.setToolTip("\n".join(t for t in (ex.line, numbers, ex.command) if t))
             item.setData(Qt.UserRole, ex.name)

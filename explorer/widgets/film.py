@@ -64,9 +64,14 @@ class FilmView(QWidget):
             "Keep frames of every run: each epoch's end and, densely, the first steps"
         )
         self.record.toggled.connect(recorder.set_enabled)
-        self.memory = RangeSpinBox(int(FILM_MIN_MB), int(FILM_MAX_MB), int(recorder.budget_mb),
-                                   "Memory for the film's frames; past it, older frames are "
-                                   "thinned", "Film memory", step=16)  # fmt: skip
+        self.memory = RangeSpinBox(
+            int(FILM_MIN_MB),
+            int(FILM_MAX_MB),
+            int(recorder.budget_mb),
+            "Memory for the film's frames; past it, older frames are thinned",
+            "Film memory",
+            step=16,
+        )
         self.memory.setPrefix("memory ")
         self.memory.setSuffix(" MB")
         self.memory.valueChanged.connect(lambda v: recorder.set_budget(float(v)))
@@ -95,8 +100,9 @@ class FilmView(QWidget):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._advance)
         self._fps_changed(self.fps.value())
-        QShortcut(QKeySequence("K"), self, self.play_btn.toggle,
-                  context=Qt.WidgetWithChildrenShortcut)  # fmt: skip
+        QShortcut(
+            QKeySequence("K"), self, self.play_btn.toggle, context=Qt.WidgetWithChildrenShortcut
+        )
         # the arrows, Home and End step the film from the picture and the Play button too
         self.pane.setFocusPolicy(Qt.ClickFocus)
         for w in (self.pane, self.play_btn):
@@ -147,8 +153,9 @@ class FilmView(QWidget):
         key = (film.version if film is not None else -1, i, size, len(self.session.history.steps))
         if key == self.shown and not force:
             return False
-        pic = render_frame(film, self.frames[i], self.session.history, map_extent(self.frames),
-                           size)  # fmt: skip
+        pic = render_frame(
+            film, self.frames[i], self.session.history, map_extent(self.frames), size
+        )
         self.pane.set_array(pic.astype(np.float32) / 255.0)
         self.shown = key
         f = self.frames[i]
@@ -171,8 +178,12 @@ class FilmView(QWidget):
         keys = (Qt.Key_Left, Qt.Key_Right, Qt.Key_Home, Qt.Key_End)
         if ev.type() == QEvent.KeyPress and ev.key() in keys and self.frames:
             last = len(self.frames) - 1
-            to = {Qt.Key_Left: self.slider.value() - 1, Qt.Key_Right: self.slider.value() + 1,
-                  Qt.Key_Home: 0, Qt.Key_End: last}[ev.key()]  # fmt: skip
+            to = {
+                Qt.Key_Left: self.slider.value() - 1,
+                Qt.Key_Right: self.slider.value() + 1,
+                Qt.Key_Home: 0,
+                Qt.Key_End: last,
+            }[ev.key()]
             self.slider.setValue(min(max(to, 0), last))
             return True
         return super().eventFilter(obj, ev)

@@ -36,10 +36,14 @@ class LatentMap(QWidget):
         p.getViewBox().sigRangeChangedManually.connect(self._user_zoomed)
         self.scatters: list[pg.ScatterPlotItem] = []
         self.cursor = pg.TargetItem(
-            pos=(0.0, 0.0), size=18, symbol="crosshair", movable=True,
-            pen=pg.mkPen("#ffffff", width=2), brush=pg.mkBrush(255, 255, 255, 60),
+            pos=(0.0, 0.0),
+            size=18,
+            symbol="crosshair",
+            movable=True,
+            pen=pg.mkPen("#ffffff", width=2),
+            brush=pg.mkBrush(255, 255, 255, 60),
             hoverPen=pg.mkPen(theme.ACCENT, width=2.5),
-        )  # fmt: skip
+        )
         self.cursor.setZValue(10)
         self.cursor.setToolTip("Drag to move z; the decoded image follows")
         p.addItem(self.cursor)
@@ -85,9 +89,15 @@ class LatentMap(QWidget):
             )
             colour.setAlpha(170)
             sc = pg.ScatterPlotItem(
-                size=5, pen=None, brush=pg.mkBrush(colour), hoverable=True,
-                hoverSize=9, hoverPen=pg.mkPen("w"), name=name, tip=None,
-            )  # fmt: skip
+                size=5,
+                pen=None,
+                brush=pg.mkBrush(colour),
+                hoverable=True,
+                hoverSize=9,
+                hoverPen=pg.mkPen("w"),
+                name=name,
+                tip=None,
+            )
             sc.sigClicked.connect(self._point_clicked)
             p.addItem(sc)
             self.scatters.append(sc)
@@ -214,8 +224,9 @@ class LatentMap(QWidget):
             return
         self.plot.getPlotItem().setRange(
             xRange=(min(x0, x - 2 * m), max(x1, x + 2 * m)),
-            yRange=(min(y0, y - 2 * m), max(y1, y + 2 * m)), padding=0.0,
-        )  # fmt: skip
+            yRange=(min(y0, y - 2 * m), max(y1, y + 2 * m)),
+            padding=0.0,
+        )
 
     def _dims_changed(self, *_args) -> None:
         if self.session.pca:
@@ -225,8 +236,12 @@ class LatentMap(QWidget):
 
     def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor
         step = 0.25 if ev.modifiers() & Qt.ShiftModifier else 0.05
-        d = {Qt.Key_Left: (-step, 0), Qt.Key_Right: (step, 0), Qt.Key_Up: (0, step),
-             Qt.Key_Down: (0, -step)}.get(ev.key())  # fmt: skip
+        d = {
+            Qt.Key_Left: (-step, 0),
+            Qt.Key_Right: (step, 0),
+            Qt.Key_Up: (0, step),
+            Qt.Key_Down: (0, -step),
+        }.get(ev.key())
         if d is None:
             super().keyPressEvent(ev)
             return

@@ -40,8 +40,7 @@ class PlanePicker(QWidget):
         self._x, self._y = QLabel("x"), QLabel("y")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for w in (QLabel("Plane:"), self.mode, self._x, self.dim_x, self._y, self.dim_y,
-                  self.axes):  # fmt: skip
+        for w in (QLabel("Plane:"), self.mode, self._x, self.dim_x, self._y, self.dim_y, self.axes):
             lay.addWidget(w)
         self.mode.currentIndexChanged.connect(
             lambda _i: session.set_pca(bool(self.mode.currentData()))

@@ -163,7 +163,7 @@ class LossPlots(QWidget):
                 symbolBrush=theme.CURVE["test"],
                 symbolPen=None,
                 name="test −ELBO (epoch)",
-            ),  # fmt: skip
+            ),
             "recon": kp.plot([], [], pen=pen(theme.CURVE["recon"]), name="reconstruction"),
             "kl": kp.plot([], [], pen=pen(theme.CURVE["kl"]), name="KL"),
         }
@@ -205,8 +205,9 @@ class LossPlots(QWidget):
         (it has no KL term)."""
         name = self.session.loss_name
         title = "Negative ELBO" if name == "−ELBO" else name.capitalize()
-        self.loss_plot.getPlotItem().setTitle(f"{title} (nats / image)", color=theme.TEXT,
-                                              size="10pt")  # fmt: skip
+        self.loss_plot.getPlotItem().setTitle(
+            f"{title} (nats / image)", color=theme.TEXT, size="10pt"
+        )
         legend = self.loss_plot.getPlotItem().legend
         for key, text in (("nelbo", f"train {name}"), ("test", f"test {name} (epoch)")):
             self.curves[key].opts["name"] = text
@@ -317,8 +318,9 @@ class LossPlots(QWidget):
             self.bars.setOpts(x=[], height=[])
             m = self.session.model
             plain = m is not None and not m.is_variational
-            _show_empty(self.dim_plot, True, "a plain autoencoder has no KL" if plain else
-                        "no data yet")  # fmt: skip
+            _show_empty(
+                self.dim_plot, True, "a plain autoencoder has no KL" if plain else "no data yet"
+            )
             self.dim_plot.getPlotItem().setTitle("KL per dimension", color=theme.TEXT, size="10pt")
         return True
 

@@ -119,8 +119,11 @@ class PosteriorView(DecodedView):
         for (dim, plt), bars in zip(self.hist_plots, self._bars, strict=True):
             _c, dens, out = means_histogram(v.means, dim)
             bars.setOpts(height=dens)
-            plt.setTitle(f"z{dim}" + (f" · {out:.0%} outside" if out >= 0.01 else ""),
-                         color=theme.MUTED, size="8pt")  # fmt: skip
+            plt.setTitle(
+                f"z{dim}" + (f" · {out:.0%} outside" if out >= 0.01 else ""),
+                color=theme.MUTED,
+                size="8pt",
+            )
 
     def _build_histograms(self, d: int, dims: list[int]) -> None:
         self.hists.clear()
@@ -132,8 +135,9 @@ class PosteriorView(DecodedView):
         self.hist_plots, self._bars = [], []
         for k, dim in enumerate(dims):
             plt = self.hists.addPlot(row=k // cols, col=k % cols)
-            bars = pg.BarGraphItem(x=c, height=np.zeros_like(c), width=c[1] - c[0],
-                                   brush=theme.ACCENT, pen=None)  # fmt: skip
+            bars = pg.BarGraphItem(
+                x=c, height=np.zeros_like(c), width=c[1] - c[0], brush=theme.ACCENT, pen=None
+            )
             plt.addItem(bars)
             plt.plot(xs, normal, pen=pg.mkPen(theme.WARN, width=1.5))
             plt.hideAxis("left")
@@ -144,9 +148,14 @@ class PosteriorView(DecodedView):
             self.hist_plots.append((dim, plt))
             self._bars.append(bars)
         if d > len(dims):
-            self.hists.addLabel(f"the {len(dims)} most informative of {d} dimensions",
-                                row=math.ceil(len(dims) / cols), col=0, colspan=cols,
-                                color=theme.MUTED, size="8pt")  # fmt: skip
+            self.hists.addLabel(
+                f"the {len(dims)} most informative of {d} dimensions",
+                row=math.ceil(len(dims) / cols),
+                col=0,
+                colspan=cols,
+                color=theme.MUTED,
+                size="8pt",
+            )
 
     def export_png(self, path) -> None:
         if self.dirty or self.result is None:

@@ -102,8 +102,7 @@ class RunsView(QWidget):
     def render(self) -> None:
         chosen = set(self.selected_ids())
         recs = self.runs.records
-        self.where.setText(f"{len(recs)} run{'s' if len(recs) != 1 else ''} in "
-                           f"{self.runs.folder}")  # fmt: skip
+        self.where.setText(f"{len(recs)} run{'s' if len(recs) != 1 else ''} in {self.runs.folder}")
         self.table.blockSignals(True)
         self.table.setRowCount(len(recs))
         for r, (rec, cells) in enumerate(zip(recs, table(recs), strict=True)):
@@ -155,16 +154,22 @@ class RunsView(QWidget):
                 ys = [v for _, v in rec.curve]
                 colour = theme.class_colour(k)
                 self.curves[rec.id] = p.plot(
-                    xs, ys, pen=pg.mkPen(colour, width=2), name=rec.name, symbol="o",
-                    symbolSize=4, symbolBrush=colour,
-                )  # fmt: skip
+                    xs,
+                    ys,
+                    pen=pg.mkPen(colour, width=2),
+                    name=rec.name,
+                    symbol="o",
+                    symbolSize=4,
+                    symbolBrush=colour,
+                )
         if len(recs) >= 2:
             diff = differing(recs)
             self.diff.setText(
-                "Settings that differ: " + "; ".join(
-                    f"{k} " + " / ".join(map(str, v)) for k, v in diff.items())
-                if diff else "The selected runs have the same settings."
-            )  # fmt: skip
+                "Settings that differ: "
+                + "; ".join(f"{k} " + " / ".join(map(str, v)) for k, v in diff.items())
+                if diff
+                else "The selected runs have the same settings."
+            )
         elif recs:
             self.diff.setText(f"{recs[0].name}: select more runs to compare them.")
         else:
@@ -193,8 +198,9 @@ class RunsView(QWidget):
             raise ValueError("select runs to compare first: there are no curves to export")
         path = Path(path)
         if path.suffix.lower() != ".png":
-            raise ExportError(f"{path}: the curves are saved as .png, not "
-                              f"{path.suffix or '(none)'!r}")  # fmt: skip
+            raise ExportError(
+                f"{path}: the curves are saved as .png, not {path.suffix or '(none)'!r}"
+            )
         exporter = ImageExporter(self.plot.getPlotItem())
         exporter.parameters()["width"] = max(1200, int(self.plot.width()))
         buf = QBuffer()

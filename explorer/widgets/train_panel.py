@@ -167,9 +167,13 @@ class TrainPanel(QWidget):
             1, MAX_LATENT, 2, "Latent dimensions. 2 makes the latent map exact", "Latent size"
         )
         self.hidden = RangeSpinBox(
-            8, 8192, 400, "Hidden units of the MLP (or the conv body's dense layer)",
-            "Hidden size", 50,
-        )  # fmt: skip
+            8,
+            8192,
+            400,
+            "Hidden units of the MLP (or the conv body's dense layer)",
+            "Hidden size",
+            50,
+        )
         self.likelihood = _combo(
             LIKELIHOODS,
             "Decoder distribution: Bernoulli for near-binary images, Gaussian otherwise",
@@ -296,8 +300,14 @@ class TrainPanel(QWidget):
             edit.editingFinished.connect(self.edited)
         for combo in self._combos().values():
             combo.currentIndexChanged.connect(self.edited)
-        space_goes_to_window(self.lr, self.beta, self.warmup, self.gauss_std,
-                             *self._spins().values(), self.more_epochs)  # fmt: skip
+        space_goes_to_window(
+            self.lr,
+            self.beta,
+            self.warmup,
+            self.gauss_std,
+            *self._spins().values(),
+            self.more_epochs,
+        )
 
     # -- helpers ------------------------------------------------------------------------------
     def _with_browse(self, edit: QLineEdit, slot) -> QWidget:
@@ -329,9 +339,11 @@ class TrainPanel(QWidget):
 
     def _browse_images(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "IDX images", self._start(self.images.text().strip()),
+            self,
+            "IDX images",
+            self._start(self.images.text().strip()),
             "IDX files (*idx* *.gz);;All (*)",
-        )  # fmt: skip
+        )
         if path:
             self._chosen(self.images, path)
 
@@ -403,20 +415,27 @@ class TrainPanel(QWidget):
         if self.likelihood.currentData() == "gaussian" and std_text not in ("", "learned", "auto"):
             std = _float(std_text, "Gaussian σ")
         return dict(
-            model=self.model.currentData(), arch=self.arch.currentData(),
-            latent_dim=self.latent.value(), hidden=self.hidden.value(),
-            likelihood=self.likelihood.currentData(), gaussian_std=std,
-        )  # fmt: skip
+            model=self.model.currentData(),
+            arch=self.arch.currentData(),
+            latent_dim=self.latent.value(),
+            hidden=self.hidden.value(),
+            likelihood=self.likelihood.currentData(),
+            gaussian_std=std,
+        )
 
     def train_config(self) -> TrainConfig:
         """The optimiser settings; raises ConfigError naming the bad one."""
         return TrainConfig(
-            epochs=self.epochs.value(), batch_size=self.batch.value(),
-            lr=_float(self.lr.text(), "learning rate"), beta=_float(self.beta.text(), "beta"),
-            warmup_epochs=_float(self.warmup.text(), "KL warm-up"), seed=self.seed.value(),
-            device=self.device.currentData(), precision=self.precision.currentData(),
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value(),
+            lr=_float(self.lr.text(), "learning rate"),
+            beta=_float(self.beta.text(), "beta"),
+            warmup_epochs=_float(self.warmup.text(), "KL warm-up"),
+            seed=self.seed.value(),
+            device=self.device.currentData(),
+            precision=self.precision.currentData(),
             data_memory=self.data_memory,
-        )  # fmt: skip
+        )
 
     def _device_changed(self) -> None:
         """bfloat16 is offered where the chosen device computes in it (elsewhere it would be
@@ -438,8 +457,14 @@ class TrainPanel(QWidget):
     # -- showing a checkpoint's settings ------------------------------------------------------
     def show_data_spec(self, data_spec: DataSpec) -> None:
         """Show ``data_spec`` as the chosen data (without asking to load it)."""
-        widgets = (self.source, self.images, self.labels, self.root, self.image_size,
-                   self.background)  # fmt: skip
+        widgets = (
+            self.source,
+            self.images,
+            self.labels,
+            self.root,
+            self.image_size,
+            self.background,
+        )
         for w in widgets:
             w.blockSignals(True)
         _set_key(self.source, data_spec.source)
@@ -506,10 +531,26 @@ class TrainPanel(QWidget):
         self._offered = offered
 
     def _settings_widgets(self) -> list[QWidget]:
-        return [self.source, self.images_row, self.labels_row, self.root_row, self.image_size,
-                self.model, self.arch, self.latent, self.hidden, self.likelihood, self.gauss_std,
-                self.warmup, self.batch, self.epochs, self.seed, self.device,
-                self.precision, self.background]  # fmt: skip
+        return [
+            self.source,
+            self.images_row,
+            self.labels_row,
+            self.root_row,
+            self.image_size,
+            self.model,
+            self.arch,
+            self.latent,
+            self.hidden,
+            self.likelihood,
+            self.gauss_std,
+            self.warmup,
+            self.batch,
+            self.epochs,
+            self.seed,
+            self.device,
+            self.precision,
+            self.background,
+        ]
 
     # -- persistence --------------------------------------------------------------------------
     def save_settings(self, s: QSettings) -> None:
@@ -550,18 +591,36 @@ class TrainPanel(QWidget):
         self._device_changed()  # (bfloat16 kept only where the device has it)
 
     def _combos(self) -> dict[str, QComboBox]:
-        return {"source": self.source, "model": self.model, "arch": self.arch,
-                "likelihood": self.likelihood, "device": self.device,
-                "precision": self.precision, "background": self.background}  # fmt: skip
+        return {
+            "source": self.source,
+            "model": self.model,
+            "arch": self.arch,
+            "likelihood": self.likelihood,
+            "device": self.device,
+            "precision": self.precision,
+            "background": self.background,
+        }
 
     def _edits(self) -> dict[str, QLineEdit]:
-        return {"images": self.images, "labels": self.labels, "root": self.root,
-                "gauss_std": self.gauss_std, "beta": self.beta, "warmup": self.warmup,
-                "lr": self.lr}  # fmt: skip
+        return {
+            "images": self.images,
+            "labels": self.labels,
+            "root": self.root,
+            "gauss_std": self.gauss_std,
+            "beta": self.beta,
+            "warmup": self.warmup,
+            "lr": self.lr,
+        }
 
     def _spins(self) -> dict[str, RangeSpinBox]:
-        return {"image_size": self.image_size, "latent": self.latent, "hidden": self.hidden,
-                "batch": self.batch, "epochs": self.epochs, "seed": self.seed}  # fmt: skip
+        return {
+            "image_size": self.image_size,
+            "latent": self.latent,
+            "hidden": self.hidden,
+            "batch": self.batch,
+            "epochs": self.epochs,
+            "seed": self.seed,
+        }
 
 
 __all__ = ["TrainPanel"]

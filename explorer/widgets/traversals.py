@@ -121,8 +121,7 @@ class TraversalView(DecodedView):
         self._label_rows(t, ys)
         p.setLabel("bottom", "value of the row's dimension")
         # room on the left for the labels (about 5 cells)
-        p.setRange(xRange=(-5 * (w + PAD), arr.shape[1]), yRange=(0, arr.shape[0]),
-                   padding=0.01)  # fmt: skip
+        p.setRange(xRange=(-5 * (w + PAD), arr.shape[1]), yRange=(0, arr.shape[0]), padding=0.01)
         self._place_markers()
 
     def _label_rows(self, t: Traversal, ys) -> None:
@@ -194,8 +193,15 @@ class TraversalView(DecodedView):
         n, _c, h, w = self.images.shape
         rows = len(t.dims)
         scale = export_scale(t.columns * (w + PAD) + PAD, rows * (h + PAD) + PAD)
-        save_labelled_rows(torch.from_numpy(self.images), path, t.columns, row_labels(t),
-                           t.collapsed, padding=PAD, scale=scale)  # fmt: skip
+        save_labelled_rows(
+            torch.from_numpy(self.images),
+            path,
+            t.columns,
+            row_labels(t),
+            t.collapsed,
+            padding=PAD,
+            scale=scale,
+        )
 
     def export_gif(self, path) -> None:
         """Every dimension at once, frame by frame along its values (and back)."""
@@ -209,5 +215,9 @@ class TraversalView(DecodedView):
         d = len(t.dims)
         frames = torch.from_numpy(self.images).reshape(d, t.columns, *self.images.shape[1:])
         side = max(1, math.ceil(math.sqrt(d)))
-        save_gif(torch.stack([grid_image(f, nrow=side) for f in frames.transpose(0, 1)]), path,
-                 fps=6, scale=3)  # fmt: skip
+        save_gif(
+            torch.stack([grid_image(f, nrow=side) for f in frames.transpose(0, 1)]),
+            path,
+            fps=6,
+            scale=3,
+        )

@@ -254,8 +254,9 @@ class ManifoldView(DecodedView):
         h, w = self.images.shape[-2:]
         col, row = int(pt.x() // (w + PAD)), int(pt.y() // (h + PAD))
         if 0 <= col < self.n and 0 <= row < self.n:
-            self.session.move_on_plane(float(self.values[col]),
-                                       float(self.values[self.n - 1 - row]))  # fmt: skip
+            self.session.move_on_plane(
+                float(self.values[col]), float(self.values[self.n - 1 - row])
+            )
 
 
 # -- prior samples ----------------------------------------------------------------------------
@@ -324,8 +325,13 @@ class ReconView(ImageGridView):
         self.pane.set_array(tile(rec, self.side, PAD))
         # exported as pairs: a row of inputs, then the same row reconstructed
         c, h, w = rec.shape[1:]
-        pairs = np.stack([inp.reshape(self.side, self.side, c, h, w),
-                          rec.reshape(self.side, self.side, c, h, w)], axis=1)  # fmt: skip
+        pairs = np.stack(
+            [
+                inp.reshape(self.side, self.side, c, h, w),
+                rec.reshape(self.side, self.side, c, h, w),
+            ],
+            axis=1,
+        )
         self.images, self.ncol = pairs.reshape(-1, c, h, w), self.side
 
 
@@ -422,14 +428,24 @@ class InterpolationView(ImageGridView):
         self.mode.addItem("Spherical", "slerp")
         self.mode.setToolTip("Linear, or spherical (slerp: keeps the norm typical of the prior)")
         self.steps = _spin(2, 30, 10, "Number of images, endpoints included")
-        for w in (QLabel("From test image"), self.a_index, self.a_here, QLabel("  Path"),
-                  self.mode):  # fmt: skip
+        for w in (
+            QLabel("From test image"),
+            self.a_index,
+            self.a_here,
+            QLabel("  Path"),
+            self.mode,
+        ):
             bar.addWidget(w)
         bar.addStretch(1)
         lay.addLayout(bar)
         bar2 = QHBoxLayout()
-        for w in (QLabel("To test image   "), self.b_index, self.b_here, QLabel("  Steps"),
-                  self.steps):  # fmt: skip
+        for w in (
+            QLabel("To test image   "),
+            self.b_index,
+            self.b_here,
+            QLabel("  Steps"),
+            self.steps,
+        ):
             bar2.addWidget(w)
         bar2.addStretch(1)
         lay.addLayout(bar2)
@@ -561,9 +577,13 @@ class PreviewPane(QWidget):
 
 
 __all__ = [
-    "ManifoldView", "SamplesView", "ReconView", "ClassRowView", "InterpolationView",
+    "ManifoldView",
+    "SamplesView",
+    "ReconView",
+    "ClassRowView",
+    "InterpolationView",
     "PreviewPane",
-]  # fmt: skip
+]
 
 
 # -- latent arithmetic ------------------------------------------------------------------------
@@ -637,8 +657,9 @@ class ArithmeticView(ImageGridView):
             item = pg.TextItem(color=theme.MUTED, anchor=(0.5, 0.0))
             view.addItem(item)
             self.captions.append(item)
-        for item, text, x in zip(self.captions, self.CAPTIONS, cell_centres(4, w, PAD),
-                                 strict=True):  # fmt: skip
+        for item, text, x in zip(
+            self.captions, self.CAPTIONS, cell_centres(4, w, PAD), strict=True
+        ):
             item.setText(text)
             item.setPos(float(x), h + PAD + 1)
         labels = [f"#{int(i)}" for i in idx]

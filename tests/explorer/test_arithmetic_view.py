@@ -16,7 +16,8 @@ def test_the_row_the_result_and_use_as_z(qtbot, window, tmp_path):
     v = window.arithmetic
     assert v.refresh(force=True)
     assert v.images.shape == (4, 1, 28, 28) and [c.toPlainText() for c in v.captions][3] == (
-        "= a − b + c")  # fmt: skip
+        "= a − b + c"
+    )
     s = window.session
     want = s.decode(v.result_z.reshape(1, -1))[0]
     assert np.allclose(v.images[3], want, atol=1e-6)

@@ -83,12 +83,21 @@ sys.exit(wind_down(0, 0))
 
 
 def _run_closer(tmp_path: Path, rounds: int, seed: int) -> tuple[list[dict], str]:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "share"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), OMP_NUM_THREADS="1")  # fmt: skip
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_DATA_HOME=str(tmp_path / "share"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        OMP_NUM_THREADS="1",
+    )
     p = subprocess.run(
         [sys.executable, "-c", CLOSER, str(tmp_path / "s.ini"), str(rounds), str(seed)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
     assert "Destroyed while thread" not in p.stderr
     return json.loads(p.stdout.strip().splitlines()[-1]), p.stderr
@@ -111,13 +120,22 @@ def test_the_app_quits_cleanly_while_a_large_dataset_loads(tmp_path, quit_after)
     """The report's repro: 300,000 shapes still being made when the window closes."""
     ini = tmp_path / "s.ini"
     ini.write_text("[train]\nsource=shapes\nshapes_count=300000\n")
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "share"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), HOME=str(tmp_path))  # fmt: skip
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_DATA_HOME=str(tmp_path / "share"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        HOME=str(tmp_path),
+    )
     t0 = time.perf_counter()
     p = subprocess.run(
-        [sys.executable, "-m", "explorer", "--settings", str(ini), "--quit-after",
-         str(quit_after)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "explorer", "--settings", str(ini), "--quit-after", str(quit_after)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     took = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr[-2000:]
     assert "Destroyed while thread" not in p.stderr

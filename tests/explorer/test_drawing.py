@@ -34,8 +34,9 @@ def test_strokes_move_the_point_and_change_the_reconstruction(qtbot, window):
     x = torch.from_numpy(np.rint(c.array * 255).astype(np.uint8))[None, None]
     assert torch.allclose(s.z, torch.from_numpy(s.encode(x)[0]))
     # the map's cursor follows
-    assert np.allclose((window.map.cursor.pos().x(), window.map.cursor.pos().y()),
-                       s.z.numpy(), atol=1e-4)  # fmt: skip
+    assert np.allclose(
+        (window.map.cursor.pos().x(), window.map.cursor.pos().y()), s.z.numpy(), atol=1e-4
+    )
     pad.eraser.setChecked(True)
     c.stroke(0, 8, 27, 8)
     assert c.array[8].max() < 0.5  # erased across
@@ -108,8 +109,10 @@ def test_a_message_never_moves_the_canvas_or_the_views(qtbot, window):
     qtbot.wait(50)
 
     def where():
-        return [(w.mapTo(window, QPoint(0, 0)), w.size()) for w in
-                (pad.canvas, window.tabs, window.plots, window.left, window.preview)]  # fmt: skip
+        return [
+            (w.mapTo(window, QPoint(0, 0)), w.size())
+            for w in (pad.canvas, window.tabs, window.plots, window.left, window.preview)
+        ]
 
     before = where()
     for text in ("A short message.", "A long message that wraps over lines. " * 12):

@@ -31,11 +31,35 @@ def test_the_window_gives_the_numbers_of_latent_train_evaluate(qtbot, window, tm
     _open(qtbot, window, name)
     got = _evaluate(qtbot, window, 20)
     out = tmp_path / "e.json"
-    assert cli(["evaluate", "--checkpoint", str(ex.example_path(name)), "--iw-samples", "20",
-                "--prior-samples", "20", "--seed", "0", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ex.example_path(name)),
+                "--iw-samples",
+                "20",
+                "--prior-samples",
+                "20",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     want = json.loads(out.read_text())
-    for key in ("n_images", "test_nelbo", "test_recon", "test_kl", "test_nll_iw",
-                "test_nll_prior_mc", "active_units", "kl_per_dim"):  # fmt: skip
+    for key in (
+        "n_images",
+        "test_nelbo",
+        "test_recon",
+        "test_kl",
+        "test_nll_iw",
+        "test_nll_prior_mc",
+        "active_units",
+        "kl_per_dim",
+    ):
         assert (key in got) == (key in want), key
         if key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-9), key

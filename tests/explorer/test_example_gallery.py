@@ -31,8 +31,9 @@ def test_first_launch_opens_the_mnist_example_offline(qtbot, make_window, tmp_pa
     assert s.epochs_done == 50 and len(s.history.epochs) == 50  # the curves are there
     assert not s.unsaved  # nothing to ask about on quit
     # the latent map shows the coloured test digits
-    qtbot.waitUntil(lambda: s.test_latents is not None and len(s.test_latents) == 2000,
-                    timeout=10000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: s.test_latents is not None and len(s.test_latents) == 2000, timeout=10000
+    )
     assert len(set(s.test_labels.tolist())) == 10
     spread = s.test_latents.std(0)
     assert (spread > 0.3).all()  # an organised plane, not a collapsed blob
@@ -94,8 +95,9 @@ def test_the_gallery_lists_and_opens_every_example(qtbot, window):
         a = pairs[:, 0].reshape(side * side, -1)
         b = pairs[:, 1].reshape(side * side, -1)
         a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
-        corr = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1),
-                                           1e-12)  # fmt: skip
+        corr = (a * b).sum(1) / np.maximum(
+            np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12
+        )
         assert corr.mean() > 0.65, (name, corr.mean())
         if s.model.is_variational:  # an autoencoder's samples are the lesson, not images
             window.samples.refresh(force=True)
@@ -150,8 +152,9 @@ def test_each_model_opens_with_its_own_view_and_words(qtbot, window):
     window.map.plot.getPlotItem().setRange(xRange=(-9, -6), yRange=(-9, -6), padding=0)
     window.map.auto_fit = False  # as a pan by the user leaves it
     assert window.open_checkpoint(ex.example_path("mnist-ae-2d"))
-    qtbot.waitUntil(lambda: not window.busy and window.session.test_latents is not None,
-                    timeout=10000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: not window.busy and window.session.test_latents is not None, timeout=10000
+    )
     assert window.map.auto_fit
     window.session.refresh_test_latents(force=True)
     (x0, x1), _ = window.map.plot.getPlotItem().viewRange()

@@ -295,9 +295,12 @@ def _run_cli(args, tmp_path, timeout=120):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     return subprocess.run(
         [sys.executable, "-m", "explorer", "--settings", str(tmp_path / "s.ini"), *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    )
 
 
 def test_screenshot_flag_writes_a_png(tmp_path):

@@ -58,8 +58,10 @@ def test_a_diverged_run_shows_its_own_kl_not_the_previous_runs(qtbot, window, mo
 
     class Diverging(Trainer):
         def fit(self, *args, **kwargs):
-            raise TrainingDiverged("training diverged at step 3 (loss nan); the model was "
-                                   "restored to the end of epoch 0.")  # fmt: skip
+            raise TrainingDiverged(
+                "training diverged at step 3 (loss nan); the model was "
+                "restored to the end of epoch 0."
+            )
 
     monkeypatch.setattr(worker_mod, "Trainer", Diverging)
     win.panel.latent.setValue(2)
@@ -290,10 +292,13 @@ def test_window_messages_name_the_windows_fields_and_go_away(qtbot, window, tmp_
     assert p.data_info.text().startswith("16 train / 4 test")
 
 
-@pytest.mark.parametrize("typed, value, words", [
-    ("1000", 256, "Latent size must be 1 to 256; 1000 was changed to 256."),
-    ("0", 1, "Latent size must be 1 to 256; 0 was changed to 1."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "typed, value, words",
+    [
+        ("1000", 256, "Latent size must be 1 to 256; 1000 was changed to 256."),
+        ("0", 1, "Latent size must be 1 to 256; 0 was changed to 1."),
+    ],
+)
 def test_out_of_range_numbers_are_clamped_with_a_message(qtbot, window, typed, value, words):
     """QA: latent size 0 silently became 2, and typing 1000 left 100."""
     box = window.panel.latent
@@ -495,12 +500,14 @@ def test_a_message_keeps_a_file_name_it_starts_with(window):
     assert window.banner.text.startswith("The final test")
 
 
-@pytest.mark.parametrize("typed, value, words", [
-    ("6", 4.0, "z0 must be -4.00 to 4.00; 6.00 was changed to 4.00."),
-    ("-5.5", -4.0, "z0 must be -4.00 to 4.00; -5.50 was changed to -4.00."),
-])  # fmt: skip
-def test_a_latent_typed_out_of_range_is_clamped_with_a_message(qtbot, window, typed, value,
-                                                                words):  # fmt: skip
+@pytest.mark.parametrize(
+    "typed, value, words",
+    [
+        ("6", 4.0, "z0 must be -4.00 to 4.00; 6.00 was changed to 4.00."),
+        ("-5.5", -4.0, "z0 must be -4.00 to 4.00; -5.50 was changed to -4.00."),
+    ],
+)
+def test_a_latent_typed_out_of_range_is_clamped_with_a_message(qtbot, window, typed, value, words):
     """A z of 6 typed into a slider's box was dropped without a word."""
     box = window.sliders.rows[0][2]
     box.setFocus()

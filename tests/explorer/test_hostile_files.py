@@ -139,12 +139,36 @@ def test_a_named_pipe_opened_as_a_checkpoint_does_not_freeze_the_window(qtbot, w
 
 
 GARBAGE = ["x", "99999999999999999999", "-5", "", "1e100", "nan", "@ByteArray(\\x1\\x2)", "true"]
-KEYS = ["train/source", "train/shapes_count", "train/model", "train/arch", "train/likelihood",
-        "train/device", "train/images", "train/labels", "train/root", "train/gauss_std",
-        "train/beta", "train/warmup", "train/lr", "train/image_size", "train/latent",
-        "train/hidden", "train/batch", "train/epochs", "train/seed", "window/geometry",
-        "window/state", "window/tab", "window/main_split", "view/grid_n", "view/log",
-        "view/smooth", "view/order_by_kl", "last_dir"]  # fmt: skip
+KEYS = [
+    "train/source",
+    "train/shapes_count",
+    "train/model",
+    "train/arch",
+    "train/likelihood",
+    "train/device",
+    "train/images",
+    "train/labels",
+    "train/root",
+    "train/gauss_std",
+    "train/beta",
+    "train/warmup",
+    "train/lr",
+    "train/image_size",
+    "train/latent",
+    "train/hidden",
+    "train/batch",
+    "train/epochs",
+    "train/seed",
+    "window/geometry",
+    "window/state",
+    "window/tab",
+    "window/main_split",
+    "view/grid_n",
+    "view/log",
+    "view/smooth",
+    "view/order_by_kl",
+    "last_dir",
+]
 
 
 @pytest.mark.parametrize("value", GARBAGE)
@@ -378,8 +402,10 @@ def test_a_run_folder_whose_metrics_file_is_damaged_is_added_without_its_numbers
 
     fz = _json_fuzz()
     window.projects.set_folder(tmp_path / "project")
-    for name, make in {"pipe": os.mkfifo,
-                       "text": lambda p: p.write_text('{"test_nelbo": "x"}')}.items():  # fmt: skip
+    for name, make in {
+        "pipe": os.mkfifo,
+        "text": lambda p: p.write_text('{"test_nelbo": "x"}'),
+    }.items():
         run = tmp_path / name
         run.mkdir()
         (run / "checkpoint.safetensors").write_bytes(fz.tiny_checkpoint())
@@ -420,9 +446,15 @@ def _recovery_folder(tmp_path, kind: str):
     return folder
 
 
-RECOVERY_KINDS = ("a file", "a named pipe", "a link loop", "unreadable",
-                  "a leftover temporary folder", "an autosave that is a folder",
-                  "an autosave that is a named pipe")  # fmt: skip
+RECOVERY_KINDS = (
+    "a file",
+    "a named pipe",
+    "a link loop",
+    "unreadable",
+    "a leftover temporary folder",
+    "an autosave that is a folder",
+    "an autosave that is a named pipe",
+)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
@@ -478,13 +510,23 @@ def _start_window(program_env, tmp_path, args: list[str], config) -> tuple[int, 
         "QTimer.singleShot(2000, done)\n"
         "qapp.exec()\n"
     )
-    env = dict(program_env, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(config),
-               XDG_DATA_HOME=str(tmp_path / "share"),
-               LATENT_EXPLORER_PROJECT=str(tmp_path / "project"))  # fmt: skip
+    env = dict(
+        program_env,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(config),
+        XDG_DATA_HOME=str(tmp_path / "share"),
+        LATENT_EXPLORER_PROJECT=str(tmp_path / "project"),
+    )
     root = Path(__file__).resolve().parents[2]
     try:
-        p = subprocess.run([sys.executable, "-c", script, *args], cwd=root, env=env,
-                           capture_output=True, text=True, timeout=240)  # fmt: skip
+        p = subprocess.run(
+            [sys.executable, "-c", script, *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the window did not start within 240 s with {args}")
     return p.returncode, p.stdout, p.stderr

@@ -42,9 +42,13 @@ def test_a_folder_that_decodes_blank_says_which_background_to_choose(qtbot, wind
     assert "Background: Black under Data" in text and "--background" not in text
     _choose_folder(win, root, "black")
     qtbot.waitUntil(
-        lambda: not win.busy and win.session.data_spec is not None
-        and win.session.data_spec.background == "black", timeout=10000,
-    )  # fmt: skip
+        lambda: (
+            not win.busy
+            and win.session.data_spec is not None
+            and win.session.data_spec.background == "black"
+        ),
+        timeout=10000,
+    )
     x = win.session.data.test_x.numpy()
     assert x[:, 0, 0, 0].max() == 0 and x.max() == 255  # white strokes on black
     assert win.panel.data_spec().background == "black"

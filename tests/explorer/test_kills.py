@@ -39,8 +39,9 @@ def test_a_kill_during_checkpoint_writes_leaves_the_old_or_the_new_file(tmp_path
     path = tmp_path / "ck.safetensors"
     rng = random.Random(0)
     for trial in range(4):
-        p = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+        p = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
         assert p.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.6))  # somewhere in a write, or between two
         p.send_signal(signal.SIGKILL)
@@ -59,10 +60,24 @@ def test_a_killed_window_leaves_its_model_for_the_next_one(qtbot, make_window, t
     s.sync()
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(share))
     p = subprocess.Popen(
-        [sys.executable, "-m", "explorer", "--settings", str(ini), "--dataset", "shapes",
-         "--epochs", "100000", "--train"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "explorer",
+            "--settings",
+            str(ini),
+            "--dataset",
+            "shapes",
+            "--epochs",
+            "100000",
+            "--train",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     folder = share / "latent-explorer" / "recovery"
     t0 = time.perf_counter()
     while not list(folder.glob("recovery-*.safetensors")) and time.perf_counter() - t0 < 120:
@@ -92,10 +107,12 @@ def test_autosave_keeps_to_its_interval(qapp, tmp_path, monkeypatch):
     saves = []
     monkeypatch.setattr(TrainingWorker, "_save", lambda self, tr, path: saves.append(tr.step))
     job = TrainJob(
-        data_spec=DataSpec("shapes", shapes_count=200), model_kwargs={"latent_dim": 2},
+        data_spec=DataSpec("shapes", shapes_count=200),
+        model_kwargs={"latent_dim": 2},
         train_config=TrainConfig(epochs=6, batch_size=64, device="cpu"),
-        autosave=tmp_path / "r.safetensors", autosave_every=1000.0,
-    )  # fmt: skip
+        autosave=tmp_path / "r.safetensors",
+        autosave_every=1000.0,
+    )
     TrainingWorker(job, TrainControl()).run()  # on this thread: no need for another
     steps_per_epoch = 3  # 160 training images, batch 64
     assert saves == [steps_per_epoch, 6 * steps_per_epoch]  # first epoch, last snapshot

@@ -135,20 +135,28 @@ def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
         (["--lat", "3"], "unrecognized arguments: --lat; did you mean --latent?"),
         # a data option the source does not read would be ignored (the window would load
         # the chosen or remembered data without it)
-        (["--dataset", "shapes", "--images", "f.gz"],
-         "--images does not apply to --dataset shapes: it names an IDX images file "
-         "(--dataset idx)"),
+        (
+            ["--dataset", "shapes", "--images", "f.gz"],
+            "--images does not apply to --dataset shapes: it names an IDX images file "
+            "(--dataset idx)",
+        ),
         (["--images", "f.gz"], "--images does not apply to the remembered data (no --dataset)"),
-        (["m.safetensors", "--root", "d"],
-         "--root does not apply to the checkpoint's data (no --dataset)"),
-        (["--dataset", "idx", "--images", "f.gz", "--root", "d"],
-         "--root does not apply to --dataset idx"),
-        (["--dataset", "folder", "--root", "d", "--labels", "l.gz"],
-         "--labels does not apply to --dataset folder"),
+        (
+            ["m.safetensors", "--root", "d"],
+            "--root does not apply to the checkpoint's data (no --dataset)",
+        ),
+        (
+            ["--dataset", "idx", "--images", "f.gz", "--root", "d"],
+            "--root does not apply to --dataset idx",
+        ),
+        (
+            ["--dataset", "folder", "--root", "d", "--labels", "l.gz"],
+            "--labels does not apply to --dataset folder",
+        ),
         (["--dataset", "idx", "--labels", "l.gz"], "--labels without --images"),
         (["--quit-after", str(2**40)], "--quit-after: must be 0 to 2147483647"),
     ],
-)  # fmt: skip
+)
 def test_bad_options_fail_with_one_line_before_any_window(argv, words, capsys, monkeypatch):
     """QA: --tab 9 was accepted, --latent 300 became 256, --latent 0 was ignored, …"""
 
@@ -205,9 +213,24 @@ def test_the_window_says_a_thread_count_it_lowered(qtbot, tmp_path):
 
 def test_zero_is_not_ignored_and_good_options_apply(qtbot, tmp_path):
     args = app.build_parser().parse_args(
-        ["--settings", str(tmp_path / "o.ini"), "--no-restore", "--dataset", "shapes",
-         "--latent", "1", "--epochs", "1", "--tab", "5", "--grid", "30", "--size", "1200x800"]
-    )  # fmt: skip
+        [
+            "--settings",
+            str(tmp_path / "o.ini"),
+            "--no-restore",
+            "--dataset",
+            "shapes",
+            "--latent",
+            "1",
+            "--epochs",
+            "1",
+            "--tab",
+            "5",
+            "--grid",
+            "30",
+            "--size",
+            "1200x800",
+        ]
+    )
     assert args.size == (1200, 800)
     win = app.start(args)
     qtbot.addWidget(win)
@@ -223,12 +246,26 @@ def test_screenshot_exits_promptly_with_code_2_when_the_data_cannot_load(tmp_pat
     shot = tmp_path / "shot.png"
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-m", "explorer", "--settings", str(tmp_path / "s.ini"), "--no-restore",
-         "--dataset", "folder", "--root", str(tmp_path / "nonexistent"), "--screenshot",
-         str(shot)],
-        env=env, capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            "-m",
+            "explorer",
+            "--settings",
+            str(tmp_path / "s.ini"),
+            "--no-restore",
+            "--dataset",
+            "folder",
+            "--root",
+            str(tmp_path / "nonexistent"),
+            "--screenshot",
+            str(shot),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
         cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    )
     assert time.perf_counter() - t0 < 60
     assert r.returncode == 2, r.stderr[-2000:]
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("latent-explorer:")]

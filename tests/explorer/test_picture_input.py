@@ -130,8 +130,9 @@ def test_a_pasted_sixteen_bit_picture_is_encoded_as_it_looks(qtbot, window):
     assert torch.allclose(s.z, torch.from_numpy(s.encode(torch.from_numpy(x))[0]), atol=1e-5)
 
 
-def test_postscript_dropped_as_a_png_is_refused_without_running_it(qtbot, window, tmp_path,
-                                                                  monkeypatch):  # fmt: skip
+def test_postscript_dropped_as_a_png_is_refused_without_running_it(
+    qtbot, window, tmp_path, monkeypatch
+):
     from PIL import EpsImagePlugin
 
     calls = []

@@ -73,8 +73,9 @@ def test_exports_start_in_the_last_export_folder(qtbot, window, dialogs, tmp_pat
     assert Path(dialogs.starts[-1]).parent == saves
 
 
-def test_a_run_opened_from_the_project_never_sends_dialogs_into_it(qtbot, window, dialogs,
-                                                                   tmp_path):  # fmt: skip
+def test_a_run_opened_from_the_project_never_sends_dialogs_into_it(
+    qtbot, window, dialogs, tmp_path
+):
     """A run opened from the Runs tab made the next Save start in the hidden project."""
     train(qtbot, window, 1)  # kept as a run of the project
     qtbot.waitUntil(lambda: len(window.projects.records) > 0, timeout=10000)

@@ -88,8 +88,24 @@ def test_evaluate_results_are_kept_with_the_run(qtbot, win, tmp_path):
 
 def test_latent_train_out_folders_are_runs_too(qtbot, win, tmp_path, capsys):
     out = tmp_path / "cli-run"
-    assert cli(["train", "--dataset", "shapes", "--shapes-count", "300", "--epochs", "1",
-                "--latent-dim", "3", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "train",
+                "--dataset",
+                "shapes",
+                "--shapes-count",
+                "300",
+                "--epochs",
+                "1",
+                "--latent-dim",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rec = win.projects.add_folder(out)
     assert rec is not None and rec.source == "folder" and rec.model["latent_dim"] == 3
     assert "test_nelbo" in rec.metrics

@@ -144,8 +144,10 @@ def test_impossible_model_shows_message(qtbot, window):
 def test_diverging_run_is_reported_and_app_survives(qtbot, window, monkeypatch):
     class Diverging(Trainer):
         def fit(self, *args, **kwargs):
-            raise TrainingDiverged("training diverged at step 3 (loss nan); the model was "
-                                   "restored. Try a lower learning rate.")  # fmt: skip
+            raise TrainingDiverged(
+                "training diverged at step 3 (loss nan); the model was "
+                "restored. Try a lower learning rate."
+            )
 
     monkeypatch.setattr(worker_mod, "Trainer", Diverging)
     win = window
@@ -239,8 +241,9 @@ def test_workers_are_destroyed_on_the_gui_thread(qtbot, window):
     real_start = runner.start
 
     def start(worker, connect=None):
-        worker.destroyed.connect(lambda *_: where.append(threading.get_ident()),
-                                 Qt.DirectConnection)  # fmt: skip
+        worker.destroyed.connect(
+            lambda *_: where.append(threading.get_ident()), Qt.DirectConnection
+        )
         real_start(worker, connect)
 
     runner.start = start

@@ -77,7 +77,8 @@ def test_traversals_update_live_during_training(qtbot, window):
     before = window.traversals.renders
     window.panel.epochs.setValue(500)  # stopped below
     assert window.start_training()
-    qtbot.waitUntil(lambda: window.run.running and window.traversals.renders > before + 2,
-                    timeout=60000)  # fmt: skip
+    qtbot.waitUntil(
+        lambda: window.run.running and window.traversals.renders > before + 2, timeout=60000
+    )
     window.run.stop()
     qtbot.waitUntil(lambda: not window.busy, timeout=30000)

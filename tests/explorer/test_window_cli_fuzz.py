@@ -38,8 +38,15 @@ if __name__ == "__main__":  # run as a script: this checkout's packages, not an 
 SEED = 20261125
 CASES = 300
 TIMEOUT = 30.0
-OUTCOMES = ("clean", "refused a good line", "unclear refusal", "traceback", "hang", "crash",
-            "silent wrong")  # fmt: skip
+OUTCOMES = (
+    "clean",
+    "refused a good line",
+    "unclear refusal",
+    "traceback",
+    "hang",
+    "crash",
+    "silent wrong",
+)
 TAKES = {
     "mnist": (),
     "fashion-mnist": (),
@@ -47,15 +54,44 @@ TAKES = {
     "shapes": (),
     "idx": ("--images", "--labels"),
     "folder": ("--root",),
-}  # fmt: skip  (the window's data options)
+}  # the window's data options
 DATA_OPTIONS = ("--images", "--labels", "--root")
 VALUES = {"--images": "images.gz", "--labels": "labels.gz", "--root": "pictures"}
-NUMBERS = {"--quit-after": "5000", "--latent": "2", "--epochs": "3", "--tab": "4",
-           "--grid": "12", "--size": "1200x800"}  # fmt: skip
-HOSTILE = ("nan", "inf", "-inf", "1e400", "2.5", "-1", str(2**70), str(2**40), "ten", "",
-           "0x10", "1e3")  # fmt: skip
-HOSTILE_SIZE = ("0x0", "nanxnan", "infx800", "99999999x800", "1480x920x3", "", "axb", "-1x-1",
-                "1e3x1e3", "16385x500", "800")  # fmt: skip
+NUMBERS = {
+    "--quit-after": "5000",
+    "--latent": "2",
+    "--epochs": "3",
+    "--tab": "4",
+    "--grid": "12",
+    "--size": "1200x800",
+}
+HOSTILE = (
+    "nan",
+    "inf",
+    "-inf",
+    "1e400",
+    "2.5",
+    "-1",
+    str(2**70),
+    str(2**40),
+    "ten",
+    "",
+    "0x10",
+    "1e3",
+)
+HOSTILE_SIZE = (
+    "0x0",
+    "nanxnan",
+    "infx800",
+    "99999999x800",
+    "1480x920x3",
+    "",
+    "axb",
+    "-1x-1",
+    "1e3x1e3",
+    "16385x500",
+    "800",
+)
 
 
 @dataclass
@@ -68,8 +104,9 @@ class Case:
 
 
 def _data(rng: random.Random) -> Case:
-    source = rng.choice((None, None, "mnist", "fashion-mnist", "kmnist", "shapes", "idx", "idx",
-                         "folder"))  # fmt: skip
+    source = rng.choice(
+        (None, None, "mnist", "fashion-mnist", "kmnist", "shapes", "idx", "idx", "folder")
+    )
     given = [o for o in DATA_OPTIONS if rng.random() < 0.4]
     if rng.random() < 0.15:  # IDX labels without their images
         source, given = "idx", ["--labels"]
@@ -115,8 +152,13 @@ def draw(n: int = CASES, seed: int = SEED) -> list[Case]:
     cases = []
     for _ in range(n):
         kind = rng.choices(("data", "number", "good"), (50, 35, 15))[0]
-        cases.append(_data(rng) if kind == "data" else _good(rng) if kind == "good"
-                     else _number(next(numbers)))  # fmt: skip
+        cases.append(
+            _data(rng)
+            if kind == "data"
+            else _good(rng)
+            if kind == "good"
+            else _number(next(numbers))
+        )
     return cases
 
 
@@ -151,10 +193,12 @@ def _run_case(case: Case, folder: Path) -> None:
         raise _Opened
 
     err, code, opened = io.StringIO(), None, False
-    patches = [mock.patch.object(window_mod, "MainWindow", window),
-               mock.patch.object(app, "make_splash", mock.MagicMock()),
-               mock.patch.object(app.theme, "apply", lambda qapp: None),  # (restyles every widget)
-               mock.patch.object(app, "start", start)]  # fmt: skip
+    patches = [
+        mock.patch.object(window_mod, "MainWindow", window),
+        mock.patch.object(app, "make_splash", mock.MagicMock()),
+        mock.patch.object(app.theme, "apply", lambda qapp: None),  # (restyles every widget)
+        mock.patch.object(app, "start", start),
+    ]
     guard = hasattr(signal, "setitimer")
     try:
         with contextlib.ExitStack() as stack:
@@ -192,8 +236,12 @@ def _judge(case: Case, code, opened: bool, err: str, win, argv: list[str]) -> No
             case.outcome = "clean"
     elif opened:
         case.outcome, case.detail = "silent wrong", f"{case.fault} ignored"
-    elif (code == 2 and len(lines) == 1 and lines[0].startswith("latent-explorer: error:")
-          and case.fault in lines[0]):  # fmt: skip
+    elif (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith("latent-explorer: error:")
+        and case.fault in lines[0]
+    ):
         case.outcome, case.detail = "clean", lines[0]
     else:
         case.outcome, case.detail = "unclear refusal", f"exit {code}: {err.strip()[-200:]}"
@@ -220,11 +268,28 @@ def run_environment(name: str, value: str, folder: Path, root: Path) -> Case:
     """The window trains one epoch on the shapes and exits (--screenshot) with ``name=value``:
     it must not crash, and must say what it did with the variable."""
     case = Case("thread variable", [f"{name}={value}", "--train"], name)
-    env = dict(os.environ, **{name: value}, PYTHONPATH=str(root), QT_QPA_PLATFORM="offscreen",
-               XDG_CONFIG_HOME=str(folder / "config"))  # fmt: skip
-    argv = [sys.executable, "-m", "explorer", "--settings", str(folder / "s.ini"), "--no-restore",
-            "--dataset", "shapes", "--epochs", "1", "--train", "--screenshot",
-            str(folder / "shot.png")]  # fmt: skip
+    env = dict(
+        os.environ,
+        **{name: value},
+        PYTHONPATH=str(root),
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(folder / "config"),
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "explorer",
+        "--settings",
+        str(folder / "s.ini"),
+        "--no-restore",
+        "--dataset",
+        "shapes",
+        "--epochs",
+        "1",
+        "--train",
+        "--screenshot",
+        str(folder / "shot.png"),
+    ]
     try:
         r = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
@@ -277,9 +342,12 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         cases = run_fuzz(Path(d))
-        cases += [run_environment(k, v, Path(d) / f"env{i}", root)
-                  for i, (k, v) in enumerate([("OMP_NUM_THREADS", "99999"),
-                                              ("OMP_NUM_THREADS", "9" * 40)])]  # fmt: skip
+        cases += [
+            run_environment(k, v, Path(d) / f"env{i}", root)
+            for i, (k, v) in enumerate(
+                [("OMP_NUM_THREADS", "99999"), ("OMP_NUM_THREADS", "9" * 40)]
+            )
+        ]
         print(tally(cases))
         print(f"{time.perf_counter() - t:.1f} s")
         for c in cases:

@@ -41,12 +41,46 @@ def test_a_conditional_model_decodes_under_cs_class():
 def test_arithmetic_cli(tmp_path, capsys):
     out = tmp_path / "a.png"
     path = ex.example_path("fashion-vae-20d")
-    assert cli(["arithmetic", "--checkpoint", str(path), "--a", "3", "--b", "4", "--c", "5",
-                "--scale", "2", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "arithmetic",
+                "--checkpoint",
+                str(path),
+                "--a",
+                "3",
+                "--b",
+                "4",
+                "--c",
+                "5",
+                "--scale",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with Image.open(out) as im:
         assert im.size == ((4 * 30 + 2) * 2, 32 * 2)
-    assert cli(["arithmetic", "--checkpoint", str(path), "--a", "0", "--b", "1", "--c",
-                "10000", "--out", str(out)]) == 2  # fmt: skip
+    assert (
+        cli(
+            [
+                "arithmetic",
+                "--checkpoint",
+                str(path),
+                "--a",
+                "0",
+                "--b",
+                "1",
+                "--c",
+                "10000",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "the test set has 2000 images" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli(["arithmetic", "--checkpoint", str(path), "--a", "0", "--out", str(out)])

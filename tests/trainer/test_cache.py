@@ -49,8 +49,9 @@ def same(a, b):  # (a cache's training split is Rows of the memory-mapped file: 
             u is not None and v is not None and torch.equal(u.to("cpu"), v.to("cpu"))
         )
 
-    return all(equal(getattr(a, k), getattr(b, k)) for k in ("train_x", "test_x", "train_y",
-                                                              "test_y"))  # fmt: skip
+    return all(
+        equal(getattr(a, k), getattr(b, k)) for k in ("train_x", "test_x", "train_y", "test_y")
+    )
 
 
 def test_a_folder_is_decoded_once_then_read_from_the_cache(tmp_path, cache_root, monkeypatch):
@@ -169,13 +170,24 @@ def test_cache_keys_follow_names_sizes_and_mtimes(tmp_path):
 
 def test_files_are_listed_in_pathlibs_order(tmp_path):
     """The order fixes a folder's train/test split: it must stay what it always was."""
-    for rel in ("a/b.png", "a-b/x.png", "a/c/d.PNG", "a.png", "z/.hidden.png", "a/notes.txt",
-                "B/1.jpg", "a/b2.png"):  # fmt: skip
+    for rel in (
+        "a/b.png",
+        "a-b/x.png",
+        "a/c/d.PNG",
+        "a.png",
+        "z/.hidden.png",
+        "a/notes.txt",
+        "B/1.jpg",
+        "a/b2.png",
+    ):
         f = tmp_path / rel
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_bytes(b"x")
-    old = [str(f) for f in sorted(tmp_path.rglob("*"))
-           if f.is_file() and f.suffix.lower() in data_mod.IMAGE_SUFFIXES]  # fmt: skip
+    old = [
+        str(f)
+        for f in sorted(tmp_path.rglob("*"))
+        if f.is_file() and f.suffix.lower() in data_mod.IMAGE_SUFFIXES
+    ]
     assert [p for p, _ in data_mod._image_files(tmp_path)] == old
 
 
@@ -315,8 +327,10 @@ def test_a_killed_builders_temporary_is_removed_by_the_next_build(tmp_path, cach
     gone.wait()
     cache_root.mkdir(parents=True)
     key = "0" * 40
-    dead = [cache_root / f".{key}.{gone.pid}.abcdefgh.tmp",  # as this version names them
-            cache_root / f".tmp-{key}-{gone.pid}"]  # as older versions did  # fmt: skip
+    dead = [
+        cache_root / f".{key}.{gone.pid}.abcdefgh.tmp",  # as this version names them
+        cache_root / f".tmp-{key}-{gone.pid}",
+    ]  # as older versions did
     live = cache_root / f".{key}.{os.getpid()}.abcdefgh.tmp"  # a build under way
     for d in [*dead, live]:
         d.mkdir()

@@ -73,8 +73,17 @@ except ImportError:  # not POSIX: the test is skipped
 SEED = 20261124
 CASES = {"meta": 120, "files": 90, "source": 44, "killed": 16, "unwritable": 32}
 TIMEOUT = 20.0  # seconds a forked load may take before it counts as a hang
-OUTCOMES = ("clean", "refused valid", "said twice", "left behind", "traceback", "hang",
-            "crash", "silent wrong", "data lost")  # fmt: skip
+OUTCOMES = (
+    "clean",
+    "refused valid",
+    "said twice",
+    "left behind",
+    "traceback",
+    "hang",
+    "crash",
+    "silent wrong",
+    "data lost",
+)
 SOURCES = ("folder", "idx", "idx-nolabels")
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 NOBODY = 65534
@@ -131,8 +140,9 @@ def _spec(source: str, src: Path, root: Path | None = None, images: Path | None 
     from trainer.data import DataSpec
 
     if source == "folder":
-        return DataSpec("folder", root=str(root or src / "folder"), image_size=12,
-                        test_fraction=0.25)  # fmt: skip
+        return DataSpec(
+            "folder", root=str(root or src / "folder"), image_size=12, test_fraction=0.25
+        )
     images = images or src / "idx" / "images.gz"
     labels = str(images.parent / "labels.idx") if source == "idx" else None
     return DataSpec("idx", images=str(images), labels=labels)
@@ -141,8 +151,14 @@ def _spec(source: str, src: Path, root: Path | None = None, images: Path | None 
 def _arrays(d) -> tuple:
     """What a load gave, in memory: train/test images and labels, class names, its name."""
     y = lambda t: None if t is None else t.numpy().copy()  # noqa: E731
-    return (d.train_x.to("cpu").numpy().copy(), d.test_x.numpy().copy(), y(d.train_y),
-            y(d.test_y), list(d.class_names), d.name)  # fmt: skip
+    return (
+        d.train_x.to("cpu").numpy().copy(),
+        d.test_x.numpy().copy(),
+        y(d.train_y),
+        y(d.test_y),
+        list(d.class_names),
+        d.name,
+    )
 
 
 def _same(a: tuple, b: tuple) -> bool:
@@ -160,8 +176,14 @@ class Load:
     """What a forked process does: (spec, env) pairs loaded in turn, each checked against a
     fresh decode of its source (made first, in an empty cache folder of its own)."""
 
-    def __init__(self, loads, fresh: Path, drop: bool, fsize: int | None = None,
-                 hook: Callable[[], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        loads,
+        fresh: Path,
+        drop: bool,
+        fsize: int | None = None,
+        hook: Callable[[], None] | None = None,
+    ) -> None:
         self.loads, self.fresh, self.drop, self.fsize, self.hook = loads, fresh, drop, fsize, hook
 
     def __call__(self, err_fd: int) -> tuple[str, str]:
@@ -189,8 +211,11 @@ class Load:
             except Exception as e:  # noqa: BLE001 - what the fuzz is looking for
                 return "traceback", f"{type(e).__name__}: {e}"[:300]
             if not _same(got, ref):
-                what = [k for k, u, v in zip("train_x test_x train_y test_y names name".split(),
-                                             got, ref) if not _same((u,), (v,))]  # fmt: skip
+                what = [
+                    k
+                    for k, u, v in zip("train_x test_x train_y test_y names name".split(), got, ref)
+                    if not _same((u,), (v,))
+                ]
                 return "silent wrong", f"differs from a fresh decode in {', '.join(what)}"
         return "ok", ""
 
@@ -379,21 +404,48 @@ def _copy_base(s: Setting, source: str, case_dir: Path) -> Path:
 
 
 # -- meta -------------------------------------------------------------------------------------
-META_KINDS = ("labels flipped", "labels of another type", "shape reshaped",
-              "shape of another type", "class names swapped", "class name renamed",
-              "class names cut or added", "class names of another type", "crc changed",
-              "labels crc changed", "version changed", "source changed", "field removed",
-              "field of another type", "field added", "bits flipped in the text", "cut short",
-              "not JSON", "JSON of another kind", "nested too deep", "too large",
-              "a folder in its place", "a named pipe in its place",
-              "a link to nothing in its place", "removed", "another cache's")  # fmt: skip
+META_KINDS = (
+    "labels flipped",
+    "labels of another type",
+    "shape reshaped",
+    "shape of another type",
+    "class names swapped",
+    "class name renamed",
+    "class names cut or added",
+    "class names of another type",
+    "crc changed",
+    "labels crc changed",
+    "version changed",
+    "source changed",
+    "field removed",
+    "field of another type",
+    "field added",
+    "bits flipped in the text",
+    "cut short",
+    "not JSON",
+    "JSON of another kind",
+    "nested too deep",
+    "too large",
+    "a folder in its place",
+    "a named pipe in its place",
+    "a link to nothing in its place",
+    "removed",
+    "another cache's",
+)
 OTHER_TYPES = (None, True, False, 0, -1, 1.5, float("nan"), 2**70, "", "x", [], {}, [1, 2])
 
 
 def _reshaped(rng: random.Random, shape: list[int]) -> list[int]:
     n, c, h, w = shape
-    options = [[n, c, w, h], [c, n, h, w], [n, 1, c * h, w], [n * c, 1, h, w], [n, c, h * w, 1],
-               [1, n, c * h, w], [n, h, c, w]]  # fmt: skip
+    options = [
+        [n, c, w, h],
+        [c, n, h, w],
+        [n, 1, c * h, w],
+        [n * c, 1, h, w],
+        [n, c, h * w, 1],
+        [1, n, c * h, w],
+        [n, h, c, w],
+    ]
     if n % 2 == 0:
         options.append([n // 2, 2 * c, h, w])
     options = [o for o in options if o != shape]
@@ -412,9 +464,21 @@ def _mutate_meta(rng: random.Random, path: Path, kind: str, other: Path) -> None
         meta["shape"] = _reshaped(rng, meta["shape"])
     elif kind == "shape of another type":
         sh = meta["shape"]
-        meta["shape"] = rng.choice([str(sh), [float(v) for v in sh], sh[:3], [*sh, 1],
-                                    [-v for v in sh], None, {}, [sh], [True, *sh[1:]],
-                                    [0, *sh[1:]], [2**40, *sh[1:]]])  # fmt: skip
+        meta["shape"] = rng.choice(
+            [
+                str(sh),
+                [float(v) for v in sh],
+                sh[:3],
+                [*sh, 1],
+                [-v for v in sh],
+                None,
+                {},
+                [sh],
+                [True, *sh[1:]],
+                [0, *sh[1:]],
+                [2**40, *sh[1:]],
+            ]
+        )
     elif kind == "class names swapped":
         i, j = rng.sample(range(len(names)), 2)
         names[i], names[j] = names[j], names[i]
@@ -431,16 +495,18 @@ def _mutate_meta(rng: random.Random, path: Path, kind: str, other: Path) -> None
         else:
             meta["class_names"] = rng.choice([",".join(names), None, {}, 3])
     elif kind == "crc changed":
-        meta["crc32"] = rng.choice([meta["crc32"] ^ 1, 0, str(meta["crc32"]), None,
-                                    float(meta["crc32"]), -1])  # fmt: skip
+        meta["crc32"] = rng.choice(
+            [meta["crc32"] ^ 1, 0, str(meta["crc32"]), None, float(meta["crc32"]), -1]
+        )
     elif kind == "labels crc changed":
         if "labels_crc32" in meta and rng.random() < 0.7:
             meta["labels_crc32"] = rng.choice([meta["labels_crc32"] ^ 4, 0, None, "0"])
         else:
             meta.pop("labels_crc32", None)
     elif kind == "version changed":
-        meta["version"] = rng.choice([meta.get("version", 0) + 1, meta.get("version", 1) - 1,
-                                      None, "2", 2.0])  # fmt: skip
+        meta["version"] = rng.choice(
+            [meta.get("version", 0) + 1, meta.get("version", 1) - 1, None, "2", 2.0]
+        )
     elif kind == "source changed":
         meta["source"] = rng.choice(["folder:/elsewhere:12", "", None, 7])
     elif kind == "field removed":
@@ -501,10 +567,21 @@ def _meta_case(s: Setting, case: Case, rng: random.Random, case_dir: Path) -> No
 
 
 # -- files ------------------------------------------------------------------------------------
-FILE_KINDS = ("bits flipped", "zeroed", "cut short", "extended", "removed",
-              "a folder in its place", "a named pipe in its place", "a link to a user's file",
-              "a link to nothing", "swapped with the other", "cache folder a file",
-              "cache folder a link to a user's folder", "cache folder unreadable")  # fmt: skip
+FILE_KINDS = (
+    "bits flipped",
+    "zeroed",
+    "cut short",
+    "extended",
+    "removed",
+    "a folder in its place",
+    "a named pipe in its place",
+    "a link to a user's file",
+    "a link to nothing",
+    "swapped with the other",
+    "cache folder a file",
+    "cache folder a link to a user's folder",
+    "cache folder unreadable",
+)
 
 
 def _mutate_files(rng: random.Random, folder: Path, kind: str, user: Path) -> list[Path]:
@@ -581,12 +658,18 @@ def _run_loads(s: Setting, case: Case, case_dir: Path, data: Path, watched=()) -
             _lock(d, hidden=True)
     spec = _spec(case.source, s.src)
     env = _env(s, LATENT_EXPLORER_DATA=str(data))
-    _judge(case, Load([(spec, env)] * 2, case_dir / "fresh", drop=AS_ROOT), case_dir,
-           [s.src, *watched])  # fmt: skip
+    _judge(
+        case, Load([(spec, env)] * 2, case_dir / "fresh", drop=AS_ROOT), case_dir, [s.src, *watched]
+    )
 
 
-def _judge(case: Case, body: Load | Train, case_dir: Path, watched: list[Path],
-           after: Callable[[], str | None] | None = None) -> None:  # fmt: skip
+def _judge(
+    case: Case,
+    body: Load | Train,
+    case_dir: Path,
+    watched: list[Path],
+    after: Callable[[], str | None] | None = None,
+) -> None:
     before = _state(watched)
     outcome, detail, lines = _fork(body, case_dir)
     problem = after() if after is not None and outcome == "ok" else None
@@ -605,11 +688,19 @@ def _judge(case: Case, body: Load | Train, case_dir: Path, watched: list[Path],
 
 
 # -- source -----------------------------------------------------------------------------------
-SOURCE_KINDS = ("another folder alike", "files replaced with cp -p", "one file replaced",
-                "extracted again in place", "two files swapped", "edited, time put back",
-                "folder link pointed elsewhere", "idx replaced with cp -p",
-                "idx labels replaced with cp -p", "idx extracted again",
-                "idx link pointed elsewhere")  # fmt: skip
+SOURCE_KINDS = (
+    "another folder alike",
+    "files replaced with cp -p",
+    "one file replaced",
+    "extracted again in place",
+    "two files swapped",
+    "edited, time put back",
+    "folder link pointed elsewhere",
+    "idx replaced with cp -p",
+    "idx labels replaced with cp -p",
+    "idx extracted again",
+    "idx link pointed elsewhere",
+)
 
 
 def _alike(a: Path, b: Path) -> None:
@@ -698,9 +789,15 @@ def _source_case(s: Setting, case: Case, rng: random.Random, case_dir: Path) -> 
 
 
 # -- killed -----------------------------------------------------------------------------------
-KILL_KINDS = ("after writing the images", "after writing the labels", "before renaming",
-              "while removing a stale cache", "a dead builder's temporary",
-              "an older version's temporary", "a live builder's temporary")  # fmt: skip
+KILL_KINDS = (
+    "after writing the images",
+    "after writing the labels",
+    "before renaming",
+    "while removing a stale cache",
+    "a dead builder's temporary",
+    "an older version's temporary",
+    "a live builder's temporary",
+)
 
 
 def _kill_me() -> None:
@@ -811,12 +908,24 @@ def _killed_case(s: Setting, case: Case, rng: random.Random, case_dir: Path) -> 
 
 
 # -- unwritable -------------------------------------------------------------------------------
-UNWRITABLE_KINDS = ("a file", "under a file", "a link to nothing", "a link loop", "read-only",
-                    "read-only, with a cache", "decoded read-only, with a cache",
-                    "unsearchable", "decoded unsearchable, with a cache", "HOME read-only",
-                    "HOME unsearchable", "XDG_CACHE_HOME a file", "full",
-                    "full, a damaged cache", "train, HOME unsearchable",
-                    "train, a damaged cache read-only")  # fmt: skip
+UNWRITABLE_KINDS = (
+    "a file",
+    "under a file",
+    "a link to nothing",
+    "a link loop",
+    "read-only",
+    "read-only, with a cache",
+    "decoded read-only, with a cache",
+    "unsearchable",
+    "decoded unsearchable, with a cache",
+    "HOME read-only",
+    "HOME unsearchable",
+    "XDG_CACHE_HOME a file",
+    "full",
+    "full, a damaged cache",
+    "train, HOME unsearchable",
+    "train, a damaged cache read-only",
+)
 
 
 def _unwritable_case(s: Setting, case: Case, rng: random.Random, case_dir: Path) -> None:
@@ -837,8 +946,11 @@ def _unwritable_case(s: Setting, case: Case, rng: random.Random, case_dir: Path)
     elif k in ("read-only", "unsearchable"):
         data.mkdir()
         _lock(data, hidden=k == "unsearchable")
-    elif k in ("read-only, with a cache", "decoded read-only, with a cache",
-               "decoded unsearchable, with a cache"):  # fmt: skip
+    elif k in (
+        "read-only, with a cache",
+        "decoded read-only, with a cache",
+        "decoded unsearchable, with a cache",
+    ):
         _copy_base(s, case.source, case_dir)
         _open_up(data)
         if k == "read-only, with a cache":
@@ -880,9 +992,13 @@ def _unwritable_case(s: Setting, case: Case, rng: random.Random, case_dir: Path)
 
 
 # -- the fuzz ---------------------------------------------------------------------------------
-RUNNERS = {"meta": (_meta_case, META_KINDS), "files": (_files_case, FILE_KINDS),
-           "source": (_source_case, SOURCE_KINDS), "killed": (_killed_case, KILL_KINDS),
-           "unwritable": (_unwritable_case, UNWRITABLE_KINDS)}  # fmt: skip
+RUNNERS = {
+    "meta": (_meta_case, META_KINDS),
+    "files": (_files_case, FILE_KINDS),
+    "source": (_source_case, SOURCE_KINDS),
+    "killed": (_killed_case, KILL_KINDS),
+    "unwritable": (_unwritable_case, UNWRITABLE_KINDS),
+}
 
 
 def _setting(work: Path) -> Setting:
@@ -890,8 +1006,9 @@ def _setting(work: Path) -> Setting:
     rng = np.random.default_rng(0)
     _write_folder(src / "folder", rng)
     _write_idx(src / "idx", rng)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LATENT_EXPLORER_DATA", "XDG_CACHE_HOME")}  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LATENT_EXPLORER_DATA", "XDG_CACHE_HOME")
+    }
     env["HOME"] = str(work / "home")
     s = Setting(work, src, {}, env)
     for source in SOURCES:
@@ -901,8 +1018,9 @@ def _setting(work: Path) -> Setting:
         spec = _spec(source, src)
         case = Case("base", "base", source)
         env = _env(s, LATENT_EXPLORER_DATA=str(data))
-        _judge(case, Load([(spec, env)], work / "base" / f"fresh-{source}", drop=AS_ROOT), work,
-               [src])  # fmt: skip
+        _judge(
+            case, Load([(spec, env)], work / "base" / f"fresh-{source}", drop=AS_ROOT), work, [src]
+        )
         assert case.outcome == "clean", case
         _cache_folder(data)
         s.base[source] = data
@@ -914,8 +1032,12 @@ def _source_for(rng: random.Random, surface: str, kind: str) -> str:
         return "idx" if kind.startswith("idx") else "folder"
     if surface == "killed":  # (a build killed after writing the labels needs labels)
         return rng.choice(["folder", "idx"])
-    needs_labels = kind in ("class names swapped", "class name renamed", "labels crc changed",
-                            "class names cut or added")  # fmt: skip
+    needs_labels = kind in (
+        "class names swapped",
+        "class name renamed",
+        "labels crc changed",
+        "class names cut or added",
+    )
     if needs_labels:
         return rng.choice(["folder", "idx"])
     return rng.choice(SOURCES)
@@ -960,8 +1082,10 @@ def tally(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "mkfifo"),
-                    reason="forked loads and named pipes are POSIX things")  # fmt: skip
+@pytest.mark.skipif(
+    not hasattr(os, "fork") or not hasattr(os, "mkfifo"),
+    reason="forked loads and named pipes are POSIX things",
+)
 def test_a_damaged_stale_or_unwritable_cache_never_gives_wrong_data_or_a_traceback():
     work = Path(tempfile.mkdtemp(prefix="cache-fuzz-"))
     try:
@@ -972,10 +1096,15 @@ def test_a_damaged_stale_or_unwritable_cache_never_gives_wrong_data_or_a_traceba
         _unlock_all(work)
         shutil.rmtree(work, ignore_errors=True)
     bad = [c for c in cases if c.outcome != "clean"]
-    report = (tally(cases) + f"\n{seconds:.1f} s\n"
-              + "\n".join(f"{c.outcome}: {c.surface} / {c.kind} ({c.source}"
-                          f"{', read-only: ' + c.locked if c.locked else ''}): {c.detail}"
-                          for c in bad[:20]))  # fmt: skip
+    report = (
+        tally(cases)
+        + f"\n{seconds:.1f} s\n"
+        + "\n".join(
+            f"{c.outcome}: {c.surface} / {c.kind} ({c.source}"
+            f"{', read-only: ' + c.locked if c.locked else ''}): {c.detail}"
+            for c in bad[:20]
+        )
+    )
     assert not bad, report
     assert len(cases) == sum(CASES.values()), report
     for surface, (_, kinds) in RUNNERS.items():  # every kind ran, each source where it can

@@ -503,16 +503,29 @@ def test_saving_what_would_not_load_is_refused(saved, tmp_path):
 
 def test_settings_of_the_wrong_type_are_config_errors():
     for kwargs in (
-        dict(latent_dim="x"), dict(hidden=None), dict(image_shape=5), dict(latent_dim=True),
-        dict(image_shape=(1, 28.5, 28)), dict(gaussian_std="x", likelihood="gaussian"),
-        dict(num_classes="3"), dict(model=["vae"]), dict(image_shape=(1, 2048, 2048)),
-    ):  # fmt: skip
+        dict(latent_dim="x"),
+        dict(hidden=None),
+        dict(image_shape=5),
+        dict(latent_dim=True),
+        dict(image_shape=(1, 28.5, 28)),
+        dict(gaussian_std="x", likelihood="gaussian"),
+        dict(num_classes="3"),
+        dict(model=["vae"]),
+        dict(image_shape=(1, 2048, 2048)),
+    ):
         with pytest.raises(ConfigError):
             ModelConfig(**kwargs)
     for kwargs in (
-        dict(seed="x"), dict(seed=None), dict(seed=2**70), dict(lr="fast"), dict(lr=math.nan),
-        dict(beta=[1]), dict(epochs=2.0), dict(snapshot_hz=math.inf), dict(device=None),
-    ):  # fmt: skip
+        dict(seed="x"),
+        dict(seed=None),
+        dict(seed=2**70),
+        dict(lr="fast"),
+        dict(lr=math.nan),
+        dict(beta=[1]),
+        dict(epochs=2.0),
+        dict(snapshot_hz=math.inf),
+        dict(device=None),
+    ):
         with pytest.raises(ConfigError):
             TrainConfig(**kwargs)
     with pytest.raises(ConfigError, match="must be a JSON object"):
@@ -610,8 +623,9 @@ def test_a_damaged_noise_state_is_refused_when_read_not_when_continued(saved, tm
     bad = dict(position, noise_state=tensors["run/noise_state"])
     with pytest.raises(CheckpointError, match="not saved.*mt19937"):  # nor is one written
         save_checkpoint(tmp_path / "new.safetensors", trainer.model, trainer.config, position=bad)
-    tensors["run/noise_state"] = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0],
-                                              dtype=torch.uint8)  # fmt: skip
+    tensors["run/noise_state"] = torch.tensor(
+        [7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8
+    )
     _write_tensors(p, tensors, meta)  # a CUDA generator's, its offset not a multiple of 4
     _refused(p, "tensor run/noise_state is not a random generator's state", "offset 3")
 
@@ -632,16 +646,23 @@ def test_weights_saved_in_half_precision_load_as_float32(saved, shapes, tmp_path
 
     trainer, full = saved
     half = save_checkpoint(
-        tmp_path / "half.safetensors", trainer.model, trainer.config,
-        class_names=trainer.data.class_names, weights_dtype=dtype,
-    )  # fmt: skip
+        tmp_path / "half.safetensors",
+        trainer.model,
+        trainer.config,
+        class_names=trainer.data.class_names,
+        weights_dtype=dtype,
+    )
     ck = load_checkpoint(half)
     for k, v in ck.model.state_dict().items():
         assert v.dtype == torch.float32
         torch.testing.assert_close(v, trainer.model.state_dict()[k].to(dtype).float())
     weights = sum(v.numel() for v in trainer.model.state_dict().values())
-    plain = save_checkpoint(tmp_path / "plain.safetensors", trainer.model, trainer.config,
-                            class_names=trainer.data.class_names)  # fmt: skip
+    plain = save_checkpoint(
+        tmp_path / "plain.safetensors",
+        trainer.model,
+        trainer.config,
+        class_names=trainer.data.class_names,
+    )
     assert plain.stat().st_size - half.stat().st_size == pytest.approx(2 * weights, rel=0.01)
     x, y = shapes.test_x, shapes.test_y
     reference = load_checkpoint(plain).model
@@ -653,5 +674,6 @@ def test_weights_saved_in_half_precision_load_as_float32(saved, shapes, tmp_path
     before, after = nelbo(reference), nelbo(ck.model)
     assert abs(after - before) < (0.1 if dtype == torch.float16 else 0.5), (before, after)
     with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
-        save_checkpoint(tmp_path / "x.safetensors", trainer.model, trainer.config,
-                        weights_dtype=torch.int8)  # fmt: skip
+        save_checkpoint(
+            tmp_path / "x.safetensors", trainer.model, trainer.config, weights_dtype=torch.int8
+        )

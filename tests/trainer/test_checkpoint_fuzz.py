@@ -72,9 +72,14 @@ def _originals(folder: Path) -> list[tuple[str, bytes]]:
     out = []
     a = ModelConfig(model="cvae", latent_dim=2, hidden=8, image_shape=(1, 8, 8), num_classes=3)
     b = ModelConfig(
-        model="vae", arch="conv", latent_dim=2, hidden=8, image_shape=(1, 28, 28),
-        likelihood="gaussian", gaussian_std=0.5,
-    )  # fmt: skip
+        model="vae",
+        arch="conv",
+        latent_dim=2,
+        hidden=8,
+        image_shape=(1, 28, 28),
+        likelihood="gaussian",
+        gaussian_std=0.5,
+    )
     c = ModelConfig(
         model="ae", latent_dim=3, hidden=8, image_shape=(3, 4, 4), likelihood="gaussian"
     )
@@ -85,15 +90,25 @@ def _originals(folder: Path) -> list[tuple[str, bytes]]:
         trainer.fit(epochs=1)
         position = None
         if name == "cvae":
-            position = {"epoch_images": 2, "epoch_sums": [12.5, 3.25, 14.0],
-                        "noise_state": trainer.noise.get_state()}  # fmt: skip
+            position = {
+                "epoch_images": 2,
+                "epoch_sums": [12.5, 3.25, 14.0],
+                "noise_state": trainer.noise.get_state(),
+            }
         path = folder / f"{name}.safetensors"
         spec = DataSpec("shapes", shapes_count=100) if name == "cvae" else None
         save_checkpoint(
-            path, trainer.model, tc, spec, ["circle", "square", "ring"] if name == "cvae" else [],
+            path,
+            trainer.model,
+            tc,
+            spec,
+            ["circle", "square", "ring"] if name == "cvae" else [],
             trainer.history,
-            trainer.optimizer.state_dict(), trainer.epochs_done, trainer.step, position,
-        )  # fmt: skip
+            trainer.optimizer.state_dict(),
+            trainer.epochs_done,
+            trainer.step,
+            position,
+        )
         out.append((name, path.read_bytes()))
     torch.manual_seed(2)
     path = folder / "ae.safetensors"
@@ -154,10 +169,41 @@ class Case:
 
 
 BAD_VALUES = [
-    None, True, False, 0, 1, -1, 7, 2**31, 2**63, 2**70, 10**400, 1e100, -1e100, 1.5, 0.5, -0.0,
-    math.nan, math.inf, -math.inf, "", "x", "vae", "conv", "cpu", "x" * 5000, "\ud800", [], {},
-    [1, 28.5, 28], [0], [1, 2, 3], {"a": 1}, {"tensor": "optim/0/exp_avg"}, DEEP,
-]  # fmt: skip
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    7,
+    2**31,
+    2**63,
+    2**70,
+    10**400,
+    1e100,
+    -1e100,
+    1.5,
+    0.5,
+    -0.0,
+    math.nan,
+    math.inf,
+    -math.inf,
+    "",
+    "x",
+    "vae",
+    "conv",
+    "cpu",
+    "x" * 5000,
+    "\ud800",
+    [],
+    {},
+    [1, 28.5, 28],
+    [0],
+    [1, 2, 3],
+    {"a": 1},
+    {"tensor": "optim/0/exp_avg"},
+    DEEP,
+]
 
 
 def _paths(node, prefix=()):
@@ -326,8 +372,9 @@ def _damage_case(rng, base, raw) -> Case:
         if pairs:
             a, b = rng.sample(rng.choice(pairs), 2)
             header[a]["data_offsets"], header[b]["data_offsets"] = (
-                header[b]["data_offsets"], header[a]["data_offsets"],
-            )  # fmt: skip
+                header[b]["data_offsets"],
+                header[a]["data_offsets"],
+            )
             what = f"offsets of {a} and {b} swapped"
         else:
             k = rng.choice(sorted(header))
@@ -379,10 +426,36 @@ def _unsealed_case(rng, base, raw) -> Case:
 
 
 HEADER_VALUES = [
-    ["F32"], {"F32": 4}, [], {}, None, True, 0, 4, -1, 1.5, "", "f32", "F32 ", "U8", "I64",
-    [[2, 3]], [2.0, 3.0], [True], ["2"], [-1], [2**63], [0, 10**30], [None, None], [3, 1],
-    {"start": 0, "end": 4}, [[0], [4]], "0,4", 10**400, math.nan,
-]  # fmt: skip
+    ["F32"],
+    {"F32": 4},
+    [],
+    {},
+    None,
+    True,
+    0,
+    4,
+    -1,
+    1.5,
+    "",
+    "f32",
+    "F32 ",
+    "U8",
+    "I64",
+    [[2, 3]],
+    [2.0, 3.0],
+    [True],
+    ["2"],
+    [-1],
+    [2**63],
+    [0, 10**30],
+    [None, None],
+    [3, 1],
+    {"start": 0, "end": 4},
+    [[0], [4]],
+    "0,4",
+    10**400,
+    math.nan,
+]
 
 
 def _header_case(rng, base, raw) -> Case:
@@ -576,10 +649,16 @@ def _judge(ck, meta: dict, tensors: dict) -> str | None:
     mc = ck.model_config
     try:
         trainer = Trainer(
-            ck.model, _data(mc, n=4), ck.train_config, device="cpu", history=ck.history,
-            optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
+            ck.model,
+            _data(mc, n=4),
+            ck.train_config,
+            device="cpu",
+            history=ck.history,
+            optimizer_state=ck.optimizer_state,
+            epochs_done=ck.epochs_done,
+            step=ck.step,
             position=ck.position,
-        )  # fmt: skip
+        )
         trainer.fit(epochs=1)
     except TrainingDiverged:
         pass  # a learning rate of 1, say: the run's business, not the file's
@@ -651,8 +730,14 @@ def run_fuzz(folder: Path, seed: int = SEED) -> list[Case]:
     torch.set_num_threads(1)  # tiny models: threads only cost time, the more on busy cores
     originals = _originals(folder)
     _NOISY[:] = [raw for name, raw in originals if name == "cvae"]
-    makers = {"meta": _meta_case, "tensor": _tensor_case, "damage": _damage_case,
-              "unsealed": _unsealed_case, "header": _header_case, "noise": _noise_case}  # fmt: skip
+    makers = {
+        "meta": _meta_case,
+        "tensor": _tensor_case,
+        "damage": _damage_case,
+        "unsealed": _unsealed_case,
+        "header": _header_case,
+        "noise": _noise_case,
+    }
     cases = []
     old = signal.signal(signal.SIGALRM, _on_alarm) if hasattr(signal, "SIGALRM") else None
     try:

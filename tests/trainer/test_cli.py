@@ -83,24 +83,67 @@ def test_evaluate_prints_and_writes_json(run_dir, tmp_path, capsys):
 
 def test_conditional_defaults_show_every_class(run_dir, tmp_path):
     ck = str(run_dir / "checkpoint.safetensors")
-    assert main(["sample", "--checkpoint", ck, "--n", "6", "--scale", "1",
-                 "--out", str(tmp_path / "rows.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                ck,
+                "--n",
+                "6",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "rows.png"),
+            ]
+        )
+        == 0
+    )
     with Image.open(tmp_path / "rows.png") as im:  # 5 classes x 6 samples, the same z per column
         assert im.size == (6 * 30 + 2, 5 * 30 + 2)
-    assert main(["manifold", "--checkpoint", ck, "--n", "4", "--scale", "1",
-                 "--out", str(tmp_path / "all.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "manifold",
+                "--checkpoint",
+                ck,
+                "--n",
+                "4",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "all.png"),
+            ]
+        )
+        == 0
+    )
     with Image.open(tmp_path / "all.png") as im:  # 5 grids of 4 x 4 (padding 0), gap 6
         assert im.size == (5 * (4 * 28 + 6) + 6, 4 * 28 + 12)
 
 
 def test_output_image_type_follows_the_extension(run_dir, tmp_path, capsys):
     ck = str(run_dir / "checkpoint.safetensors")
-    assert main(["sample", "--checkpoint", ck, "--class", "0", "--n", "4",
-                 "--out", str(tmp_path / "s.jpg")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sample",
+                "--checkpoint",
+                ck,
+                "--class",
+                "0",
+                "--n",
+                "4",
+                "--out",
+                str(tmp_path / "s.jpg"),
+            ]
+        )
+        == 0
+    )
     with Image.open(tmp_path / "s.jpg") as im:
         assert im.format == "JPEG"
-    code, err = _err(["sample", "--checkpoint", ck, "--class", "0", "--out",
-                      str(tmp_path / "s.txt")], capsys)  # fmt: skip
+    code, err = _err(
+        ["sample", "--checkpoint", ck, "--class", "0", "--out", str(tmp_path / "s.txt")], capsys
+    )
     assert code == 2 and "unsupported image type '.txt'" in err
     assert not (tmp_path / "s.txt").exists()
 
@@ -280,8 +323,21 @@ def test_a_diverging_run_keeps_its_last_good_model(tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(Trainer, "test_stats", stats)
     out = tmp_path / "run"
-    code, err = _err(["train", *SHAPES, "--epochs", "3", "--latent-dim", "2", "--hidden", "32",
-                      "--out", str(out)], capsys)  # fmt: skip
+    code, err = _err(
+        [
+            "train",
+            *SHAPES,
+            "--epochs",
+            "3",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 2
     last = err.strip().splitlines()[-1]
     assert "diverged" in last and "end of epoch 1" in last and "saved in" in last
@@ -317,8 +373,21 @@ def test_train_uses_the_chosen_threads(tmp_path, monkeypatch, capsys, extra, exp
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
     try:
-        code = main(["train", *SHAPES, "--epochs", "1", "--hidden", "32", "--device", "cpu",
-                     "--out", str(tmp_path), *extra])  # fmt: skip
+        code = main(
+            [
+                "train",
+                *SHAPES,
+                "--epochs",
+                "1",
+                "--hidden",
+                "32",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path),
+                *extra,
+            ]
+        )
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)

@@ -50,10 +50,30 @@ import torch
 SEED = 20261124
 CASES = 400
 TIMEOUT = 30.0  # seconds a case may take before it counts as a hang
-OUTCOMES = ("clean", "refused a good line", "unclear refusal", "traceback", "hang", "crash",
-            "silent wrong", "data lost")  # fmt: skip
-TINY = ["--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--batch-size", "32",
-        "--threads", "1", "--device", "cpu"]  # fmt: skip
+OUTCOMES = (
+    "clean",
+    "refused a good line",
+    "unclear refusal",
+    "traceback",
+    "hang",
+    "crash",
+    "silent wrong",
+    "data lost",
+)
+TINY = [
+    "--epochs",
+    "1",
+    "--hidden",
+    "16",
+    "--latent-dim",
+    "2",
+    "--batch-size",
+    "32",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+]
 
 # which data options each source reads: the rule, written out here independently of the code
 TAKES = {
@@ -65,16 +85,24 @@ TAKES = {
     "folder": ("--root", "--image-size", "--background", "--test-fraction"),
 }
 SOURCES = tuple(TAKES)
-DATA_OPTIONS = ("--images", "--labels", "--root", "--image-size", "--shapes-count",
-                "--background", "--test-fraction")  # fmt: skip
+DATA_OPTIONS = (
+    "--images",
+    "--labels",
+    "--root",
+    "--image-size",
+    "--shapes-count",
+    "--background",
+    "--test-fraction",
+)
 
 
 # -- the setting ------------------------------------------------------------------------------
 def _write_idx(images: Path, labels: Path, seed: int, n: int = 64, side: int = 8) -> None:
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
-    images.write_bytes(gzip.compress(struct.pack(">BBBB3I", 0, 0, 8, 3, n, side, side)
-                                     + x.tobytes()))  # fmt: skip
+    images.write_bytes(
+        gzip.compress(struct.pack(">BBBB3I", 0, 0, 8, 3, n, side, side) + x.tobytes())
+    )
     y = (np.arange(n) % 4).astype(np.uint8)
     labels.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 8, 1, n) + y.tobytes()))
 
@@ -105,10 +133,18 @@ def _setting(folder: Path) -> Setting:
         for i in range(3):
             Image.new("L", (8, 8), 40 * i).save(f["root"] / c / f"{i}.png")
     runs = {
-        "cvae": ["--dataset", "idx", "--images", f["images"], "--labels", f["labels"],
-                 "--model", "cvae"],
+        "cvae": [
+            "--dataset",
+            "idx",
+            "--images",
+            f["images"],
+            "--labels",
+            f["labels"],
+            "--model",
+            "cvae",
+        ],
         "vae": ["--dataset", "shapes", "--shapes-count", "100", "--image-size", "8"],
-    }  # fmt: skip
+    }
     for name, data in runs.items():
         out = folder / f"run-{name}"
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
@@ -130,8 +166,11 @@ class Case:
 def _files(s: Setting, source: str | None, rng: random.Random) -> list[str]:
     """The options a source needs: its files."""
     if source == "idx":
-        return ["--images", s["images2"], *(["--labels", s["labels2"]] if rng.random() < 0.7
-                                            else [])]  # fmt: skip
+        return [
+            "--images",
+            s["images2"],
+            *(["--labels", s["labels2"]] if rng.random() < 0.7 else []),
+        ]
     if source == "folder":
         return ["--root", s["root"]]
     return []
@@ -139,9 +178,18 @@ def _files(s: Setting, source: str | None, rng: random.Random) -> list[str]:
 
 def _value(option: str, s: Setting) -> list[str]:
     """A good value for a data option."""
-    return [option, {"--images": s["images2"], "--labels": s["labels2"], "--root": s["root"],
-                     "--image-size": "16", "--shapes-count": "100", "--background": "black",
-                     "--test-fraction": "0.25"}[option]]  # fmt: skip
+    return [
+        option,
+        {
+            "--images": s["images2"],
+            "--labels": s["labels2"],
+            "--root": s["root"],
+            "--image-size": "16",
+            "--shapes-count": "100",
+            "--background": "black",
+            "--test-fraction": "0.25",
+        }[option],
+    ]
 
 
 def _dataset(source: str | None) -> list[str]:
@@ -175,8 +223,21 @@ def _evaluate_data(s: Setting, rng: random.Random) -> Case:
         option = rng.choice(extra)
         given.append(option)
         base += _value(option, s)
-    argv = ["evaluate", "--checkpoint", s[ck], *_dataset(source), *base, "--iw-samples", "2",
-            "--limit", "8", "--device", "cpu", "--out", "{out}.json"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        s[ck],
+        *_dataset(source),
+        *base,
+        "--iw-samples",
+        "2",
+        "--limit",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        "{out}.json",
+    ]
     effective = source or own
     fault = next((o for o in DATA_OPTIONS if o in given and o not in TAKES[effective]), None)
     kind = "option that does not apply"
@@ -216,10 +277,22 @@ NUMBERS = [
 ]  # fmt: skip
 HOSTILE = {
     "int": ("nan", "inf", "-inf", "1e400", "2.5", "-1", str(2**70), "ten", "", "0x10", "1e3"),
-    "float": ("nan", "inf", "-inf", "1e400", "-1e400", "-1", "1e300", "NaN", "Infinity", "",
-              "half", "1,5"),
+    "float": (
+        "nan",
+        "inf",
+        "-inf",
+        "1e400",
+        "-1e400",
+        "-1",
+        "1e300",
+        "NaN",
+        "Infinity",
+        "",
+        "half",
+        "1,5",
+    ),
     "z": ("nan", "inf", "-inf", "1e400", "-1e400", "1e300", "-1e300", "NaN", "", "zero"),
-}  # fmt: skip
+}
 
 
 def _base(command: str, s: Setting) -> list[str]:
@@ -245,8 +318,12 @@ def _with(argv: list[str], option: str, values: list[str]) -> list[str]:
         i = argv.index(option)
         argv = argv[:i] + argv[i + 2 :]
     film = ["--film", "{out}.gif"]
-    needs = {"--gaussian-std": ["--likelihood", "gaussian"], "--film-memory": film,
-             "--film-fps": film, "--film-size": film}  # fmt: skip
+    needs = {
+        "--gaussian-std": ["--likelihood", "gaussian"],
+        "--film-memory": film,
+        "--film-fps": film,
+        "--film-size": film,
+    }
     return [*argv, *needs.get(option, []), option, *values]
 
 
@@ -288,8 +365,13 @@ def _other_inapplicable(s: Setting, rng: random.Random) -> Case:
 
 def draw(s: Setting, n: int = CASES, seed: int = SEED) -> list[Case]:
     rng = random.Random(seed)
-    makers = [(_train_inapplicable, 25), (_evaluate_data, 25), (_number, 35),
-              (_other_inapplicable, 8), (_good_number, 10)]  # fmt: skip
+    makers = [
+        (_train_inapplicable, 25),
+        (_evaluate_data, 25),
+        (_number, 35),
+        (_other_inapplicable, 8),
+        (_good_number, 10),
+    ]
     makers_, weights = zip(*makers, strict=True)
     return [rng.choices(makers_, weights)[0](s, rng) for _ in range(n)]
 
@@ -369,8 +451,12 @@ def _judge(case: Case, code, reached: bool, err: str) -> None:
         case.detail = "" if ran else f"exit {code}: {err.strip()[-200:]}"
     elif ran:
         case.outcome, case.detail = "silent wrong", f"{case.fault} ignored"
-    elif (code == 2 and len(lines) == 1 and lines[0].startswith("latent-train: error:")
-          and case.fault in lines[0]):  # fmt: skip
+    elif (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith("latent-train: error:")
+        and case.fault in lines[0]
+    ):
         case.outcome, case.detail = "clean", lines[0]
     else:
         case.outcome, case.detail = "unclear refusal", f"exit {code}: {err.strip()[-200:]}"
@@ -393,9 +479,13 @@ def run_fuzz(folder: Path, n: int = CASES, seed: int = SEED) -> list[Case]:
 
 
 # -- thread variables, in fresh processes -----------------------------------------------------
-ENVIRONMENTS = [("OMP_NUM_THREADS", "99999"), ("OMP_NUM_THREADS", "9" * 40),
-                ("MKL_NUM_THREADS", "99999"), ("OMP_NUM_THREADS", "lots"),
-                ("OMP_NUM_THREADS", "0")]  # fmt: skip
+ENVIRONMENTS = [
+    ("OMP_NUM_THREADS", "99999"),
+    ("OMP_NUM_THREADS", "9" * 40),
+    ("MKL_NUM_THREADS", "99999"),
+    ("OMP_NUM_THREADS", "lots"),
+    ("OMP_NUM_THREADS", "0"),
+]
 
 
 def run_environment(name: str, value: str, folder: Path, root: Path) -> Case:
@@ -403,9 +493,28 @@ def run_environment(name: str, value: str, folder: Path, root: Path) -> Case:
     what it did with the variable."""
     case = Case("thread variable", [f"{name}={value}", "train"], name)
     env = dict(os.environ, **{name: value}, PYTHONPATH=str(root))
-    argv = [sys.executable, "-m", "trainer", "train", "--dataset", "shapes", "--shapes-count",
-            "100", "--image-size", "8", "--epochs", "1", "--hidden", "16", "--latent-dim", "2",
-            "--device", "cpu", "--out", str(folder)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "train",
+        "--dataset",
+        "shapes",
+        "--shapes-count",
+        "100",
+        "--image-size",
+        "8",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(folder),
+    ]
     try:
         r = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
@@ -456,8 +565,16 @@ def test_every_command_line_runs_as_asked_or_is_refused_naming_the_option(tmp_pa
     kinds = Counter(c.kind for c in cases)
     assert min(kinds.values()) >= 20, report  # every kind is tried, often
     commands = {c.argv[0] for c in cases}
-    assert commands >= {"train", "evaluate", "sample", "manifold", "traverse", "posterior",
-                        "arithmetic", "examples"}, report  # fmt: skip
+    assert commands >= {
+        "train",
+        "evaluate",
+        "sample",
+        "manifold",
+        "traverse",
+        "posterior",
+        "arithmetic",
+        "examples",
+    }, report
     assert sum(c.fault is None for c in cases) >= 80, report  # good lines, which must run
 
 
@@ -466,8 +583,10 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         cases = run_fuzz(Path(d))
-        cases += [run_environment(k, v, Path(d) / f"env{i}", root)
-                  for i, (k, v) in enumerate(ENVIRONMENTS)]  # fmt: skip
+        cases += [
+            run_environment(k, v, Path(d) / f"env{i}", root)
+            for i, (k, v) in enumerate(ENVIRONMENTS)
+        ]
         print(tally(cases))
         print(f"{time.perf_counter() - t:.1f} s")
         for c in cases:

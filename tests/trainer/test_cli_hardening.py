@@ -246,8 +246,20 @@ def test_evaluate_refuses_a_cvae_on_data_with_other_classes(cvae_run, tmp_path, 
     _one_line_error(code, err, "--images without --labels", "conditioned on 5 classes")
     code, err = _run(["evaluate", "--checkpoint", ck, "--image-size", "32"], capsys)
     _one_line_error(code, err, "images of 1x32x32", "takes 1x28x28")
-    code, err = _run(["evaluate", "--checkpoint", ck, "--dataset", "idx", "--images",
-                      tmp_path / "gone.gz", "--labels", data10[-1]], capsys)  # fmt: skip
+    code, err = _run(
+        [
+            "evaluate",
+            "--checkpoint",
+            ck,
+            "--dataset",
+            "idx",
+            "--images",
+            tmp_path / "gone.gz",
+            "--labels",
+            data10[-1],
+        ],
+        capsys,
+    )
     _one_line_error(code, err, "gone.gz")
     assert not (tmp_path / "e").exists() and not (cvae_run / "evaluation.json").exists()
 
@@ -276,8 +288,9 @@ def test_sample_sizes_are_checked_before_decoding(cvae_run, tmp_path, capsys, mo
     argv = ["sample", "--checkpoint", ck, "--class", "0", "--n", "10000", "--scale", "16"]
     code, err = _run([*argv, "--out", out], capsys)
     _one_line_error(code, err, "the grid would be 48032 x 48032 pixels")
-    code, err = _run(["manifold", "--checkpoint", ck, "--n", "100", "--scale", "16",
-                      "--out", out], capsys)  # fmt: skip
+    code, err = _run(
+        ["manifold", "--checkpoint", ck, "--n", "100", "--scale", "16", "--out", out], capsys
+    )
     _one_line_error(code, err, "the grid would be")
     code, err = _run(["sample", "--checkpoint", ck, "--out", tmp_path / "s.txt"], capsys)
     _one_line_error(code, err, "unsupported image type '.txt'")
@@ -307,8 +320,9 @@ def test_out_of_memory_is_one_line(error, cvae_run, tmp_path, capsys, monkeypatc
 
     monkeypatch.setattr(trainer.latent, "sample_prior", sample_prior)
     ck = cvae_run / "checkpoint.safetensors"
-    code, err = _run(["sample", "--checkpoint", ck, "--class", "1",
-                      "--out", tmp_path / "s.png"], capsys)  # fmt: skip
+    code, err = _run(
+        ["sample", "--checkpoint", ck, "--class", "1", "--out", tmp_path / "s.png"], capsys
+    )
     _one_line_error(code, err, "out of memory during sample", "--n")
 
 
@@ -357,8 +371,12 @@ def test_a_save_killed_midway_leaves_a_folder_that_says_so(
 
 def test_a_complete_run_lists_its_files_last(cvae_run, tmp_path, capsys):
     m = json.loads((cvae_run / MANIFEST).read_text())
-    assert set(m["files"]) == {"checkpoint.safetensors", "history.csv", "samples.png",
-                               "manifold.png"}  # fmt: skip
+    assert set(m["files"]) == {
+        "checkpoint.safetensors",
+        "history.csv",
+        "samples.png",
+        "manifold.png",
+    }
     assert m["checkpoint_step"] == load_checkpoint(cvae_run / "checkpoint.safetensors").step
     run = tmp_path / "run"
     shutil.copytree(cvae_run, run)
@@ -367,8 +385,9 @@ def test_a_complete_run_lists_its_files_last(cvae_run, tmp_path, capsys):
         byte = f.read(1)
         f.seek(100)
         f.write(bytes([byte[0] ^ 0xFF]))
-    assert run_problems(run) == [f"samples.png is not the file {MANIFEST} lists (its SHA-256 "
-                                 "differs)"]  # fmt: skip
+    assert run_problems(run) == [
+        f"samples.png is not the file {MANIFEST} lists (its SHA-256 differs)"
+    ]
     (run / "history.csv").unlink()
     assert "history.csv is missing" in run_problems(run)
     # a new run in the same folder leaves none of the old run's files it does not write
@@ -383,14 +402,37 @@ def test_a_complete_run_lists_its_files_last(cvae_run, tmp_path, capsys):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_saves_the_training_and_exits_with_its_code(sig, code, tmp_path):
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "trainer", "train", "--dataset", "shapes", "--shapes-count",
-            "1000", "--epochs", "5000", "--hidden", "16", "--latent-dim", "2", "--threads", "1",
-            "--device", "cpu", "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "train",
+        "--dataset",
+        "shapes",
+        "--shapes-count",
+        "1000",
+        "--epochs",
+        "5000",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "2",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(  # with Ctrl-C's default action, even if this shell ignores it
-        argv, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+        argv,
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     watchdog = threading.Timer(120, proc.kill)
     watchdog.start()
     try:
@@ -496,8 +538,19 @@ def test_train_warns_when_the_final_loss_is_far_worse(tmp_path, capsys, monkeypa
 
 # -- 14: outputs, --gaussian-std, symbolic link loops ------------------------------------------
 def test_evaluate_out_folder_gets_evaluation_json(cvae_run, tmp_path, capsys):
-    argv = ["evaluate", "--checkpoint", cvae_run / "checkpoint.safetensors", "--iw-samples", "2",
-            "--limit", "8", "--device", "cpu", "--out", tmp_path]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        cvae_run / "checkpoint.safetensors",
+        "--iw-samples",
+        "2",
+        "--limit",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path,
+    ]
     code, err = _run(argv, capsys)
     assert code == 0, err
     res = json.loads((tmp_path / "evaluation.json").read_text())
@@ -517,8 +570,9 @@ def test_evaluate_refuses_an_unwritable_results_file_first(
     monkeypatch.setattr(checks, "probe", probe)
     ck = cvae_run / "checkpoint.safetensors"
     code, err = _run(["evaluate", "--checkpoint", ck], capsys)
-    _one_line_error(code, err, "evaluation.json: cannot be written (Read-only file system)",
-                    "pass --out FILE")  # fmt: skip
+    _one_line_error(
+        code, err, "evaluation.json: cannot be written (Read-only file system)", "pass --out FILE"
+    )
     code, err = _run(["evaluate", "--checkpoint", ck, "--out", ""], capsys)
     _one_line_error(code, err, "--out is empty")
 
@@ -551,8 +605,11 @@ def test_gaussian_std_needs_the_gaussian_decoder(tmp_path, capsys, no_data_loadi
 def test_a_symbolic_link_loop_is_named(argv, option, cvae_run, tmp_path, capsys):
     loop = tmp_path / "loop"
     os.symlink(loop, loop)  # a link to itself
-    subs = {"{loop}": str(loop), "{tmp}": str(tmp_path),
-            "{ck}": str(cvae_run / "checkpoint.safetensors")}  # fmt: skip
+    subs = {
+        "{loop}": str(loop),
+        "{tmp}": str(tmp_path),
+        "{ck}": str(cvae_run / "checkpoint.safetensors"),
+    }
     for k, v in subs.items():
         argv = [a.replace(k, v) for a in argv]
     code, err = _run(argv, capsys)
@@ -563,35 +620,59 @@ def test_a_symbolic_link_loop_is_named(argv, option, cvae_run, tmp_path, capsys)
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["train", "--dataset", "shapes", "--images", "f.gz"],
-         "--images does not apply to --dataset shapes: it names an IDX images file "
-         "(--dataset idx)"),
+        (
+            ["train", "--dataset", "shapes", "--images", "f.gz"],
+            "--images does not apply to --dataset shapes: it names an IDX images file "
+            "(--dataset idx)",
+        ),
         (["train", "--root", "pictures"], "--root does not apply to --dataset mnist (the default)"),
-        (["train", "--dataset", "idx", "--images", "f.gz", "--image-size", "64"],
-         "--image-size does not apply to --dataset idx"),
-        (["train", "--dataset", "idx", "--images", "f.gz", "--shapes-count", "100"],
-         "--shapes-count does not apply to --dataset idx"),
-        (["train", "--dataset", "kmnist", "--test-fraction", "0.3"],
-         "--test-fraction does not apply to --dataset kmnist"),
-        (["train", "--dataset", "shapes", "--background", "black"],
-         "--background does not apply to --dataset shapes"),
-        (["train", "--dataset", "folder", "--root", "d", "--labels", "l.gz"],
-         "--labels does not apply to --dataset folder"),
-        (["evaluate", "--checkpoint", "{ck}", "--images", "f.gz"],
-         "--images does not apply to the checkpoint's data (the built-in shapes)"),
-        (["evaluate", "--checkpoint", "{ck}", "--dataset", "mnist", "--image-size", "28"],
-         "--image-size does not apply to --dataset mnist"),
-        (["train", "--dataset", "shapes", "--model", "ae", "--beta", "4"],
-         "--beta does not apply to --model ae"),
-        (["train", "--dataset", "shapes", "--model", "ae", "--warmup-epochs", "2"],
-         "--warmup-epochs does not apply to --model ae"),
-        (["manifold", "--checkpoint", "{ck}", "--plane", "pca", "--dims", "1", "0"],
-         "--dims does not apply to --plane pca"),
-        (["posterior", "--checkpoint", "{ck}", "--plane", "pca", "--dims", "1", "0"],
-         "--dims does not apply to --plane pca"),
+        (
+            ["train", "--dataset", "idx", "--images", "f.gz", "--image-size", "64"],
+            "--image-size does not apply to --dataset idx",
+        ),
+        (
+            ["train", "--dataset", "idx", "--images", "f.gz", "--shapes-count", "100"],
+            "--shapes-count does not apply to --dataset idx",
+        ),
+        (
+            ["train", "--dataset", "kmnist", "--test-fraction", "0.3"],
+            "--test-fraction does not apply to --dataset kmnist",
+        ),
+        (
+            ["train", "--dataset", "shapes", "--background", "black"],
+            "--background does not apply to --dataset shapes",
+        ),
+        (
+            ["train", "--dataset", "folder", "--root", "d", "--labels", "l.gz"],
+            "--labels does not apply to --dataset folder",
+        ),
+        (
+            ["evaluate", "--checkpoint", "{ck}", "--images", "f.gz"],
+            "--images does not apply to the checkpoint's data (the built-in shapes)",
+        ),
+        (
+            ["evaluate", "--checkpoint", "{ck}", "--dataset", "mnist", "--image-size", "28"],
+            "--image-size does not apply to --dataset mnist",
+        ),
+        (
+            ["train", "--dataset", "shapes", "--model", "ae", "--beta", "4"],
+            "--beta does not apply to --model ae",
+        ),
+        (
+            ["train", "--dataset", "shapes", "--model", "ae", "--warmup-epochs", "2"],
+            "--warmup-epochs does not apply to --model ae",
+        ),
+        (
+            ["manifold", "--checkpoint", "{ck}", "--plane", "pca", "--dims", "1", "0"],
+            "--dims does not apply to --plane pca",
+        ),
+        (
+            ["posterior", "--checkpoint", "{ck}", "--plane", "pca", "--dims", "1", "0"],
+            "--dims does not apply to --plane pca",
+        ),
         (["examples", "--iw-samples", "5"], "--iw-samples go with --rebuild"),
     ],
-)  # fmt: skip
+)
 def test_an_option_that_does_not_apply_is_refused(
     argv, fragment, cvae_run, tmp_path, capsys, no_data_loading
 ):
@@ -613,14 +694,22 @@ def test_an_option_that_does_not_apply_is_refused(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--dataset", "shapes", "--image-size", "16", "--shapes-count", "100",
-         "--test-fraction", "0.3"],
+        [
+            "--dataset",
+            "shapes",
+            "--image-size",
+            "16",
+            "--shapes-count",
+            "100",
+            "--test-fraction",
+            "0.3",
+        ],
         ["--dataset", "folder", "--root", "d", "--image-size", "16", "--background", "black"],
         ["--dataset", "idx", "--images", "i.gz", "--labels", "l.gz", "--test-fraction", "0.3"],
         ["--dataset", "fashion-mnist"],
         [],
     ],
-)  # fmt: skip
+)
 def test_the_options_a_source_reads_reach_its_loading(argv, tmp_path, monkeypatch):
     import trainer.data
 
@@ -660,8 +749,13 @@ def test_evaluate_takes_images_and_labels_from_one_place(tmp_path, capsys):
     ck = run / "checkpoint.safetensors"
     evaluate = ["evaluate", "--checkpoint", ck, "--iw-samples", "2", "--out", tmp_path / "e.json"]
     code, err = _run([*evaluate, "--images", theirs[3]], capsys)
-    _one_line_error(code, err, "--images without --labels", "conditioned on 4 classes",
-                    "the checkpoint's labels belong to its own images")  # fmt: skip
+    _one_line_error(
+        code,
+        err,
+        "--images without --labels",
+        "conditioned on 4 classes",
+        "the checkpoint's labels belong to its own images",
+    )
     code, err = _run([*evaluate, "--dataset", "idx", "--images", theirs[3]], capsys)
     _one_line_error(code, err, "--images without --labels")
     code, err = _run([*evaluate, "--labels", theirs[5]], capsys)
@@ -683,23 +777,51 @@ def test_an_unconditional_model_evaluated_on_other_images_takes_no_labels(tmp_pa
     assert main(["train", *map(str, data), *TINY, "--out", str(run)]) == 0
     capsys.readouterr()
     ck = run / "checkpoint.safetensors"
-    code, err = _run(["evaluate", "--checkpoint", ck, "--iw-samples", "2", *theirs, "--out",
-                      tmp_path / "e.json"], capsys)  # fmt: skip
+    code, err = _run(
+        [
+            "evaluate",
+            "--checkpoint",
+            ck,
+            "--iw-samples",
+            "2",
+            *theirs,
+            "--out",
+            tmp_path / "e.json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "data: IDX file images.gz: 48 train / 12 test images of 1x28x28, no labels" in err
 
 
 @pytest.mark.parametrize(
     "z, shown",
-    [(["nan", "nan"], "got nan"), (["inf", "0"], "got inf"), (["0", "-inf"], "got -inf"),
-     (["1e400", "0"], "got 1e400"), (["0", "-2000"], "must be in [-1000, 1000], got -2000"),
-     (["0", "-1e300"], "got -1e300")],
-)  # fmt: skip
+    [
+        (["nan", "nan"], "got nan"),
+        (["inf", "0"], "got inf"),
+        (["0", "-inf"], "got -inf"),
+        (["1e400", "0"], "got 1e400"),
+        (["0", "-2000"], "must be in [-1000, 1000], got -2000"),
+        (["0", "-1e300"], "got -1e300"),
+    ],
+)
 def test_traverse_z_must_be_finite(z, shown, cvae_run, tmp_path, capsys):
     """QA: traverse --z nan nan and --z inf 0 exited 0 (with a picture of nothing)."""
     ck = cvae_run / "checkpoint.safetensors"
-    code, err = _run(["traverse", "--checkpoint", ck, "--kl-images", "0", "--out",
-                      tmp_path / "t.png", "--z", *z], capsys)  # fmt: skip
+    code, err = _run(
+        [
+            "traverse",
+            "--checkpoint",
+            ck,
+            "--kl-images",
+            "0",
+            "--out",
+            tmp_path / "t.png",
+            "--z",
+            *z,
+        ],
+        capsys,
+    )
     _one_line_error(code, err, "argument --z: ", shown)
     assert not (tmp_path / "t.png").exists()
 
@@ -709,8 +831,21 @@ def test_a_negative_value_is_the_option_s_value(cvae_run, tmp_path, capsys):
     code, err = _run(["train", *SHAPES, "--lr", "-1e-3", "--out", tmp_path / "o"], capsys)
     _one_line_error(code, err, "argument --lr: must be in (0, 1], got -1e-3")
     ck = cvae_run / "checkpoint.safetensors"
-    code, err = _run(["traverse", "--checkpoint", ck, "--kl-images", "0", "--out",
-                      tmp_path / "t.png", "--z", "-1.5", "-0.5"], capsys)  # fmt: skip
+    code, err = _run(
+        [
+            "traverse",
+            "--checkpoint",
+            ck,
+            "--kl-images",
+            "0",
+            "--out",
+            tmp_path / "t.png",
+            "--z",
+            "-1.5",
+            "-0.5",
+        ],
+        capsys,
+    )
     assert code == 0, err
 
 
@@ -721,12 +856,14 @@ def test_thread_variables_are_kept_to_what_torch_can_take(monkeypatch):
     env = {"OMP_NUM_THREADS": "99999", "MKL_NUM_THREADS": "3"}
     notes = threads.tame_environment(env)
     assert env == {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "3"}
-    assert notes == ["OMP_NUM_THREADS=99999 is more than 8 threads (4 for each of the 2 cores "
-                     "here); using 8"]  # fmt: skip
+    assert notes == [
+        "OMP_NUM_THREADS=99999 is more than 8 threads (4 for each of the 2 cores here); using 8"
+    ]
     for bad in ("lots", "0", "-3", "2.5", "²"):
         env = {"OMP_NUM_THREADS": bad}
         assert threads.tame_environment(env) == [
-            f"OMP_NUM_THREADS={bad} is not a whole number of threads; ignoring it"]  # fmt: skip
+            f"OMP_NUM_THREADS={bad} is not a whole number of threads; ignoring it"
+        ]
         assert env == {}
     env = {"OMP_NUM_THREADS": "9" * 5000, "MKL_NUM_THREADS": "4,99"}  # too long for int()
     assert len(threads.tame_environment(env)) == 2
@@ -735,8 +872,9 @@ def test_thread_variables_are_kept_to_what_torch_can_take(monkeypatch):
     assert threads.tame_environment(env) == [] and env == {}
     monkeypatch.setenv("OMP_NUM_THREADS", "99999")
     assert threads.training_threads() == 8 and threads.training_threads(1000) == 8
-    assert threads.clamped(1000) == ("--threads 1000 is more than 8 threads (4 for each of the "
-                                     "2 cores here); using 8")  # fmt: skip
+    assert threads.clamped(1000) == (
+        "--threads 1000 is more than 8 threads (4 for each of the 2 cores here); using 8"
+    )
     assert threads.clamped(8) is None
 
 
@@ -744,10 +882,31 @@ def test_a_huge_omp_num_threads_trains_and_says_so(tmp_path, program_env):
     """QA: OMP_NUM_THREADS=99999 latent-train train ... died of a segmentation fault."""
     env = dict(program_env, OMP_NUM_THREADS="99999")
     r = subprocess.run(
-        [sys.executable, "-m", "trainer", "train", *SHAPES, "--image-size", "8", "--epochs", "1",
-         "--hidden", "16", "--latent-dim", "2", "--device", "cpu", "--out", str(tmp_path / "o")],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "train",
+            *SHAPES,
+            "--image-size",
+            "8",
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--latent-dim",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     from trainer.loop.threads import most_threads
 

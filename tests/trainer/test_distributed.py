@@ -20,17 +20,36 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="torchrun's processes are watched through /proc"
 )
 
-SHAPES = ["--dataset", "shapes", "--shapes-count", "2400", "--latent-dim", "2",
-          "--hidden", "64", "--device", "cpu"]  # fmt: skip
+SHAPES = [
+    "--dataset",
+    "shapes",
+    "--shapes-count",
+    "2400",
+    "--latent-dim",
+    "2",
+    "--hidden",
+    "64",
+    "--device",
+    "cpu",
+]
 
 
 def torchrun(n: int, args: list[str], **kw) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={n}", "-m", "trainer", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n}",
+        "-m",
+        "trainer",
+        *args,
+    ]
     # the loopback device: a container whose host name does not resolve still connects
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", GLOO_SOCKET_IFNAME="lo")
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **kw)  # fmt: skip
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw
+    )
 
 
 def workers(launcher: subprocess.Popen) -> dict[int, int]:
@@ -64,8 +83,12 @@ def _descends(pid: int, ancestor: int) -> bool:
 def test_two_processes_train_as_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["train", *SHAPES, "--epochs", "2", "--batch-size", "64"]
-    single = subprocess.run([sys.executable, "-m", "trainer", *args, "--out", str(one)],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, "-m", "trainer", *args, "--out", str(one)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr
     # each process streams its share of the batches (held on the device or streamed, the
     # batches are the same: tests/trainer/test_feed.py)
@@ -90,8 +113,9 @@ def test_two_processes_train_as_one(tmp_path):
 
 def _start_long_run(tmp_path, **kw):
     out = tmp_path / "run"
-    p = torchrun(2, ["train", *SHAPES, "--shapes-count", "6000", "--epochs", "500",
-                     "--out", str(out)], **kw)  # fmt: skip
+    p = torchrun(
+        2, ["train", *SHAPES, "--shapes-count", "6000", "--epochs", "500", "--out", str(out)], **kw
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.safetensors").is_file():  # the first epoch's end saves
         assert p.poll() is None, p.stdout.read()

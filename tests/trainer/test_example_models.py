@@ -103,9 +103,13 @@ def _classifier(x: torch.Tensor, y: torch.Tensor, classes: int) -> torch.nn.Modu
     return clf.eval()
 
 
-@pytest.mark.parametrize(("name", "held_out", "samples"), [
-    ("mnist-cvae-2d", 0.85, 0.85), ("fashion-cvae-2d", 0.72, 0.7),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "held_out", "samples"),
+    [
+        ("mnist-cvae-2d", 0.85, 0.85),
+        ("fashion-cvae-2d", 0.72, 0.7),
+    ],
+)
 def test_a_conditional_example_draws_the_class_asked_for(name, held_out, samples):
     ck = load_checkpoint(ex.example_path(name))
     data = _bundle(ck.data_spec.bundle)
@@ -164,8 +168,13 @@ def test_a_checkpoint_naming_a_bad_bundle_is_refused(tmp_path):
     from trainer.checkpoint import _seal
 
     ck = load_checkpoint(ex.example_path("shapes-vae-10d"))
-    path = save_checkpoint(tmp_path / "m.safetensors", ck.model, ck.train_config,
-                           data_spec=ck.data_spec, class_names=ck.class_names)  # fmt: skip
+    path = save_checkpoint(
+        tmp_path / "m.safetensors",
+        ck.model,
+        ck.train_config,
+        data_spec=ck.data_spec,
+        class_names=ck.class_names,
+    )
     with safe_open(str(path), "pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         meta = json.loads(f.metadata()["latent_explorer"])
@@ -185,8 +194,20 @@ def test_a_missing_bundle_says_how_to_get_it_back(tmp_path, monkeypatch):
 
 def test_rebuild_trains_converts_and_tabulates(tmp_path, capsys):
     root = tmp_path / "assets" / "examples"
-    code = cli(["examples", "--rebuild", "--only", "shapes-vae-10d", "--epochs", "1",
-                "--iw-samples", "4", "--into", str(root)])  # fmt: skip
+    code = cli(
+        [
+            "examples",
+            "--rebuild",
+            "--only",
+            "shapes-vae-10d",
+            "--epochs",
+            "1",
+            "--iw-samples",
+            "4",
+            "--into",
+            str(root),
+        ]
+    )
     assert code == 0
     folder = root / "shapes-vae-10d"
     info = json.loads((folder / ex.INFO_FILE).read_text())
@@ -224,8 +245,13 @@ def test_examples_cli_refuses_unknown_names_and_stray_options(tmp_path, capsys):
 def test_figures_are_drawn_from_the_bundled_examples(tmp_path):
     written = figures.write_all(tmp_path)
     names = {p.name for p in written}
-    assert names == {"figure4.png", "figure5.png", "cvae-classes.png", "ae-vs-vae.png",
-                     "kl-examples.md"}  # fmt: skip
+    assert names == {
+        "figure4.png",
+        "figure5.png",
+        "cvae-classes.png",
+        "ae-vs-vae.png",
+        "kl-examples.md",
+    }
     from PIL import Image
 
     w, h = Image.open(tmp_path / "figure4.png").size
@@ -244,8 +270,9 @@ def test_figures_train_what_is_missing(tmp_path):
         (root / only[0]).mkdir(parents=True)
         (root / only[0] / ex.MODEL_FILE).write_bytes(src.read_bytes())
 
-    models = figures.Models(tmp_path, tmp_path / "no-examples", None, lambda t: None,
-                            rebuild=fake_rebuild)  # fmt: skip
+    models = figures.Models(
+        tmp_path, tmp_path / "no-examples", None, lambda t: None, rebuild=fake_rebuild
+    )
     assert models("mnist-vae-2d").latent_dim == 2
     assert asked == [(["mnist-vae-2d"], tmp_path / "models")]
 
@@ -268,8 +295,20 @@ def test_evaluating_an_example_leaves_its_folder_as_shipped(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     folder = ex.example_path("mnist-vae-2d").parent
     before = sorted(p.name for p in folder.iterdir())
-    assert cli(["evaluate", "--checkpoint", str(ex.example_path("mnist-vae-2d")),
-                "--iw-samples", "2", "--limit", "50"]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ex.example_path("mnist-vae-2d")),
+                "--iw-samples",
+                "2",
+                "--limit",
+                "50",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in folder.iterdir()) == before
     assert (tmp_path / "evaluation-mnist-vae-2d.json").is_file()
     assert "read-only" in capsys.readouterr().err

@@ -67,9 +67,10 @@ def test_a_caches_training_split_is_its_rows_not_a_copy(cached):
 
 
 @pytest.mark.parametrize(
-    "model", [{"model": "vae"}, {"model": "cvae"}, {"model": "vae", "arch": "conv"}],
+    "model",
+    [{"model": "vae"}, {"model": "cvae"}, {"model": "vae", "arch": "conv"}],
     ids=["vae-fused", "cvae", "conv"],
-)  # fmt: skip
+)
 def test_streamed_batches_train_exactly_as_batches_on_the_device(cached, monkeypatch, model):
     _spec, d = cached
     held = _train(d, None, **model)
@@ -100,9 +101,16 @@ def test_a_streamed_run_stopped_inside_an_epoch_goes_on_where_it_stopped(cached)
     torch.manual_seed(0)
     half = Trainer(build_model(straight.model.config), d, cfg)
     assert half.fit(control=StopAt()).stopped and half.step == 13
-    on = Trainer(half.model, d, cfg, history=half.history, epochs_done=half.epochs_done,
-                 step=half.step, position=half.position(),
-                 optimizer_state=half.optimizer.state_dict())  # fmt: skip
+    on = Trainer(
+        half.model,
+        d,
+        cfg,
+        history=half.history,
+        epochs_done=half.epochs_done,
+        step=half.step,
+        position=half.position(),
+        optimizer_state=half.optimizer.state_dict(),
+    )
     on.fit(epochs=1)
     assert on.step == straight.step
     for k, v in straight.model.state_dict().items():
@@ -156,8 +164,14 @@ def test_the_default_budget_keeps_within_a_containers_memory_limit(tmp_path, ver
 def test_a_split_in_memory_streams_too(shapes):
     """Data that never came through the cache (downloaded MNIST, the shapes) streams from
     host memory the same way."""
-    small = ImageData("shapes", shapes.train_x[:300], shapes.test_x[:100], shapes.train_y[:300],
-                      shapes.test_y[:100], shapes.class_names)  # fmt: skip
+    small = ImageData(
+        "shapes",
+        shapes.train_x[:300],
+        shapes.test_x[:100],
+        shapes.train_y[:300],
+        shapes.test_y[:100],
+        shapes.class_names,
+    )
     a, b = _train(small, None), _train(small, 0)
     assert isinstance(b.feed, Streamed) and _numbers(b) == _numbers(a)
 
@@ -173,20 +187,45 @@ def test_the_budget_option_is_checked():
 def test_the_cli_says_when_it_streams_and_records_it(cached, tmp_path):
     spec, _d = cached
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "trainer", "train", "--dataset", "idx", "--images",
-           spec.images, "--labels", spec.labels, "--epochs", "1", "--hidden", "32",
-           "--latent-dim", "2", "--data-memory", "0.3", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "train",
+        "--dataset",
+        "idx",
+        "--images",
+        spec.images,
+        "--labels",
+        spec.labels,
+        "--epochs",
+        "1",
+        "--hidden",
+        "32",
+        "--latent-dim",
+        "2",
+        "--data-memory",
+        "0.3",
+        "--out",
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "the images, 459 KB, are more than the data memory on cpu (307 KB, given with " \
-           "--data-memory): the training batches are streamed to it" in r.stderr  # fmt: skip
+    assert (
+        "the images, 459 KB, are more than the data memory on cpu (307 KB, given with "
+        "--data-memory): the training batches are streamed to it" in r.stderr
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["streamed"] is True and metrics["train"]["data_memory"] == 0.3
     from trainer.checkpoint import load_checkpoint
 
     assert load_checkpoint(out / "checkpoint.safetensors").train_config.data_memory == 0.3
-    r = subprocess.run(cmd[:-4] + ["--data-memory", "-3", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        cmd[:-4] + ["--data-memory", "-3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "--data-memory: must be in [0," in r.stderr
 
 

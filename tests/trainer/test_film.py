@@ -39,8 +39,9 @@ def test_frames_start_before_training_and_close_every_epoch(filmed, shapes):
     inner = [f.step for f in film.frames if not f.epoch_end and f.step > 0]
     assert inner[:5] == [1, 2, 3, 4, 5]
     assert all(b >= 1.25 * a - 1 for a, b in zip(inner, inner[1:]))
-    assert all(f.train_nelbo is not None and f.train_nelbo > 0 for f in film.frames[1:]
-               if not f.epoch_end)  # fmt: skip
+    assert all(
+        f.train_nelbo is not None and f.train_nelbo > 0 for f in film.frames[1:] if not f.epoch_end
+    )
     n_map = min(len(shapes.test_x), 2000)
     for f in film.frames:
         assert f.codes.shape == (n_map, 2) and f.codes.dtype == np.float16
@@ -116,8 +117,12 @@ def test_conditional_and_larger_latents(shapes):
     assert (film1.frames[-1].codes[:, 1] == 0).all()
     with pytest.raises(ValueError, match="labels"):
         nolabels = Film(shapes.test_x, None)
-        train(model_config_for(shapes, model="cvae", latent_dim=2, hidden=32), shapes, cfg,
-              film=nolabels)  # fmt: skip
+        train(
+            model_config_for(shapes, model="cvae", latent_dim=2, hidden=32),
+            shapes,
+            cfg,
+            film=nolabels,
+        )
 
 
 def test_a_frame_picture(filmed):
@@ -132,8 +137,9 @@ def test_a_frame_picture(filmed):
 def test_gif_has_one_frame_per_kept_frame_and_they_differ(filmed, tmp_path):
     film, trainer = filmed
     seen = []
-    path = save_film(film, trainer.history, tmp_path / "film.gif", fps=5, size=160,
-                     progress=seen.append)  # fmt: skip
+    path = save_film(
+        film, trainer.history, tmp_path / "film.gif", fps=5, size=160, progress=seen.append
+    )
     assert seen[-1] == 1.0 and seen == sorted(seen)
     with Image.open(path) as im:
         assert im.n_frames == len(film)
@@ -194,9 +200,31 @@ def test_mp4_goes_through_ffmpeg_when_there_is_one(filmed, tmp_path, monkeypatch
 
 def test_cli_train_with_a_film(tmp_path, capsys):
     out, gif = tmp_path / "run", tmp_path / "film.gif"
-    code = main(["train", "--dataset", "shapes", "--shapes-count", "600", "--latent-dim", "2",
-                 "--hidden", "32", "--epochs", "2", "--device", "cpu", "--out", str(out),
-                 "--film", str(gif), "--film-size", "160", "--film-fps", "5"])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "shapes",
+            "--shapes-count",
+            "600",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--film",
+            str(gif),
+            "--film-size",
+            "160",
+            "--film-fps",
+            "5",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "wrote the film" in err and "frames" in err and str(gif) in err
@@ -206,12 +234,22 @@ def test_cli_train_with_a_film(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "film, message",
-    [("film.txt", "a film is saved as .gif or .mp4, not .txt"),
-     ("no/film.gif", "does not exist")],
-)  # fmt: skip
+    [("film.txt", "a film is saved as .gif or .mp4, not .txt"), ("no/film.gif", "does not exist")],
+)
 def test_cli_refuses_a_film_it_cannot_write_before_training(tmp_path, capsys, film, message):
-    code = main(["train", "--dataset", "shapes", "--epochs", "1", "--out", str(tmp_path / "run"),
-                 "--film", str(tmp_path / film)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "shapes",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--film",
+            str(tmp_path / film),
+        ]
+    )
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -219,6 +257,17 @@ def test_cli_refuses_a_film_it_cannot_write_before_training(tmp_path, capsys, fi
 
 def test_cli_film_memory_is_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["train", "--dataset", "shapes", "--out", str(tmp_path / "r"), "--film",
-              str(tmp_path / "f.gif"), "--film-memory", "1"])  # fmt: skip
+        main(
+            [
+                "train",
+                "--dataset",
+                "shapes",
+                "--out",
+                str(tmp_path / "r"),
+                "--film",
+                str(tmp_path / "f.gif"),
+                "--film-memory",
+                "1",
+            ]
+        )
     assert "--film-memory" in capsys.readouterr().err

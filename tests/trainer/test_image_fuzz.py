@@ -32,14 +32,27 @@ CASE_SECONDS = 5  # one case taking longer counts as a hang
 SIDE = 12  # the folders' image size
 # the formats each mode is written in (lossless ones are checked pixel for pixel)
 WRITES = {
-    "1": ["PNG", "BMP", "TIFF"], "L": ["PNG", "BMP", "GIF", "TIFF", "JPEG"],
-    "P": ["PNG", "BMP", "GIF", "TIFF"], "Pt": ["PNG", "GIF"], "LA": ["PNG", "TIFF"],
-    "RGBA": ["PNG", "TIFF", "WEBP"], "RGB": ["PNG", "BMP", "TIFF", "JPEG", "WEBP"],
-    "CMYK": ["TIFF", "JPEG"], "I;16": ["PNG", "TIFF"], "I": ["TIFF"], "F": ["TIFF"],
-}  # fmt: skip
+    "1": ["PNG", "BMP", "TIFF"],
+    "L": ["PNG", "BMP", "GIF", "TIFF", "JPEG"],
+    "P": ["PNG", "BMP", "GIF", "TIFF"],
+    "Pt": ["PNG", "GIF"],
+    "LA": ["PNG", "TIFF"],
+    "RGBA": ["PNG", "TIFF", "WEBP"],
+    "RGB": ["PNG", "BMP", "TIFF", "JPEG", "WEBP"],
+    "CMYK": ["TIFF", "JPEG"],
+    "I;16": ["PNG", "TIFF"],
+    "I": ["TIFF"],
+    "F": ["TIFF"],
+}
 LOSSY = {"JPEG"}
-SUFFIX = {"PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "JPEG": ".jpg",
-          "WEBP": ".webp"}  # fmt: skip
+SUFFIX = {
+    "PNG": ".png",
+    "BMP": ".bmp",
+    "GIF": ".gif",
+    "TIFF": ".tif",
+    "JPEG": ".jpg",
+    "WEBP": ".webp",
+}
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n"
 OUTCOMES = ("loaded", "refused", "refused a good folder", "other exception", "hang", "wrong")
 
@@ -52,8 +65,12 @@ class Hang(Exception):
 def _orient(a: np.ndarray, o: int) -> np.ndarray:
     """``a`` (H, W, ...) as a viewer shows a picture stored so with EXIF orientation ``o``."""
     if o in (5, 6, 7, 8):
-        a = {5: a.swapaxes(0, 1), 6: np.rot90(a, -1), 7: np.rot90(a, 2).swapaxes(0, 1),
-             8: np.rot90(a, 1)}[o]  # fmt: skip
+        a = {
+            5: a.swapaxes(0, 1),
+            6: np.rot90(a, -1),
+            7: np.rot90(a, 2).swapaxes(0, 1),
+            8: np.rot90(a, 1),
+        }[o]
     else:
         a = {1: a, 2: a[:, ::-1], 3: a[::-1, ::-1], 4: a[::-1]}[o]
     return np.ascontiguousarray(a)

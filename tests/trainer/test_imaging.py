@@ -265,8 +265,9 @@ def test_a_folder_of_identical_images_is_refused_in_one_line(tmp_path):
 
 
 def test_a_folder_of_blank_images_is_refused_in_one_line(tmp_path):
-    _folder(tmp_path, {c: [Image.new("RGB", (20, 20), (9 * i, 40, 90)) for i in range(3)]
-                       for c in "ab"})  # fmt: skip
+    _folder(
+        tmp_path, {c: [Image.new("RGB", (20, 20), (9 * i, 40, 90)) for i in range(3)] for c in "ab"}
+    )
     with pytest.raises(DataError) as e:
         load_data(_spec(tmp_path))
     assert "each of the 6 images" in str(e.value) and "is a single colour" in str(e.value)
@@ -277,8 +278,10 @@ def test_icon_theme_black_under_alpha_was_the_case_of_one_colour(tmp_path):
     the same pixels saved without alpha are refused instead of training on black squares."""
     _folder(tmp_path / "alpha", _mixed(lambda side: _icon("RGBA").resize((side, side))))
     assert _pixels(load_data(_spec(tmp_path / "alpha"))).mean() > 100
-    _folder(tmp_path / "flat", _mixed(lambda side: _icon("RGBA").resize((side, side))
-                                      .convert("RGB").point(lambda v: 0)))  # fmt: skip
+    _folder(
+        tmp_path / "flat",
+        _mixed(lambda side: _icon("RGBA").resize((side, side)).convert("RGB").point(lambda v: 0)),
+    )
     with pytest.raises(DataError, match=r"are the same after decoding: a single colour \(black\)"):
         load_data(_spec(tmp_path / "flat"))
 
@@ -296,8 +299,21 @@ def test_real_data_is_never_refused(shapes):
 
 def test_the_cli_refuses_a_blank_folder_with_exit_2_and_one_line(tmp_path, capsys):
     _folder(tmp_path / "f", {"a": [_disc(ink=0)] * 2, "b": [_disc(ink=0)] * 2})
-    argv = ["train", "--dataset", "folder", "--root", str(tmp_path / "f"), "--epochs", "1",
-            "--image-size", "16", "--out", str(tmp_path / "run"), "--device", "cpu"]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset",
+        "folder",
+        "--root",
+        str(tmp_path / "f"),
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+    ]
     with pytest.raises(SystemExit) as e:
         raise SystemExit(main(argv))
     err = capsys.readouterr().err.strip()
@@ -343,9 +359,29 @@ def test_the_cli_background_option_is_for_image_folders(tmp_path, capsys):
 def test_the_cli_trains_on_icons_on_the_chosen_background(tmp_path, capsys):
     _folder(tmp_path / "f", _mixed(lambda side: _icon("RGBA").resize((side, side))))
     out = tmp_path / "run"
-    argv = ["train", "--dataset", "folder", "--root", str(tmp_path / "f"), "--background",
-            "black", "--image-size", "16", "--epochs", "1", "--hidden", "16", "--latent-dim",
-            "2", "--threads", "1", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset",
+        "folder",
+        "--root",
+        str(tmp_path / "f"),
+        "--background",
+        "black",
+        "--image-size",
+        "16",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--latent-dim",
+        "2",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     spec = load_checkpoint(out / "checkpoint.safetensors").data_spec
     assert spec.background == "black" and spec.source == "folder"

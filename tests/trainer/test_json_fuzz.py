@@ -63,10 +63,32 @@ HUGE = "\0HUGE"  # replaced by a text of 1.5 MB
 GOOD_IDS = ("20260101-000000-aaaaaa", "20260102-000000-bbbbbb")
 FUZZ_ID = "20260103-000000-cccccc"
 SWAPS = [
-    5, -1, 0, 2.5, 1e300, float("nan"), float("inf"), 10**30, 10**400, True, False, None,
-    "", "x", "a\nb", "\ud800", "a\0b", [], [1, 2], ["x"], {}, {"a": 1}, HUGE, *DEEP,
+    5,
+    -1,
+    0,
+    2.5,
+    1e300,
+    float("nan"),
+    float("inf"),
+    10**30,
+    10**400,
+    True,
+    False,
+    None,
+    "",
+    "x",
+    "a\nb",
+    "\ud800",
+    "a\0b",
+    [],
+    [1, 2],
+    ["x"],
+    {},
+    {"a": 1},
+    HUGE,
+    *DEEP,
     GOOD_IDS[0],  # a run folder copied: two runs of one id
-]  # fmt: skip
+]
 
 
 class Hang(Exception):
@@ -127,9 +149,14 @@ def check_fields(obj: dict, kinds: dict) -> str | None:
                 return key
             continue
         v = obj[key]
-        ok = {"text": is_text, "whole": is_whole, "number": is_number,
-              "finite": lambda x: is_number(x, True), "object": lambda x: isinstance(x, dict),
-              "list": lambda x: isinstance(x, list)}[kind[0]](v)  # fmt: skip
+        ok = {
+            "text": is_text,
+            "whole": is_whole,
+            "number": is_number,
+            "finite": lambda x: is_number(x, True),
+            "object": lambda x: isinstance(x, dict),
+            "list": lambda x: isinstance(x, list),
+        }[kind[0]](v)
         if not ok:
             return key
     return None
@@ -145,9 +172,15 @@ def ref_run(value, folder: str) -> tuple[bool, str | None]:
     if not isinstance(value, dict):
         return False, None
     kinds = {k: ("text", True) for k in ("id", "name", "source", "checkpoint", "created", "data")}
-    kinds.update(model=("object", True), train=("object", True), epochs=("whole", True),
-                 steps=("whole", True), curve=("list", False), metrics=("object", False),
-                 film=("whole", False))  # fmt: skip
+    kinds.update(
+        model=("object", True),
+        train=("object", True),
+        epochs=("whole", True),
+        steps=("whole", True),
+        curve=("list", False),
+        metrics=("object", False),
+        film=("whole", False),
+    )
     bad = check_fields(value, kinds)
     if bad:
         return False, bad
@@ -155,17 +188,31 @@ def ref_run(value, folder: str) -> tuple[bool, str | None]:
         return False, "id"
     if value["checkpoint"] == "" or "\0" in value["checkpoint"]:
         return False, "checkpoint"
-    model = {"model": ("text", False), "arch": ("text", False), "latent_dim": ("whole", False),
-             "hidden": ("whole", False), "likelihood": ("text", False)}  # fmt: skip
-    train = {"beta": ("finite", False), "lr": ("finite", False), "batch_size": ("whole", False),
-             "warmup_epochs": ("finite", False), "seed": ("whole", False)}  # fmt: skip
+    model = {
+        "model": ("text", False),
+        "arch": ("text", False),
+        "latent_dim": ("whole", False),
+        "hidden": ("whole", False),
+        "likelihood": ("text", False),
+    }
+    train = {
+        "beta": ("finite", False),
+        "lr": ("finite", False),
+        "batch_size": ("whole", False),
+        "warmup_epochs": ("finite", False),
+        "seed": ("whole", False),
+    }
     for key, kinds in (("model", model), ("train", train), ("metrics", MEASURED)):
         bad = check_fields(value.get(key, {}), {k: (kd[0], False) for k, kd in kinds.items()})
         if bad:
             return False, bad
     for point in value.get("curve", []):
-        if not (isinstance(point, list) and len(point) == 2 and is_whole(point[0])
-                and is_number(point[1])):  # fmt: skip
+        if not (
+            isinstance(point, list)
+            and len(point) == 2
+            and is_whole(point[0])
+            and is_number(point[1])
+        ):
             return False, "curve"
     return True, None
 
@@ -194,9 +241,14 @@ def ref_example(value) -> tuple[bool, str | None]:
     bad = check_fields(value, {"metrics": ("object", False), "command": ("text", False)})
     if bad:
         return False, bad
-    kinds = {"test_nelbo": ("number", False), "test_nll_iw": ("number", False),
-             "float16_nelbo_change": ("number", False), "test_images": ("whole", False),
-             "active_units": ("whole", False), "iw_samples": ("whole", False)}  # fmt: skip
+    kinds = {
+        "test_nelbo": ("number", False),
+        "test_nll_iw": ("number", False),
+        "float16_nelbo_change": ("number", False),
+        "test_images": ("whole", False),
+        "active_units": ("whole", False),
+        "iw_samples": ("whole", False),
+    }
     bad = check_fields(value.get("metrics", {}), kinds)
     return (False, bad) if bad else (True, None)
 
@@ -469,10 +521,14 @@ class RunFile(Surface):
     base = run_record(FUZZ_ID, "fuzzed")
     fields = (
         (("id",), GOOD_IDS[0]),  # a run's folder copied
-        (("created",), 5), (("model",), 5), (("metrics", "test_nelbo"), "x"),
-        (("metrics", "test_nelbo"), True), (("name",), "\ud800"), (("curve",), [[1, "x"]]),
+        (("created",), 5),
+        (("model",), 5),
+        (("metrics", "test_nelbo"), "x"),
+        (("metrics", "test_nelbo"), True),
+        (("name",), "\ud800"),
+        (("curve",), [[1, "x"]]),
         (("checkpoint",), "a\0b"),
-    )  # fmt: skip
+    )
 
     def case(self, folder: Path, kind: str, blob) -> tuple[str, str]:
         from trainer.runs import Project, differing, table
@@ -506,8 +562,21 @@ class RunFile(Surface):
                 return "refused good", f"a good run.json not listed: {p.problems} {err[-200:]}"
             rec = listed[0]
             defaults = {"curve": [], "metrics": {}, "film": 0}
-            for k in ("id", "name", "source", "checkpoint", "created", "data", "model", "train",
-                      "epochs", "steps", "curve", "metrics", "film"):  # fmt: skip
+            for k in (
+                "id",
+                "name",
+                "source",
+                "checkpoint",
+                "created",
+                "data",
+                "model",
+                "train",
+                "epochs",
+                "steps",
+                "curve",
+                "metrics",
+                "film",
+            ):
                 if not _same(getattr(rec, k), value.get(k, defaults.get(k))):
                     return "silent wrong", f"{k} is {getattr(rec, k)!r}, not {value.get(k)!r}"
             return "clean", "listed"
@@ -558,8 +627,16 @@ def tiny_checkpoint(data_spec=None) -> bytes:
     trainer.fit(epochs=1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.safetensors"
-        save_checkpoint(path, trainer.model, tc, data_spec, ["a", "b", "c"], trainer.history,
-                        epochs_done=trainer.epochs_done, step=trainer.step)  # fmt: skip
+        save_checkpoint(
+            path,
+            trainer.model,
+            tc,
+            data_spec,
+            ["a", "b", "c"],
+            trainer.history,
+            epochs_done=trainer.epochs_done,
+            step=trainer.step,
+        )
         _CHECKPOINT[key] = path.read_bytes()
     return _CHECKPOINT[key]
 
@@ -625,20 +702,49 @@ class AddedFile(Surface):
         return "clean", "added without its numbers"
 
 
-METRICS = {"test_nelbo": 101.5, "test_recon": 90.25, "test_kl": 11.25, "test_nll_iw": 99.75,
-           "active_units": 2, "iw_samples": 50, "checkpoint_step": 4,
-           "files": {"checkpoint.safetensors": {"bytes": 1, "sha256": "0" * 64}}}  # fmt: skip
-EVALUATION = {"checkpoint": "/x/checkpoint.safetensors", "checkpoint_step": 4,
-              "dataset": "shapes", "test_nelbo": 102.0, "test_recon": 91.0, "test_kl": 11.0,
-              "kl_per_dim": [5.5, 5.5], "active_units": 2, "test_nll_iw": 100.5,
-              "iw_samples": 100}  # fmt: skip
-EXAMPLE_INFO = {"name": "mnist-vae-2d", "title": "MNIST digits: 2-D VAE", "line": "a line",
-                "bundle": "mnist", "command": "latent-train train --epochs 1", "epochs": 1,
-                "metrics": {"test_images": 2000, "test_nelbo": 140.5, "test_recon": 130.0,
-                            "test_kl": 10.5, "float16_nelbo_change": 0.0001,
-                            "active_units": 2, "kl_per_dim": [5.0, 5.5],
-                            "test_nll_iw": 137.25, "iw_samples": 1000, "seconds_iw": 3.5},
-                "model_bytes": 12345}  # fmt: skip
+METRICS = {
+    "test_nelbo": 101.5,
+    "test_recon": 90.25,
+    "test_kl": 11.25,
+    "test_nll_iw": 99.75,
+    "active_units": 2,
+    "iw_samples": 50,
+    "checkpoint_step": 4,
+    "files": {"checkpoint.safetensors": {"bytes": 1, "sha256": "0" * 64}},
+}
+EVALUATION = {
+    "checkpoint": "/x/checkpoint.safetensors",
+    "checkpoint_step": 4,
+    "dataset": "shapes",
+    "test_nelbo": 102.0,
+    "test_recon": 91.0,
+    "test_kl": 11.0,
+    "kl_per_dim": [5.5, 5.5],
+    "active_units": 2,
+    "test_nll_iw": 100.5,
+    "iw_samples": 100,
+}
+EXAMPLE_INFO = {
+    "name": "mnist-vae-2d",
+    "title": "MNIST digits: 2-D VAE",
+    "line": "a line",
+    "bundle": "mnist",
+    "command": "latent-train train --epochs 1",
+    "epochs": 1,
+    "metrics": {
+        "test_images": 2000,
+        "test_nelbo": 140.5,
+        "test_recon": 130.0,
+        "test_kl": 10.5,
+        "float16_nelbo_change": 0.0001,
+        "active_units": 2,
+        "kl_per_dim": [5.0, 5.5],
+        "test_nll_iw": 137.25,
+        "iw_samples": 1000,
+        "seconds_iw": 3.5,
+    },
+    "model_bytes": 12345,
+}
 
 
 class MetricsFile(AddedFile):
@@ -716,8 +822,13 @@ def bundle_files(root: Path) -> Path:
 
 class BundleFile(Surface):
     name = "bundle.json"
-    base = {"title": "fz", "classes": ["a", "b", "c"], "images": 16, "origin": "made here",
-            "licence": "none"}  # fmt: skip
+    base = {
+        "title": "fz",
+        "classes": ["a", "b", "c"],
+        "images": 16,
+        "origin": "made here",
+        "licence": "none",
+    }
     fields = ((("classes",), "abc"), (("title",), 5), (("classes",), [1, 2, 3]))
 
     def case(self, folder: Path, kind: str, blob) -> tuple[str, str]:
@@ -738,8 +849,19 @@ class BundleFile(Surface):
         old = os.environ.get("LATENT_EXPLORER_ASSETS")
         os.environ["LATENT_EXPLORER_ASSETS"] = str(folder / "assets")
         try:
-            code, _out, err = cli(["evaluate", "--checkpoint", str(model), "--iw-samples", "2",
-                                   "--device", "cpu", "--out", str(folder / "e.json")])  # fmt: skip
+            code, _out, err = cli(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(model),
+                    "--iw-samples",
+                    "2",
+                    "--device",
+                    "cpu",
+                    "--out",
+                    str(folder / "e.json"),
+                ]
+            )
         finally:
             if old is None:
                 del os.environ["LATENT_EXPLORER_ASSETS"]
@@ -799,8 +921,11 @@ def test_damaged_json_files_are_read_right_or_said_in_one_line(tmp_path, surface
     assert not bad, f"{len(bad)} of {len(results)} bad, e.g. {bad[:5]}"
     details = Counter(d.split(": ", 1)[1].split(" (", 1)[0] for _o, d in results)
     # the fuzz is of no use unless it both reads good files and refuses damaged ones
-    refused = sum(n for d, n in details.items() if d.startswith(("refused", "added without",
-                                                                 "listed without")))  # fmt: skip
+    refused = sum(
+        n
+        for d, n in details.items()
+        if d.startswith(("refused", "added without", "listed without"))
+    )
     assert refused >= len(results) // 5 and len(results) - refused >= len(results) // 10, details
 
 

@@ -181,9 +181,15 @@ def test_two_epochs_equal_one_saved_opened_and_one_more(shapes, tmp_path, fused)
     ck = load_checkpoint(path)
     assert ck.step == half.step and ck.epochs_done == 1
     resumed = Trainer(
-        ck.model, shapes, ck.train_config, history=ck.history, fused=fused,
-        optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
-    )  # fmt: skip
+        ck.model,
+        shapes,
+        ck.train_config,
+        history=ck.history,
+        fused=fused,
+        optimizer_state=ck.optimizer_state,
+        epochs_done=ck.epochs_done,
+        step=ck.step,
+    )
     resumed.fit(epochs=1)
     assert resumed.step == straight.step
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -247,10 +253,16 @@ def test_a_run_stopped_inside_an_epoch_goes_on_exactly(shapes, tmp_path, fused):
     ck = load_checkpoint(path)
     assert ck.position["epoch_images"] == 5 * 64 and ck.position["noise_state"] is not None
     resumed = Trainer(
-        ck.model, shapes, ck.train_config, history=ck.history, fused=fused,
-        optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
+        ck.model,
+        shapes,
+        ck.train_config,
+        history=ck.history,
+        fused=fused,
+        optimizer_state=ck.optimizer_state,
+        epochs_done=ck.epochs_done,
+        step=ck.step,
         position=ck.position,
-    )  # fmt: skip
+    )
     more = resumed.fit(epochs=1)
     assert resumed.step == straight.step and more.steps_run == straight.step - stop_at
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -264,8 +276,11 @@ def test_a_run_stopped_on_another_device_goes_on_with_fresh_noise(shapes):
     rest of the epoch draws noise from the epoch's seed instead of failing."""
     cfg = TrainConfig(epochs=1, batch_size=64, device="cpu")
     mc = model_config_for(shapes, latent_dim=3, hidden=64)
-    position = {"epoch_images": 5 * 64, "epoch_sums": [0.0, 0.0, 0.0],
-                "noise_state": torch.zeros(16, dtype=torch.uint8)}  # fmt: skip
+    position = {
+        "epoch_images": 5 * 64,
+        "epoch_sums": [0.0, 0.0, 0.0],
+        "noise_state": torch.zeros(16, dtype=torch.uint8),
+    }
     t = Trainer(_fresh(mc), shapes, cfg, step=5, position=position)
     result = t.fit(epochs=1)
     assert t.epochs_done == 1 and result.steps_run == t.steps_per_epoch - 5
@@ -291,8 +306,14 @@ def test_a_continued_run_takes_its_configs_learning_rate(shapes, tmp_path):
     assert ck.train_config.lr == 2e-3
 
     def continued(config):
-        t = Trainer(ck.model, shapes, config, history=ck.history,
-                    optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done)  # fmt: skip
+        t = Trainer(
+            ck.model,
+            shapes,
+            config,
+            history=ck.history,
+            optimizer_state=ck.optimizer_state,
+            epochs_done=ck.epochs_done,
+        )
         snaps = []
         t.fit(epochs=1, on_snapshot=snaps.append)
         return t, snaps

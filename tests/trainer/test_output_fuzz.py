@@ -46,8 +46,16 @@ SEED = 20261123
 TIMEOUT = 20.0  # seconds a case may take before it counts as a hang
 OUTCOMES = ("clean", "refused a good path", "traceback", "hang", "silent wrong", "data lost")
 
-HOSTILE = ("fifo", "socket", "device", "folder", "dangling link", "link loop", "link to fifo",
-           "link to folder")  # fmt: skip
+HOSTILE = (
+    "fifo",
+    "socket",
+    "device",
+    "folder",
+    "dangling link",
+    "link loop",
+    "link to fifo",
+    "link to folder",
+)
 FOLLOWED = ("link", "link chain")
 INPUTS = ("input", "link to input")
 PLAIN = ("new name", "file")
@@ -89,8 +97,20 @@ def _setting(folder: Path) -> Setting:
     return Setting(folder, images, run / "checkpoint.safetensors", film, ck.history)
 
 
-TINY = ["--epochs", "1", "--hidden", "16", "--latent-dim", "2", "--batch-size", "32",
-        "--threads", "1", "--device", "cpu"]  # fmt: skip
+TINY = [
+    "--epochs",
+    "1",
+    "--hidden",
+    "16",
+    "--latent-dim",
+    "2",
+    "--batch-size",
+    "32",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+]
 
 
 def _data(images: Path) -> list[str]:
@@ -202,8 +222,20 @@ def _command(*args, out="--out"):
 def _traverse_gif(s: Setting, p: str, inp: str | None, case_dir: Path):
     ck = inp if inp is not None else s.checkpoint
     png = p[: -len(".gif")] + ".png"  # --gif writes --out's name with .gif
-    return _cli(["traverse", "--checkpoint", ck, "--kl-images", "0", "--columns", "7",
-                 "--gif", "--out", png])  # fmt: skip
+    return _cli(
+        [
+            "traverse",
+            "--checkpoint",
+            ck,
+            "--kl-images",
+            "0",
+            "--columns",
+            "7",
+            "--gif",
+            "--out",
+            png,
+        ]
+    )
 
 
 def _train_file(s: Setting, p: str, inp: str | None, case_dir: Path):
@@ -215,8 +247,19 @@ def _train_file(s: Setting, p: str, inp: str | None, case_dir: Path):
 
 def _train_film(s: Setting, p: str, inp: str | None, case_dir: Path):
     images = inp if inp is not None else s.images
-    return _cli(["train", *_data(images), *TINY, "--out", case_dir / "run", "--film", p,
-                 "--film-size", "160"])  # fmt: skip
+    return _cli(
+        [
+            "train",
+            *_data(images),
+            *TINY,
+            "--out",
+            case_dir / "run",
+            "--film",
+            p,
+            "--film-size",
+            "160",
+        ]
+    )
 
 
 EVALUATE = ("--iw-samples", "2", "--limit", "8", "--device", "cpu")
@@ -465,8 +508,11 @@ def run_fuzz(folder: Path, seed: int = SEED) -> list[Case]:
 
 
 def tally(cases: list[Case]) -> str:
-    rows = [("all", cases), ("library writers", [c for c in cases if c.surface in LIBRARY]),
-            ("command line", [c for c in cases if c.surface in COMMANDS])]  # fmt: skip
+    rows = [
+        ("all", cases),
+        ("library writers", [c for c in cases if c.surface in LIBRARY]),
+        ("command line", [c for c in cases if c.surface in COMMANDS]),
+    ]
     lines = [f"{'':16}{'cases':>7}" + "".join(f"{o:>21}" for o in OUTCOMES)]
     for name, group in rows:
         counts = Counter(c.outcome for c in group)
@@ -474,18 +520,22 @@ def tally(cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "SIGALRM"),
-                    reason="named pipes and the hang guard are POSIX things")  # fmt: skip
+@pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not hasattr(signal, "SIGALRM"),
+    reason="named pipes and the hang guard are POSIX things",
+)
 def test_no_writer_replaces_what_is_no_file_or_an_input(tmp_path):
     t = time.perf_counter()
     cases = run_fuzz(tmp_path)
     seconds = time.perf_counter() - t
     bad = [c for c in cases if c.outcome != "clean"]
     report = (
-        tally(cases) + f"\n{seconds:.1f} s\n"
-        + "\n".join(f"{c.outcome}: {c.surface} / {c.kind} ({c.spelling}): {c.detail}"
-                    for c in bad[:20])
-    )  # fmt: skip
+        tally(cases)
+        + f"\n{seconds:.1f} s\n"
+        + "\n".join(
+            f"{c.outcome}: {c.surface} / {c.kind} ({c.spelling}): {c.detail}" for c in bad[:20]
+        )
+    )
     assert not bad, report
     per_surface = Counter(c.surface for c in cases)
     assert set(per_surface) == set(SURFACES), report

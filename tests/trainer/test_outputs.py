@@ -65,8 +65,17 @@ def test_dev_null_is_never_replaced(run, tmp_path, capsys, nothing_replaces_dev)
         save_checkpoint("/dev/null", ck.model, ck.train_config)
     with pytest.raises(ExportError, match="nothing was written"):
         write_history_csv(History(), "/dev/null")
-    argv = ["evaluate", "--checkpoint", run / "checkpoint.safetensors", "--iw-samples", "2",
-            "--device", "cpu", "--out", "/dev/null"]  # fmt: skip
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        run / "checkpoint.safetensors",
+        "--iw-samples",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        "/dev/null",
+    ]
     _one_line_error(*_run(argv, capsys), "--out /dev/null: is a device, not a regular file")
     after = os.lstat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
@@ -81,8 +90,19 @@ def test_evaluate_out_that_is_its_checkpoint_is_refused(run, tmp_path, capsys):
     os.link(ck, tmp_path / "hard.json")
     os.symlink(ck, tmp_path / "soft.json")
     for out in (ck, tmp_path / "hard.json", tmp_path / "soft.json", tmp_path / "." / ck.name):
-        argv = ["evaluate", "--checkpoint", ck, "--iw-samples", "2", "--limit", "4",
-                "--device", "cpu", "--out", out]  # fmt: skip
+        argv = [
+            "evaluate",
+            "--checkpoint",
+            ck,
+            "--iw-samples",
+            "2",
+            "--limit",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            out,
+        ]
         _one_line_error(*_run(argv, capsys), f"--out {out}: is the file given as --checkpoint")
     assert ck.read_bytes() == before
     # where results go by default (beside the checkpoint) is refused the same way
@@ -97,12 +117,25 @@ def test_an_image_command_never_writes_over_its_checkpoint(run, tmp_path, capsys
     ck = tmp_path / "model.png"  # a checkpoint named as a picture
     ck.write_bytes((run / "checkpoint.safetensors").read_bytes())
     before = ck.read_bytes()
-    for command in (["sample"], ["manifold"], ["arithmetic", "--a", "0", "--b", "1", "--c", "2"],
-                    ["posterior"], ["traverse", "--kl-images", "0"]):  # fmt: skip
+    for command in (
+        ["sample"],
+        ["manifold"],
+        ["arithmetic", "--a", "0", "--b", "1", "--c", "2"],
+        ["posterior"],
+        ["traverse", "--kl-images", "0"],
+    ):
         argv = [*command, "--checkpoint", ck, "--out", ck]
         _one_line_error(*_run(argv, capsys), "is the file given as --checkpoint")
-    argv = ["traverse", "--checkpoint", tmp_path / "model.gif", "--kl-images", "0", "--gif",
-            "--out", tmp_path / "model.png"]  # fmt: skip
+    argv = [
+        "traverse",
+        "--checkpoint",
+        tmp_path / "model.gif",
+        "--kl-images",
+        "0",
+        "--gif",
+        "--out",
+        tmp_path / "model.png",
+    ]
     os.rename(ck, tmp_path / "model.gif")  # --gif would write model.gif: the checkpoint
     _one_line_error(*_run(argv, capsys), "--gif", "is the file given as --checkpoint")
     assert (tmp_path / "model.gif").read_bytes() == before

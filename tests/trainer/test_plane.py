@@ -61,8 +61,24 @@ def test_principal_coordinates_are_in_standard_deviations_and_stable():
 def test_manifold_cli_draws_the_principal_plane(tmp_path, capsys):
     out = tmp_path / "m.png"
     path = ex.example_path("mnist-vae-20d")
-    assert cli(["manifold", "--checkpoint", str(path), "--plane", "pca", "--n", "12",
-                "--scale", "1", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "manifold",
+                "--checkpoint",
+                str(path),
+                "--plane",
+                "pca",
+                "--n",
+                "12",
+                "--scale",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "principal plane of 2,000 encoded test images" in capsys.readouterr().err
     with Image.open(out) as im:
         assert im.size == (12 * 28, 12 * 28)
@@ -81,6 +97,7 @@ def test_manifold_pca_needs_the_test_images(tmp_path, capsys):
 
     ck = load_checkpoint(ex.example_path("mnist-vae-20d"))
     bare = save_checkpoint(tmp_path / "bare.safetensors", ck.model, ck.train_config)
-    code = cli(["manifold", "--checkpoint", str(bare), "--plane", "pca", "--out",
-                str(tmp_path / "m.png")])  # fmt: skip
+    code = cli(
+        ["manifold", "--checkpoint", str(bare), "--plane", "pca", "--out", str(tmp_path / "m.png")]
+    )
     assert code == 2 and "needs its test images" in capsys.readouterr().err

@@ -58,6 +58,18 @@ def test_posterior_cli(tmp_path, capsys):
     with Image.open(out) as im:
         assert im.size == (128, 128)
         assert np.asarray(im).std() > 20
-    assert cli(["posterior", "--checkpoint", str(ex.example_path("mnist-vae-20d")), "--plane",
-                "pca", "--out", str(tmp_path / "q.png")]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "posterior",
+                "--checkpoint",
+                str(ex.example_path("mnist-vae-20d")),
+                "--plane",
+                "pca",
+                "--out",
+                str(tmp_path / "q.png"),
+            ]
+        )
+        == 0
+    )
     assert "PC1" in capsys.readouterr().out

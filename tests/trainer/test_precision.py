@@ -62,11 +62,28 @@ def test_bf16_where_it_would_be_emulated_is_refused_or_trains_in_fp32(
     monkeypatch.setattr(fit, "bf16_problem", no_bf16)  # where the Trainer does
     # asked for on the command line: refused before anything is trained
     out = tmp_path / "run"
-    code = main(["train", "--dataset", "shapes", "--epochs", "1", "--precision", "bf16",
-                 "--device", "cpu", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "shapes",
+            "--epochs",
+            "1",
+            "--precision",
+            "bf16",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
-    assert code == 2 and "--precision bf16: this CPU has no bfloat16 instructions, so it " \
-        "would be emulated and train slower than fp32" in err  # fmt: skip
+    assert (
+        code == 2
+        and "--precision bf16: this CPU has no bfloat16 instructions, so it "
+        "would be emulated and train slower than fp32"
+        in err
+    )
     assert not out.exists()
     # a run saved in bf16 elsewhere, continued here: float32
     mc = model_config_for(shapes, latent_dim=2, hidden=32)
@@ -99,9 +116,16 @@ def test_a_conv_body_trains_channels_last_and_goes_on_exactly(shapes, tmp_path):
     half = Trainer(build_model(mc), shapes, cfg)
     assert half.fit(control=StopAt()).stopped
     ck = load_checkpoint(save_trainer(tmp_path / "mid.safetensors", half, None, []))
-    on = Trainer(ck.model, shapes, ck.train_config, history=ck.history,
-                 optimizer_state=ck.optimizer_state, epochs_done=ck.epochs_done, step=ck.step,
-                 position=ck.position)  # fmt: skip
+    on = Trainer(
+        ck.model,
+        shapes,
+        ck.train_config,
+        history=ck.history,
+        optimizer_state=ck.optimizer_state,
+        epochs_done=ck.epochs_done,
+        step=ck.step,
+        position=ck.position,
+    )
     w = next(m for m in on.model.modules() if isinstance(m, torch.nn.Conv2d)).weight
     assert on.optimizer.state[w]["exp_avg"].stride() == w.stride()
     on.fit(epochs=1)

@@ -13,15 +13,8 @@ from trainer import examples as ex
 from trainer.__main__ import main as cli
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
-from trainer.film import (
-    FILM_FORMAT,
-    FILM_MAGIC,
-    Film,
-    FilmError,
-    read_film,
-    render_frame,
-    write_film,
-)
+from trainer.film import Film, FilmError, render_frame
+from trainer.film_file import FILM_FORMAT, FILM_MAGIC, read_film, write_film
 from trainer.loop import Trainer, model_config_for
 from trainer.models import build_model
 from trainer.runs import FILM_FILE, Project, table
@@ -40,10 +33,17 @@ def run(shapes):
 def saver(trainer, cfg, shapes):
     def save(path):
         return save_checkpoint(
-            path, trainer.model, cfg, data_spec=shapes_spec(), class_names=shapes.class_names,
-            history=trainer.history, optimizer_state=trainer.optimizer.state_dict(),
-            epochs_done=trainer.epochs_done, step=trainer.step, position=trainer.position(),
-        )  # fmt: skip
+            path,
+            trainer.model,
+            cfg,
+            data_spec=shapes_spec(),
+            class_names=shapes.class_names,
+            history=trainer.history,
+            optimizer_state=trainer.optimizer.state_dict(),
+            epochs_done=trainer.epochs_done,
+            step=trainer.step,
+            position=trainer.position(),
+        )
 
     return save
 
@@ -64,7 +64,12 @@ def test_a_film_reads_back_as_it_was_kept_and_goes_on(run, shapes, tmp_path):
     assert len(back) == len(film) and back.describe() == film.describe()
     for a, b in zip(film.frames, back.frames, strict=True):
         assert (a.step, a.epoch, a.epoch_end, a.test_nelbo, a.train_nelbo) == (
-            b.step, b.epoch, b.epoch_end, b.test_nelbo, b.train_nelbo)  # fmt: skip
+            b.step,
+            b.epoch,
+            b.epoch_end,
+            b.test_nelbo,
+            b.train_nelbo,
+        )
         assert np.array_equal(a.manifold, b.manifold) and np.array_equal(a.codes, b.codes)
     assert np.array_equal(
         render_frame(film, film.frames[-1], trainer.history, size=160),
@@ -91,8 +96,9 @@ def test_a_damaged_or_foreign_film_is_refused_whole(run, tmp_path):
     head = json.loads(good[len(FILM_MAGIC) + 8 : len(FILM_MAGIC) + 8 + n])
     head["format"] = FILM_FORMAT + 1
     newer = json.dumps(head).encode()
-    cases["newer version"] = FILM_MAGIC + len(newer).to_bytes(8, "little") + newer + good[
-        len(FILM_MAGIC) + 8 + n :]  # fmt: skip
+    cases["newer version"] = (
+        FILM_MAGIC + len(newer).to_bytes(8, "little") + newer + good[len(FILM_MAGIC) + 8 + n :]
+    )
     for why, blob in cases.items():
         bad = tmp_path / "bad.bin"
         bad.write_bytes(blob)

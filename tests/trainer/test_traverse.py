@@ -18,9 +18,15 @@ from trainer.models import build_model
 
 def _model(latent=3, classes=0):
     torch.manual_seed(0)
-    return build_model(ModelConfig(latent_dim=latent, hidden=16, image_shape=(1, 8, 8),
-                                   num_classes=classes,
-                                   model="cvae" if classes else "vae")).eval()  # fmt: skip
+    return build_model(
+        ModelConfig(
+            latent_dim=latent,
+            hidden=16,
+            image_shape=(1, 8, 8),
+            num_classes=classes,
+            model="cvae" if classes else "vae",
+        )
+    ).eval()
 
 
 def test_values_are_the_figure_4_spacing():
@@ -63,8 +69,23 @@ def test_a_2d_model_has_two_rows_and_a_conditional_one_keeps_its_class():
 def test_traverse_cli_writes_labelled_png_and_gif(tmp_path, capsys):
     out = tmp_path / "t.png"
     path = ex.example_path("fashion-vae-20d")
-    assert cli(["traverse", "--checkpoint", str(path), "--out", str(out), "--columns", "9",
-                "--gif", "--scale", "1"]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "traverse",
+                "--checkpoint",
+                str(path),
+                "--out",
+                str(out),
+                "--columns",
+                "9",
+                "--gif",
+                "--scale",
+                "1",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "ordered by KL" in err and err.count("collapsed") == 20 - 14  # 14 of 20 active
     with Image.open(out) as im:
@@ -78,20 +99,33 @@ def test_traverse_cli_writes_labelled_png_and_gif(tmp_path, capsys):
         assert gif.n_frames == 9 + 7  # forward and back
     ck = load_checkpoint(ex.example_path("mnist-vae-2d"))
     assert ck.model_config.latent_dim == 2
-    assert cli(["traverse", "--checkpoint", str(ex.example_path("mnist-ae-2d")), "--out",
-                str(tmp_path / "ae.png")]) == 0  # fmt: skip
+    assert (
+        cli(
+            [
+                "traverse",
+                "--checkpoint",
+                str(ex.example_path("mnist-ae-2d")),
+                "--out",
+                str(tmp_path / "ae.png"),
+            ]
+        )
+        == 0
+    )
     assert "index order (a plain autoencoder has no KL)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--columns", "5"], "--columns"), (["--z", "1", "2", "3"], "--z gives 3 values"),
-    (["--class", "nine"], "class"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--columns", "5"], "--columns"),
+        (["--z", "1", "2", "3"], "--z gives 3 values"),
+        (["--class", "nine"], "class"),
+    ],
+)
 def test_traverse_cli_mistakes_end_in_one_line(tmp_path, capsys, args, says):
     path = ex.example_path("mnist-cvae-2d")
     try:
-        code = cli(["traverse", "--checkpoint", str(path), "--out", str(tmp_path / "t.png"),
-                    *args])  # fmt: skip
+        code = cli(["traverse", "--checkpoint", str(path), "--out", str(tmp_path / "t.png"), *args])
     except SystemExit as e:  # argparse's own range check
         code = e.code
     assert code == 2

@@ -59,9 +59,22 @@ _CHECKSUM_FORM = re.compile(rf"{_CHECKSUM}:[0-9a-f]{{64}}")
 
 # safetensors' dtypes and their sizes in bytes; weights may be any floating one (converted)
 _DTYPE_SIZES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2,
-    "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
-}  # fmt: skip
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 _FLOATS = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
 _ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")
 _ADAM_FLAGS = ("foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay")

@@ -66,8 +66,12 @@ def _open(path: Path) -> tuple[BinaryIO, int]:
 
 
 def _kind(mode: int) -> str:
-    kinds = [(stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    kinds = [
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for test, name in kinds if test(mode)), "not a file")
 
 
@@ -105,14 +109,17 @@ def _header(raw: bytes, size: int) -> tuple[dict, dict, int]:
         if not (isinstance(dtype, str) and dtype in _DTYPE_SIZES):
             raise _Invalid(f"{where} has an unknown dtype {shown(dtype)}")
         if not (
-            isinstance(shape, list) and len(shape) <= 8
+            isinstance(shape, list)
+            and len(shape) <= 8
             and all(is_int(n) and 0 <= n <= MAX_FILE_BYTES for n in shape)
-        ):  # fmt: skip
+        ):
             _fail(f"{where}: its shape", "a list of sizes", shape)
         if not (
-            isinstance(offsets, list) and len(offsets) == 2
-            and all(is_int(n) for n in offsets) and 0 <= offsets[0] <= offsets[1]
-        ):  # fmt: skip
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(is_int(n) for n in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
             _fail(f"{where}: its data_offsets", "[start, end]", offsets)
         if offsets[1] > data_size:
             raise _Invalid(

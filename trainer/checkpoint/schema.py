@@ -102,22 +102,40 @@ def _only(d: dict, where: str, known) -> None:
 # file name or null), ("real?",) (a number or null), ("shape",). Ranges of numbers are the
 # objects' own checks (run after these), save for integers, checked here first.
 _MODEL_FIELDS = {
-    "model": ("str",), "arch": ("str",), "latent_dim": ("int", 1, MAX_LATENT),
-    "hidden": ("int", MIN_HIDDEN, MAX_HIDDEN), "image_shape": ("shape",),
-    "likelihood": ("str",), "gaussian_std": ("real?",), "num_classes": ("int", 0, MAX_CLASSES),
-}  # fmt: skip
+    "model": ("str",),
+    "arch": ("str",),
+    "latent_dim": ("int", 1, MAX_LATENT),
+    "hidden": ("int", MIN_HIDDEN, MAX_HIDDEN),
+    "image_shape": ("shape",),
+    "likelihood": ("str",),
+    "gaussian_std": ("real?",),
+    "num_classes": ("int", 0, MAX_CLASSES),
+}
 _TRAIN_FIELDS = {
-    "epochs": ("int", 1, MAX_EPOCHS), "batch_size": ("int", 1, MAX_BATCH), "lr": ("real",),
-    "beta": ("real",), "warmup_epochs": ("real",), "seed": ("int", 0, MAX_SEED),
-    "device": ("str",), "snapshot_hz": ("real",), "weights_hz": ("real",),
-    "data_memory": ("real?",), "precision": ("str",),
-}  # fmt: skip
+    "epochs": ("int", 1, MAX_EPOCHS),
+    "batch_size": ("int", 1, MAX_BATCH),
+    "lr": ("real",),
+    "beta": ("real",),
+    "warmup_epochs": ("real",),
+    "seed": ("int", 0, MAX_SEED),
+    "device": ("str",),
+    "snapshot_hz": ("real",),
+    "weights_hz": ("real",),
+    "data_memory": ("real?",),
+    "precision": ("str",),
+}
 _DATA_FIELDS = {
-    "source": ("str",), "images": ("path",), "labels": ("path",), "root": ("path",),
-    "image_size": ("int", 1, MAX_SIDE), "test_fraction": ("real",),
-    "seed": ("int", 0, MAX_SEED), "shapes_count": ("int", 0, 2**31 - 1), "bundle": ("path",),
+    "source": ("str",),
+    "images": ("path",),
+    "labels": ("path",),
+    "root": ("path",),
+    "image_size": ("int", 1, MAX_SIDE),
+    "test_fraction": ("real",),
+    "seed": ("int", 0, MAX_SEED),
+    "shapes_count": ("int", 0, 2**31 - 1),
+    "bundle": ("path",),
     "background": ("str",),
-}  # fmt: skip
+}
 
 
 def _check_fields(d: Any, where: str, spec: dict, strict: bool = True) -> dict:
@@ -288,9 +306,10 @@ def _position(pos: Any, table: dict) -> dict | None:
         _fail("position.epoch_sums", "three finite numbers", sums)
     noise = table.get("run/noise_state")
     if noise is not None and not (
-        noise["dtype"] == "U8" and len(noise["shape"]) == 1
+        noise["dtype"] == "U8"
+        and len(noise["shape"]) == 1
         and 1 <= noise["shape"][0] <= MAX_NOISE_BYTES
-    ):  # fmt: skip
+    ):
         raise _Invalid(
             f"tensor run/noise_state must be a random generator's state (bytes), not "
             f"{noise['dtype']} of shape {tuple(noise['shape'])}"
@@ -414,9 +433,18 @@ def _check_meta(meta: dict, table: dict) -> _Plan:
                 "floating-point numbers (F32, F16, BF16 or F64)"
             )
     return _Plan(
-        model_config, train_config, data_spec, class_names, history, epochs_done, step, opt,
-        position, floats, noise=position is not None and "run/noise_state" in table,
-    )  # fmt: skip
+        model_config,
+        train_config,
+        data_spec,
+        class_names,
+        history,
+        epochs_done,
+        step,
+        opt,
+        position,
+        floats,
+        noise=position is not None and "run/noise_state" in table,
+    )
 
 
 def _shell(config: ModelConfig) -> LatentModel:

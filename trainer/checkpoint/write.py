@@ -86,10 +86,12 @@ def save_checkpoint(
     history = history or History()
     path = Path(path)
     tensors = {
-        f"model/{k}": v.detach().cpu().to(weights_dtype if v.is_floating_point() else v.dtype)
+        f"model/{k}": v.detach()
+        .cpu()
+        .to(weights_dtype if v.is_floating_point() else v.dtype)
         .contiguous()
         for k, v in model.state_dict().items()
-    }  # fmt: skip
+    }
     meta: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -141,7 +143,14 @@ def save_trainer(
     """Save a :class:`~trainer.loop.Trainer` as it stands (call between two steps): weights
     and optimiser state of the same step, so that training continues from it exactly."""
     return save_checkpoint(
-        path, trainer.model, trainer.config, data_spec=data_spec, class_names=class_names,
-        history=trainer.history, optimizer_state=trainer.optimizer.state_dict(),
-        epochs_done=trainer.epochs_done, step=trainer.step, position=trainer.position(),
-    )  # fmt: skip
+        path,
+        trainer.model,
+        trainer.config,
+        data_spec=data_spec,
+        class_names=class_names,
+        history=trainer.history,
+        optimizer_state=trainer.optimizer.state_dict(),
+        epochs_done=trainer.epochs_done,
+        step=trainer.step,
+        position=trainer.position(),
+    )

@@ -137,8 +137,16 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..loop import TrainingDiverged
     from ..loop.distributed import DistributedError
 
-    return (UserError, ConfigError, DataError, CheckpointError, ExportError, ExampleError,
-            TrainingDiverged, DistributedError)  # fmt: skip
+    return (
+        UserError,
+        ConfigError,
+        DataError,
+        CheckpointError,
+        ExportError,
+        ExampleError,
+        TrainingDiverged,
+        DistributedError,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(e, MemoryError) and not out_of_memory(e):
             raise
         less = COMMANDS[args.command].less
-        print(f"latent-train: error: out of memory during {args.command}; try {less}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"latent-train: error: out of memory during {args.command}; try {less}", file=sys.stderr
+        )
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         signum = interrupted(e)

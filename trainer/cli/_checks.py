@@ -194,13 +194,17 @@ def check_applicable(args) -> None:
         data_options_apply(args, args.dataset or DEFAULT_SOURCE, named)
         for option in ("beta", "warmup_epochs"):
             if args.model == "ae" and getattr(args, option) is not None:
-                raise UserError(f"--{option.replace('_', '-')} does not apply to --model ae: "
-                                "a plain autoencoder has no KL term to weigh")  # fmt: skip
+                raise UserError(
+                    f"--{option.replace('_', '-')} does not apply to --model ae: "
+                    "a plain autoencoder has no KL term to weigh"
+                )
     elif c == "evaluate" and args.dataset is not None:
         data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
     elif c in ("manifold", "posterior") and args.plane == "pca" and args.dims is not None:
-        raise UserError("--dims does not apply to --plane pca: its axes are the first two "
-                        "principal components of the encoded test images")  # fmt: skip
+        raise UserError(
+            "--dims does not apply to --plane pca: its axes are the first two "
+            "principal components of the encoded test images"
+        )
 
 
 def class_index(cls: str | None, class_names: list[str], conditional: bool) -> int | None:

@@ -225,13 +225,16 @@ def add_seed(p) -> None:
     """``--seed``, as every command that draws random numbers takes it."""
     from ..config import MAX_SEED
 
-    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0,
-                   help=f"0 to {MAX_SEED} (default: 0)")  # fmt: skip
+    p.add_argument(
+        "--seed", type=int_in(0, MAX_SEED), default=0, help=f"0 to {MAX_SEED} (default: 0)"
+    )
 
 
 def add_scale(p, default: int) -> None:
     """``--scale``, the pixel magnification of a command's picture."""
     p.add_argument(
-        "--scale", type=int_in(1, 16), default=default,
+        "--scale",
+        type=int_in(1, 16),
+        default=default,
         help=f"pixel magnification, 1-16 (default: {default})",
-    )  # fmt: skip
+    )

@@ -10,8 +10,13 @@ from ._options import IMAGE_FILE, add_scale, int_in
 def add_options(a) -> None:
     a.add_argument("--checkpoint", required=True)
     for name in ("a", "b", "c"):
-        a.add_argument(f"--{name}", type=int_in(0, 10**9), required=True, metavar="I",
-                       help=f"index of test image {name} (of the checkpoint's data)")  # fmt: skip
+        a.add_argument(
+            f"--{name}",
+            type=int_in(0, 10**9),
+            required=True,
+            metavar="I",
+            help=f"index of test image {name} (of the checkpoint's data)",
+        )
     a.add_argument("--out", required=True, help=IMAGE_FILE)
     add_scale(a, 4)
 

@@ -64,8 +64,9 @@ def run(args) -> int:
     if ck.data_spec is None and args.dataset is None:
         raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
     if args.dataset is None:  # the checkpoint's source: the options must be ones it reads
-        data_options_apply(args, ck.data_spec.source,
-                            f"the checkpoint's data ({ck.data_spec.describe()})")  # fmt: skip
+        data_options_apply(
+            args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
+        )
     _idx_files_together(args, ck)
     spec = spec_from_args(args, base=ck.data_spec)
     data = load_data(spec)
@@ -82,10 +83,15 @@ def run(args) -> int:
         "checkpoint_step": ck.step,
         "dataset": spec.describe(),
         **evaluate_model(
-            model, x, y, iw_samples=args.iw_samples, prior_samples=args.prior_samples,
-            seed=args.seed, progress=lambda f, what: bar.update(f, what),
+            model,
+            x,
+            y,
+            iw_samples=args.iw_samples,
+            prior_samples=args.prior_samples,
+            seed=args.seed,
+            progress=lambda f, what: bar.update(f, what),
         ),
-    }  # fmt: skip
+    }
     bar.done()
     if not model.is_variational:
         print(
@@ -111,8 +117,7 @@ def _evaluation_out(args, ck) -> Path:
         out = Path(ck.path).with_name("evaluation.json")
         if is_example(ck.path):  # the bundled examples stay as shipped
             out = Path.cwd() / f"evaluation-{Path(ck.path).parent.name}.json"
-            print(f"note: the bundled examples are read-only; results go to {out}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"note: the bundled examples are read-only; results go to {out}", file=sys.stderr)
         check_writable_file(out, "results", "; pass --out FILE to write them elsewhere")
         not_an_input("results", out, command_inputs(args, ck))
         return out

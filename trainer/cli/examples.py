@@ -23,19 +23,31 @@ def add_options(x) -> None:
     from ..config import MAX_EPOCHS
 
     x.add_argument(
-        "--rebuild", action="store_true",
+        "--rebuild",
+        action="store_true",
         help="train every example again (seeded); rewrite the table in the README beside them",
-    )  # fmt: skip
+    )
     x.add_argument("--only", nargs="+", metavar="NAME", help="rebuild only these examples")
-    x.add_argument("--into", metavar="DIR",
-                   help="examples folder (default: the bundled one, in a checkout)")  # fmt: skip
-    x.add_argument("--mnist", metavar="DIR",
-                   help="folder with the MNIST test set's t10k IDX files (default: "
-                   "$LATENT_EXPLORER_MNIST, else MNIST's download in the cache)")  # fmt: skip
-    x.add_argument("--epochs", type=int_in(1, MAX_EPOCHS),
-                   help="epochs for every example (default: each recipe's)")  # fmt: skip
-    x.add_argument("--iw-samples", type=int_in(1, 1_000_000), default=None,
-                   help="importance samples per image for -log p(x) (default: 1000)")  # fmt: skip
+    x.add_argument(
+        "--into", metavar="DIR", help="examples folder (default: the bundled one, in a checkout)"
+    )
+    x.add_argument(
+        "--mnist",
+        metavar="DIR",
+        help="folder with the MNIST test set's t10k IDX files (default: "
+        "$LATENT_EXPLORER_MNIST, else MNIST's download in the cache)",
+    )
+    x.add_argument(
+        "--epochs",
+        type=int_in(1, MAX_EPOCHS),
+        help="epochs for every example (default: each recipe's)",
+    )
+    x.add_argument(
+        "--iw-samples",
+        type=int_in(1, 1_000_000),
+        default=None,
+        help="importance samples per image for -log p(x) (default: 1000)",
+    )
 
 
 def run(args) -> int:
@@ -51,10 +63,14 @@ def run(args) -> int:
         bar = Progress("examples")
         t0 = time.perf_counter()
         rows = rebuild(
-            only=only, root=root, mnist=args.mnist, epochs=args.epochs,
-            iw_samples=args.iw_samples or 1000, progress=bar.update,
+            only=only,
+            root=root,
+            mnist=args.mnist,
+            epochs=args.epochs,
+            iw_samples=args.iw_samples or 1000,
+            progress=bar.update,
             log=lambda text: (bar.close(), print(text, file=sys.stderr)),
-        )  # fmt: skip
+        )
         bar.done()
         print(
             f"rebuilt {len(rows)} example{'s' if len(rows) != 1 else ''} in "
@@ -204,11 +220,16 @@ def _keep(r, argv: list[str], ck, model, metrics: dict, seconds_train: float, ro
     folder = root / r.name
     folder.mkdir(exist_ok=True)
     path = save_checkpoint(
-        folder / MODEL_FILE, model, ck.train_config,
-        data_spec=DataSpec(source=EXAMPLE, bundle=r.bundle), class_names=ck.class_names,
-        history=ck.history, epochs_done=ck.epochs_done, step=ck.step,
+        folder / MODEL_FILE,
+        model,
+        ck.train_config,
+        data_spec=DataSpec(source=EXAMPLE, bundle=r.bundle),
+        class_names=ck.class_names,
+        history=ck.history,
+        epochs_done=ck.epochs_done,
+        step=ck.step,
         weights_dtype=torch.float16,
-    )  # fmt: skip
+    )
     thumbnail(model, folder / THUMB_FILE)
     command = "latent-train " + " ".join(shlex.quote(_shown_path(a)) for a in argv)
     info = {

@@ -13,11 +13,13 @@ from ._console import Progress
 def add_options(f) -> None:
     f.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
     f.add_argument(
-        "--examples", metavar="DIR",
+        "--examples",
+        metavar="DIR",
         help="examples folder (default: the bundled ones); trains missing ones",
-    )  # fmt: skip
-    f.add_argument("--mnist", metavar="DIR",
-                   help="folder with the MNIST test set (to train a missing example)")  # fmt: skip
+    )
+    f.add_argument(
+        "--mnist", metavar="DIR", help="folder with the MNIST test set (to train a missing example)"
+    )
 
 
 def run(args) -> int:
@@ -29,10 +31,13 @@ def run(args) -> int:
     out, _ = prepare_out_folder(args.out)
     bar = Progress("figures")
     written = figures.write_all(
-        out, examples_root=Path(args.examples) if args.examples else None, mnist=args.mnist,
-        progress=bar.update, log=lambda text: (bar.close(), print(text, file=sys.stderr)),
+        out,
+        examples_root=Path(args.examples) if args.examples else None,
+        mnist=args.mnist,
+        progress=bar.update,
+        log=lambda text: (bar.close(), print(text, file=sys.stderr)),
         rebuild=rebuild,
-    )  # fmt: skip
+    )
     bar.done()
     print(figures.kl_table_markdown())
     print(f"wrote {', '.join(p.name for p in written)} to {out}/", file=sys.stderr)

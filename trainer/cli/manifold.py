@@ -24,10 +24,12 @@ def add_options(g) -> None:
         help="the two latent dimensions (default: 0 1)",
     )
     g.add_argument(
-        "--plane", choices=("dims", "pca"), default="dims",
+        "--plane",
+        choices=("dims", "pca"),
+        default="dims",
         help="dims: the two --dims; pca: the first two principal components of the encoded "
         "test images, centred at their mean, in standard deviations (default: dims)",
-    )  # fmt: skip
+    )
     g.add_argument(
         "--class",
         dest="cls",
@@ -84,8 +86,9 @@ def manifold_size(model, n: int, y, scale: int, classes: int | None = None) -> t
     return grid_size(n * n, (h, w), n, 0, scale)
 
 
-def write_manifold(model, path, y, dims, n: int, scale: int, classes: int | None = None,
-                    plane=None):  # fmt: skip
+def write_manifold(
+    model, path, y, dims, n: int, scale: int, classes: int | None = None, plane=None
+):
     """The Figure 4 grid on two dimensions ``dims`` (or on ``plane``); for a conditional
     model with no class chosen, one grid for each of the first ``classes`` (default: all)."""
     import torch

@@ -12,10 +12,20 @@ def add_options(q) -> None:
 
     q.add_argument("--checkpoint", required=True)
     q.add_argument("--out", required=True, help=IMAGE_FILE)
-    q.add_argument("--plane", choices=("dims", "pca"), default="dims",
-                   help="the two --dims, or the principal plane (default: dims)")  # fmt: skip
-    q.add_argument("--dims", type=int_in(0, MAX_LATENT - 1), nargs=2, default=None,
-                   metavar=("DX", "DY"), help="the two dimensions (default: 0 1)")  # fmt: skip
+    q.add_argument(
+        "--plane",
+        choices=("dims", "pca"),
+        default="dims",
+        help="the two --dims, or the principal plane (default: dims)",
+    )
+    q.add_argument(
+        "--dims",
+        type=int_in(0, MAX_LATENT - 1),
+        nargs=2,
+        default=None,
+        metavar=("DX", "DY"),
+        help="the two dimensions (default: 0 1)",
+    )
     add_scale(q, 6)
 
 
@@ -43,8 +53,10 @@ def run(args) -> int:
     v = posterior_vs_prior(ck.model, x, y, plane)
     print(save_picture(picture(v), out, scale=args.scale))
     print(f"plane: {plane.names[0]} (across), {plane.names[1]} (up), {v.extent:g} either way")
-    print(f"hole mass: {v.hole_mass:.4f} of the prior's probability lies where the test set's "
-          f"aggregate posterior leaves it empty")  # fmt: skip
+    print(
+        f"hole mass: {v.hole_mass:.4f} of the prior's probability lies where the test set's "
+        f"aggregate posterior leaves it empty"
+    )
     print(f"outside the picture: {v.outside:.4f} of {v.samples:,} samples of q(z)")
     print("dimension  mean of E[z|x]  std of E[z|x]  share beyond +-4")
     for k in range(d):

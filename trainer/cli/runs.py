@@ -10,10 +10,15 @@ from ._checks import UserError, check_path
 
 
 def add_options(r) -> None:
-    r.add_argument("--project", metavar="DIR",
-                   help="the project folder (default: the window's default)")  # fmt: skip
-    r.add_argument("--add", nargs="+", metavar="PATH",
-                   help="add latent-train --out folders or checkpoint files as runs")  # fmt: skip
+    r.add_argument(
+        "--project", metavar="DIR", help="the project folder (default: the window's default)"
+    )
+    r.add_argument(
+        "--add",
+        nargs="+",
+        metavar="PATH",
+        help="add latent-train --out folders or checkpoint files as runs",
+    )
 
 
 def run(args) -> int:
@@ -43,6 +48,10 @@ def run(args) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     diff = differing(runs)
     if diff:
-        print(printable("settings that differ: " + "; ".join(
-            f"{k} " + " / ".join(map(str, v)) for k, v in diff.items())))  # fmt: skip
+        print(
+            printable(
+                "settings that differ: "
+                + "; ".join(f"{k} " + " / ".join(map(str, v)) for k, v in diff.items())
+            )
+        )
     return 0

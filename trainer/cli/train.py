@@ -419,10 +419,14 @@ def _announce(job: _Run) -> None:
         job.info(
             f"{procs.world} processes ({procs.backend}), each its share of every batch of "
             f"{tcfg.batch_size}"
-            + ("; the fused step trains single processes only: autograd with "
-               "DistributedDataParallel here" if supports(job.model) else ""),
+            + (
+                "; the fused step trains single processes only: autograd with "
+                "DistributedDataParallel here"
+                if supports(job.model)
+                else ""
+            ),
             file=sys.stderr,
-        )  # fmt: skip
+        )
     job.info(
         f"training a {mcfg.model.upper()} ({mcfg.arch}, latent {mcfg.latent_dim}) on "
         f"{job.device}{' in bfloat16 (mixed precision)' if trainer.bf16 else ''}"
@@ -467,8 +471,9 @@ class _EpochReporter:
 
         job = self.job
         try:
-            save_trainer(job.out / "checkpoint.safetensors", job.trainer, job.spec,
-                         job.data.class_names)  # fmt: skip
+            save_trainer(
+                job.out / "checkpoint.safetensors", job.trainer, job.spec, job.data.class_names
+            )
         except CheckpointError as e:  # the run goes on; its end saves again
             print(f"note: {e}", file=sys.stderr)
 
@@ -569,8 +574,10 @@ def _report(job: _Run, metrics: dict, done: list[str], diverged, signum: int | N
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if signum is not None:
-        print(f"stopped by {signal_name(signum)}; {out}/ holds the model as trained so far",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"stopped by {signal_name(signum)}; {out}/ holds the model as trained so far",
+            file=sys.stderr,
+        )
         return exit_code(signum)  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
 
@@ -613,17 +620,24 @@ def _write_film(args, film, trainer, mcfg, data) -> str | None:
     title = f"{mcfg.model.upper()}, latent {mcfg.latent_dim}, {data.name}"
     try:
         path = save_film(
-            film, trainer.history, Path(args.film).expanduser(), fps=args.film_fps,
-            size=args.film_size, title=title,
+            film,
+            trainer.history,
+            Path(args.film).expanduser(),
+            fps=args.film_fps,
+            size=args.film_size,
+            title=title,
             progress=lambda f: bar.update(f, f"{len(film)} frames"),
-        )  # fmt: skip
+        )
     except FilmError as e:
         bar.close()
         return str(e)
     bar.done()
     size = path.stat().st_size / 1e6
-    print(f"wrote the film to {path} ({size:.1f} MB, {len(film)} frames; in memory they took "
-          f"{film.describe().split(', ', 1)[1]})", file=sys.stderr)  # fmt: skip
+    print(
+        f"wrote the film to {path} ({size:.1f} MB, {len(film)} frames; in memory they took "
+        f"{film.describe().split(', ', 1)[1]})",
+        file=sys.stderr,
+    )
     return None
 
 

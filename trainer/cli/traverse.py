@@ -25,20 +25,35 @@ def add_options(v) -> None:
     v.add_argument("--checkpoint", required=True)
     v.add_argument("--out", required=True, help=IMAGE_FILE)
     v.add_argument(
-        "--columns", type=int_in(*TRAVERSAL_COLUMNS), default=11,
+        "--columns",
+        type=int_in(*TRAVERSAL_COLUMNS),
+        default=11,
         help=f"values per row, {TRAVERSAL_COLUMNS[0]}-{TRAVERSAL_COLUMNS[1]}, inverse-CDF "
         "spaced (default: 11)",
-    )  # fmt: skip
-    v.add_argument("--gif", action="store_true",
-                   help="also write an animated GIF beside --out (every row at once)")  # fmt: skip
-    v.add_argument("--class", dest="cls", default=None,
-                   help="class name or index (CVAE; default: the first)")  # fmt: skip
-    v.add_argument("--z", type=float_in(-MAX_Z, MAX_Z), nargs="+", metavar="V",
-                   help=f"where the other dimensions stay, each in [-{MAX_Z:g}, {MAX_Z:g}] "
-                   "(default: 0, the prior mean)")  # fmt: skip
-    v.add_argument("--kl-images", type=int_in(0, 100_000), default=2000,
-                   help="test images to measure each dimension's KL on, to order the rows "
-                   "(0: index order; default: 2000)")  # fmt: skip
+    )
+    v.add_argument(
+        "--gif",
+        action="store_true",
+        help="also write an animated GIF beside --out (every row at once)",
+    )
+    v.add_argument(
+        "--class", dest="cls", default=None, help="class name or index (CVAE; default: the first)"
+    )
+    v.add_argument(
+        "--z",
+        type=float_in(-MAX_Z, MAX_Z),
+        nargs="+",
+        metavar="V",
+        help=f"where the other dimensions stay, each in [-{MAX_Z:g}, {MAX_Z:g}] "
+        "(default: 0, the prior mean)",
+    )
+    v.add_argument(
+        "--kl-images",
+        type=int_in(0, 100_000),
+        default=2000,
+        help="test images to measure each dimension's KL on, to order the rows "
+        "(0: index order; default: 2000)",
+    )
     add_scale(v, 2)
 
 
@@ -56,8 +71,9 @@ def run(args) -> int:
     ck = open_checkpoint(args.checkpoint, args=args, outputs=outputs)
     mc = ck.model_config
     d = mc.latent_dim
-    check_grid_size(out, grid_size(d * args.columns, mc.image_shape[1:], args.columns, 2,
-                                   args.scale))  # fmt: skip
+    check_grid_size(
+        out, grid_size(d * args.columns, mc.image_shape[1:], args.columns, 2, args.scale)
+    )
     base = torch.zeros(d)
     if args.z is not None:
         if len(args.z) != d:
@@ -70,17 +86,22 @@ def run(args) -> int:
     print(f"note: {note}", file=sys.stderr)
     t = traversal(ck.model, base, y, args.columns, kl)
     labels = [
-        f"z{dim}" + ("" if t.kl is None else f"  {t.kl[r]:.2f} nats")
+        f"z{dim}"
+        + ("" if t.kl is None else f"  {t.kl[r]:.2f} nats")
         + ("  collapsed" if t.collapsed[r] else "")
         for r, dim in enumerate(t.dims)
-    ]  # fmt: skip
+    ]
     save_labelled_rows(t.images, out, t.columns, labels, t.collapsed, scale=args.scale)
     print(out)
     if gif is not None:  # frame c: every dimension at its c-th value, side by side
         frames = t.images.reshape(d, t.columns, *t.images.shape[1:]).transpose(0, 1)
         side = max(1, math.ceil(math.sqrt(d)))
-        save_gif(torch.stack([grid_image(f, nrow=side) for f in frames]), gif, fps=6,
-                 scale=max(1, args.scale))  # fmt: skip
+        save_gif(
+            torch.stack([grid_image(f, nrow=side) for f in frames]),
+            gif,
+            fps=6,
+            scale=max(1, args.scale),
+        )
         print(gif)
     w = max(len(s) for s in labels)
     for r, text in enumerate(labels):

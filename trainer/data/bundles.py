@@ -22,8 +22,10 @@ from .spec import BUNDLES, DataError, Progress, bundle_title, check_bundle_name
 
 BUNDLE_IMAGES = 2000  # test images bundled per dataset (at most)
 IMAGES_FILE, LABELS_FILE, BUNDLE_FILE = (
-    "test-images-idx3-ubyte.gz", "test-labels-idx1-ubyte.gz", "bundle.json",
-)  # fmt: skip
+    "test-images-idx3-ubyte.gz",
+    "test-labels-idx1-ubyte.gz",
+    "bundle.json",
+)
 
 
 class ExampleError(Exception):
@@ -113,5 +115,9 @@ def load_bundle(name: str | None, progress: Progress | None = None, root: Path |
     xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
     return ImageData(
         name=f"{title} (bundled test images)",
-        train_x=xt[:0], test_x=xt, train_y=yt[:0], test_y=yt, class_names=list(names),
-    )  # fmt: skip
+        train_x=xt[:0],
+        test_x=xt,
+        train_y=yt[:0],
+        test_y=yt,
+        class_names=list(names),
+    )

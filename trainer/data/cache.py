@@ -91,8 +91,10 @@ def folder_key(files: Sequence[tuple[str, os.stat_result]], options: dict) -> st
     ``options``) and ``stat``: size, modification time, inode and status-change time (ns).
     The last two tell apart files that ``cp -p``, ``touch -r`` or another extraction gave
     the same size and modification time."""
-    text = "".join(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\n"
-                   for name, st in files)  # fmt: skip
+    text = "".join(
+        f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\n"
+        for name, st in files
+    )
     return _digest("folder", options, text)
 
 
@@ -126,8 +128,9 @@ def key_of(kind: str, entries: Sequence[tuple], options: dict) -> str:
 
 def _digest(kind: str, options: dict, files: str) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"kind": kind, "version": CACHE_VERSION, **options}, sort_keys=True)
-             .encode())  # fmt: skip
+    h.update(
+        json.dumps({"kind": kind, "version": CACHE_VERSION, **options}, sort_keys=True).encode()
+    )
     h.update(files.encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:40]
 
@@ -206,10 +209,16 @@ def read_meta(path: Path, key: str) -> dict:
     if not sealed:
         raise Damaged("meta.json is not what was written")
     shape, names = meta.get("shape"), meta.get("class_names")
-    ok = (isinstance(shape, list) and len(shape) == 4 and all(_is_int(v) and v >= 1 for v in shape)
-          and isinstance(names, list) and all(isinstance(c, str) for c in names)
-          and isinstance(meta.get("labels"), bool) and _is_int(meta.get("crc32"))
-          and isinstance(meta.get("source"), str))  # fmt: skip
+    ok = (
+        isinstance(shape, list)
+        and len(shape) == 4
+        and all(_is_int(v) and v >= 1 for v in shape)
+        and isinstance(names, list)
+        and all(isinstance(c, str) for c in names)
+        and isinstance(meta.get("labels"), bool)
+        and _is_int(meta.get("crc32"))
+        and isinstance(meta.get("source"), str)
+    )
     if ok and meta["labels"]:
         ok = _is_int(meta.get("labels_crc32")) and len(names) >= 1
     if not ok:  # sealed, yet not what this version writes
@@ -284,10 +293,15 @@ def _cannot_keep(root: Path, e: OSError, key: str) -> None:
     if damaged is None:
         head = f"could not keep the decoded images in {root} ({_why(e)})"
     else:
-        head = (f"the decoded cache {root / key} was unreadable ({damaged}) and could not "
-                f"be rebuilt ({_why(e)})")  # fmt: skip
-    print(f"note: {head}: the images are decoded in memory instead, on each load while "
-          "it cannot be written", file=sys.stderr)  # fmt: skip
+        head = (
+            f"the decoded cache {root / key} was unreadable ({damaged}) and could not "
+            f"be rebuilt ({_why(e)})"
+        )
+    print(
+        f"note: {head}: the images are decoded in memory instead, on each load while "
+        "it cannot be written",
+        file=sys.stderr,
+    )
 
 
 def writable(key: str) -> str | None:
@@ -390,9 +404,14 @@ def store(key: str, source: str, data: Decoded) -> np.ndarray | None:
         os.chmod(tmp, 0o777 & ~_umask())  # as any new folder, not a temporary's 0700
         x = np.ascontiguousarray(data.x, dtype=np.uint8)
         _write(tmp / "images.u8", x)
-        meta = {"version": CACHE_VERSION, "source": source, "shape": list(x.shape),
-                "labels": data.y is not None, "class_names": list(data.class_names),
-                "crc32": _crc(x)}  # fmt: skip
+        meta = {
+            "version": CACHE_VERSION,
+            "source": source,
+            "shape": list(x.shape),
+            "labels": data.y is not None,
+            "class_names": list(data.class_names),
+            "crc32": _crc(x),
+        }
         if data.y is not None:
             y = np.ascontiguousarray(data.y, dtype="<i8")
             _write(tmp / "labels.i64", y)
@@ -428,8 +447,11 @@ def store(key: str, source: str, data: Decoded) -> np.ndarray | None:
         return None
     damaged = _damaged.pop(key, None)
     if damaged is not None:
-        print(f"note: the decoded cache {final} was unreadable ({damaged}); decoded again "
-              "and kept anew", file=sys.stderr)  # fmt: skip
+        print(
+            f"note: the decoded cache {final} was unreadable ({damaged}); decoded again "
+            "and kept anew",
+            file=sys.stderr,
+        )
     _drop_stale(root, source, key)
     return images
 

@@ -114,9 +114,14 @@ def load_folder(spec: DataSpec, progress: Progress | None = None) -> ImageData:
     s = spec.image_size
     # "decoding": how images are decoded (trainer.data.imaging); a new way decodes them again.
     # "root": where the folder is (two folders alike in names, sizes and times are two)
-    options = {"image_size": s, "classes": classes, "max_pixels": max_pixels(),
-               "background": spec.background, "decoding": 2,
-               "root": str(root.resolve())}  # fmt: skip
+    options = {
+        "image_size": s,
+        "classes": classes,
+        "max_pixels": max_pixels(),
+        "background": spec.background,
+        "decoding": 2,
+        "root": str(root.resolve()),
+    }
     key = cache.folder_key(entries, options)
     hit = cache.read_cached(key, progress)
     if hit is not None:  # (checked by check_informative before it was kept)

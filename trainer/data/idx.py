@@ -38,8 +38,12 @@ def _open_regular(p: Path):
     except IsADirectoryError:
         raise DataError(f"{p}: is a folder, not an IDX file") from None
     except NotRegularFile as e:
-        kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
-                 (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
+        kinds = [
+            (stat.S_ISFIFO, "a named pipe (FIFO)"),
+            (stat.S_ISCHR, "a device"),
+            (stat.S_ISBLK, "a device"),
+            (stat.S_ISSOCK, "a socket"),
+        ]
         kind = next((k for test, k in kinds if test(e.mode)), "something other than a file")
         raise DataError(f"{p}: is {kind}; an IDX file must be a regular file") from None
     except OSError as e:
@@ -155,8 +159,9 @@ def _read_idx_body(
 
 
 def load_idx(spec: DataSpec, progress: Progress | None = None) -> ImageData:
-    paths = [Path(spec.images).expanduser()] + ([Path(spec.labels).expanduser()]
-                                                if spec.labels else [])  # fmt: skip
+    paths = [Path(spec.images).expanduser()] + (
+        [Path(spec.labels).expanduser()] if spec.labels else []
+    )
     key = cache.source_key("idx", paths, None, {})
     hit = cache.read_cached(key, progress)
     if hit is not None:

@@ -16,9 +16,17 @@ from ..files import NotRegularFile, open_regular, printable
 # Ten well-separated class colours (Tableau 10, brightened for a dark background): the map,
 # the film and every legend colour class k alike
 CLASS_COLOURS = [
-    "#4e9cff", "#ff9f40", "#5ad17f", "#ff6b6b", "#b48cff",
-    "#c49a6c", "#ff8fd0", "#b0b6c3", "#e6d85a", "#4fd6e0",
-]  # fmt: skip
+    "#4e9cff",
+    "#ff9f40",
+    "#5ad17f",
+    "#ff6b6b",
+    "#b48cff",
+    "#c49a6c",
+    "#ff8fd0",
+    "#b0b6c3",
+    "#e6d85a",
+    "#4fd6e0",
+]
 
 
 def class_rgb(k: int) -> tuple[int, int, int]:
@@ -78,8 +86,19 @@ PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 BACKGROUNDS = ("white", "black")  # what transparent pixels are put on
 BLANK_LEVELS = 3  # an image whose every channel spans at most this many levels is blank
 # what a damaged file makes Pillow raise (its own fuzzers expect the same kinds)
-_DAMAGED = (OSError, ValueError, EOFError, SyntaxError, struct.error, IndexError, KeyError,
-            TypeError, ZeroDivisionError, OverflowError, MemoryError)  # fmt: skip
+_DAMAGED = (
+    OSError,
+    ValueError,
+    EOFError,
+    SyntaxError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    MemoryError,
+)
 
 
 def max_pixels() -> int | None:

@@ -24,8 +24,12 @@ SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
 # the test images bundled with the example models (assets/examples/data/<bundle>): data to
 # explore a model with, never to train on, so it is no choice of ``--dataset``
 EXAMPLE = "example"
-SOURCE_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
-                 "shapes": "the built-in shapes"}  # fmt: skip
+SOURCE_TITLES = {
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "kmnist": "Kuzushiji-MNIST",
+    "shapes": "the built-in shapes",
+}
 
 # progress(fraction in 0..1 or None, text): called during long loads; may raise to cancel
 Progress = Callable[[float | None, str], None]

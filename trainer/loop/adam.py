@@ -61,10 +61,20 @@ def fused_kernel_works(params: list[torch.Tensor]) -> bool:
             t = [torch.zeros(1, dtype=p0.dtype, device=p0.device) for _ in range(4)]
             step = torch.ones((), dtype=torch.float32, device=p0.device)
             kernel(
-                [t[0]], [t[1]], [t[2]], [t[3]], [], [step],
-                amsgrad=False, lr=1e-3, beta1=0.9, beta2=0.999,
-                weight_decay=0.0, eps=1e-8, maximize=False,
-            )  # fmt: skip
+                [t[0]],
+                [t[1]],
+                [t[2]],
+                [t[3]],
+                [],
+                [step],
+                amsgrad=False,
+                lr=1e-3,
+                beta1=0.9,
+                beta2=0.999,
+                weight_decay=0.0,
+                eps=1e-8,
+                maximize=False,
+            )
     except (RuntimeError, NotImplementedError, TypeError, ValueError):
         return False
     return True
@@ -243,10 +253,20 @@ class Adam:
         beta1, beta2 = g["betas"]
         torch._foreach_add_(steps, 1)
         torch._fused_adam_(
-            params, grads, exp_avgs, exp_avg_sqs, [], steps,
-            amsgrad=False, lr=g["lr"], beta1=beta1, beta2=beta2,
-            weight_decay=0.0, eps=g["eps"], maximize=False,
-        )  # fmt: skip
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            [],
+            steps,
+            amsgrad=False,
+            lr=g["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=g["eps"],
+            maximize=False,
+        )
 
     def _plain_step(self, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
         # torch's unfused Adam: the same operations in the same order

@@ -156,8 +156,9 @@ class FilmCapture(Callback):
         if self.film.due(trainer.step, at):
             t0 = time.perf_counter()
             b = max(1, images)
-            self.film.capture(trainer.model, trainer.step, at,
-                              train_nelbo=float((sums[0] + sums[1]) / b))  # fmt: skip
+            self.film.capture(
+                trainer.model, trainer.step, at, train_nelbo=float((sums[0] + sums[1]) / b)
+            )
             run.t_mark += time.perf_counter() - t0  # not training time
 
     def on_test(self, trainer: Any, run: Run, stats: Any) -> None:

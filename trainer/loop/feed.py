@@ -205,8 +205,10 @@ class Streamed:
         b = idx.shape[0]
         if b not in self.slots:
             shape = (b, *self.base.shape[1:])
-            self.slots[b] = [_Slot(shape, self.y is not None, self.device, self.layout)
-                             for _ in range(self.SLOTS)]  # fmt: skip
+            self.slots[b] = [
+                _Slot(shape, self.y is not None, self.device, self.layout)
+                for _ in range(self.SLOTS)
+            ]
         slot = self.slots[b][self.turn % self.SLOTS]
         self.turn += 1
         if slot.copied is not None:

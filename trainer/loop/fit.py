@@ -249,8 +249,13 @@ class Trainer:
         # denormal range, where x86 arithmetic is many times slower: this run's throughput
         # fell by a fifth within a few epochs. Flushing them to zero costs no accuracy here.
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
-        hooks = Hooks([*([FilmCapture(film)] if film is not None else []),
-                       SnapshotMeter(on_snapshot), *callbacks])  # fmt: skip
+        hooks = Hooks(
+            [
+                *([FilmCapture(film)] if film is not None else []),
+                SnapshotMeter(on_snapshot),
+                *callbacks,
+            ]
+        )
         if control is None and self.procs is not None:
             control = TrainControl()  # where the processes' agreed reason to stop is kept
         self._control = control

@@ -68,8 +68,9 @@ def tame_environment(environ=None) -> list[str]:
         counts = _counts(value)
         if counts is None:
             del env[name]
-            notes.append(f"{name}={shorten(value, 20)} is not a whole number of threads; "
-                         "ignoring it")  # fmt: skip
+            notes.append(
+                f"{name}={shorten(value, 20)} is not a whole number of threads; ignoring it"
+            )
         elif max(counts) > top:
             env[name] = ",".join(str(min(c, top)) for c in counts)
             notes.append(f"{name}={shorten(value, 20)} is more than {_most()}; using {env[name]}")
@@ -78,8 +79,10 @@ def tame_environment(environ=None) -> list[str]:
 
 def _most() -> str:
     cores = usable_cores()
-    return (f"{most_threads()} threads ({THREADS_PER_CORE} for each of the {cores} "
-            f"core{'s' if cores != 1 else ''} here)")  # fmt: skip
+    return (
+        f"{most_threads()} threads ({THREADS_PER_CORE} for each of the {cores} "
+        f"core{'s' if cores != 1 else ''} here)"
+    )
 
 
 def _env_threads() -> int | None:
