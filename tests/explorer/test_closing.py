@@ -104,7 +104,7 @@ def _run_closer(tmp_path: Path, rounds: int, seed: int) -> tuple[list[dict], str
 
 
 def test_closing_during_loading_and_the_first_second_of_a_run_exits_cleanly(tmp_path):
-    rounds = int(os.environ.get("CLOSE_ROUNDS", 20))
+    rounds = int(os.environ.get("CLOSE_ROUNDS", 12))
     results, _ = _run_closer(tmp_path, rounds=rounds, seed=7)
     print(json.dumps(results, indent=0))
     assert len(results) == rounds
