@@ -5,6 +5,8 @@
 ``arrays``         :class:`ImageData`, :class:`Rows`, the checks every source's arrays pass
 ``idx``            IDX files (the MNIST family's format)
 ``folder``         a folder of images, one sub-folder per class
+``npz``            NumPy arrays: an ``.npz`` archive, or ``.npy`` files
+``celeba``         CelebA's aligned faces, from its standard extracted layout
 ``shapes``         the built-in shapes
 ``downloads``      the torchvision MNIST family, Debian's Fashion-MNIST
 ``bundles``        the test images bundled with the example models
@@ -25,12 +27,14 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "spec": ("SOURCES", "EXAMPLE", "SOURCE_TITLES", "Progress", "DataError", "DataSpec",
-             "same_data", "BUNDLES", "Bundle", "bundle_title", "trained_on",
-             "check_bundle_name"),
-    "arrays": ("ImageData", "Rows", "nbytes", "describe_shape", "model_data_problem",
-               "MAX_SIDE"),
+    "spec": ("SOURCES", "EXAMPLE", "SOURCE_TITLES", "CELEBA_SIZES", "CELEBA_SIZE", "Progress",
+             "DataError", "DataSpec", "same_data", "BUNDLES", "Bundle", "bundle_title",
+             "trained_on", "check_bundle_name"),
+    "arrays": ("ImageData", "Rows", "Attributes", "nbytes", "describe_shape",
+               "model_data_problem", "MAX_SIDE"),
     "idx": ("read_idx", "load_idx", "MAX_IDX_BYTES"),
+    "npz": ("load_npz", "MAX_NPY_BYTES"),
+    "celeba": ("load_celeba", "decode_face"),
     "folder": ("IMAGE_SUFFIXES", "check_informative", "load_folder", "_image_files"),
     "shapes": ("SHAPE_CLASSES", "SHAPES_CHUNK_BYTES", "make_shapes", "load_shapes"),
     "downloads": ("DEBIAN_FASHION", "MNIST_CLASSES", "FASHION_CLASSES", "KMNIST_CLASSES",

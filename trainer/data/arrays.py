@@ -110,6 +110,16 @@ def nbytes(x: torch.Tensor | Rows) -> int:
 
 
 @dataclass
+class Attributes:
+    """Yes-or-no attributes of each image, as CelebA's 40 (Smiling, Eyeglasses, …): their
+    names, and per split a bool tensor (N, K) on the CPU, in the order of the split's images."""
+
+    names: list[str]
+    train: torch.Tensor
+    test: torch.Tensor
+
+
+@dataclass
 class ImageData:
     """One dataset. Images are uint8 (N, C, H, W); labels int64 (N,) or None. The training
     images may be :class:`Rows` of a memory-mapped cache; the test images are in memory."""
@@ -120,6 +130,7 @@ class ImageData:
     train_y: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
     class_names: list[str] = field(default_factory=list)
+    attributes: Attributes | None = None  # CelebA's, kept on the CPU wherever the images go
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

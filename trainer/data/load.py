@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .arrays import ImageData
 from .bundles import load_bundle
+from .celeba import load_celeba
 from .downloads import _TV, load_torchvision
 from .folder import load_folder
 from .idx import load_idx
+from .npz import load_npz
 from .shapes import load_shapes
 from .spec import EXAMPLE, DataSpec, Progress
 
@@ -42,6 +44,10 @@ def load_data(spec: DataSpec, progress: Progress | None = None) -> ImageData:
         return load_idx(spec, progress)
     if spec.source == "folder":
         return load_folder(spec, progress)
+    if spec.source == "npz":
+        return load_npz(spec, progress)
+    if spec.source == "celeba":
+        return load_celeba(spec, progress)
     if spec.source == EXAMPLE:
         return load_bundle(spec.bundle, progress)
     return load_shapes(spec, progress)

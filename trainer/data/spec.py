@@ -20,7 +20,7 @@ from typing import Any
 from ..config import MAX_SEED
 from .imaging import BACKGROUNDS
 
-SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder")
+SOURCES = ("mnist", "fashion-mnist", "kmnist", "shapes", "idx", "folder", "npz", "celeba")
 # the test images bundled with the example models (assets/examples/data/<bundle>): data to
 # explore a model with, never to train on, so it is no choice of ``--dataset``
 EXAMPLE = "example"
@@ -29,7 +29,10 @@ SOURCE_TITLES = {
     "fashion-mnist": "Fashion-MNIST",
     "kmnist": "Kuzushiji-MNIST",
     "shapes": "the built-in shapes",
+    "celeba": "CelebA faces",
 }
+CELEBA_SIZES = (32, 64, 128)  # the sides CelebA's faces are resized to
+CELEBA_SIZE = 64  # … without --image-size
 
 # progress(fraction in 0..1 or None, text): called during long loads; may raise to cancel
 Progress = Callable[[float | None, str], None]
@@ -112,10 +115,10 @@ class DataSpec:
     """Which data to load; stored in checkpoints so that a model can find its data again."""
 
     source: str = "shapes"
-    images: str | None = None  # idx: images file
-    labels: str | None = None  # idx: labels file (optional)
-    root: str | None = None  # folder: one sub-folder per class
-    image_size: int = 28  # folder / shapes: side of the (square) images
+    images: str | None = None  # idx: images file; npz: the .npz or .npy file
+    labels: str | None = None  # idx, npz (.npy images): labels file (optional)
+    root: str | None = None  # folder: one sub-folder per class; celeba: the extracted CelebA
+    image_size: int = 28  # folder / shapes / celeba: side of the (square) images
     test_fraction: float = 0.2  # sources without an official test split
     seed: int = 0
     shapes_count: int = 6000  # shapes: images in all
@@ -162,6 +165,26 @@ class DataSpec:
                 gui="An image folder needs a folder: choose one under Data ▸ Folder "
                 "(one sub-folder per class).",
             )
+        if self.source == "npz" and not self.images:
+            raise DataError(
+                "--dataset npz needs --images FILE (.npz with arrays x and y, or .npy images "
+                "and optionally --labels FILE.npy)",
+                gui="NumPy data needs a file: choose one under Data ▸ Images (.npz, or .npy "
+                "images with an optional .npy of labels).",
+            )
+        if self.source == "celeba" and not self.root:
+            raise DataError(
+                "--dataset celeba needs --root DIR (the extracted CelebA: img_align_celeba/, "
+                "list_attr_celeba.txt, list_eval_partition.txt)",
+                gui="CelebA needs its folder: choose it under Data ▸ Folder (the one holding "
+                "img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt).",
+            )
+        if self.source == "celeba" and self.image_size not in CELEBA_SIZES:
+            sizes = ", ".join(map(str, CELEBA_SIZES[:-1])) + f" or {CELEBA_SIZES[-1]}"
+            raise DataError(
+                f"CelebA's faces are resized to {sizes} pixels (--image-size), "
+                f"not {self.image_size}"
+            )
         if self.source == EXAMPLE:
             check_bundle_name(self.bundle)  # a name, never a path
         if not (0.0 < self.test_fraction < 1.0):
@@ -189,6 +212,8 @@ class DataSpec:
             return f"IDX file {Path(self.images).name}"
         if self.source == "folder":
             return f"image folder {self.root}"
+        if self.source == "npz":
+            return f"NumPy file {Path(self.images).name}"
         if self.source == EXAMPLE:
             return f"the bundled {bundle_title(self.bundle)} test images"
         return SOURCE_TITLES[self.source]
@@ -215,8 +240,10 @@ def same_data(a: DataSpec | None, b: DataSpec | None) -> bool:
             return (s.bundle,)
         if s.source == "idx":
             return ("idx", _real(s.images))
-        if s.source == "folder":
-            return ("folder", _real(s.root))
+        if s.source == "npz":
+            return ("npz", _real(s.images))
+        if s.source in ("folder", "celeba"):
+            return (s.source, _real(s.root))
         return (s.source,)
 
     return a is not None and b is not None and identity(a) == identity(b)
