@@ -137,8 +137,8 @@ def test_checkpoint_on_the_command_line_opens(qtbot, checkpoint, tmp_path):
         # the chosen or remembered data without it)
         (
             ["--dataset", "shapes", "--images", "f.gz"],
-            "--images does not apply to --dataset shapes: it names an IDX images file "
-            "(--dataset idx)",
+            "--images does not apply to --dataset shapes: it names an images file "
+            "(--dataset idx or npz)",
         ),
         (["--images", "f.gz"], "--images does not apply to the remembered data (no --dataset)"),
         (

@@ -622,8 +622,8 @@ def test_a_symbolic_link_loop_is_named(argv, option, cvae_run, tmp_path, capsys)
     [
         (
             ["train", "--dataset", "shapes", "--images", "f.gz"],
-            "--images does not apply to --dataset shapes: it names an IDX images file "
-            "(--dataset idx)",
+            "--images does not apply to --dataset shapes: it names an images file "
+            "(--dataset idx or npz)",
         ),
         (["train", "--root", "pictures"], "--root does not apply to --dataset mnist (the default)"),
         (

@@ -66,12 +66,14 @@ DATA_OPTIONS: dict[str, tuple[str, ...]] = {
     "shapes": ("--image-size", "--shapes-count", "--test-fraction"),
     "idx": ("--images", "--labels", "--test-fraction"),
     "folder": ("--root", "--image-size", "--background", "--test-fraction"),
+    "npz": ("--images", "--labels", "--test-fraction"),
+    "celeba": ("--root", "--image-size"),
     "example": (),
 }
 _WHAT_IT_DOES = {
-    "--images": "it names an IDX images file",
-    "--labels": "it names an IDX labels file",
-    "--root": "it names an image folder",
+    "--images": "it names an images file",
+    "--labels": "it names a labels file",
+    "--root": "it names a folder of images",
     "--image-size": "it sets the side of the images a source draws or resizes",
     "--shapes-count": "it sets how many shapes are drawn",
     "--background": "it sets what an image folder's transparent pixels are put on",
@@ -149,7 +151,7 @@ def float_in(lo: float, hi: float, open_lo: bool = False, open_hi: bool = False)
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    from ..data import SOURCES
+    from ..data.spec import CELEBA_SIZE, SOURCES
 
     g = p.add_argument_group("data")
     g.add_argument(
@@ -159,14 +161,23 @@ def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         help="data source (default: %s); an option the source does not read is refused"
         % (DEFAULT_SOURCE if required else "the one the checkpoint was trained on"),
     )
-    g.add_argument("--images", help="IDX images file (--dataset idx); .gz is fine")
-    g.add_argument("--labels", help="IDX labels file (--dataset idx), optional")
-    g.add_argument("--root", help="image folder with one sub-folder per class (--dataset folder)")
+    g.add_argument(
+        "--images",
+        help="IDX images file (--dataset idx; .gz is fine), or NumPy file (--dataset npz: "
+        ".npz with arrays x and y, or x_train, y_train, x_test, y_test; or .npy images)",
+    )
+    g.add_argument("--labels", help="IDX labels file (idx), or .npy labels (npz); optional")
+    g.add_argument(
+        "--root",
+        help="image folder with one sub-folder per class (--dataset folder), or the "
+        "extracted CelebA folder (--dataset celeba; see the README)",
+    )
     g.add_argument(
         "--image-size",
         type=int_in(8, 256),
         default=None,
-        help="side in pixels for folder and shapes images, 8-256 (default: 28)",
+        help="side in pixels for folder and shapes images, 8-256 (default: 28); "
+        f"CelebA's faces: 32, 64 or 128 (default: {CELEBA_SIZE})",
     )
     g.add_argument(
         "--test-fraction",
@@ -189,7 +200,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def spec_from_args(args, base=None):
-    from ..data import DataSpec
+    from ..data.spec import CELEBA_SIZE, DataSpec
 
     fields = dict(
         source=args.dataset or (DEFAULT_SOURCE if base is None else None),
@@ -202,6 +213,10 @@ def spec_from_args(args, base=None):
         background=args.background,
     )
     given = {k: v for k, v in fields.items() if v is not None}
+    source = given.get("source", None if base is None else base.source)
+    if source == "celeba" and "image_size" not in given:
+        if base is None or base.source != "celeba":
+            given["image_size"] = CELEBA_SIZE  # (not the 28 of the MNIST-sized sources)
     for k in ("images", "labels", "root"):  # absolute, so a checkpoint finds its data anywhere
         if k in given:
             given[k] = str(Path(given[k]).expanduser().absolute())
