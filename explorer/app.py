@@ -26,6 +26,7 @@ from explorer.constants import (  # (the window's own limits, refused here befor
     TABS,
 )
 from trainer.cli._options import OneLineParser, data_option_problem, given_data_options, int_in
+from trainer.data.spec import SOURCES
 from trainer.loop.threads import tame_environment
 
 
@@ -107,15 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dataset",
-        choices=["mnist", "fashion-mnist", "kmnist", "idx", "folder", "shapes"],
+        choices=SOURCES,
         help="data to start with",
     )
     p.add_argument(
         "--images",
-        help="IDX images file (with --dataset idx; the labels are then --labels or none)",
+        help="IDX images file (with --dataset idx), or NumPy file (with --dataset npz: .npz "
+        "or .npy); the labels are then --labels or none",
     )
-    p.add_argument("--labels", help="IDX labels file (with --dataset idx and --images)")
-    p.add_argument("--root", help="image folder (with --dataset folder)")
+    p.add_argument(
+        "--labels", help="IDX or .npy labels file (with --dataset idx or npz and --images)"
+    )
+    p.add_argument("--root", help="image folder (with --dataset folder), or CelebA's (celeba)")
     p.add_argument("--model", choices=["vae", "cvae", "ae"], help="model type")
     p.add_argument(
         "--latent", metavar="D", type=_int_in(1, MAX_LATENT), help=f"latent size (1-{MAX_LATENT})"

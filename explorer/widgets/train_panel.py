@@ -35,8 +35,29 @@ SOURCES = [
     ("kmnist", "Kuzushiji-MNIST"),
     ("idx", "IDX files…"),
     ("folder", "Image folder…"),
+    ("npz", "NumPy file…"),
+    ("celeba", "CelebA faces…"),
     ("shapes", "Shapes (built in)"),
 ]
+FACE_SIZES = [("32", "32 px"), ("64", "64 px"), ("128", "128 px")]  # CelebA's sides
+# what the Images, Labels and Folder rows hold, for each source that shows them
+FILE_HINTS = {
+    "idx": ("images .idx / .idx.gz", "IDX images file (the MNIST format), gzipped or not"),
+    "npz": (
+        "images .npz / .npy",
+        "NumPy file: an .npz holding arrays x (images) and y (labels), or x_train, y_train, "
+        "x_test, y_test; or an .npy of images (N, H, W) or (N, C, H, W)",
+    ),
+    "folder": (
+        "folder with one sub-folder per class",
+        "ROOT/<class name>/<image files>; class names come from the folders",
+    ),
+    "celeba": (
+        "the extracted CelebA folder",
+        "The folder holding img_align_celeba/, list_attr_celeba.txt and "
+        "list_eval_partition.txt (see the README); its official split is used",
+    ),
+}
 MODELS = [("vae", "VAE"), ("cvae", "Conditional VAE"), ("ae", "Autoencoder (no KL)")]
 ARCHS = [("mlp", "MLP"), ("conv", "Convolutional")]
 LIKELIHOODS = [("bernoulli", "Bernoulli"), ("gaussian", "Gaussian")]
@@ -130,6 +151,10 @@ class TrainPanel(QWidget):
         self.image_size = RangeSpinBox(
             8, 256, 28, "Images are resized to this square size", "Image size", 4
         )
+        self.face_size = _combo(
+            FACE_SIZES, "CelebA's faces are cropped to the face and resized to this square size"
+        )
+        _set_key(self.face_size, "64")
         self.background = _combo(
             BACKGROUNDS,
             "What the images' transparent pixels are put on (an icon's drawing on "
@@ -143,6 +168,7 @@ class TrainPanel(QWidget):
         f.addRow("Labels", self.labels_row)
         f.addRow("Folder", self.root_row)
         f.addRow("Size", self.image_size)
+        f.addRow("Face size", self.face_size)
         f.addRow("Background", self.background)
         self.shapes_count = 6000  # not on screen; settings key train/shapes_count
         self.places = None  # where dialogs start (explorer.places.Places; the window sets it)
@@ -289,6 +315,7 @@ class TrainPanel(QWidget):
         for w in (self.images, self.labels, self.root):
             w.editingFinished.connect(self.dataSpecChanged)
         self.image_size.valueChanged.connect(self.dataSpecChanged)
+        self.face_size.currentIndexChanged.connect(self.dataSpecChanged)
         self.background.currentIndexChanged.connect(self.dataSpecChanged)
         self.likelihood.currentIndexChanged.connect(self._likelihood_changed)
         self.lr.returnPressed.connect(self._lr_entered)
@@ -340,9 +367,11 @@ class TrainPanel(QWidget):
     def _browse_images(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self,
-            "IDX images",
+            "NumPy images" if self.source.currentData() == "npz" else "IDX images",
             self._start(self.images.text().strip()),
-            "IDX files (*idx* *.gz);;All (*)",
+            "NumPy files (*.npz *.npy);;All (*)"
+            if self.source.currentData() == "npz"
+            else "IDX files (*idx* *.gz);;All (*)",
         )
         if path:
             self._chosen(self.images, path)
@@ -350,8 +379,12 @@ class TrainPanel(QWidget):
     def _browse_labels(self) -> None:
         # the labels lie beside their images, as MNIST's do
         beside = self.labels.text().strip() or self.images.text().strip()
+        npz = self.source.currentData() == "npz"
         path, _ = QFileDialog.getOpenFileName(
-            self, "IDX labels", self._start(beside), "IDX files (*idx* *.gz);;All (*)"
+            self,
+            "NumPy labels" if npz else "IDX labels",
+            self._start(beside),
+            "NumPy files (*.npy);;All (*)" if npz else "IDX files (*idx* *.gz);;All (*)",
         )
         if path:
             self._chosen(self.labels, path)
@@ -367,11 +400,16 @@ class TrainPanel(QWidget):
     def _source_changed(self) -> None:
         src = self.source.currentData()
         f = self._data_form
-        f.setRowVisible(self.images_row, src == "idx")
-        f.setRowVisible(self.labels_row, src == "idx")
-        f.setRowVisible(self.root_row, src == "folder")
+        f.setRowVisible(self.images_row, src in ("idx", "npz"))
+        f.setRowVisible(self.labels_row, src in ("idx", "npz"))
+        f.setRowVisible(self.root_row, src in ("folder", "celeba"))
         f.setRowVisible(self.image_size, src in ("folder", "shapes"))
+        f.setRowVisible(self.face_size, src == "celeba")
         f.setRowVisible(self.background, src == "folder")
+        edit = self.images if src in ("idx", "npz") else self.root
+        if src in FILE_HINTS:
+            edit.setPlaceholderText(FILE_HINTS[src][0])
+            edit.setToolTip(FILE_HINTS[src][1])
 
     def _likelihood_changed(self) -> None:
         self._model_form.setRowVisible(self.gauss_std, self.likelihood.currentData() == "gaussian")
@@ -398,10 +436,14 @@ class TrainPanel(QWidget):
         src = self.source.currentData()
         return DataSpec(
             source=src,
-            images=self.images.text().strip() or None if src == "idx" else None,
-            labels=self.labels.text().strip() or None if src == "idx" else None,
-            root=self.root.text().strip() or None if src == "folder" else None,
-            image_size=self.image_size.value() if src in ("folder", "shapes") else 28,
+            images=self.images.text().strip() or None if src in ("idx", "npz") else None,
+            labels=self.labels.text().strip() or None if src in ("idx", "npz") else None,
+            root=self.root.text().strip() or None if src in ("folder", "celeba") else None,
+            image_size=int(self.face_size.currentData())
+            if src == "celeba"
+            else self.image_size.value()
+            if src in ("folder", "shapes")
+            else 28,
             shapes_count=self.shapes_count,
             background=self.background.currentData() if src == "folder" else "white",
         )
@@ -463,6 +505,7 @@ class TrainPanel(QWidget):
             self.labels,
             self.root,
             self.image_size,
+            self.face_size,
             self.background,
         )
         for w in widgets:
@@ -471,7 +514,10 @@ class TrainPanel(QWidget):
         self.images.setText(data_spec.images or "")
         self.labels.setText(data_spec.labels or "")
         self.root.setText(data_spec.root or "")
-        self.image_size.setValue(data_spec.image_size)
+        if data_spec.source == "celeba":
+            _set_key(self.face_size, str(data_spec.image_size))
+        else:
+            self.image_size.setValue(data_spec.image_size)
         _set_key(self.background, data_spec.background)
         self.shapes_count = data_spec.shapes_count
         for w in widgets:
@@ -537,6 +583,7 @@ class TrainPanel(QWidget):
             self.labels_row,
             self.root_row,
             self.image_size,
+            self.face_size,
             self.model,
             self.arch,
             self.latent,
@@ -599,6 +646,7 @@ class TrainPanel(QWidget):
             "device": self.device,
             "precision": self.precision,
             "background": self.background,
+            "face_size": self.face_size,
         }
 
     def _edits(self) -> dict[str, QLineEdit]:
