@@ -18,6 +18,7 @@ load (with the partition list, they are part of the cache's key).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import stat
@@ -161,10 +162,16 @@ def _image_entries(folder: Path, names: list[str]) -> list[tuple]:
 
 def decode_face(path: Path, size: int) -> np.ndarray:
     """One face as uint8 (3, size, size): its centre square (:data:`CROP` of its shorter
-    side) resized; ImageError naming the file."""
+    side) resized; ImageError naming the file. A JPEG is decoded at the smallest of its
+    scaled sizes (a half, a quarter, an eighth) whose centre square is still ``size`` wide
+    or more (so it is only ever made smaller)."""
     from PIL import Image
 
-    im = flatten(open_image(path), "white").convert("RGB")
+    def least(w: int, h: int) -> tuple[int, int]:
+        scale = size / max(1.0, min(w, h) * CROP)
+        return math.ceil(w * scale), math.ceil(h * scale)
+
+    im = flatten(open_image(path, draft=least), "white").convert("RGB")
     w, h = im.size
     side = max(1, round(min(w, h) * CROP))
     left, top = (w - side) / 2, (h - side) / 2
@@ -202,7 +209,7 @@ def load_celeba(spec: DataSpec, progress: Progress | None = None) -> ImageData:
         "image_size": s,
         "crop": CROP,
         "max_pixels": max_pixels(),
-        "decoding": 1,
+        "decoding": 1,  # (JPEGs decoded scaled down, see decode_face)
         "root": str(root.resolve()),
     }
     key = cache.key_of("celeba", entries, options)
