@@ -20,7 +20,7 @@ PACKAGES = ("trainer", "explorer")
 
 # the layers, lowest first: a module is in the first layer one of whose prefixes it has
 LAYERS = (
-    ("trainer.config", "trainer.paths", "trainer.files", "trainer.text"),
+    ("trainer.config", "trainer.paths", "trainer.files", "trainer.text", "trainer.lazy"),
     ("trainer.models", "trainer.losses"),
     ("trainer.data",),
     ("trainer.evaluate", "trainer.latent", "trainer.posterior"),
@@ -82,7 +82,11 @@ def imports(mods: dict[str, Path]) -> dict[str, dict[str, int]]:
                 r = resolve(t)
                 if r is not None and r != m:
                     graph[m].setdefault(r, node.lineno)
-        lazy = any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body)
+        lazy = any(  # a module ``__getattr__``, defined or assigned (trainer.lazy.lazy_names)
+            (isinstance(n, ast.FunctionDef) and n.name == "__getattr__")
+            or (isinstance(n, ast.Assign) and "__getattr__" in ast.dump(n.targets[0]))
+            for n in tree.body
+        )
         if is_pkg and lazy:  # a package that re-exports its modules' names, on first use
             for sub in mods:
                 if sub.rpartition(".")[0] == m:

@@ -14,8 +14,7 @@ those of :mod:`trainer.data` and :mod:`trainer.loop`.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_names
 
 _WHERE = {
     "format": ("FORMAT", "VERSION", "SUFFIX", "MAX_FILE_BYTES", "MAX_HEADER_BYTES",
@@ -23,17 +22,4 @@ _WHERE = {
     "write": ("save_checkpoint", "save_trainer"),
     "read": ("load_checkpoint",),
 }  # fmt: skip
-_MODULE = {name: module for module, names in _WHERE.items() for name in names}
-__all__ = sorted(n for n in _MODULE if not n.startswith("_"))
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # looked up each time (not copied here): a name patched where it is defined is seen
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE})
+__getattr__, __dir__, __all__ = lazy_names(__name__, _WHERE, globals())

@@ -23,8 +23,7 @@ the window shows its splash, and tames torch's thread variables, before torch lo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_names
 
 _WHERE = {
     "spec": ("SOURCES", "EXAMPLE", "SOURCE_TITLES", "CELEBA_SIZES", "CELEBA_SIZE", "Progress",
@@ -42,17 +41,4 @@ _WHERE = {
     "bundles": ("load_bundle", "write_bundle", "bundle_dir", "ExampleError"),
     "load": ("load_data",),
 }  # fmt: skip
-_MODULE = {name: module for module, names in _WHERE.items() for name in names}
-__all__ = sorted(n for n in _MODULE if not n.startswith("_"))
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # looked up each time (not copied here): a name patched where it is defined is seen
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE})
+__getattr__, __dir__, __all__ = lazy_names(__name__, _WHERE, globals())

@@ -23,8 +23,7 @@ import torch: the window and the command line tame torch's thread variables
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_names
 
 _WHERE = {
     "records": ("EpochResult", "Snapshot", "History", "FitResult", "TrainingDiverged"),
@@ -35,17 +34,4 @@ _WHERE = {
     "callbacks": ("Callback", "Run", "FilmCapture"),
     "meter": ("SnapshotMeter",),
 }  # fmt: skip
-_MODULE = {name: module for module, names in _WHERE.items() for name in names}
-__all__ = sorted(_MODULE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # looked up each time (not copied here): a name patched where it is defined is seen
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE})
+__getattr__, __dir__, __all__ = lazy_names(__name__, _WHERE, globals())
