@@ -391,9 +391,12 @@ class TrainPanel(QWidget):
 
     def _browse_root(self) -> None:
         root = self.root.text().strip()
-        path = QFileDialog.getExistingDirectory(
-            self, "Image folder (one sub-folder per class)", self._start(root)
+        title = (
+            "CelebA folder (img_align_celeba/ and its lists)"
+            if self.source.currentData() == "celeba"
+            else "Image folder (one sub-folder per class)"
         )
+        path = QFileDialog.getExistingDirectory(self, title, self._start(root))
         if path:
             self._chosen(self.root, path)
 
