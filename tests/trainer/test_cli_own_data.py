@@ -49,6 +49,16 @@ def test_a_conditional_model_trains_on_an_npz_and_is_evaluated_on_it_again(tmp_p
     assert ck.data_spec.source == "npz" and ck.data_spec.images == str(p)
     assert ck.model_config.num_classes == 4
     assert _evaluate(str(out / "checkpoint.safetensors"), tmp_path / "e.json")["n_images"] == 8
+    # other images in an archive of their own, labels inside: no --labels asked for
+    other = tmp_path / "other.npz"
+    np.savez(other, x_train=rng.integers(0, 256, (8, 12, 12), dtype=np.uint8),
+             y_train=np.arange(8) % 4, x_test=rng.integers(0, 256, (6, 12, 12), dtype=np.uint8),
+             y_test=np.array([0, 1, 2, 3, 0, 1]))  # fmt: skip
+    ck_path = str(out / "checkpoint.safetensors")
+    argv = ["evaluate", "--checkpoint", ck_path, "--images", str(other), "--iw-samples", "2"]
+    argv += ["--prior-samples", "2", "--device", "cpu", "--out", str(tmp_path / "o.json")]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "o.json").read_text())["n_images"] == 6
 
 
 @pytest.mark.parametrize(

@@ -133,17 +133,20 @@ def _evaluation_out(args, ck) -> Path:
 
 
 def _idx_files_together(args, ck) -> None:
-    """`evaluate`: IDX images and their labels come both from the command line or both from
-    the checkpoint, never one of each (the checkpoint's labels belong to its own images)."""
+    """`evaluate`: IDX images (or .npy images) and their labels come both from the command
+    line or both from the checkpoint, never one of each (the checkpoint's labels belong to its
+    own images); an .npz archive holds its labels itself."""
     spec = ck.data_spec
-    theirs = spec is not None and spec.source == "idx" and args.dataset in (None, "idx")
+    source = args.dataset or (spec.source if spec is not None else None)
+    theirs = spec is not None and spec.source in ("idx", "npz") and source == spec.source
     if args.labels is not None and args.images is None and theirs:
         raise UserError(
             f"--labels without --images: they would label the checkpoint's images "
             f"({Path(spec.images).name}); name both, or neither to evaluate on its own"
         )
     mc = ck.model_config
-    if args.images is not None and args.labels is None and mc.conditional:
+    archive = source == "npz" and not str(args.images).lower().endswith(".npy")
+    if args.images is not None and args.labels is None and mc.conditional and not archive:
         raise UserError(
             f"--images without --labels: the model in {ck.path} is conditioned on "
             f"{mc.num_classes} classes and needs the labels of these images (--labels FILE)"
