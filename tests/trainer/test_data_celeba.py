@@ -24,7 +24,8 @@ def make_celeba(root, parts=(0, 0, 0, 1, 2, 0, 2, 0), size=(178, 218), attrs=ATT
         px[h // 2 - 10 : h // 2 + 10, w // 2 - 10 : w // 2 + 10] = 250
         Image.fromarray(px).save(root / "img_align_celeba" / name, quality=95)
     table = np.where(rng.random((len(names), len(attrs))) < 0.5, -1, 1)
-    rows = [n + " " + " ".join(f"{v:2d}" for v in r) for n, r in zip(names, table, strict=True)]
+    rows = [n + "  " + " ".join(f"{v:2d}" for v in r) for n, r in zip(names, table, strict=True)]
+    rows[1] = rows[1].replace("  ", "\t", 1)  # (any white space between the columns)
     (root / "list_attr_celeba.txt").write_text(
         f"{len(names)}\n" + " ".join(attrs) + " \n" + "\n".join(rows) + "\n"
     )

@@ -119,9 +119,9 @@ def read_attributes(root: Path, names: list[str]) -> tuple[list[str], np.ndarray
     index: dict[str, int] = {}
     values = []
     for i, line in enumerate(rows):
-        name, _, rest = line.strip().partition(" ")
+        name, *rest = line.split(None, 1)
         index[name] = i
-        values.append(rest)
+        values.append(rest[0] if rest else "")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         flat = np.fromstring(" ".join(values), dtype=np.int8, sep=" ")
