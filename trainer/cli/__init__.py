@@ -69,12 +69,16 @@ COMMANDS = {
     "figures": Command(
         "the paper's figures and the KL table from the examples", "closing other programs"
     ),
+    "export-model": Command(
+        "a checkpoint's model as an ONNX pair any ONNX runtime runs", "closing other programs"
+    ),
 }
 
 
 def command_module(name: str):
-    """The module of command ``name`` (``trainer.cli.train``, ...), imported on first use."""
-    return import_module(f"{__name__}.{name}")
+    """The module of command ``name`` (``trainer.cli.train``, ``trainer.cli.export_model``
+    for ``export-model``, ...), imported on first use."""
+    return import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
 class _Parser(OneLineParser):
