@@ -57,20 +57,22 @@ def parse_spec(spec: str) -> tuple[Path, str]:
 
 
 def _user_frame(e: BaseException, file: Path) -> str:
-    """Where in the user's file ``e`` came from: " (FILE, line N)" of its last frame there,
-    or of its last frame at all."""
+    """Where in the user's file ``e`` came from: " (line N)" of its last frame there, or
+    " (OTHER FILE, line N)" of its last frame at all."""
     frames = traceback.extract_tb(e.__traceback__)
     if isinstance(e, SyntaxError) and e.lineno:
-        return f" ({printable(str(file))}, line {e.lineno})"
+        same = e.filename and os.path.realpath(e.filename) == os.path.realpath(file)
+        return (
+            f" (line {e.lineno})" if same else f" ({printable(str(e.filename))}, line {e.lineno})"
+        )
     try:
         real = os.path.realpath(file)
         ours = [f for f in frames if os.path.realpath(f.filename) == real]
     except (OSError, ValueError):
         ours = []
-    last = (ours or frames or [None])[-1]
-    if last is None:
-        return ""
-    return f" ({printable(last.filename)}, line {last.lineno})"
+    if ours:
+        return f" (line {ours[-1].lineno})"
+    return f" ({printable(frames[-1].filename)}, line {frames[-1].lineno})" if frames else ""
 
 
 def _said(e: BaseException) -> str:
