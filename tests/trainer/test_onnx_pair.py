@@ -300,3 +300,19 @@ def test_the_help_says_what_export_model_writes(capsys):
         main(["export-model", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "encoder.onnx, decoder.onnx and model.json" in text
+
+
+def test_export_model_refuses_an_out_it_cannot_write_before_exporting(tmp_path, capsys):
+    ck = str(EXAMPLES / "mnist-vae-2d" / "model.safetensors")
+    (tmp_path / "file").write_text("mine")
+    code = main(["export-model", "--checkpoint", ck, "--out", str(tmp_path / "file")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "exists and is not a folder" in err[0]
+    assert (tmp_path / "file").read_text() == "mine"
+    if hasattr(os, "mkfifo"):
+        (tmp_path / "out").mkdir()
+        os.mkfifo(tmp_path / "out" / "decoder.onnx")
+        code = main(["export-model", "--checkpoint", ck, "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "decoder.onnx: is a named pipe" in err[0], err
+        assert not (tmp_path / "out" / "encoder.onnx").exists()  # nothing written
