@@ -179,6 +179,19 @@ def test_a_convolutional_gaussian_conditional_model_gives_its_mean_and_std(tmp_p
     assert args == (pair.encode, pair.decode)
 
 
+def test_an_autoencoders_pair_gives_its_codes_alone(tmp_path):
+    ck = _checkpoint("mnist-ae-2d")
+    export_onnx_pair(ck.model, tmp_path, ck.class_names)
+    pair = read_onnx_pair(tmp_path)
+    assert not pair.facts.variational
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        z, none = ck.model.eval().encode(x)
+    codes = pair.encode(x)
+    assert none is None and isinstance(codes, torch.Tensor)
+    assert float((codes - z).abs().max()) < 1e-4
+
+
 def test_a_pair_becomes_a_foreign_model(pairs):
     foreign = pytest.importorskip("trainer.foreign")
     pair = read_onnx_pair(pairs["mnist-vae-2d"])

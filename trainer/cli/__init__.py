@@ -140,6 +140,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..export import ExportError
     from ..loop import TrainingDiverged
     from ..loop.distributed import DistributedError
+    from ..onnx_pair import OnnxPairError
+    from ..user_code import UserCodeError
 
     return (
         UserError,
@@ -150,6 +152,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ExampleError,
         TrainingDiverged,
         DistributedError,
+        OnnxPairError,
+        UserCodeError,
     )
 
 
