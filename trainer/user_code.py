@@ -243,3 +243,25 @@ def load_weights(model, path: Path) -> None:
         model.load_state_dict(state)
     except Exception as e:
         raise UserCodeError(f"{where}: does not fit the model ({_said(e)})") from None
+
+
+def open_model(spec: str, weights: str | os.PathLike | None = None):
+    """What ``--model`` names: a folder holding an ONNX pair (an :class:`~trainer.onnx_pair.
+    OnnxPair`, whose reading runs no code), or ``FILE.py:FUNCTION`` (a :class:`UserModel`,
+    which runs the file). Raises UserCodeError or OnnxPairError, one line either way."""
+    from .onnx_pair import ENCODER, read_onnx_pair
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if weights is not None:
+            raise UserCodeError(
+                f"--weights does not apply to the ONNX pair in {printable(spec)}: its weights "
+                "are in its graphs"
+            )
+        return read_onnx_pair(path)
+    if path.suffix.lower() == ".onnx" or path.name == "model.json":
+        raise UserCodeError(
+            f"--model {printable(spec)}: name the folder that holds {ENCODER}, not one of its "
+            f"files (--model {printable(str(path.parent))})"
+        )
+    return load_user_model(spec, weights)

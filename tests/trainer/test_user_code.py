@@ -12,7 +12,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from trainer.user_code import UserCodeError, load_user_model, parse_spec
+from trainer.onnx_pair import OnnxPairError
+from trainer.user_code import UserCodeError, UserModel, load_user_model, open_model, parse_spec
 
 VAE = """
 import torch
@@ -184,3 +185,22 @@ def test_a_weights_file_that_would_run_code_is_refused_without_running_it(user_f
         load_user_model(f"{user_file}:build", weights=tmp_path / "evil.pt")
     assert "is not a state dict torch.load(weights_only=True) reads" in _one_line(e)
     assert not made.exists()
+
+
+def test_model_takes_a_python_file_or_an_onnx_pairs_folder(user_file, tmp_path):
+    got = open_model(f"{user_file}:build")
+    assert isinstance(got, UserModel) and got.function == "build"
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    (pair / "encoder.onnx").write_bytes(b"")
+    with pytest.raises(UserCodeError) as e:
+        open_model(str(pair / "encoder.onnx"))
+    assert f"name the folder that holds encoder.onnx, not one of its files (--model {pair})" in (
+        _one_line(e)
+    )
+    with pytest.raises(UserCodeError) as e:
+        open_model(str(pair), weights=tmp_path / "w.pt")
+    assert "--weights does not apply to the ONNX pair" in _one_line(e)
+    with pytest.raises(OnnxPairError) as e:  # read as a pair: its model.json is missing
+        open_model(str(pair))
+    assert _one_line(e).endswith("model.json: does not exist")
