@@ -26,7 +26,14 @@ LAYERS = (
     ("trainer.evaluate", "trainer.latent", "trainer.posterior"),
     ("trainer.loop",),
     ("trainer.checkpoint",),
-    ("trainer.export", "trainer.film", "trainer.film_file", "trainer.runs"),
+    (
+        "trainer.export",
+        "trainer.film",
+        "trainer.film_file",
+        "trainer.runs",
+        "trainer.onnx_pair",
+        "trainer.user_code",
+    ),
     ("trainer.examples",),
     # the paper's figures are drawn from the example models (and rebuild a missing one)
     ("trainer.figures",),

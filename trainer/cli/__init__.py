@@ -69,12 +69,16 @@ COMMANDS = {
     "figures": Command(
         "the paper's figures and the KL table from the examples", "closing other programs"
     ),
+    "export-model": Command(
+        "a checkpoint's model as an ONNX pair any ONNX runtime runs", "closing other programs"
+    ),
 }
 
 
 def command_module(name: str):
-    """The module of command ``name`` (``trainer.cli.train``, ...), imported on first use."""
-    return import_module(f"{__name__}.{name}")
+    """The module of command ``name`` (``trainer.cli.train``, ``trainer.cli.export_model``
+    for ``export-model``, ...), imported on first use."""
+    return import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
 class _Parser(OneLineParser):
@@ -136,6 +140,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..export import ExportError
     from ..loop import TrainingDiverged
     from ..loop.distributed import DistributedError
+    from ..onnx_pair import OnnxPairError
+    from ..user_code import UserCodeError
 
     return (
         UserError,
@@ -146,6 +152,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ExampleError,
         TrainingDiverged,
         DistributedError,
+        OnnxPairError,
+        UserCodeError,
     )
 
 
