@@ -4,5 +4,14 @@ Only :mod:`explorer.worker` touches both torch and Qt threads; widgets read the 
 model in :mod:`explorer.state` and never reach into the training loop.
 """
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "explore"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # explore() imports torch and Qt: only when it is asked for (importing explorer stays light)
+    if name == "explore":
+        from explorer.api import explore
+
+        return explore
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")

@@ -72,7 +72,16 @@ class Evaluation(QObject):
             return "The data's images do not fit the model: choose its data."
         if s.conditional and s.data.num_classes != s.model.num_classes:
             return "The data's classes do not match the conditional model's."
+        why = s.model.evaluate_problem()
+        if why is not None:
+            return f"Evaluate cannot measure this model: {why}."
         return None
+
+    def unavailable(self) -> str | None:
+        """Why the model on screen can never be evaluated (None: it can, given data)."""
+        s = self.session
+        why = None if s.model is None else s.model.evaluate_problem()
+        return None if why is None else f"Evaluate cannot measure this model: {why}."
 
     # -- actions ------------------------------------------------------------------------------
     def start(self, iw_samples: int, prior_samples: int = 0, running_training: bool = False):

@@ -321,13 +321,16 @@ class RunController(QObject, RunCheckpoints):
             kw = self.settings.model_kwargs()
         except (ConfigError, ValueError):
             return ""
-        ours = {
-            "type": MODEL_TITLES[mc.model],
-            "body": ARCH_TITLES[mc.arch],
-            "latent size": str(mc.latent_dim),
-            "hidden units": str(mc.hidden),
-            "decoder": LIKELIHOOD_TITLES[mc.likelihood],
-        }
+        try:
+            ours = {
+                "type": MODEL_TITLES[mc.model],
+                "body": ARCH_TITLES[mc.arch],
+                "latent size": str(mc.latent_dim),
+                "hidden units": str(mc.hidden),
+                "decoder": LIKELIHOOD_TITLES[mc.likelihood],
+            }
+        except ValueError:  # a user's own network: the settings on the left do not make it
+            return ""
         theirs = {
             "type": MODEL_TITLES[kw["model"]],
             "body": ARCH_TITLES[kw["arch"]],
@@ -506,6 +509,8 @@ class RunController(QObject, RunCheckpoints):
             self.notice.emit("error", message_for_window(e), "settings")
             return False
         self.resolved.emit("settings")
+        if hasattr(s.model, "training_copy"):  # a model no config rebuilds trains itself
+            return self._train_own(tc, epochs)
         if resume and (s.model is None or s.step == 0):
             self.notice.emit(
                 "warning", "There is no trained model to continue; press Train.", "run"
@@ -551,6 +556,45 @@ class RunController(QObject, RunCheckpoints):
             job.step = s.step
             job.position = s.position
             job.epochs = epochs
+        what = spec.describe()
+        self._run_spec, self._run_from_epoch = spec, s.epochs_done if resume else 0
+        self._launch(job, resume, what)
+        return True
+
+    def _train_own(self, tc: TrainConfig, epochs: int | None) -> bool:
+        """Train the session's own model (a user's, trainer.foreign) further on its images by
+        its ELBO, with autograd: Train and Continue both go on from where it is."""
+        s = self.session
+        problem = s.model.train_problem()
+        if problem is None and (s.data is None or len(s.data.train_x) == 0):
+            problem = "there are no images to train your model on"
+        if problem is None:
+            try:
+                model = s.model.training_copy()
+            except ValueError as e:
+                problem = str(e)
+        if problem is not None:
+            self.notice.emit("warning", f"{problem[0].upper()}{problem[1:]}.", "run")
+            return False
+        job = TrainJob(
+            data_spec=DataSpec(), train_config=tc, data=s.data, threads=training_threads()
+        )
+        job.model, job.model_config = model, s.model_config
+        job.history, job.optimizer_state = s.history, s.optimizer_state
+        job.epochs_done, job.step, job.position, job.epochs = (
+            s.epochs_done,
+            s.step,
+            s.position,
+            epochs,
+        )
+        self._run_spec, self._run_from_epoch = None, s.epochs_done
+        s.train_config = tc
+        self._launch(job, True, s.data.name)
+        return True
+
+    def _launch(self, job: TrainJob, resume: bool, what: str) -> None:
+        """Start the run of ``job`` (``what``: the data it trains on, for the phase line)."""
+        s, tc = self.session, job.train_config
         job.film, job.film_budget_mb, job.film_class = self.film.for_run(resume)
         self._resume = resume
         self.control = TrainControl()
@@ -567,11 +611,10 @@ class RunController(QObject, RunCheckpoints):
 
         self.latest, self.snapshots, self._outcome, self._offer = None, 0, None, 0
         self._phase = (
-            f"Continuing the {s.short_model()} on screen on {spec.describe()}…"
+            f"Continuing the {s.short_model()} on screen on {what}…"
             if resume
             else "Preparing the run…"
         )
-        self._run_spec, self._run_from_epoch = spec, s.epochs_done if resume else 0
         self._pending_weights = self._pending_kl = None
         self.trainer_runner.start(worker, connect)
         self._run_config = tc
@@ -581,7 +624,6 @@ class RunController(QObject, RunCheckpoints):
         for topic in ("open", "example"):  # "Opened …" no longer describes what trains
             self.resolved.emit(topic)
         self._set(RunState.PREPARING)
-        return True
 
     def _phase_changed(self, text: str) -> None:
         self._phase = text

@@ -15,6 +15,7 @@ from pathlib import Path
 from explorer.run_status import RUNNING, RunState
 from trainer.checkpoint import SUFFIX, CheckpointError, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig
+from trainer.data import ImageData
 from trainer.examples import is_example, title_for
 
 
@@ -48,6 +49,11 @@ class RunCheckpoints:
         s = self.session
         if s.model is None:
             self.notice.emit("warning", "There is no model to save yet.", "save")
+            return None
+        try:
+            s.model.config.to_dict()  # a user's own model has no config to be rebuilt from
+        except ValueError as e:
+            self.notice.emit("warning", f"{str(e)[0].upper()}{str(e)[1:]}.", "save")
             return None
         path = Path(path)
         if path.suffix != SUFFIX:
@@ -97,6 +103,31 @@ class RunCheckpoints:
             return
         self.session.mark_saved(Path(path), step)
         self.notice.emit("info", f"Saved {path} (the model at step {step:,})", "save")
+
+    def open_model(self, model, data: ImageData) -> bool:
+        """Make a model already built (a user's own, trainer.foreign) the session's, shown on
+        ``data`` (its images): the path an opened checkpoint takes, without a file."""
+        if self.running:
+            self.notice.emit("warning", "Stop training before opening another model.", "open")
+            return False
+        if not self.confirm_discard("open your model"):
+            return False
+        s = self.session
+        s.set_data(data, None)
+        s.adopt(model.config, model=model)
+        self.latest, self._offer = None, 0
+        self.update_kl()
+        why = model.train_problem()
+        then = (
+            "Train and Continue train it further on them by its ELBO."
+            if why is None
+            else f"{why[0].upper()}{why[1:]}."
+        )
+        msg = f"Opened your {s.short_model()} on {data.name} ({len(data.test_x):,} shown). {then}"
+        self.resolved.emit("open")
+        self.notice.emit("info", msg, "open")
+        self._set(self._idle_state(), msg)
+        return True
 
     def open(self, path: str | os.PathLike, recovered: bool = False) -> bool:
         """Open a checkpoint as the session's model; while data loads, once it has arrived.

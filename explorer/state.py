@@ -106,9 +106,12 @@ class Session(QObject):
             self.cls = 0
         self.dataChanged.emit()
 
-    def set_model(self, config: ModelConfig, weights: dict | None = None) -> None:
-        """Build the GUI's own model for ``config`` (optionally with weights)."""
-        model = build_model(config)
+    def set_model(
+        self, config: ModelConfig, weights: dict | None = None, model: torch.nn.Module | None = None
+    ) -> None:
+        """Build the GUI's own model for ``config`` (optionally with weights); ``model``: one
+        already built, which no config rebuilds (a user's own, trainer.foreign)."""
+        model = build_model(config) if model is None else model
         if weights is not None:
             model.load_state_dict(weights)
         model.eval().requires_grad_(False)
@@ -150,6 +153,7 @@ class Session(QObject):
         step: int | None = None,
         position: dict | None = None,
         trained_on: DataSpec | None = None,
+        model: torch.nn.Module | None = None,
     ) -> None:
         """Make another model the session's (a new run, an untrained preview, an opened
         checkpoint): every number that described the previous one goes with it.
@@ -158,7 +162,7 @@ class Session(QObject):
         ``trained_on``: the data it was (or is being) trained on.
         """
         self.model_serial += 1
-        self.set_model(config, weights)
+        self.set_model(config, weights, model)
         self.history = history if history is not None else History()
         self.epochs_done = epochs_done
         self.optimizer_state = optimizer_state

@@ -98,6 +98,7 @@ class TrainJob:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # ModelConfig minus data fields
     data: ImageData | None = None  # already loaded (skip loading)
     model_config: ModelConfig | None = None  # continue: the existing model's config
+    model: torch.nn.Module | None = None  # continue: a model no config rebuilds (a user's own)
     weights: dict | None = None  # continue: start from these weights
     history: History | None = None
     optimizer_state: dict | None = None
@@ -350,11 +351,13 @@ class TrainingWorker(Worker):
             mc = job.model_config or model_config_for(data, **job.model_kwargs)
             out.model_config = mc
             seed_everything(job.train_config.seed)
-            model = build_model(mc)
+            model = build_model(mc) if job.model is None else job.model
             if job.weights is not None:
                 model.load_state_dict(job.weights)
             self._check()
             device = resolve_device(job.train_config.device)
+            if job.model is not None:  # a user's model trains on the device it is on
+                device = next(model.parameters()).device
             self.trainer = Trainer(
                 model,
                 data,

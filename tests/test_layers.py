@@ -21,7 +21,7 @@ PACKAGES = ("trainer", "explorer")
 # the layers, lowest first: a module is in the first layer one of whose prefixes it has
 LAYERS = (
     ("trainer.config", "trainer.paths", "trainer.files", "trainer.text", "trainer.lazy"),
-    ("trainer.models", "trainer.losses"),
+    ("trainer.models", "trainer.losses", "trainer.foreign"),
     ("trainer.data",),
     ("trainer.evaluate", "trainer.latent", "trainer.posterior"),
     ("trainer.loop",),

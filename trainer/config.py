@@ -14,7 +14,7 @@ from typing import Any
 MODELS = ("vae", "cvae", "ae")
 MODEL_TITLES = {"vae": "VAE", "cvae": "conditional VAE", "ae": "autoencoder"}
 ARCHS = ("mlp", "conv")
-ARCH_TITLES = {"mlp": "MLP", "conv": "convolutional"}
+ARCH_TITLES = {"mlp": "MLP", "conv": "convolutional", "foreign": "your own network"}
 LIKELIHOODS = ("bernoulli", "gaussian")
 LIKELIHOOD_TITLES = {"bernoulli": "Bernoulli", "gaussian": "Gaussian"}
 DEVICES = ("auto", "cpu", "cuda", "mps")

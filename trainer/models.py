@@ -143,6 +143,10 @@ class LatentModel(nn.Module):
     def is_variational(self) -> bool:
         return self.config.model != "ae"
 
+    def evaluate_problem(self) -> str | None:
+        """Why Evaluate cannot measure this model (None: it can; trainer.foreign's may not)."""
+        return None
+
     def encode(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:

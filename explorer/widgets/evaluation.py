@@ -49,6 +49,7 @@ class EvaluationControls(QWidget):
         self.result = hint("")  # shown by the window under the heading
         self.result.setWordWrap(True)
         evaluation.changed.connect(self.render)
+        evaluation.session.historyReset.connect(self.render)  # another model: can it be?
         self.render()
 
     def _clicked(self) -> None:
@@ -72,10 +73,14 @@ class EvaluationControls(QWidget):
             "and by prior sampling (K each), active units and KL per dimension "
             "(Ctrl+Shift+L)"
         )
-        self.k.setEnabled(not running)
+        never = None if running else ev.unavailable()
+        if never is not None:
+            self.button.setToolTip(never)
+        self.button.setEnabled(never is None)
+        self.k.setEnabled(not running and never is None)
         self.progress.setVisible(running)
         self.progress.setValue(round(1000 * ev.fraction))
         self.progress.setFormat(f"{ev.text or 'starting'} %p%")
-        self.result.setText(ev.summary())
+        self.result.setText(never or ev.summary())
         # always there, empty or not: a result appearing must not move the curves under it
         self.result.setMinimumHeight(2 * self.result.fontMetrics().lineSpacing())
