@@ -127,8 +127,7 @@ def wrap(
         num_classes = data.num_classes if conditional else 0
     if conditional and data.num_classes == 0:
         raise ForeignModelError(
-            "the model is conditional (encode and decode take a class): give labels= for its "
-            "images"
+            "the model is conditional (encode and decode take a class): give labels= for its images"
         )
     if latent_dim is None:  # from a first image's code
         p = next(module.parameters(), None) if module is not None else None

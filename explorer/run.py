@@ -130,6 +130,7 @@ class RunController(QObject, RunCheckpoints):
         self._loading: DataSpec | None = None
         self._load_progress: tuple[float | None, str] = (None, "")  # of the data in flight
         self._queued: DataSpec | None = None
+        self._dropped = False  # the data in flight gave way to a model's own images
         self._then: list[Callable[[], None]] = []  # run once the data in flight has arrived
         self._data_problem: str | None = None
         self._failed_spec: DataSpec | None = None  # the last data that did not load
@@ -406,6 +407,8 @@ class RunController(QObject, RunCheckpoints):
     def _data_loaded(self, data: ImageData, spec: DataSpec) -> None:
         if self._queued is not None and self._queued != spec:
             return  # superseded: the newer choice loads next
+        if self._dropped:  # a model came with its own images meanwhile (open_model)
+            return
         s = self.session
         fits = s.model is not None and tuple(s.model.config.image_shape) == data.image_shape
         fits = fits and not (s.conditional and s.model.num_classes != data.num_classes)
@@ -427,6 +430,8 @@ class RunController(QObject, RunCheckpoints):
     def _data_failed(self, message: str, spec: DataSpec | None, level: str = "error") -> None:
         if spec is not None and self._queued is not None and self._queued != spec:
             return
+        if self._dropped:  # (cancelled: a model came with its own images)
+            return
         self._failed_spec = spec
         self._data_problem = (
             f"Could not load {spec.describe()}: see the message below."
@@ -438,7 +443,7 @@ class RunController(QObject, RunCheckpoints):
         self._set(note="")
 
     def _data_done(self) -> None:
-        self._loading = None
+        self._loading, self._dropped = None, False
         queued, self._queued = self._queued, None
         if queued is not None and queued != self.session.data_spec:
             self.load_data(queued)

@@ -112,6 +112,10 @@ class RunCheckpoints:
             return False
         if not self.confirm_discard("open your model"):
             return False
+        if self.loading:  # the remembered data in flight gives way to the model's images
+            self._dropped, self._queued = True, None
+            self._then.clear()
+            self.data_runner.worker.cancel()
         s = self.session
         s.set_data(data, None)
         s.adopt(model.config, model=model)
