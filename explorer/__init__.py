@@ -4,8 +4,9 @@ Only :mod:`explorer.worker` touches both torch and Qt threads; widgets read the 
 model in :mod:`explorer.state` and never reach into the training loop.
 """
 
+from explorer.constants import VERSION as __version__
+
 __all__ = ["__version__", "explore"]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str):

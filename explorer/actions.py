@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog
 
-from explorer import __version__
 from explorer.constants import APP_NAME
+from explorer.constants import VERSION as __version__
 from explorer.widgets.examples import ExamplesDialog
 from trainer.checkpoint import SUFFIX
 

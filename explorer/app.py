@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QSplashScreen
 
-from explorer import __version__, platform_check, theme
+from explorer import platform_check, theme
 from explorer.constants import (  # (the window's own limits, refused here before torch loads)
     APP_NAME,
     EPOCHS_MAX,
@@ -25,6 +25,7 @@ from explorer.constants import (  # (the window's own limits, refused here befor
     QUIT_AFTER_MAX,
     TABS,
 )
+from explorer.constants import VERSION as __version__
 from trainer.cli._options import OneLineParser, data_option_problem, given_data_options, int_in
 from trainer.data.spec import SOURCES
 from trainer.loop.threads import tame_environment

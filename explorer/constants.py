@@ -8,6 +8,7 @@ can never disagree. Nothing here imports Qt or torch: every part of ``explorer``
 from __future__ import annotations
 
 APP_NAME = "Latent Explorer"
+VERSION = "0.1.0"  # explorer.__version__
 ORG = "latent-explorer"  # the organisation Qt files the settings under
 
 # the window's tabs, in order (Ctrl+1 to Ctrl+9, Ctrl+0, then Ctrl+Shift+F for the Film)
