@@ -119,6 +119,7 @@ class RunController(QObject, RunCheckpoints):
         self.outcomes: list[RunOutcome] = []
         self._outcome: RunOutcome | None = None  # the run's, until its thread has ended
         self._resume = False
+        self._own = False  # the run trains a model no config rebuilds (a user's own)
         self._run_config: TrainConfig | None = None
         self._run_spec: DataSpec | None = None  # the data the run in flight trains on
         self._run_from_epoch = 0  # epochs the model had when the run began
@@ -601,7 +602,7 @@ class RunController(QObject, RunCheckpoints):
         """Start the run of ``job`` (``what``: the data it trains on, for the phase line)."""
         s, tc = self.session, job.train_config
         job.film, job.film_budget_mb, job.film_class = self.film.for_run(resume)
-        self._resume = resume
+        self._resume, self._own = resume, job.model is not None
         self.control = TrainControl()
         worker = TrainingWorker(job, self.control)
 
@@ -687,6 +688,8 @@ class RunController(QObject, RunCheckpoints):
                 out.step,
                 out.position,
             )
+            if self._own:  # its weights are in the user's own model object now
+                s.mark_kept()
             self.update_kl()
             worse = None if out.error else final_loss_warning(out.history, self._run_from_epoch)
             if worse:  # say so: the curves alone make it easy to miss

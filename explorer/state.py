@@ -221,6 +221,12 @@ class Session(QObject):
         self.source = Path(path)
         self.savedChanged.emit()
 
+    def mark_kept(self) -> None:
+        """The model's training is all kept where the model lives (a user's own model: its
+        object holds the weights; trainer.foreign), so nothing is lost when it goes."""
+        self.saved_step = self.step
+        self.savedChanged.emit()
+
     @property
     def example(self) -> bool:
         """The model is a bundled example (its file is read-only: saving makes a new one)."""

@@ -180,7 +180,8 @@ class ForeignModel(nn.Module):
     def _call(self, fn: Callable, name: str, t: torch.Tensor, y: torch.Tensor | None):
         args = (t,) if not self.num_classes else (t, self._label(y, t))
         try:
-            return fn(*args)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+                return fn(*args)
         except ForeignModelError:
             raise
         except Exception as e:  # noqa: BLE001 - the user's code: said in one line
@@ -301,7 +302,16 @@ class ForeignModel(nn.Module):
             raise _fail(f"your model cannot be copied to train it ({type(e).__name__}: {e})") from e
         for n, p in model.named_parameters():
             p.requires_grad_(n in self._trains)
+        model.frozen = False
         return model.train()
+
+    frozen = False  # the views' model: the user's code runs without gradients
+
+    def requires_grad_(self, requires_grad: bool = True) -> ForeignModel:
+        """Frozen for the views, a user's model keeps its parameters as the user left them
+        (their own code may train them again): its calls run without gradients instead."""
+        self.frozen = not requires_grad
+        return self
 
     noise: torch.Generator | None = None
     noise_rows: tuple[int, int, int] | None = None

@@ -7,6 +7,9 @@ opened through explore(..., block=False) and every view is checked on it."""
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +17,7 @@ import torch.nn.functional as F
 from PySide6.QtCore import QSettings
 from torch import nn
 
-from explorer import explore
+from explorer import api, explore
 from trainer.data import DataSpec, load_data
 from trainer.evaluate import elbo_stats
 from trainer.foreign import ForeignModelError
@@ -98,7 +101,8 @@ def _open(qtbot, tmp_path, model, images, **kw):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
     settings.setValue("train/epochs", 3)
     settings.setValue("train/source", "shapes")
-    win = explore(model, images, block=False, settings=settings, **kw)
+    kw.setdefault("block", False)
+    win = explore(model, images, settings=settings, **kw)
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: not win.busy, timeout=20000)
     return win
@@ -159,6 +163,9 @@ def test_a_plain_mlp_vae_returning_a_tuple(qtbot, tmp_path, shapes):
     with torch.no_grad():
         mu, _ = user.encode(s.data.test_x[:4].float() / 255)
     np.testing.assert_allclose(mu.numpy(), s.encode(s.data.test_x[:4]), atol=1e-5)
+    # and can go on training in the user's own code: the window froze none of its weights
+    assert all(p.requires_grad for p in user.parameters())
+    assert not s.unsaved  # nothing to save: the weights live in the user's model
     # Evaluate measures it: the ELBO and -log p(x)
     win.eval_controls.k.setValue(4)
     assert win.evaluate()
@@ -186,8 +193,10 @@ def test_a_conv_vae_wired_with_encode_and_decode(qtbot, tmp_path, shapes):
 
 def test_a_conditional_vae(qtbot, tmp_path, shapes):
     x, y, names = shapes
-    win = _open(qtbot, tmp_path, CVAE(len(names)), x, labels=y, class_names=names)
+    dataset = torch.utils.data.TensorDataset(x, y)  # a Dataset of (x, y)
+    win = _open(qtbot, tmp_path, CVAE(len(names)), dataset, class_names=names)
     s = win.session
+    assert s.class_names == names and s.data.num_classes == len(names)
     assert s.conditional and s.model.num_classes == len(names)
     _views(qtbot, win, 2)
     # the class row draws z under every class, and the class picker changes the image
@@ -239,3 +248,20 @@ def test_mistakes_are_said_before_the_window_opens(qtbot, shapes):
         explore(Broken(), x, block=False)
     with pytest.raises(ForeignModelError, match="output='logits'"):
         explore(MLPVAE(), x, output="probs", block=False)
+
+
+def test_in_ipython_with_a_qt_loop_it_returns_at_once(qtbot, tmp_path, shapes, monkeypatch):
+    """As napari does: the Qt event loop is started for IPython, and the kernel stays usable."""
+    assert not api._in_ipython_loop()  # a script: explore blocks until the window closes
+
+    class Shell:
+        active_eventloop = None
+
+        def enable_gui(self, gui):
+            self.active_eventloop = gui
+
+    shell = Shell()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    x, _, _ = shapes
+    win = _open(qtbot, tmp_path, AE(), x, block=None)  # (it would block here otherwise)
+    assert shell.active_eventloop == "qt" and win.isVisible()
