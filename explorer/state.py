@@ -259,8 +259,8 @@ class Session(QObject):
         """How much training the model has had, and on what: "trained 12 epochs on shapes",
         "trained 77 steps (part of the first epoch) on MNIST digits, then Fashion-MNIST"."""
         n, steps = self.epochs_done, self.step
-        if steps == 0:
-            return "untrained"
+        if steps == 0:  # a user's own model comes as their code made it (trainer.foreign)
+            return getattr(self.model, "origin", "untrained")
         # inside an epoch: steps past the last epoch's end (while training, and in a file
         # saved mid-epoch)
         ends = self.history.epochs

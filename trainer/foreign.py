@@ -306,6 +306,7 @@ class ForeignModel(nn.Module):
         return model.train()
 
     frozen = False  # the views' model: the user's code runs without gradients
+    origin = "as your code made it"  # how much training it had, before any here
 
     def requires_grad_(self, requires_grad: bool = True) -> ForeignModel:
         """Frozen for the views, a user's model keeps its parameters as the user left them

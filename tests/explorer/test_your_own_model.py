@@ -149,7 +149,9 @@ def test_a_plain_mlp_vae_returning_a_tuple(qtbot, tmp_path, shapes):
     s = win.session
     assert s.model.is_variational and not s.conditional
     assert s.data.name == "your images" and len(s.data.test_x) == 120
-    assert "your own network" in win.status_model.text()
+    assert win.status_model.text() == (
+        "VAE · your own network · 4-D latent · Bernoulli decoder · as your code made it"
+    )
     _views(qtbot, win, 4)
     assert s.kl_per_dim is not None and len(s.kl_per_dim) == 4  # sliders can order by KL
     assert win.sliders.order_box.isEnabled()
