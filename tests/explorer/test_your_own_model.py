@@ -168,6 +168,8 @@ def test_a_plain_mlp_vae_returning_a_tuple(qtbot, tmp_path, shapes):
     # and can go on training in the user's own code: the window froze none of its weights
     assert all(p.requires_grad for p in user.parameters())
     assert not s.unsaved  # nothing to save: the weights live in the user's model
+    assert win.projects.current_id is None  # nor a run of the project, half-kept
+    assert "could not be kept" not in win.banner.text
     # Evaluate measures it: the ELBO and -log p(x)
     win.eval_controls.k.setValue(4)
     assert win.evaluate()
