@@ -109,8 +109,10 @@ def wrap(
     num_classes: int | None = None,
     std: float | None = None,
     one_hot: bool = False,
+    source: str | None = None,
 ) -> ForeignModel:
-    """The user's model (or functions) as a ForeignModel for ``data``'s images."""
+    """The user's model (or functions) as a ForeignModel for ``data``'s images; ``source``
+    says where it came from (default: its class's name)."""
     if isinstance(model, ForeignModel):
         return model
     encode = encode or getattr(model, "encode", None)
@@ -163,7 +165,7 @@ def wrap(
         std=std,
         one_hot=one_hot,
         module=module,
-        source=type(model).__name__ if model is not None else "your functions",
+        source=source or (type(model).__name__ if model is not None else "your functions"),
     )
 
 

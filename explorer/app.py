@@ -29,6 +29,7 @@ from explorer.constants import VERSION as __version__
 from trainer.cli._options import OneLineParser, data_option_problem, given_data_options, int_in
 from trainer.data.spec import SOURCES
 from trainer.loop.threads import tame_environment
+from trainer.text import shorten
 
 
 def make_splash() -> QSplashScreen:
@@ -72,6 +73,41 @@ def _int_in(lo: int, hi: int | None = None):
 
 
 MIN_WINDOW, MAX_WINDOW = 320, 16384
+
+
+MODEL_KINDS = ("vae", "cvae", "ae")
+OUTPUTS = ("logits", "probs", "mean")
+
+
+def _model_arg(text: str) -> str:
+    """A model type, or a user's model: FILE.py:FUNCTION or a folder (its ONNX pair)."""
+    if text in MODEL_KINDS or ":" in text or os.path.isdir(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{shorten(text)!r} is not vae, cvae or ae, FILE.py:FUNCTION, nor a folder holding an "
+        "ONNX pair"
+    )
+
+
+def own_model(args) -> str | None:
+    """The user's model named by --model (FILE.py:FUNCTION or a folder), else None."""
+    return args.model if args.model and args.model not in MODEL_KINDS else None
+
+
+def read_own_model(args) -> str | None:
+    """Read the user's model named by --model into ``args.own``, before any window: what
+    does not work is returned as one line (the file, its function, its weights, the pair)."""
+    args.own = None
+    if own_model(args) is None:
+        return None
+    from trainer.onnx_pair import OnnxPairError
+    from trainer.user_code import UserCodeError, open_model
+
+    try:
+        args.own = open_model(own_model(args), args.weights)
+    except (UserCodeError, OnnxPairError) as e:
+        return str(e)
+    return None
 
 
 def _window_size(text: str) -> tuple[int, int]:
@@ -121,7 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", help="IDX or .npy labels file (with --dataset idx or npz and --images)"
     )
     p.add_argument("--root", help="image folder (with --dataset folder), or CelebA's (celeba)")
-    p.add_argument("--model", choices=["vae", "cvae", "ae"], help="model type")
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        type=_model_arg,
+        help="model type (vae, cvae or ae); or your own model, explored on the data options' "
+        "images: FILE.py:FUNCTION (this runs that file's code; FUNCTION returns your model, "
+        "with encode and decode methods) or a folder holding an ONNX pair (runs no code)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="W",
+        help="your model's weights (with --model FILE.py:FUNCTION): safetensors, or a state "
+        "dict torch.load reads with weights_only=True",
+    )
+    p.add_argument(
+        "--output",
+        choices=OUTPUTS,
+        help="what your model's decode returns (with --model FILE.py:FUNCTION): logits "
+        "(Bernoulli, the default), probs, or mean",
+    )
     p.add_argument(
         "--latent", metavar="D", type=_int_in(1, MAX_LATENT), help=f"latent size (1-{MAX_LATENT})"
     )
@@ -158,6 +213,14 @@ def check_args(parser: argparse.ArgumentParser, args) -> None:
     problem = data_option_problem(args.dataset, given_data_options(args), named)
     if problem:
         parser.error(problem)
+    own = own_model(args)
+    if own is None and (args.weights is not None or args.output is not None):
+        flag = "--weights" if args.weights is not None else "--output"
+        parser.error(f"{flag} goes with --model FILE.py:FUNCTION (your own model)")
+    if own is not None and args.checkpoint:
+        parser.error(f"{args.checkpoint} and --model {own} are two models: open one of them")
+    if own is not None and args.train:
+        parser.error("--train trains a new model of the panel's settings; not with --model FILE")
     if args.labels is not None and args.images is None:
         parser.error(
             "--labels without --images: they would label the images the window remembers; name both"
@@ -176,7 +239,7 @@ def _apply_cli(win, args) -> None:
         p.labels.setText(args.labels or "")
     if args.root is not None:
         p.root.setText(args.root)
-    if args.model:
+    if args.model in MODEL_KINDS:
         p.model.setCurrentIndex(p.model.findData(args.model))
     if args.latent is not None:
         p.latent.setValue(args.latent)
@@ -198,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_args(parser, args)
     args.notes = notes
+    problem = read_own_model(args)
+    if problem:
+        print(f"latent-explorer: {problem}", file=sys.stderr)
+        return 2
     if args.screenshot and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     problem = platform_check.window_problem()
@@ -234,8 +301,10 @@ def start(args, splash=None, t_start: float | None = None):
 
     settings = open_settings(args.settings) if args.settings else None
     chosen = bool(args.dataset or args.images or args.root)
-    # a checkpoint names its own data: do not load the remembered data first
-    load = not chosen and not args.checkpoint
+    # a checkpoint names its own data, and your own model is opened on the data once loaded:
+    # do not load the remembered data first (nor open the first launch's example)
+    own = getattr(args, "own", None)
+    load = not chosen and not args.checkpoint and own is None
     win = MainWindow(settings=settings, restore=not args.no_restore, load=load)
     win.ask_on_close = not (args.quit_after is not None or args.screenshot)
     _apply_cli(win, args)
@@ -243,6 +312,9 @@ def start(args, splash=None, t_start: float | None = None):
         win.run.load_data()
     if args.checkpoint:
         QTimer.singleShot(0, lambda: _open_at_start(win, args.checkpoint, chosen))
+    if own is not None:
+        output = args.output or "logits"
+        QTimer.singleShot(0, lambda: win.run.load_data(then=lambda: _open_own(win, own, output)))
     win.show()
     if splash is not None:
         splash.finish(win)
@@ -270,6 +342,30 @@ def _open_at_start(win, path: str, chosen: bool) -> None:
         win._first_launch_data()
         if not ok and len(win.banner.history) > shown + 1:
             win.show_message(*reversed(win.banner.history[shown]))
+
+
+def _open_own(win, own, output: str) -> None:
+    """Open the user's model (trainer.user_code's UserModel, or an ONNX pair) on the data
+    that has loaded; what does not fit is said in the window's message bar."""
+    from explorer.api import wrap
+    from trainer.foreign import ForeignModel, ForeignModelError, check_model
+
+    data = win.session.data
+    try:
+        if hasattr(own, "foreign_arguments"):  # an ONNX pair knows its own facts
+            args, kwargs = own.foreign_arguments()
+            model = ForeignModel(*args, **kwargs)
+        else:
+            model = wrap(own.model, data, output=output, source=own.source)
+        check_model(model, data.test_x, data.test_y if model.num_classes else None)
+    except ForeignModelError as e:
+        shape = "×".join(map(str, data.image_shape))
+        win.show_message(
+            f"Your model ({own.source}) cannot be shown on {data.name} ({shape} images): {e}",
+            "error",
+        )
+        return
+    win.run.open_model(model, data)
 
 
 def one_line(text: str) -> str:
