@@ -53,6 +53,9 @@ def test_a_given_split_is_kept(tmp_path):
     assert len(d.train_x) == 10 and len(d.test_x) == 4
     assert np.array_equal(d.test_x.numpy()[:, 0], _images(4, seed=1))
     assert d.test_y.tolist() == [0, 1, 1, 0] and d.class_names == ["0", "1"]
+    # a test fraction asked for would not be what the archive's split gives: said, not ignored
+    with pytest.raises(DataError, match=r"holds its own split .* a test fraction \(0\.1\)"):
+        load_data(DataSpec("npz", images=str(p), test_fraction=0.1))
 
 
 def test_npy_images_with_and_without_npy_labels(tmp_path):

@@ -215,6 +215,11 @@ def load_npz(spec: DataSpec, progress: Progress | None = None) -> ImageData:
                 raise DataError(f"{shown}: holds {has} but no {lacks}; save both splits")
         if _one(held, _IMAGES, shown) is not None:
             raise DataError(f"{shown}: holds both x_train/x_test and x; keep one of them")
+        if spec.test_fraction != DataSpec.test_fraction:  # (the default: nothing was asked)
+            raise DataError(
+                f"{shown}: holds its own split (x_train / x_test), so a test fraction "
+                f"({spec.test_fraction:g}) does not apply: leave it out, or save the images as x"
+            )
         xs = [_images(held[k], f"{shown}: {k}") for k in ("x_train", "x_test")]
         if xs[0].shape[1:] != xs[1].shape[1:]:
             raise DataError(
