@@ -82,12 +82,20 @@ def ask_path(win, title: str, name: str, filt: str) -> str:
     return path
 
 
+def ask_export(win, problem: str | None, title: str, name: str, filt: str) -> str:
+    """The file an export goes to; "" when cancelled, or when there is nothing to export
+    (``problem`` said now, not after a file name was chosen)."""
+    if problem is not None:
+        win.show_message(problem, "warning")
+        return ""
+    return ask_path(win, title, name, filt)
+
+
 def export_view_dialog(win, name: str) -> None:
     problem = win.views[name].export_problem()
-    if problem is not None:  # say so now, not after a file name was chosen
-        win.show_message(problem, "warning")
-        return
-    path = ask_path(win, f"Export {name}", f"{name.replace(' ', '-')}.png", "PNG (*.png)")
+    path = ask_export(
+        win, problem, f"Export {name}", f"{name.replace(' ', '-')}.png", "PNG (*.png)"
+    )
     if path:
         win.export_view(name, path)
 
@@ -102,30 +110,21 @@ def export_current_dialog(win) -> None:
 
 def export_gif_dialog(win) -> None:
     problem = win.interp.export_problem()
-    if problem is not None:
-        win.show_message(problem, "warning")
-        return
-    path = ask_path(win, "Export interpolation", "interpolation.gif", "GIF (*.gif)")
+    path = ask_export(win, problem, "Export interpolation", "interpolation.gif", "GIF (*.gif)")
     if path:
         win.export_gif(path)
 
 
 def export_traversal_gif_dialog(win) -> None:
     problem = win.traversals.export_problem()
-    if problem is not None:
-        win.show_message(problem, "warning")
-        return
-    path = ask_path(win, "Export traversals", "traversals.gif", "GIF (*.gif)")
+    path = ask_export(win, problem, "Export traversals", "traversals.gif", "GIF (*.gif)")
     if path:
         win.export_traversal_gif(path)
 
 
 def export_film_dialog(win) -> None:
     problem = win.film.export_problem()
-    if problem is not None:
-        win.show_message(problem, "warning")
-        return
-    path = ask_path(win, "Export the training film", "film.gif", win.film.formats())
+    path = ask_export(win, problem, "Export the training film", "film.gif", win.film.formats())
     if path and not Path(path).suffix:  # a name typed without one: the GIF it was offered
         path += ".gif"
     if path:

@@ -26,7 +26,11 @@ class RunCheckpoints:
         """Write the session's model, with everything to continue it, to ``path`` (the
         project's copy of a run; the model's own saved state does not change)."""
         s = self.session
-        tc = s.train_config or self._run_config or TrainConfig()
+        return self._write(path, s.train_config or self._run_config or TrainConfig())
+
+    def _write(self, path: str | os.PathLike, tc: TrainConfig) -> Path:
+        """The session's model and all it needs to continue exactly, written to ``path``."""
+        s = self.session
         return save_checkpoint(
             path,
             s.model,
@@ -78,18 +82,7 @@ class RunCheckpoints:
             except ConfigError:
                 tc = TrainConfig()
         try:
-            out = save_checkpoint(
-                path,
-                s.model,
-                tc,
-                data_spec=s.data_spec,
-                class_names=s.class_names,
-                history=s.history,
-                optimizer_state=s.optimizer_state,
-                epochs_done=s.epochs_done,
-                step=s.step,
-                position=s.position,
-            )
+            out = self._write(path, tc)
         except CheckpointError as e:
             self.notice.emit("error", str(e), "save")
             return None
