@@ -23,7 +23,14 @@ LAYERS = (
     ("trainer.config", "trainer.paths", "trainer.files", "trainer.text", "trainer.lazy"),
     ("trainer.models", "trainer.losses", "trainer.foreign"),
     ("trainer.data",),
-    ("trainer.evaluate", "trainer.latent", "trainer.posterior"),
+    (
+        "trainer.evaluate",
+        "trainer.latent",
+        "trainer.posterior",
+        "trainer.maps",
+        "trainer.neighbours",
+        "trainer.directions",
+    ),
     ("trainer.loop",),
     ("trainer.checkpoint",),
     (
@@ -33,6 +40,7 @@ LAYERS = (
         "trainer.runs",
         "trainer.onnx_pair",
         "trainer.user_code",
+        "trainer.codes",
     ),
     ("trainer.examples",),
     # the paper's figures are drawn from the example models (and rebuild a missing one)
