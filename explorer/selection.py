@@ -1,7 +1,8 @@
-"""The points selected on the latent map: rows of the session's encoded test set.
+"""The points selected on the latent map: rows of the session's test set (``data.test_x``).
 
-One owner for the selection: the map adds to it (shift-click, lasso), the directions panel
-reads it, a bookmark saves it. ``changed`` is emitted whenever the rows change.
+One owner for the selection, ``Session.selection``: the map adds to it (shift-click,
+lasso), the directions panel reads it, a bookmark saves it. ``changed`` is emitted
+whenever the rows change.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ class Selection(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.rows = np.zeros(0, dtype=np.int64)  # sorted, unique rows of session.test_latents
+        self.rows = np.zeros(0, dtype=np.int64)  # sorted, unique rows of data.test_x
 
     def __len__(self) -> int:
         return len(self.rows)

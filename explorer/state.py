@@ -29,6 +29,8 @@ from trainer.latent import (
 from trainer.loop import History, Snapshot
 from trainer.models import LatentModel, build_model
 
+from .selection import Selection
+
 Z_RANGE = 4.0  # sliders and the latent map span +-Z_RANGE
 
 
@@ -57,6 +59,9 @@ class Session(QObject):
         self.weights_version = 0
         self.model_serial = 0  # +1 for each other model adopted (weights may change within one)
         self.z = torch.zeros(2)
+        # the test images picked on the map (rows of data.test_x): one selection per session,
+        # read by the directions panel and kept in a bookmark; new data clears it
+        self.selection = Selection(self)
         self.cls = 0
         self.dims = (0, 1)
         self.kl_per_dim: np.ndarray | None = None
@@ -104,6 +109,7 @@ class Session(QObject):
         self._enc = None
         if self.cls >= max(1, data.num_classes):
             self.cls = 0
+        self.selection.clear()
         self.dataChanged.emit()
 
     def set_model(
