@@ -4,13 +4,17 @@ of computed maps."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from trainer import codes as codes_module
 from trainer import maps
+from trainer.codes import MapCodes, sprite, write_codes, write_projector
+from trainer.export import ExportError
 from trainer.maps import (
     Cancelled,
     MapCache,
@@ -278,3 +282,82 @@ def test_a_real_tsne_map_read_back_from_the_cache(tmp_path, data, tsne_map):
     later = MapCache(tmp_path).project(codes, "tsne", seed=3, progress=lambda f, s: read.append(s))
     np.testing.assert_array_equal(later.xy, first.xy)
     assert read == ["done (from the cache)"]
+
+
+# -- the codes taken elsewhere ----------------------------------------------------------------
+def some_codes(n: int = 10, d: int = 3, images: bool = False) -> MapCodes:
+    rng = np.random.default_rng(1)
+    return MapCodes(
+        codes=rng.normal(size=(n, d)),
+        labels=np.arange(n) % 3,
+        xy=rng.normal(size=(n, 2)),
+        method="umap",
+        class_names=("zero", "one", "two\twith a tab"),
+        images=rng.uniform(size=(n, 1, 6, 4)) if images else None,
+    )
+
+
+def test_codes_as_npz_read_back_without_pickle(tmp_path):
+    m = some_codes()
+    write_codes(tmp_path / "codes.npz", m)
+    with np.load(tmp_path / "codes.npz", allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["codes"], m.codes)
+        np.testing.assert_array_equal(z["labels"], m.labels)
+        np.testing.assert_array_equal(z["xy"], m.xy)
+        assert z["codes"].dtype == np.float32 and z["xy"].shape == (10, 2)
+        assert str(z["method"]) == "umap" and list(z["class_names"])[0] == "zero"
+
+
+def test_codes_as_csv_one_row_a_code(tmp_path):
+    m = some_codes()
+    write_codes(tmp_path / "codes.csv", m)
+    with open(tmp_path / "codes.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["x", "y", "label", "class", "z0", "z1", "z2"]
+    assert len(rows) == 11
+    assert rows[2][2:4] == ["1", "one"]
+    np.testing.assert_allclose([float(v) for v in rows[1][:2]], m.xy[0], rtol=1e-6)
+    np.testing.assert_allclose([float(v) for v in rows[1][4:]], m.codes[0], rtol=1e-6)
+
+
+def test_codes_refuse_another_extension_and_misfitting_arrays(tmp_path):
+    with pytest.raises(ExportError, match=r"\.npz or \.csv"):
+        write_codes(tmp_path / "codes.txt", some_codes())
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        MapCodes(np.zeros((4, 3)), np.zeros(4), np.zeros((3, 2)), "pca")
+
+
+def test_projector_folder_in_add_embeddings_layout(tmp_path):
+    m = some_codes(n=10, images=True)
+    write_projector(tmp_path / "proj", m)
+    sub = tmp_path / "proj" / "00000" / "default"
+    tensors = [line.split("\t") for line in (sub / "tensors.tsv").read_text().splitlines()]
+    assert len(tensors) == 10 and all(len(r) == 3 for r in tensors)
+    np.testing.assert_allclose(np.array(tensors, dtype=float), m.codes, rtol=1e-6)
+    meta = (sub / "metadata.tsv").read_text(encoding="utf-8").splitlines()
+    assert meta[0] == "label\tclass\tumap x\tumap y" and len(meta) == 11
+    assert meta[3].split("\t")[:2] == ["2", "two with a tab"]  # a tab in a name is no column
+    config = (tmp_path / "proj" / "projector_config.pbtxt").read_text()
+    assert 'tensor_name: "default:00000"' in config
+    assert 'tensor_path: "00000/default/tensors.tsv"' in config
+    assert 'metadata_path: "00000/default/metadata.tsv"' in config
+    assert 'image_path: "00000/default/sprite.png"' in config
+    assert config.count("single_image_dim: 4") == 1 and config.count("single_image_dim: 6") == 1
+    from PIL import Image
+
+    with Image.open(sub / "sprite.png") as im:
+        assert im.size == (4 * 4, 4 * 6)  # ceil(sqrt(10)) = 4 cells a side, no padding
+        px = np.asarray(im.convert("L"), dtype=float) / 255
+    np.testing.assert_allclose(px[6:12, 0:4], m.images[4, 0], atol=1 / 255 + 1e-6)
+
+
+def test_projector_without_images_has_no_sprite(tmp_path):
+    write_projector(tmp_path / "p", some_codes())
+    assert not (tmp_path / "p" / "00000" / "default" / "sprite.png").exists()
+    assert "sprite" not in (tmp_path / "p" / "projector_config.pbtxt").read_text()
+
+
+def test_a_sprite_too_large_for_the_projector_is_shrunk(monkeypatch):
+    monkeypatch.setattr(codes_module, "SPRITE_MAX", 40)
+    pixels, (w, h) = sprite(np.ones((50, 3, 10, 10)))  # 8 cells of 10 would be 80 px
+    assert (w, h) == (5, 5) and pixels.shape == (40, 40, 3)
