@@ -24,6 +24,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -93,6 +94,9 @@ class LatentMap(QWidget):
         self.vb.sigRangeChanged.connect(self._range_changed)
         # every point, one item: colours by class, no per-point objects, no built-in hover
         self.scatter = pg.ScatterPlotItem(size=5, pen=None, pxMode=True, hoverable=False)
+        # drawn once per change of points or view: a hover (the cursor, the thumbnail moving
+        # over it) repaints from the cached picture, not 70,000 points again
+        self.scatter.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         p.addItem(self.scatter)
         self.chosen = pg.ScatterPlotItem(
             size=9, pen=pg.mkPen("#ffffff", width=1.5), brush=pg.mkBrush(0, 0, 0, 0)
