@@ -296,17 +296,12 @@ class MapState(QObject):
             self._cache.move_to_end(key)
             self._show(self._cache[key], key)
             return
-        if (
-            not force
-            and self.points is not None
-            and self._key_of_points is not None
-            and self._key_of_points[0] == key[0]
-            and self._key_of_points[2:] == key[2:]
-            and self.points.projection.method == self.method
-        ):
+        if not force and self.points is not None and _same_map(self._key_of_points, key):
             # the same model and map, trained since: keep it, say so, recompute on request
             self._set_stale(True)
             return
+        if not force and self.busy and _same_map(self._key, key) and self._pending is None:
+            return  # being computed (with earlier weights: it will say so when it is shown)
         self._start(key)
 
     def _project_subset(self) -> None:
@@ -393,11 +388,13 @@ class MapState(QObject):
         self._cache[key] = pts
         while len(self._cache) > CACHED_MAPS:
             self._cache.popitem(last=False)
-        if key == self._compute_key() and self.computed:
+        now = self._compute_key()
+        if self.computed and _same_map(key, now):
             self._show(pts, key)
+            self._set_stale(key[1] != now[1])  # trained while it was computed
 
     def _failed(self, key, message: str) -> None:
-        if key == self._compute_key():
+        if _same_map(key, self._compute_key()):
             self._say(f"{TITLES[key[3]]}: {message}" if message else "")
 
     def _idle(self) -> None:
@@ -539,6 +536,12 @@ class MapState(QObject):
             self.set_method(method)
         else:
             self.update()
+
+
+def _same_map(a, b) -> bool:
+    """Two compute keys name the same map of the same model and data (the weights may
+    differ: the model trained in between)."""
+    return a is not None and b is not None and a[0] == b[0] and a[2:] == b[2:]
 
 
 def _finite(v) -> bool:

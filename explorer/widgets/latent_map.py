@@ -250,6 +250,7 @@ class LatentMap(QWidget):
         if self.session.pca:  # a new plane: fit its points
             self.auto_fit = True
             self.fit_view()
+        self._note()  # the manifold's plane, beside a map that is not it
 
     def _busy_changed(self, busy: bool) -> None:
         self.busy_row.setVisible(bool(busy))
@@ -558,12 +559,18 @@ class LatentMap(QWidget):
             return
         x = float(np.clip(pos.x(), -Z_RANGE, Z_RANGE))
         y = float(np.clip(pos.y(), -Z_RANGE, Z_RANGE))
-        if pts is not None and pts.projection.method == "custom":
+        if pts is not None and self._own_plane(pts):
             import torch
 
             self.session.set_z(pts.projection.plane.lift(torch.tensor([[x, y]]))[0])
             return
         self.session.move_on_plane(x, y)
+
+    def _own_plane(self, pts) -> bool:
+        """The map is a plane of its own, not the session's (the manifold's): two custom
+        directions, or the principal plane of the whole test set (not of the sample)."""
+        m = pts.projection.method
+        return m == "custom" or (m == "pca" and len(pts.rows) != len(self.session.test_index))
 
     def _place_between(self, x: float, y: float) -> None:
         """On a map that is not a plane: z at the point under the cursor, or between the
@@ -594,7 +601,7 @@ class LatentMap(QWidget):
             return
         if pts.projection.invertible:
             self.approximate = False
-            if pts.projection.method == "custom":
+            if self._own_plane(pts):
                 x, y = pts.projection.plane.project(s.z.reshape(1, -1))[0].tolist()
             else:
                 x, y = s.plane_xy()

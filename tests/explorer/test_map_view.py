@@ -267,8 +267,9 @@ def test_shift_click_lasso_and_escape_select_test_images(qtbot):
     assert len(want) > 20 and np.array_equal(s.selection.rows, want)
     assert len(view.chosen.data) == len(want) and view.count.text().startswith(f"{len(want)} ")
     assert "Ctrl-drag" in view.count.toolTip()
-    # a real Ctrl-drag draws one
+    # a real Ctrl-drag draws one (starting away from the cursor, which a drag would move)
     s.selection.clear()
+    view.move_cursor(*(pts.xy.max(0) + 1))
     corners = [_pixel(view, x0, y0), _pixel(view, x1, y0), _pixel(view, x1, y1)]
     vp = view.plot.viewport()
     qtbot.mousePress(vp, Qt.LeftButton, Qt.ControlModifier, corners[0])
@@ -375,3 +376,29 @@ def test_the_window_owns_the_map_and_stops_it_on_close(qtbot, window):
     t0 = time.perf_counter()
     assert window.shutdown(3000)
     assert time.perf_counter() - t0 < 3
+
+
+def test_snapshots_during_a_computation_do_not_restart_it(qtbot):
+    """Training goes on while a map is computed: it is shown when done, marked stale."""
+    s, state, view, fake = _map(qtbot, delay=1.5)
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    assert fake.started.wait(10)
+    w = s.model.state_dict()
+    for k in range(5):
+        s.load_weights({n: v + 0.01 * (k + 1) for n, v in w.items()})
+    _wait_done(qtbot, state)
+    assert len(fake.calls) == 1
+    assert state.points is not None and not state.points.projection.invertible
+    assert state.stale and view.recompute.isVisible()
+
+
+def test_the_whole_test_sets_principal_plane_lifts_the_cursor_exactly(qtbot):
+    s, state, view, fake = _map(qtbot)
+    view.whole.setChecked(True)
+    _wait_done(qtbot, state)
+    pts = state.points
+    assert len(pts) == 2500 and pts.projection.invertible
+    view.move_cursor(0.7, 0.2)
+    got = pts.projection.plane.project(s.z.reshape(1, -1))[0].numpy()
+    assert np.allclose(got, (0.7, 0.2), atol=1e-4)
+    assert np.allclose((view.cursor.pos().x(), view.cursor.pos().y()), (0.7, 0.2), atol=1e-4)
