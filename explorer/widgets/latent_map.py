@@ -127,6 +127,7 @@ class LatentMap(QWidget):
         lay.addWidget(self.plot, 1)
         self.thumb = QLabel(self.plot)  # the hovered point's image, beside the mouse
         self.thumb.setStyleSheet("border: 1px solid #888; background: black;")
+        self.thumb.setAttribute(Qt.WA_TransparentForMouseEvents)
         self.thumb.hide()
         self.note = QLabel("")  # approximate z, the manifold's plane
         self.note.setObjectName("muted")
@@ -638,6 +639,10 @@ class LatentMap(QWidget):
             yRange=(min(y0, y - 2 * m), max(y1, y + 2 * m)),
             padding=0.0,
         )
+
+    def leaveEvent(self, ev) -> None:  # the mouse left the map: no point is under it
+        self.hover(-1)
+        super().leaveEvent(ev)
 
     def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor; Esc clears
         if ev.key() == Qt.Key_Escape and len(self.session.selection):

@@ -402,3 +402,23 @@ def test_the_whole_test_sets_principal_plane_lifts_the_cursor_exactly(qtbot):
     got = pts.projection.plane.project(s.z.reshape(1, -1))[0].numpy()
     assert np.allclose(got, (0.7, 0.2), atol=1e-4)
     assert np.allclose((view.cursor.pos().x(), view.cursor.pos().y()), (0.7, 0.2), atol=1e-4)
+
+
+def test_training_marks_a_nonlinear_map_stale_in_the_window(qtbot, window):
+    from explorer_helpers import train
+
+    st, view = window.map_state, window.map
+    fake = FakeMaps()
+    st.project = fake
+    view.method.setCurrentIndex(view.method.findData("tsne"))
+    _wait_done(qtbot, st)
+    assert len(fake.calls) == 1 and not st.stale
+    snaps = []
+    window.session.stepped.connect(lambda: snaps.append(1))
+    train(qtbot, window, epochs=1)  # a new model: its map once, at its start; never again
+    assert len(snaps) > 2
+    assert st.stale and len(fake.calls) == 2
+    assert "trained since" in view.notice.text() and view.recompute.isVisible()
+    qtbot.mouseClick(view.recompute, Qt.LeftButton)
+    _wait_done(qtbot, st)
+    assert len(fake.calls) == 3 and not st.stale
