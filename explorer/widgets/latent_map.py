@@ -165,7 +165,6 @@ class LatentMap(QWidget):
         session.dimsChanged.connect(self._dims_changed)
         self._serial = session.model_serial
         self._data_changed()
-        self._method_changed()
         self._busy_changed(map_state.busy)
 
     def _build_tools(self) -> QVBoxLayout:
@@ -242,6 +241,8 @@ class LatentMap(QWidget):
         self.method.model().item(self.method.findData("pca")).setEnabled(self.session.pca_available)
         self.method.blockSignals(False)
         self.whole.blockSignals(True)
+        d = self.session.data
+        self.whole.setText(f"all {len(d.test_x):,} test images" if d else "all test images")
         self.whole.setChecked(st.whole or st.nonlinear)
         self.whole.setEnabled(not st.nonlinear)
         self.whole.blockSignals(False)
@@ -301,6 +302,7 @@ class LatentMap(QWidget):
             )
         )
         self.legend.setVisible(bool(names))
+        self._method_changed()  # the count of test images beside "all"
 
     def _new_model(self) -> None:
         """Another model (opened, or a new run): its codes lie elsewhere; fit them again,

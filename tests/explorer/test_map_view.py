@@ -422,3 +422,27 @@ def test_training_marks_a_nonlinear_map_stale_in_the_window(qtbot, window):
     qtbot.mouseClick(view.recompute, Qt.LeftButton)
     _wait_done(qtbot, st)
     assert len(fake.calls) == 3 and not st.stale
+
+
+def test_colour_images_show_as_thumbnails_and_images(qtbot):
+    s = Session()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (300, 3, 28, 28), generator=g, dtype=torch.uint8)
+    x[5] = 0
+    x[5, 0] = 255  # pure red
+    s.set_data(ImageData("colour", x[:10], x, None, None, []))
+    s.adopt(ModelConfig(latent_dim=3, hidden=16, image_shape=(3, 28, 28)))
+    s.refresh_test_latents()
+    state = MapState(s)
+    view = LatentMap(s, state)
+    qtbot.addWidget(view)
+    view.resize(400, 400)
+    view.show()
+    state.update()
+    assert view.point_count() == 300 and not view.legend.isVisible()
+    assert view.whole.text() == "all 300 test images"
+    i = int(np.flatnonzero(state.points.rows == 5)[0])
+    view.hover(i, _pixel(view, *state.points.xy[i]))
+    img = view.thumb.pixmap().toImage()
+    c = img.pixelColor(img.width() // 2, img.height() // 2)
+    assert img.width() > 40 and (c.red(), c.green(), c.blue()) == (255, 0, 0)
