@@ -77,7 +77,6 @@ class MapWorker(Worker):
     @Slot()
     def run(self) -> None:
         try:
-            torch.set_num_threads(1)  # the training thread and the GUI keep the others
             codes = self.codes
             share = 0.0
             if codes is None:
@@ -289,6 +288,9 @@ class MapState(QObject):
             self._show(None, None)
             return
         if not self.computed:
+            if self.runner.worker is not None:  # a map no longer asked for
+                self._pending = None
+                self.runner.worker.cancel()
             self._project_subset()
             return
         key = self._compute_key()

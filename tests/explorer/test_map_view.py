@@ -446,3 +446,13 @@ def test_colour_images_show_as_thumbnails_and_images(qtbot):
     img = view.thumb.pixmap().toImage()
     c = img.pixelColor(img.width() // 2, img.height() // 2)
     assert img.width() > 40 and (c.red(), c.green(), c.blue()) == (255, 0, 0)
+
+
+def test_choosing_a_plane_while_a_map_computes_stops_it(qtbot):
+    s, state, view, fake = _map(qtbot, delay=30.0)
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    assert fake.started.wait(10)
+    view.method.setCurrentIndex(view.method.findData("axes"))
+    _wait_done(qtbot, state, timeout=5000)
+    assert state.method == "axes" and state.points.projection.method == "axes"
+    assert not view.busy_row.isVisible() and view.point_count() == MAP_POINTS
