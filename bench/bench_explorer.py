@@ -13,6 +13,7 @@ Measures
   * a first launch: main window built to the bundled example explorable (map, manifold drawn)
   * slider move -> preview image repainted (p50 / p95), idle and while training
   * 20x20 manifold grid re-decoded and repainted, idle and while training
+  * the mouse over a point of a 70,000-point map: picked, thumbnail, z, repainted (p50 / p95)
   * event-loop lag (a 10 ms timer's lateness) p50 / p99 / max while training at full speed
   * the session's first Train: click to "preparing…" on the progress bar, and to the first
     training snapshot (model built, first steps taken)
@@ -53,6 +54,7 @@ COUNTS = {  # how many times each row is measured (seconds for the lag rows)
     "drawing": 100,
     "film": 50,
     "pca": 20,
+    "hover": 200,
     "lag idle": 3.0,
     "lag training": 6.0,
 }
@@ -65,6 +67,7 @@ SMOKE = {
     "drawing": 3,
     "film": 3,
     "pca": 2,
+    "hover": 5,
     "lag idle": 0.3,
     "lag training": 1.0,
 }
@@ -76,7 +79,9 @@ TARGETS = {
     "lag p99": 50.0,
     "launch": 4000.0,
     "first example": 1000.0,
+    "hover p95": 50.0,
 }
+HOVER_POINTS = 70_000  # all of MNIST
 
 
 def pct(xs, q):
@@ -242,6 +247,64 @@ def pca_grid_latency(app, win, n: int) -> list[float]:
     return out
 
 
+def map_hover_latency(app, n: int, points: int = HOVER_POINTS) -> list[float]:
+    """The mouse over another point of a non-linear map of ``points`` test images: picked,
+    its thumbnail shown, z moved to its code, the map and the decoded preview repainted.
+
+    The map's positions are a synthetic mixture of ten clusters (the shape of a UMAP map
+    of MNIST) given by a stand-in mapping function: the hover's cost depends on how many
+    points there are and how they lie, not on how they were computed."""
+    from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+    from explorer.map_state import MapState
+    from explorer.state import Session
+    from explorer.widgets.latent_map import LatentMap
+    from explorer.widgets.views import PreviewPane
+    from trainer.config import ModelConfig
+    from trainer.data import ImageData
+    from trainer.maps import Projection
+
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.integers(0, 10, points))
+    x = torch.from_numpy(rng.integers(0, 256, (points, 1, 28, 28), dtype=np.uint8))
+    centres = rng.normal(size=(10, 2)) * 8
+    xy = (centres[y.numpy()] + rng.normal(size=(points, 2))).astype(np.float32)
+    s = Session()
+    s.set_data(ImageData("synthetic", x[:10], x, y[:10], y, [str(k) for k in range(10)]))
+    s.adopt(ModelConfig(latent_dim=20))
+    state = MapState(s)
+    state.project = lambda codes, method, **kw: Projection(method, xy, ("1", "2"), None)
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    view, preview = LatentMap(s, state), PreviewPane(s)
+    lay.addWidget(view, 2)
+    lay.addWidget(preview, 1)
+    box.resize(900, 600)
+    box.show()
+    state.set_method("umap")
+    while state.busy or state.points is None:
+        app.processEvents()
+    pump(app, 0.3)
+    assert view.point_count() == points
+    out = []
+    for i in rng.integers(0, points, n):
+        scene = view.vb.mapViewToScene(pg_point(*xy[i]))
+        t0 = time.perf_counter()
+        view._mouse_moved(scene)  # what the scene's sigMouseMoved calls
+        app.processEvents()  # the repaints it asked for: map, thumbnail, preview
+        out.append((time.perf_counter() - t0) * 1e3)
+        assert view.hovered >= 0
+    state.shutdown(1000)
+    box.close()
+    return out
+
+
+def pg_point(x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(float(x), float(y))
+
+
 def drawing_latency(app, win, n: int) -> list[float]:
     """A stroke on the Draw tab to the drawing encoded, z moved and the preview repainted
     (the canvas is cleared, untimed, before each, so that every stroke changes it)."""
@@ -374,6 +437,7 @@ def main() -> None:
         f"taking them cost {film.seconds:.2f} s, {100 * film_share:.1f}% of the run"
     )
     res["pca grid idle"] = pca_grid_latency(app, win, n["pca"])
+    res["map hover"] = map_hover_latency(app, n["hover"])
     win.ask_on_close = False  # a benchmark: nothing to keep
     win.close()
 
@@ -440,6 +504,9 @@ def main() -> None:
         ("20x20 manifold on the principal plane (20-D example), idle", "p50/p95",
          pct(res["pca grid idle"], 50), pct(res["pca grid idle"], 95), TARGETS["grid idle"],
          ""),
+        (f"map hover, {HOVER_POINTS:,} points", "p50/p95", pct(res["map hover"], 50),
+         pct(res["map hover"], 95), TARGETS["hover p95"],
+         "picked, thumbnail, z moved, map and preview repainted (non-linear map)"),
         ("event-loop lag, idle", "p50/p99",
          pct(res["lag idle"], 50), pct(res["lag idle"], 99), TARGETS["lag p99"], ""),
         ("event-loop lag, training at full speed", "p50/p99",

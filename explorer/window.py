@@ -46,6 +46,7 @@ from explorer.constants import (
 )
 from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
+from explorer.map_state import MapState
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery
@@ -211,7 +212,8 @@ class MainWindow(QMainWindow):
     def _build_explore(self) -> QWidget:
         """The Explore tab: latent map | manifold grid, one shared tool row."""
         s = self.session
-        self.map = LatentMap(s)
+        self.map_state = MapState(s, self)
+        self.map = LatentMap(s, self.map_state)
         self.manifold = ManifoldView(s)
         self.plane_picker = PlanePicker(s)
         self.plane_mode = self.plane_picker.mode
@@ -744,6 +746,7 @@ class MainWindow(QMainWindow):
         self.evaluation.cancel()
         self.film.cancel_export()
         ok = self.run.shutdown(timeout_ms)
+        ok = self.map_state.shutdown(max(1, timeout_ms // 2)) and ok
         ok = self.film.shutdown(max(1, timeout_ms // 2)) and ok
         return self.evaluation.shutdown(max(1, timeout_ms // 2)) and ok
 

@@ -38,6 +38,7 @@ SCRIPTS = {
         r"^launch to main window shown +median +[\d.]+",
         r"^first launch: window built -> example's map and manifold drawn +median +[\d.]+",
         r"^film: scrubbed -> drawn \+ repainted, training +p50/p95 +[\d.]+ / [\d.]+",
+        r"^map hover, 70,000 points +p50/p95 +[\d.]+ / [\d.]+",
         r"^event-loop lag, training at full speed +p50/p99",
     ],
 }

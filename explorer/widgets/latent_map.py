@@ -1,29 +1,85 @@
-"""The latent map: the encoded test set on two latent dimensions, with a draggable cursor.
+"""The latent map: the encoded test set on a plane or a non-linear map, with a cursor.
 
-Dragging the cursor sets those two coordinates of the session's z, so the decoded
-preview follows the cursor, during training too. Clicking a test point moves the whole z
-to that image's posterior mean.
+It renders its owner, :class:`explorer.map_state.MapState`: the method picker (axes,
+principal plane, UMAP, t-SNE, custom), a progress bar and Cancel while a map computes, and
+"trained since: Recompute" on a non-linear map that the model has outgrown.
+
+On a plane, dragging the cursor sets z to the plane's point. On a map that is not a plane
+(UMAP, t-SNE), a point stands for its own code only: clicking or hovering a point moves z to
+that code; the cursor dragged between points places z at the codes of the nearest points,
+weighted by inverse distance, and says it is approximate. Hovering shows the point's image
+beside the mouse; with "images" on, the points drawn when zoomed in are their images.
+
+Shift-click adds a point to the session's selection (or takes it out), a Ctrl-drag lassoes
+the points inside, Esc clears it. All points are one ScatterPlotItem; picking goes through a
+grid index (:mod:`explorer.map_index`), never through per-point objects.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPoint, QRectF, Qt, QTimer
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer import theme
+from explorer.map_index import GridIndex
+from explorer.map_state import METHOD_LABELS, MapState
 from explorer.state import Z_RANGE, Session
 from explorer.widgets.common import fix_axis_sizes
 
+PICK_PX = 6  # a point is under the mouse within this many pixels
+SPRITE_PX = 28  # a point's image, drawn when zoomed in, is this many pixels wide
+SPRITE_MAX = 300  # at most this many images are drawn at once
+THUMB_PX = 84  # the hover thumbnail
+IDW_NEIGHBOURS = 8  # codes averaged for a cursor between the points of a non-linear map
+LASSO_TIP = "Ctrl-drag: lasso points into the selection · Shift-click: add or remove one · Esc"
+
+
+class MapViewBox(pg.ViewBox):
+    """A ViewBox whose Ctrl-drag draws a lasso (a plain drag pans, as everywhere)."""
+
+    def __init__(self, owner: LatentMap) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def mouseDragEvent(self, ev, axis=None) -> None:
+        if ev.button() == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            if ev.isStart():
+                self.owner.lasso_begin(p.x(), p.y())
+            else:
+                self.owner.lasso_extend(p.x(), p.y())
+            if ev.isFinish():
+                self.owner.lasso_end()
+            return
+        super().mouseDragEvent(ev, axis)
+
 
 class LatentMap(QWidget):
-    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, session: Session, map_state: MapState, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.session = session
+        self.state = map_state
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget()
+        lay.setSpacing(3)
+        lay.addLayout(self._build_tools())
+        self.plot = pg.PlotWidget(viewBox=MapViewBox(self))
         self.plot.setMinimumSize(200, 200)
         p = self.plot.getPlotItem()
         p.setAspectLocked(True)
@@ -31,10 +87,31 @@ class LatentMap(QWidget):
         p.showGrid(x=True, y=True, alpha=0.12)
         p.setMenuEnabled(False)
         p.setRange(xRange=(-3.2, 3.2), yRange=(-3.2, 3.2), padding=0.02)
-        p.getViewBox().setLimits(xMin=-50, xMax=50, yMin=-50, yMax=50)
+        self.vb = p.getViewBox()
+        self.vb.setLimits(xMin=-500, xMax=500, yMin=-500, yMax=500)
         self.auto_fit = True  # follow the data until the user zooms or pans
-        p.getViewBox().sigRangeChangedManually.connect(self._user_zoomed)
-        self.scatters: list[pg.ScatterPlotItem] = []
+        self.vb.sigRangeChangedManually.connect(self._user_zoomed)
+        self.vb.sigRangeChanged.connect(self._range_changed)
+        # every point, one item: colours by class, no per-point objects, no built-in hover
+        self.scatter = pg.ScatterPlotItem(size=5, pen=None, pxMode=True, hoverable=False)
+        # drawn once per change of points or view: a hover (the cursor, the thumbnail moving
+        # over it) repaints from the cached picture, not 70,000 points again
+        self.scatter.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        p.addItem(self.scatter)
+        self.chosen = pg.ScatterPlotItem(
+            size=9, pen=pg.mkPen("#ffffff", width=1.5), brush=pg.mkBrush(0, 0, 0, 0)
+        )
+        self.chosen.setZValue(5)
+        p.addItem(self.chosen)
+        self.lasso = pg.PlotCurveItem(pen=pg.mkPen(theme.ACCENT, width=1.5))
+        self.lasso.setZValue(20)
+        p.addItem(self.lasso)
+        self._lasso: list[tuple[float, float]] = []
+        self.sprites: list[pg.ImageItem] = []
+        self._sprite_timer = QTimer(self)
+        self._sprite_timer.setSingleShot(True)
+        self._sprite_timer.setInterval(60)
+        self._sprite_timer.timeout.connect(self.update_sprites)
         self.cursor = pg.TargetItem(
             pos=(0.0, 0.0),
             size=18,
@@ -48,25 +125,184 @@ class LatentMap(QWidget):
         self.cursor.setToolTip("Drag to move z; the decoded image follows")
         p.addItem(self.cursor)
         lay.addWidget(self.plot, 1)
+        self.thumb = QLabel(self.plot)  # the hovered point's image, beside the mouse
+        self.thumb.setStyleSheet("border: 1px solid #888; background: black;")
+        self.thumb.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.thumb.hide()
+        self.note = QLabel("")  # approximate z, the manifold's plane
+        self.note.setObjectName("muted")
+        self.note.setWordWrap(True)
+        lay.addWidget(self.note)
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.RichText)
         self.legend.setToolTip("Colours of the classes in the latent map")
         lay.addWidget(self.legend)
         self.setToolTip(
-            "Test images encoded to their posterior means, coloured by class. "
-            "Drag the cross to move z; click a point to jump to that image's code."
+            "Test images encoded to their posterior means, coloured by class. Drag the cross "
+            "to move z; click a point to jump to that image's code. " + LASSO_TIP
         )
+        self.index: GridIndex | None = None
+        self.hovered = -1  # the point under the mouse
+        self.approximate = False  # z was placed between the points of a non-linear map
+        self._z_point = -1  # the point whose code z is (jumped to)
         self._syncing = False
+        self._colours: list = []
         self.cursor.sigPositionChanged.connect(self._cursor_moved)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
         session.zChanged.connect(self._sync_cursor)
-        session.dimsChanged.connect(self._dims_changed)
-        session.structureChanged.connect(self._dims_changed)
-        session.dataChanged.connect(self._rebuild_scatters)
-        session.testLatentsChanged.connect(self._update_points)
+        session.dataChanged.connect(self._data_changed)
         session.historyReset.connect(self._new_model)
+        session.selection.changed.connect(self._selection_changed)
+        map_state.pointsChanged.connect(self._points_changed)
+        map_state.methodChanged.connect(self._method_changed)
+        map_state.progressed.connect(self._progressed)
+        map_state.busyChanged.connect(self._busy_changed)
+        map_state.staleChanged.connect(self._notice)
+        map_state.problemChanged.connect(self._notice)
+        session.structureChanged.connect(self._method_changed)
+        session.dimsChanged.connect(self._dims_changed)
         self._serial = session.model_serial
-        self._rebuild_scatters()
+        self._data_changed()
+        self._busy_changed(map_state.busy)
+
+    def _build_tools(self) -> QVBoxLayout:
+        tools = QVBoxLayout()
+        tools.setSpacing(2)
+        row = QHBoxLayout()
+        self.method = QComboBox()
+        for m, label in METHOD_LABELS.items():
+            self.method.addItem(label, m)
+        self.method.setToolTip(
+            "How the codes are mapped: two latent axes or the principal plane (planes: the "
+            "cursor lifts back to z exactly), UMAP or t-SNE (non-linear: every test image, "
+            "computed in the background), or two directions (Custom)"
+        )
+        self.method.currentIndexChanged.connect(self._method_picked)
+        self.whole = QCheckBox("all test images")
+        self.whole.setToolTip(
+            "Map every test image, not a sample of 2,000 (a non-linear map always does)"
+        )
+        self.whole.toggled.connect(self.state.set_whole)
+        self.sprites_box = QCheckBox("images")
+        self.sprites_box.setToolTip(
+            f"Draw each point as its image when zoomed in (at most {SPRITE_MAX} at once)"
+        )
+        self.sprites_box.toggled.connect(lambda _on: self.update_sprites())
+        self.count = QLabel("")
+        self.count.setObjectName("muted")
+        self.count.setToolTip(LASSO_TIP)
+        for w in (QLabel("Map:"), self.method, self.whole, self.sprites_box):
+            row.addWidget(w)
+        row.addStretch(1)
+        row.addWidget(self.count)
+        tools.addLayout(row)
+        busy = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop computing this map")
+        self.cancel.clicked.connect(self.state.cancel)
+        busy.addWidget(self.progress, 1)
+        busy.addWidget(self.cancel)
+        self.busy_row = QWidget()
+        self.busy_row.setLayout(busy)
+        busy.setContentsMargins(0, 0, 0, 0)
+        tools.addWidget(self.busy_row)
+        notice = QHBoxLayout()
+        notice.setContentsMargins(0, 0, 0, 0)
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.recompute = QPushButton("Recompute")
+        self.recompute.setToolTip("Compute the map again with the model's current weights")
+        self.recompute.clicked.connect(self.state.recompute)
+        notice.addWidget(self.notice, 1)
+        notice.addWidget(self.recompute)
+        self.notice_row = QWidget()
+        self.notice_row.setLayout(notice)
+        tools.addWidget(self.notice_row)
+        return tools
+
+    # -- the owner's state --------------------------------------------------------------------
+    def _method_picked(self, _i: int) -> None:
+        m = self.method.currentData()
+        if m is not None and m != self.state.method:
+            self.state.set_method(m)
+            if self.state.method != m:  # refused (it said why): show what is on
+                self._method_changed()
+
+    def _method_changed(self, *_args) -> None:
+        st = self.state
+        self.auto_fit = True  # another map: fit its points
+        self.method.blockSignals(True)
+        self.method.setCurrentIndex(self.method.findData(st.method))
+        self.method.model().item(self.method.findData("pca")).setEnabled(self.session.pca_available)
+        self.method.blockSignals(False)
+        self.whole.blockSignals(True)
+        d = self.session.data
+        self.whole.setText(f"all {len(d.test_x):,} test images" if d else "all test images")
+        self.whole.setChecked(st.whole or st.nonlinear)
+        self.whole.setEnabled(not st.nonlinear)
+        self.whole.blockSignals(False)
+        self._notice()
+
+    def _dims_changed(self, *_args) -> None:
+        if self.session.pca:  # a new plane: fit its points
+            self.auto_fit = True
+            self.fit_view()
+        self._note()  # the manifold's plane, beside a map that is not it
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.busy_row.setVisible(bool(busy))
+        self._progressed(self.state.fraction, self.state.text)
+
+    def _progressed(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
+        title = self.state.title()
+        self.progress.setFormat(f"{title}: {text} %p%" if text else f"{title} %p%")
+
+    def _notice(self, *_args) -> None:
+        st = self.state
+        if st.problem:
+            text, recompute = st.problem, st.computed
+        elif st.stale:
+            text, recompute = f"The model has trained since this {st.title()} map.", True
+        else:
+            text, recompute = "", False
+        self.notice.setText(text)
+        self.recompute.setVisible(recompute)
+        self.notice_row.setVisible(bool(text))
+        self._note()
+
+    def _note(self) -> None:
+        parts = []
+        if self.approximate:
+            parts.append("z is approximate: between the nearest points (their codes, weighted)")
+        note = self.state.manifold_note()
+        if note:
+            parts.append(note)
+        self.note.setText(" · ".join(parts))
+        self.note.setVisible(bool(parts))
+
+    # -- points -------------------------------------------------------------------------------
+    def _data_changed(self) -> None:
+        s = self.session
+        names = s.class_names if s.data is not None and s.data.test_y is not None else []
+        self._colours = []
+        for k in range(max(1, len(names))):
+            c = theme.class_colour(k) if names else pg.mkColor(theme.ACCENT)
+            c.setAlpha(170)
+            self._colours.append(pg.mkBrush(c))
+        self.legend.setText(
+            "&nbsp;&nbsp; ".join(
+                f"<span style='color:{theme.class_colour(k).name()}'>●</span>&nbsp;{name}"
+                for k, name in enumerate(names)
+            )
+        )
+        self.legend.setVisible(bool(names))
+        self._method_changed()  # the count of test images beside "all"
 
     def _new_model(self) -> None:
         """Another model (opened, or a new run): its codes lie elsewhere; fit them again,
@@ -75,166 +311,345 @@ class LatentMap(QWidget):
             self._serial = self.session.model_serial
             self.auto_fit = True
 
-    # -- scatter ------------------------------------------------------------------------------
-    def _rebuild_scatters(self) -> None:
-        p = self.plot.getPlotItem()
-        for sc in self.scatters:
-            p.removeItem(sc)
-        self.scatters = []
-        s = self.session
-        names = s.class_names if s.test_labels is not None else ["test images"]
-        for k, name in enumerate(names):
-            colour = (
-                theme.class_colour(k) if s.test_labels is not None else pg.mkColor(theme.ACCENT)
-            )
-            colour.setAlpha(170)
-            sc = pg.ScatterPlotItem(
-                size=5,
-                pen=None,
-                brush=pg.mkBrush(colour),
-                hoverable=True,
-                hoverSize=9,
-                hoverPen=pg.mkPen("w"),
-                name=name,
-                tip=None,
-            )
-            sc.sigClicked.connect(self._point_clicked)
-            p.addItem(sc)
-            self.scatters.append(sc)
-        self.legend.setText(
-            "&nbsp;&nbsp; ".join(
-                f"<span style='color:{theme.class_colour(k).name()}'>●</span>&nbsp;{name}"
-                for k, name in enumerate(names)
-            )
-            if s.test_labels is not None
-            else ""
-        )
-        self.legend.setVisible(s.test_labels is not None)
-        self._update_points()
-
-    def _update_points(self) -> None:
-        s = self.session
-        lat = s.test_latents
-        if lat is None or not self.scatters:
-            for sc in self.scatters:
-                sc.setData([], [])
+    def _points_changed(self) -> None:
+        pts = self.state.points
+        self.hovered = -1
+        self.thumb.hide()
+        if pts is None or len(pts) == 0:
+            self.scatter.setData([], [])
+            self.index = None
+            self._selection_changed()
             self._label_axes()
+            self.update_sprites()
             return
-        xy = self._coords(lat)
-        rows = np.arange(len(lat))
-        if s.test_labels is None:
-            groups = [rows]
+        xy = pts.xy
+        brushes = np.empty(len(self._colours), dtype=object)
+        brushes[:] = self._colours
+        if pts.labels is not None and len(self._colours) > 1:
+            b = brushes[np.clip(pts.labels, 0, len(brushes) - 1)]
         else:
-            groups = [rows[s.test_labels == k] for k in range(len(self.scatters))]
-        for sc, g in zip(self.scatters, groups):
-            sc.setData(x=xy[g, 0], y=xy[g, 1], data=g)
-        if self.auto_fit:
+            b = brushes[np.zeros(len(pts), dtype=np.int64)]
+        self.scatter.setData(x=xy[:, 0], y=xy[:, 1], brush=b)
+        self.index = GridIndex(xy)
+        if self.state.view_range is not None:
+            (x0, x1), (y0, y1) = self.state.view_range
+            self.state.view_range = None
+            self.auto_fit = False
+            self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
+        elif self.auto_fit:
             self.fit_view()
         self._label_axes()
-        if s.pca:  # the plane moved with the codes: so did the cursor's place on it
-            self._sync_cursor()
+        self._selection_changed()
+        self._sync_cursor()
+        self.update_sprites()
+
+    @property
+    def scatters(self) -> list[pg.ScatterPlotItem]:
+        return [self.scatter]
+
+    def point_count(self) -> int:
+        return len(self.scatter.data)
 
     def _label_axes(self) -> None:
-        s = self.session
-        dx, dy = s.dims
         p = self.plot.getPlotItem()
-        if s.pca:
-            names = s.plane().names
-            p.setLabel("bottom", names[0])
-            p.setLabel("left", names[1])
-        else:
-            p.setLabel("bottom", f"z{dx}")
-            p.setLabel("left", f"z{dy}" if dy != dx else "")
-
-    def _coords(self, lat: np.ndarray) -> np.ndarray:
-        """(N, 2) positions on the map of codes (N, D): their coordinates on the plane."""
+        pts = self.state.points
+        if pts is None:
+            p.setLabel("bottom", "")
+            p.setLabel("left", "")
+            return
+        names = pts.projection.names
         s = self.session
-        dx, dy = s.dims
-        if not s.pca:
-            return np.stack([lat[:, dx], lat[:, dy] if dy != dx else np.zeros(len(lat))], 1)
-        import torch
-
-        return s.plane().project(torch.from_numpy(np.ascontiguousarray(lat))).numpy()
+        one = self.state.method == "axes" and s.dims[0] == s.dims[1]
+        p.setLabel("bottom", names[0])
+        p.setLabel("left", "" if one else names[1])
 
     def fit_view(self) -> None:
-        """Show the bulk of the points (1st-99th percentile), and at least +-3."""
-        lat = self.session.test_latents
-        r = 3.0
-        if lat is not None and len(lat):
-            cols = self._coords(lat)
-            cols = cols[np.isfinite(cols).all(1)]
-            if len(cols):
-                r = max(r, float(np.percentile(np.abs(cols), 99)) * 1.08)
-        r = min(r, 40.0)
-        self.plot.getPlotItem().setRange(xRange=(-r, r), yRange=(-r, r), padding=0.0)
+        """Show the bulk of the points (1st-99th percentile), and at least +-3 on a plane."""
+        pts = self.state.points
+        if pts is None or len(pts) == 0:
+            return
+        xy = pts.xy[np.isfinite(pts.xy).all(1)]
+        if not len(xy):
+            return
+        if pts.projection.invertible:
+            r = max(3.0, float(np.percentile(np.abs(xy), 99)) * 1.08)
+            r = min(r, 40.0)
+            self.vb.setRange(xRange=(-r, r), yRange=(-r, r), padding=0.0)
+        else:  # a non-linear map has its own scale and centre
+            lo, hi = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
+            m = 0.06 * float(max(hi - lo))
+            self.vb.setRange(
+                xRange=(lo[0] - m, hi[0] + m), yRange=(lo[1] - m, hi[1] + m), padding=0.0
+            )
 
     def _user_zoomed(self, *_args) -> None:
         self.auto_fit = False
 
-    def point_count(self) -> int:
-        return sum(len(sc.data) for sc in self.scatters)
+    def _range_changed(self, *_args) -> None:
+        self.state.view_range = None if self.auto_fit else tuple(map(tuple, self.vb.viewRange()))
+        if self.sprites_box.isChecked():
+            self._sprite_timer.start()
 
-    def _point_clicked(self, _scatter, points, _ev=None) -> None:
-        if not len(points) or self.session.test_latents is None:
+    # -- picking ------------------------------------------------------------------------------
+    def pick(self, x: float, y: float) -> int:
+        """The map point under view position (x, y), or -1."""
+        if self.index is None:
+            return -1
+        pw, ph = self.vb.viewPixelSize()
+        return self.index.nearest(x, y, PICK_PX * max(pw, ph))
+
+    def _mouse_moved(self, scene_pos) -> None:
+        if self.index is None or not self.vb.sceneBoundingRect().contains(scene_pos):
+            self.hover(-1)
             return
-        self.jump_to_point(int(points[0].data()))
+        p = self.vb.mapSceneToView(scene_pos)
+        self.hover(self.pick(p.x(), p.y()), self.plot.mapFromScene(scene_pos))
 
-    def jump_to_point(self, row: int) -> None:
-        """Move z to the posterior mean of map point ``row`` (and its class, for a CVAE)."""
-        s = self.session
-        if s.conditional and s.test_labels is not None:
-            s.set_class(int(s.test_labels[row]))
-        s.set_z(s.test_latents[row])
+    def hover(self, i: int, at: QPoint | None = None) -> None:
+        """Point ``i`` is under the mouse (-1: none): its image beside the mouse, and on a
+        map that is not a plane, z moves to its code."""
+        if i == self.hovered:
+            if i >= 0 and at is not None:
+                self._place_thumb(at)
+            return
+        self.hovered = i
+        if i < 0:
+            self.thumb.hide()
+            return
+        pts = self.state.points
+        self.thumb.setPixmap(self._pixmap(int(pts.rows[i]), THUMB_PX))
+        self.thumb.adjustSize()
+        self._place_thumb(at)
+        self.thumb.show()
+        self.thumb.raise_()
+        if not pts.projection.invertible and self.session.model is not None:
+            self.jump_to_point(i)
+
+    def _place_thumb(self, at: QPoint | None) -> None:
+        if at is None:
+            return
+        x, y = at.x() + 14, at.y() + 14
+        w, h = self.thumb.width(), self.thumb.height()
+        if x + w > self.plot.width():
+            x = at.x() - 14 - w
+        if y + h > self.plot.height():
+            y = at.y() - 14 - h
+        self.thumb.move(max(0, x), max(0, y))
+
+    def _image(self, row: int) -> np.ndarray:
+        """Test image ``row`` as an (H, W) or (H, W, 3) uint8 array."""
+        x = self.session.data.test_x[row].numpy()  # (C, H, W)
+        return x[0] if x.shape[0] == 1 else np.ascontiguousarray(x.transpose(1, 2, 0))
+
+    def _pixmap(self, row: int, px: int) -> QPixmap:
+        a = np.ascontiguousarray(self._image(row))
+        h, w = a.shape[:2]
+        if a.ndim == 2:
+            img = QImage(a.data, w, h, w, QImage.Format_Grayscale8)
+        else:
+            img = QImage(a.data, w, h, 3 * w, QImage.Format_RGB888)
+        return QPixmap.fromImage(img.copy()).scaled(
+            px, px, Qt.KeepAspectRatio, Qt.FastTransformation
+        )
+
+    def _mouse_clicked(self, ev) -> None:
+        if ev.button() != Qt.LeftButton or ev.double():
+            return
+        if not self.vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        p = self.vb.mapSceneToView(ev.scenePos())
+        i = self.pick(p.x(), p.y())
+        if i < 0:
+            return
+        ev.accept()
+        if ev.modifiers() & Qt.ShiftModifier:
+            self.toggle_point(i)
+        elif self.session.model is not None:
+            self.jump_to_point(i)
+
+    def jump_to_point(self, i: int) -> None:
+        """Move z to the code of map point ``i`` (and its class, for a CVAE)."""
+        s, pts = self.session, self.state.points
+        if pts is None or not 0 <= i < len(pts):
+            return
+        if s.conditional and pts.labels is not None:
+            s.set_class(int(pts.labels[i]))
+        self._z_point = i
+        self.approximate = False
+        self._note()
+        s.set_z(pts.codes[i])
+        self._sync_cursor()
+
+    # -- selection ----------------------------------------------------------------------------
+    def toggle_point(self, i: int) -> None:
+        self.session.selection.toggle(int(self.state.points.rows[i]))
+
+    def lasso_begin(self, x: float, y: float) -> None:
+        self._lasso = [(x, y)]
+        self.lasso.setData([x], [y])
+
+    def lasso_extend(self, x: float, y: float) -> None:
+        self._lasso.append((x, y))
+        a = np.array(self._lasso + self._lasso[:1])
+        self.lasso.setData(a[:, 0], a[:, 1])
+
+    def lasso_end(self) -> None:
+        poly, self._lasso = np.array(self._lasso), []
+        self.lasso.setData([], [])
+        self.select_polygon(poly)
+
+    def select_polygon(self, poly: np.ndarray) -> None:
+        """Add the points inside ``poly`` (M, 2), in map coordinates, to the selection."""
+        if self.index is None or len(poly) < 3:
+            return
+        inside = self.index.in_polygon(poly)
+        if len(inside):
+            self.session.selection.add(self.state.points.rows[inside])
+
+    def _selection_changed(self) -> None:
+        sel = self.session.selection
+        pts = self.state.points
+        n = len(sel)
+        if pts is None or n == 0:
+            self.chosen.setData([], [])
+        else:
+            mask = np.isin(pts.rows, sel.rows)
+            self.chosen.setData(x=pts.xy[mask, 0], y=pts.xy[mask, 1])
+        self.count.setText(f"{n:,} selected · Esc clears" if n else "")
+
+    # -- sprites ------------------------------------------------------------------------------
+    def update_sprites(self) -> None:
+        """With "images" on: each point in view drawn as its image, if few enough are."""
+        pts = self.state.points
+        show = []
+        if self.sprites_box.isChecked() and pts is not None and self.index is not None:
+            (x0, x1), (y0, y1) = self.vb.viewRange()
+            show = self.index.in_box(x0, y0, x1, y1)
+            if len(show) > SPRITE_MAX:
+                self.sprites_box.setText(f"images (zoom in: {len(show):,} in view)")
+                show = []
+            else:
+                self.sprites_box.setText("images")
+        else:
+            self.sprites_box.setText("images")
+        p = self.plot.getPlotItem()
+        while len(self.sprites) < len(show):
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(3)
+            p.addItem(item)
+            self.sprites.append(item)
+        pw, ph = self.vb.viewPixelSize()
+        w, h = SPRITE_PX * pw, SPRITE_PX * ph
+        for item, i in zip(self.sprites, show):
+            x, y = pts.xy[i]
+            item.setImage(self._image(int(pts.rows[i]))[::-1], autoLevels=False, levels=(0, 255))
+            item.setRect(QRectF(float(x) - w / 2, float(y) - h / 2, w, h))
+            item.show()
+        for item in self.sprites[len(show) :]:
+            item.hide()
+
+    def sprite_count(self) -> int:
+        return sum(1 for s in self.sprites if s.isVisible())
 
     # -- cursor <-> z -------------------------------------------------------------------------
     def _cursor_moved(self) -> None:
         if self._syncing or self.session.model is None:
             return
         pos = self.cursor.pos()
+        pts = self.state.points
+        if pts is not None and not pts.projection.invertible:
+            self._place_between(pos.x(), pos.y())
+            return
         x = float(np.clip(pos.x(), -Z_RANGE, Z_RANGE))
         y = float(np.clip(pos.y(), -Z_RANGE, Z_RANGE))
+        if pts is not None and self._own_plane(pts):
+            import torch
+
+            self.session.set_z(pts.projection.plane.lift(torch.tensor([[x, y]]))[0])
+            return
         self.session.move_on_plane(x, y)
+
+    def _own_plane(self, pts) -> bool:
+        """The map is a plane of its own, not the session's (the manifold's): two custom
+        directions, or the principal plane of the whole test set (not of the sample)."""
+        m = pts.projection.method
+        return m == "custom" or (m == "pca" and len(pts.rows) != len(self.session.test_index))
+
+    def _place_between(self, x: float, y: float) -> None:
+        """On a map that is not a plane: z at the point under the cursor, or between the
+        nearest points (approximate)."""
+        i = self.pick(x, y)
+        if i >= 0:
+            self._z_point, self.approximate = i, False
+            z = self.state.points.codes[i]
+        else:
+            self._z_point, self.approximate = -1, True
+            z = self.state.approximate_code(x, y, IDW_NEIGHBOURS)
+        self._note()
+        self._syncing = True  # the cursor stays where it was put
+        try:
+            self.session.set_z(z)
+        finally:
+            self._syncing = False
 
     def move_cursor(self, x: float, y: float) -> None:
         """Programmatic drag (tests, keyboard): same path as a mouse drag."""
         self.cursor.setPos(pg.Point(x, y))
 
     def _sync_cursor(self) -> None:
-        s = self.session
-        if s.model is None:
+        s, pts = self.session, self.state.points
+        if s.model is None or self._syncing:
             return
-        dx, dy = s.dims
-        x, y = s.plane_xy()
-        y = y if (dy != dx or s.pca) else 0.0
+        if pts is None:
+            return
+        if pts.projection.invertible:
+            self.approximate = False
+            if self._own_plane(pts):
+                x, y = pts.projection.plane.project(s.z.reshape(1, -1))[0].tolist()
+            else:
+                x, y = s.plane_xy()
+                dx, dy = s.dims
+                y = y if (dy != dx or s.pca) else 0.0
+        else:
+            i = self._z_point
+            if not (0 <= i < len(pts) and np.allclose(pts.codes[i], s.z.numpy(), atol=1e-6)):
+                # z came from elsewhere: shown at the point whose code is nearest it
+                i = self.state.nearest_point(s.z.numpy())
+                self._z_point = -1
+                self.approximate = False
+            x, y = (float(v) for v in pts.xy[i])
         self._syncing = True
         try:
             self.cursor.setPos(pg.Point(x, y))
         finally:
             self._syncing = False
-        self._keep_in_view(x, y)
+        if pts.projection.invertible:
+            self._keep_in_view(x, y)
+        self._note()
 
     def _keep_in_view(self, x: float, y: float) -> None:
         """A z moved off the map (a slider at 4, a picture encoded far out) takes the map
         with it: the view widens to show the cursor (it left the map past 3.5)."""
         if not (np.isfinite(x) and np.isfinite(y)):
             return
-        (x0, x1), (y0, y1) = self.plot.getPlotItem().getViewBox().viewRange()
+        (x0, x1), (y0, y1) = self.vb.viewRange()
         m = 0.06 * max(x1 - x0, y1 - y0)
         if x0 + m <= x <= x1 - m and y0 + m <= y <= y1 - m:
             return
-        self.plot.getPlotItem().setRange(
+        self.vb.setRange(
             xRange=(min(x0, x - 2 * m), max(x1, x + 2 * m)),
             yRange=(min(y0, y - 2 * m), max(y1, y + 2 * m)),
             padding=0.0,
         )
 
-    def _dims_changed(self, *_args) -> None:
-        if self.session.pca:
-            self.auto_fit = True
-        self._update_points()
-        self._sync_cursor()
+    def leaveEvent(self, ev) -> None:  # the mouse left the map: no point is under it
+        self.hover(-1)
+        super().leaveEvent(ev)
 
-    def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor
+    def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor; Esc clears
+        if ev.key() == Qt.Key_Escape and len(self.session.selection):
+            self.session.selection.clear()
+            return
         step = 0.25 if ev.modifiers() & Qt.ShiftModifier else 0.05
         d = {
             Qt.Key_Left: (-step, 0),
