@@ -72,6 +72,10 @@ COMMANDS = {
     "export-model": Command(
         "a checkpoint's model as an ONNX pair any ONNX runtime runs", "closing other programs"
     ),
+    "neighbours": Command(
+        "the training images nearest to a point, by code and by pixels",
+        "a smaller --k or --scale, or closing other programs",
+    ),
 }
 
 
