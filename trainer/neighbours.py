@@ -67,6 +67,15 @@ def index_key(model: torch.nn.Module, data, split: str = "train") -> tuple:
     return (model_key(model), id(data), len(data.train_x), len(data.test_x), split)
 
 
+def searched(data, split: str = "train"):
+    """The images an index of ``data``'s ``split`` holds: (source, images, labels); the test
+    images where the training split is empty (an example's bundled test images)."""
+    source = "test" if split == "test" or len(data.train_x) == 0 else "train"
+    if source == "train":
+        return source, data.train_x, data.train_y
+    return source, data.test_x, data.test_y
+
+
 def _flat_float(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) uint8 or float images -> (N, C*H*W) float32 in [0, 1]."""
     x = x.reshape(len(x), -1)
@@ -121,11 +130,7 @@ class NeighbourIndex:
             raise ValueError(f"split must be 'train' or 'test', not {split!r}")
         if key is None:
             key = index_key(model, data, split)
-        source = split
-        if split == "train" and len(data.train_x) == 0:
-            source = "test"
-        x = data.train_x if source == "train" else data.test_x
-        y = data.train_y if source == "train" else data.test_y
+        source, x, y = searched(data, split)
         n = len(x)
         if n == 0:
             raise ValueError("there are no images to search: the data has no test images either")

@@ -91,7 +91,7 @@ def run(args) -> int:
 
     from ..data import load_data
     from ..export import save_neighbours
-    from ..neighbours import NeighbourIndex, describe, search
+    from ..neighbours import NeighbourIndex, describe, search, searched
     from .evaluate import _idx_files_together
 
     if args.split is not None and args.index is None:
@@ -150,20 +150,22 @@ def run(args) -> int:
     if mc.conditional and cls is None:
         cls = 0
 
+    source, _x, labels = searched(data, "train")
+    n = len(_x) if cls is None else int((labels == cls).sum())
+    where = "training images" if source == "train" else "test images"
+    if args.k > n:
+        of = f" of class {cls}" if cls is not None else ""
+        raise UserError(f"--k {args.k}: there are only {n:,} {where}{of} to search")
     print(f"data: {spec.describe()}", file=sys.stderr)
-    index = NeighbourIndex.build(model, data, "train")
-    if index.source == "test":
+    if source == "test":
         print(
             f"note: {spec.describe()}: no training images; searching its "
-            f"{len(index):,} test images instead",
+            f"{len(_x):,} test images instead",
             file=sys.stderr,
         )
     if mc.conditional:
         print(f"note: the search keeps to class {cls}, which z is decoded with", file=sys.stderr)
-    n = index.count(cls)
-    if args.k > n:
-        of = f" of class {cls}" if cls is not None else ""
-        raise UserError(f"--k {args.k}: there are only {n:,} {index.where}{of} to search")
+    index = NeighbourIndex.build(model, data, "train")
     found = search(model, index, z, args.k, cls)
     shown = ", ".join(f"{v:+.3f}" for v in found.z)
     print(f"query: {what}; z = ({shown})")
