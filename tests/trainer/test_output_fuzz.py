@@ -5,11 +5,12 @@ and captioned rows, GIFs, the loss history's CSV, films) and every ``--out`` of 
 line (evaluate, sample, manifold, traverse and its ``--gif``, arithmetic, posterior,
 neighbours, a training run's files and its ``--film``) is pointed at what is no file to
 replace: a named pipe, a socket, a device (a copy of ``/dev/null`` made in the test's
-folder), a folder, a symbolic link to nothing, one round in a loop, a link to a named pipe or
-a folder; and at the command's own input (its checkpoint or its images), directly or through a link. A link to a
-regular file is followed (the link stays, its target gets the output); a new name and a
-regular file are written as ever. Each path is spelled one of several ways, drawn with a
-fixed seed (absolute, relative, through ``sub/..``, through a linked folder).
+folder), a folder, a symbolic link to nothing, one round in a loop, a link to a named pipe
+or a folder; and at the command's own input (its checkpoint or its images), directly or
+through a link. A link to a regular file is followed (the link stays, its target gets the
+output); a new name and a regular file are written as ever. Each path is spelled one of
+several ways, drawn with a fixed seed (absolute, relative, through ``sub/..``, through a
+linked folder).
 
 Each case ends clean (refused with the writer's own error, or one line and exit code 2;
 or written where it should be), or it is a fault: a traceback (any other exception), a
