@@ -46,6 +46,7 @@ from explorer.constants import (
 )
 from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
+from explorer.neighbours import NeighbourSearch
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery
@@ -59,6 +60,7 @@ from explorer.widgets.evaluation import EvaluationControls
 from explorer.widgets.film import FilmView
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
+from explorer.widgets.neighbours import NeighbourPanel
 from explorer.widgets.plane import PlanePicker
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.posterior import PosteriorView
@@ -375,8 +377,14 @@ class MainWindow(QMainWindow):
         self.sliders = LatentSliders(s)
         right = QSplitter(Qt.Vertical)
         right.addWidget(titled("Current z — decoded", self.preview))
+        self.neighbours = NeighbourSearch(s, self)
+        self.neighbours_panel = NeighbourPanel(self.neighbours)
+        self.neighbours_panel.exportRequested.connect(
+            lambda: exports.export_neighbours_dialog(self)
+        )
+        right.addWidget(self.neighbours_panel)
         right.addWidget(titled("Latent sliders", self.sliders))
-        right.setSizes([330, 500])
+        right.setSizes([300, 190, 400])
         right.setMinimumWidth(250)
         self.right_split = right
         return right
@@ -745,6 +753,7 @@ class MainWindow(QMainWindow):
         self.film.cancel_export()
         ok = self.run.shutdown(timeout_ms)
         ok = self.film.shutdown(max(1, timeout_ms // 2)) and ok
+        ok = self.neighbours.shutdown(max(1, timeout_ms // 2)) and ok
         return self.evaluation.shutdown(max(1, timeout_ms // 2)) and ok
 
     def closeEvent(self, ev) -> None:
