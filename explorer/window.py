@@ -376,15 +376,15 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPane(s)
         self.sliders = LatentSliders(s)
         right = QSplitter(Qt.Vertical)
-        right.addWidget(titled("Current z — decoded", self.preview))
         self.neighbours = NeighbourSearch(s, self)
         self.neighbours_panel = NeighbourPanel(self.neighbours)
         self.neighbours_panel.exportRequested.connect(
             lambda: exports.export_neighbours_dialog(self)
         )
-        right.addWidget(self.neighbours_panel)
+        # (one pane of the splitter with the decoded image: a layout saved before stays valid)
+        right.addWidget(self.neighbours_panel.under(titled("Current z — decoded", self.preview)))
         right.addWidget(titled("Latent sliders", self.sliders))
-        right.setSizes([300, 190, 400])
+        right.setSizes([500, 400])
         right.setMinimumWidth(250)
         self.right_split = right
         return right

@@ -87,6 +87,16 @@ class NeighbourPanel(QWidget):
         search.searched.connect(self.show_found)
         self.render()
 
+    def under(self, top: QWidget) -> QWidget:
+        """``top`` (the decoded image of z) over this panel, in one widget."""
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
+        lay.addWidget(top, 3)
+        lay.addWidget(self, 2)
+        return box
+
     def render(self) -> None:
         s = self.search
         self.heading.setText(s.title())

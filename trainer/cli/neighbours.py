@@ -53,7 +53,9 @@ z_values.__name__ = "numbers"
 def add_options(p) -> None:
     p.add_argument("--checkpoint", required=True)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--z", type=z_values, help='the point: its values, "0.1,-2,..."')
+    which.add_argument(
+        "--z", type=z_values, metavar="VALUES", help='the point: its values, "0.1,-2,..."'
+    )
     which.add_argument(
         "--index",
         type=int_in(0, 10**9),
