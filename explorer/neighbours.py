@@ -29,6 +29,7 @@ from trainer.loop.threads import training_threads
 
 THROTTLE_MS = 80  # at most one search this often while z moves
 SETTLE_MS = 1500  # the weights still this long before the index is rebuilt
+REFRESH_MS = 1000  # while the weights change (training), search again this often
 K_DEFAULT, K_MAX = 6, 16
 
 
@@ -99,6 +100,10 @@ class NeighbourSearch(QObject):
         self._query_timer = QTimer(self)
         self._query_timer.setSingleShot(True)
         self._query_timer.timeout.connect(self.search)
+        self._refresh_timer = QTimer(self)  # while the weights change (training)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self.search)
         self._build_timer = QTimer(self)
         self._build_timer.setSingleShot(True)
         self._build_timer.setInterval(SETTLE_MS)
@@ -264,8 +269,8 @@ class NeighbourSearch(QObject):
         save_neighbours(self.found, self.index, path)
 
     def shutdown(self, timeout_ms: int = 2000) -> bool:
-        self._build_timer.stop()
-        self._query_timer.stop()
+        for t in (self._build_timer, self._query_timer, self._refresh_timer):
+            t.stop()
         return self.runner.wait(timeout_ms)
 
     # -- a bookmark ---------------------------------------------------------------------------
@@ -294,12 +299,16 @@ class NeighbourSearch(QObject):
             self._query_timer.start(int(np.ceil(wait)))
 
     def _weights_changed(self) -> None:
+        if self.index is not None and self.index.key[0] != self.session.model_serial:
+            self._drop()  # another model (of the same shape): its codes mean nothing here
+            return
         if self.index is not None and self.index.key != self.key():
             self.stale = True
         if self.runner.running and self._build_key != self.key():
             self._stop_worker()  # it encodes with weights that are gone
         self._build_timer.start()  # (restarted by every change: waits for stillness)
-        self._moved()
+        if self.index is not None and not self._refresh_timer.isActive():
+            self._refresh_timer.start()  # the decoded image changed: search it now and then
         self.changed.emit()
 
     def _drop(self) -> None:

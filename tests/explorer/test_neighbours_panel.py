@@ -101,3 +101,17 @@ def test_the_bookmark_keeps_k_and_refuses_what_does_not_fit(qtbot, window):
             assert "neighbours.k" in str(e)
         else:
             raise AssertionError(f"k = {bad!r} was taken")
+
+
+def test_a_run_drops_the_index_of_the_model_before_and_indexes_its_own_when_it_ends(qtbot, window):
+    from explorer_helpers import train
+
+    nb = _indexed(qtbot, window)
+    before = nb.index
+    train(qtbot, window, epochs=1)
+    # the new model's index is built by itself once its weights are still
+    qtbot.waitUntil(
+        lambda: nb.index is not None and nb.index is not before and not nb.stale, timeout=30000
+    )
+    assert nb.index.fits(nb.key()) and nb.found is not None
+    assert nb.index.key[0] == window.session.model_serial
