@@ -222,6 +222,7 @@ class NeighbourSearch(QObject):
         k = int(min(K_MAX, max(1, k)))
         if k != self.k:
             self.k = k
+            self.changed.emit()
             self.search()
 
     def search(self) -> None:
@@ -240,7 +241,13 @@ class NeighbourSearch(QObject):
             self.changed.emit()
             return
         t0 = time.perf_counter()
-        self.found = search(s.model, self.index, s.z, k, cls)
+        try:
+            self.found = search(s.model, self.index, s.z, k, cls)
+        except (ValueError, RuntimeError) as e:  # a model of the user's that fails, say
+            self.found, self.error = None, f"The search failed: {describe_error(e)}"
+            self.changed.emit()
+            self.searched.emit(None)
+            return
         self.last_ms = (time.perf_counter() - t0) * 1e3
         self._last = time.perf_counter()
         self.searches += 1

@@ -381,6 +381,7 @@ class MainWindow(QMainWindow):
         self.neighbours_panel.exportRequested.connect(
             lambda: exports.export_neighbours_dialog(self)
         )
+        self.neighbours_panel.k.refused.connect(lambda m: self.show_message(m, "warning", 8000))
         # (one pane of the splitter with the decoded image: a layout saved before stays valid)
         right.addWidget(self.neighbours_panel.under(titled("Current z — decoded", self.preview)))
         right.addWidget(titled("Latent sliders", self.sliders))

@@ -99,6 +99,10 @@ class NeighbourPanel(QWidget):
 
     def render(self) -> None:
         s = self.search
+        if self.k.value() != s.k:  # (a bookmark restored)
+            self.k.blockSignals(True)
+            self.k.setValue(s.k)
+            self.k.blockSignals(False)
         self.heading.setText(s.title())
         self.status.setText(s.status())
         self.progress.setVisible(s.building)

@@ -93,7 +93,7 @@ def test_an_example_without_training_images_says_it_searches_test_images(qtbot, 
 def test_the_bookmark_keeps_k_and_refuses_what_does_not_fit(qtbot, window):
     nb = window.neighbours
     nb.restore({"k": 9})
-    assert nb.bookmark() == {"k": 9}
+    assert nb.bookmark() == {"k": 9} and window.neighbours_panel.k.value() == 9
     for bad in (0, 99, "6", True, 2.5):
         try:
             nb.restore({"k": bad})
