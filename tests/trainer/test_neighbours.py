@@ -93,6 +93,32 @@ def test_data_without_training_images_is_searched_in_its_test_images_and_says_so
     assert found.source == "test" and found.rows[0] == 12 and found.distances[0] == 0.0
 
 
+def test_a_users_own_model_is_searched_through_the_same_protocol(shapes):
+    from torch import nn
+
+    from trainer.foreign import ForeignModel
+
+    class Mine(nn.Module):  # a posterior-mean-only encoder, flat outputs
+        def __init__(self):
+            super().__init__()
+            self.enc, self.dec = nn.Linear(784, 3), nn.Linear(3, 784)
+
+        def encode(self, x):
+            return self.enc(x.flatten(1))
+
+        def decode(self, z):
+            return self.dec(z)
+
+    torch.manual_seed(0)
+    net = Mine()
+    model = ForeignModel(net.encode, net.decode, latent_dim=3, image_shape=(1, 28, 28))
+    index = NeighbourIndex.build(model, shapes, batch=500)
+    found = index.query(index.codes[40], k=3)
+    assert found.distances[0] == 0.0 and _same_image(index, found.rows[0], 40)
+    both = search(model, index, index.codes[40], k=3)
+    assert both.image.shape == (1, 28, 28) and len(both.pixels.rows) == 3
+
+
 def test_progress_cancel_and_the_key(vae, shapes):
     seen = []
     NeighbourIndex.build(vae, shapes, batch=300, progress=lambda f, t: seen.append(f))
