@@ -190,7 +190,13 @@ class NeighbourSearch(QObject):
             return True
         s = self.session
         self._build_key = self.key()
-        worker = NeighbourWorker(copy.deepcopy(s.model), s.data, self._build_key)
+        try:
+            model = copy.deepcopy(s.model)  # the GUI's own copy keeps decoding meanwhile
+        except Exception as e:  # noqa: BLE001 - a user's model that cannot be copied
+            self.error = f"Indexing needs a copy of the model, which failed: {describe_error(e)}"
+            self.changed.emit()
+            return False
+        worker = NeighbourWorker(model, s.data, self._build_key)
 
         def connect(w):
             w.progressed.connect(self._progressed)

@@ -299,11 +299,6 @@ def search(model, index: NeighbourIndex, z, k: int = 8, cls: int | None = None) 
     return Search(z.numpy(), image, index.query(z, k, y), index.query_pixels(image, k, y), y)
 
 
-def captions(found: Neighbours) -> list[str]:
-    """One caption per neighbour: its distance."""
-    return [f"{d:.2f}" for d in found.distances]
-
-
 def describe(found: Neighbours, class_names: list[str] | None = None) -> str:
     """One line naming what was searched: "latent space, 60,000 training images" and the
     class a search kept to."""
