@@ -45,6 +45,10 @@ def export_runs(win, path: str | os.PathLike) -> bool:
     return export(win, "compared runs", win.runs_view.export_png, path)
 
 
+def export_neighbours(win, path: str | os.PathLike) -> bool:
+    return export(win, "nearest images", win.neighbours.export_png, path)
+
+
 def export_csv(win, path: str | os.PathLike) -> bool:
     from trainer.export import write_history_csv
 
@@ -129,6 +133,13 @@ def export_film_dialog(win) -> None:
         path += ".gif"
     if path:
         win.export_film(path)
+
+
+def export_neighbours_dialog(win) -> None:
+    problem = win.neighbours.export_problem()
+    path = ask_export(win, problem, "Export nearest images", "neighbours.png", "PNG (*.png)")
+    if path:
+        export_neighbours(win, path)
 
 
 def export_csv_dialog(win) -> None:

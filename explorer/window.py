@@ -47,6 +47,7 @@ from explorer.constants import (
 from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
 from explorer.map_state import MapState
+from explorer.neighbours import NeighbourSearch
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery
@@ -60,6 +61,7 @@ from explorer.widgets.evaluation import EvaluationControls
 from explorer.widgets.film import FilmView
 from explorer.widgets.inputs import RangeSpinBox
 from explorer.widgets.latent_map import LatentMap
+from explorer.widgets.neighbours import NeighbourPanel
 from explorer.widgets.plane import PlanePicker
 from explorer.widgets.plots import LossPlots
 from explorer.widgets.posterior import PosteriorView
@@ -376,9 +378,16 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPane(s)
         self.sliders = LatentSliders(s)
         right = QSplitter(Qt.Vertical)
-        right.addWidget(titled("Current z — decoded", self.preview))
+        self.neighbours = NeighbourSearch(s, self)
+        self.neighbours_panel = NeighbourPanel(self.neighbours)
+        self.neighbours_panel.exportRequested.connect(
+            lambda: exports.export_neighbours_dialog(self)
+        )
+        self.neighbours_panel.k.refused.connect(lambda m: self.show_message(m, "warning", 8000))
+        # (one pane of the splitter with the decoded image: a layout saved before stays valid)
+        right.addWidget(self.neighbours_panel.under(titled("Current z — decoded", self.preview)))
         right.addWidget(titled("Latent sliders", self.sliders))
-        right.setSizes([330, 500])
+        right.setSizes([500, 400])
         right.setMinimumWidth(250)
         self.right_split = right
         return right
@@ -748,6 +757,7 @@ class MainWindow(QMainWindow):
         ok = self.run.shutdown(timeout_ms)
         ok = self.map_state.shutdown(max(1, timeout_ms // 2)) and ok
         ok = self.film.shutdown(max(1, timeout_ms // 2)) and ok
+        ok = self.neighbours.shutdown(max(1, timeout_ms // 2)) and ok
         return self.evaluation.shutdown(max(1, timeout_ms // 2)) and ok
 
     def closeEvent(self, ev) -> None:

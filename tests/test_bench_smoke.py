@@ -34,6 +34,9 @@ SCRIPTS = {
         r"^  of which listing the files and the key +[\d.]+",
         r"^conv VAE +streamed from the cache +[\d,]+",
     ],
+    "bench_neighbours.py": [
+        r"^\| MNIST t10k, first 512 \(smoke\) \| 512 \| [\d.]+ \| [\d.]+ \| [\d.]+ / [\d.]+ \|"
+    ],
     "bench_explorer.py": [
         r"^launch to main window shown +median +[\d.]+",
         r"^first launch: window built -> example's map and manifold drawn +median +[\d.]+",

@@ -198,6 +198,70 @@ def save_labelled_rows(
     return _write(path, write)
 
 
+def save_captioned_rows(
+    rows: Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    captions: Sequence[Sequence[str]],
+    row_labels: Sequence[str] = (),
+    scale: int = 3,
+    gap: int = 4,
+) -> Path:
+    """Save rows of images (each (n, C, H, W) in [0, 1]), every image magnified ``scale``
+    times with its caption under it, and a label left of each row (``row_labels``)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    path = Path(path)
+    fmt = image_format(path)
+    if len(captions) != len(rows) or any(len(c) != len(r) for c, r in zip(captions, rows)):
+        raise ValueError("one caption for each image of each row")
+    if row_labels and len(row_labels) != len(rows):
+        raise ValueError(f"{len(row_labels)} row labels for {len(rows)} rows")
+    _n, ch, h, w = rows[0].shape
+    cw, chh = w * scale, h * scale
+    try:
+        font = ImageFont.load_default(size=max(10, min(14, round(0.22 * chh))))
+    except (TypeError, OSError, ImportError):
+        font = ImageFont.load_default()
+    caption_h = int(font.getbbox("0.0g")[3]) + 6
+    margin = int(max((font.getlength(t) for t in row_labels), default=0)) + 12 if row_labels else 0
+    cols = max(len(r) for r in rows)
+    width = margin + cols * (cw + gap) + gap
+    height = len(rows) * (chh + caption_h + gap) + gap
+    check_grid_size(path, (width, height))
+    mode = "L" if ch == 1 else "RGB"
+    canvas = Image.new(mode, (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    white = 255 if mode == "L" else (255, 255, 255)
+    for r, (imgs, texts) in enumerate(zip(rows, captions)):
+        top = gap + r * (chh + caption_h + gap)
+        arr = (imgs.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        for c, (a, text) in enumerate(zip(arr, texts)):
+            px = a[0] if ch == 1 else np.ascontiguousarray(a.transpose(1, 2, 0))
+            tile_img = Image.fromarray(px).resize((cw, chh), Image.NEAREST)
+            left = margin + gap + c * (cw + gap)
+            canvas.paste(tile_img, (left, top))
+            draw.text((left + cw / 2, top + chh + 2), text, fill=white, font=font, anchor="ma")
+        if row_labels:
+            draw.text((6, top + chh / 2), row_labels[r], fill=white, font=font, anchor="lm")
+
+    def write(f):
+        canvas.save(f, format=fmt)
+
+    return _write(path, write)
+
+
+def save_neighbours(search, index, path: str | os.PathLike, scale: int = 3) -> Path:
+    """The picture of a nearest-neighbour search (:func:`trainer.neighbours.search` in
+    ``index``): the query's decoded image, then its neighbours by code in one row and by
+    pixels in the next, each with its distance under it."""
+    q = search.image.reshape(1, *search.image.shape)
+    rows, texts = [], []
+    for nb in (search.latent, search.pixels):
+        rows.append(torch.cat([q, index.thumbnails(nb.rows)]))
+        texts.append(["query", *(f"{d:.2f}" for d in nb.distances)])
+    return save_captioned_rows(rows, path, texts, ("latent", "pixels"), scale=scale)
+
+
 def save_mosaic(
     groups: Sequence[torch.Tensor],
     path: str | os.PathLike,

@@ -1,15 +1,16 @@
 """A seeded hostile-output test of every writer: nothing a user has is replaced by surprise.
 
 Every writer of the engine (``atomic_write``, checkpoints, image grids, pictures, labelled
-rows, GIFs, the loss history's CSV, films) and every ``--out`` of the command line
-(evaluate, sample, manifold, traverse and its ``--gif``, arithmetic, posterior, a training
-run's files and its ``--film``) is pointed at what is no file to replace: a named pipe, a
-socket, a device (a copy of ``/dev/null`` made in the test's folder), a folder, a symbolic
-link to nothing, one round in a loop, a link to a named pipe or a folder; and at the
-command's own input (its checkpoint or its images), directly or through a link. A link to a
-regular file is followed (the link stays, its target gets the output); a new name and a
-regular file are written as ever. Each path is spelled one of several ways, drawn with a
-fixed seed (absolute, relative, through ``sub/..``, through a linked folder).
+and captioned rows, GIFs, the loss history's CSV, films) and every ``--out`` of the command
+line (evaluate, sample, manifold, traverse and its ``--gif``, arithmetic, posterior,
+neighbours, a training run's files and its ``--film``) is pointed at what is no file to
+replace: a named pipe, a socket, a device (a copy of ``/dev/null`` made in the test's
+folder), a folder, a symbolic link to nothing, one round in a loop, a link to a named pipe
+or a folder; and at the command's own input (its checkpoint or its images), directly or
+through a link. A link to a regular file is followed (the link stays, its target gets the
+output); a new name and a regular file are written as ever. Each path is spelled one of
+several ways, drawn with a fixed seed (absolute, relative, through ``sub/..``, through a
+linked folder).
 
 Each case ends clean (refused with the writer's own error, or one line and exit code 2;
 or written where it should be), or it is a fault: a traceback (any other exception), a
@@ -159,6 +160,12 @@ def _rows(s, p):
     save_labelled_rows(torch.rand(4, 1, 8, 8), p, 2, ["a", "b"])
 
 
+def _captioned(s, p):
+    from trainer.export import save_captioned_rows
+
+    save_captioned_rows([torch.rand(2, 1, 8, 8)], p, [["a", "b"]], ["row"])
+
+
 def _gif(s, p):
     from trainer.export import save_gif
 
@@ -183,6 +190,7 @@ LIBRARY = {
     "save_grid": (".png", _lib(_grid)),
     "save_picture": (".png", _lib(_picture)),
     "save_labelled_rows": (".png", _lib(_rows)),
+    "save_captioned_rows": (".png", _lib(_captioned)),
     "save_gif": (".gif", _lib(_gif)),
     "write_history_csv": (".csv", _lib(_csv)),
     "save_film": (".gif", _lib(_film)),
@@ -271,6 +279,7 @@ COMMANDS = {
     "traverse --gif": (".gif", _traverse_gif),
     "arithmetic --out": (".png", _command("arithmetic", "--a", "0", "--b", "1", "--c", "2")),
     "posterior --out": (".png", _command("posterior")),
+    "neighbours --out": (".png", _command("neighbours", "--index", "0", "--k", "2")),
     "train --out (its history.csv)": (".csv", _train_file),
     "train --film": (".gif", _train_film),
 }

@@ -76,6 +76,10 @@ COMMANDS = {
         "the encoded test images on a 2-D map (UMAP, t-SNE, PCA, axes), its codes exported",
         "a smaller --limit",
     ),
+    "neighbours": Command(
+        "the training images nearest to a point, by code and by pixels",
+        "a smaller --k or --scale, or closing other programs",
+    ),
 }
 
 
