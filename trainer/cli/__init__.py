@@ -72,6 +72,10 @@ COMMANDS = {
     "export-model": Command(
         "a checkpoint's model as an ONNX pair any ONNX runtime runs", "closing other programs"
     ),
+    "direction": Command(
+        "the direction between two groups' mean codes, decoded as a sweep",
+        "a smaller --steps or --scale",
+    ),
 }
 
 
