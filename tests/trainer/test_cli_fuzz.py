@@ -273,6 +273,8 @@ NUMBERS = [
     ("traverse", "--scale", "int", "1"), ("traverse", "--z", "z", "-1.5"),
     ("posterior", "--dims", "int", "1"), ("posterior", "--scale", "int", "1"),
     ("arithmetic", "--a", "int", "3"), ("arithmetic", "--scale", "int", "1"),
+    ("direction", "--steps", "int", "3"), ("direction", "--span", "z", "2"),
+    ("direction", "--scale", "int", "1"),
     ("examples", "--epochs", "int", "1"), ("examples", "--iw-samples", "int", "2"),
 ]  # fmt: skip
 HOSTILE = {
@@ -309,6 +311,8 @@ def _base(command: str, s: Setting) -> list[str]:
         "arithmetic": ["arithmetic", *ck, "--a", "0", "--b", "1", "--c", "2", "--out",
                        "{out}.png"],
         "examples": ["examples", "--rebuild", "--into", "{out}"],
+        "direction": ["direction", *ck, "--from-images", "0,1", "--to-images", "2,3", "--out",
+                      "{out}.png"],
     }[command]  # fmt: skip
 
 
@@ -574,6 +578,7 @@ def test_every_command_line_runs_as_asked_or_is_refused_naming_the_option(tmp_pa
         "posterior",
         "arithmetic",
         "examples",
+        "direction",
     }, report
     assert sum(c.fault is None for c in cases) >= 80, report  # good lines, which must run
 
