@@ -45,6 +45,10 @@ def export_runs(win, path: str | os.PathLike) -> bool:
     return export(win, "compared runs", win.runs_view.export_png, path)
 
 
+def export_sweep(win, path: str | os.PathLike) -> bool:
+    return export(win, "direction sweep", win.directions_panel.export_sweep, path)
+
+
 def export_csv(win, path: str | os.PathLike) -> bool:
     from trainer.export import write_history_csv
 
@@ -129,6 +133,13 @@ def export_film_dialog(win) -> None:
         path += ".gif"
     if path:
         win.export_film(path)
+
+
+def export_sweep_dialog(win) -> None:
+    problem = win.directions_panel.export_problem()
+    path = ask_export(win, problem, "Export the sweep", "sweep.png", "PNG (*.png);;GIF (*.gif)")
+    if path:
+        export_sweep(win, path)
 
 
 def export_csv_dialog(win) -> None:
