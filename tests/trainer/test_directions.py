@@ -231,3 +231,15 @@ def test_a_celeba_attribute_gives_faces_without_it_to_faces_with_it(tmp_path, ca
         capsys,
     )
     assert code == 2 and "has no labels: give the groups as --from-images" in err
+
+
+def test_a_conditional_model_decodes_the_sweep_under_one_class(tmp_path, capsys):
+    ck = ex.example_path("mnist-cvae-2d")
+    out = tmp_path / "c.png"
+    argv = ["direction", "--checkpoint", str(ck), "--from", "3", "--to", "8", "--out", str(out)]
+    code, _text, err = _run(argv, capsys)
+    assert code == 0 and "decoded as class 3" in err  # the --from class by default
+    code, _text, err = _run([*argv, "--class", "5"], capsys)
+    assert code == 0 and "decoded as class 5" in err
+    code, _text, err = _run([*argv, "--class", "ten"], capsys)
+    assert code == 2 and "unknown class 'ten'" in err

@@ -199,7 +199,8 @@ def run(args) -> int:
         print(save_grid(images, out, nrow=args.steps, scale=args.scale))
     print(
         f"note: {args.steps} steps of {span[0]:g} to {span[1]:g} times the direction, from "
-        f"{_start_name(args.start, d.source)}",
+        f"{_start_name(args.start, d.source)}"
+        + (f", decoded as class {_class_name(ck, y)}" if y is not None else ""),
         file=sys.stderr,
     )
     return 0
@@ -263,6 +264,11 @@ def _start(where: str, source_codes, model, data, n: int):
         raise UserError(f"--start {k}: the test set has {n:,} images (0 to {n - 1})")
     y = data.test_y[k : k + 1] if model.num_classes else None
     return posterior_means(model, data.test_x[k : k + 1], y)[0]
+
+
+def _class_name(ck, y: int) -> str:
+    names = ck.class_names or []
+    return names[y] if y < len(names) else str(y)
 
 
 def _start_name(where: str, source: str) -> str:
