@@ -243,3 +243,37 @@ def test_a_conditional_model_decodes_the_sweep_under_one_class(tmp_path, capsys)
     assert code == 0 and "decoded as class 5" in err
     code, _text, err = _run([*argv, "--class", "ten"], capsys)
     assert code == 2 and "unknown class 'ten'" in err
+
+
+def test_folders_of_pictures_make_the_groups(tmp_path, capsys):
+    ck = load_checkpoint(MNIST20)
+    data = load_data(ck.data_spec)
+    y = data.test_y.numpy()
+    for k in (3, 8):
+        (tmp_path / f"d{k}").mkdir()
+        for i in np.flatnonzero(y == k)[:6]:
+            Image.fromarray(data.test_x[i, 0].numpy()).save(tmp_path / f"d{k}" / f"{i}.png")
+    (tmp_path / "d3" / "notes.txt").write_text("not a picture")  # passed over
+    out = tmp_path / "f.png"
+    argv = ["direction", "--checkpoint", str(MNIST20), "--from-images", str(tmp_path / "d3")]
+    code, text, err = _run([*argv, "--to-images", str(tmp_path / "d8"), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "from folder d3: 6 images from the folder" in text
+    assert "to folder d8: 6 images from the folder" in text
+    assert out.is_file()
+    # a folder and a list together
+    code, text, err = _run([*argv, "--to-images", "1,2", "--out", str(out)], capsys)
+    assert code == 0 and "to images 1,2: 2 test images" in text
+    (tmp_path / "empty").mkdir()
+    code, _t, err = _run([*argv, "--to-images", str(tmp_path / "empty"), "--out", str(out)], capsys)
+    assert code == 2 and "empty: holds no pictures" in err
+    inside = tmp_path / "d8" / "sweep.png"  # it would join the group's pictures
+    code, _t, err = _run([*argv, "--to-images", str(tmp_path / "d8"), "--out", str(inside)], capsys)
+    assert code == 2 and "which this command reads" in err and not inside.exists()
+    cvae = ex.example_path("mnist-cvae-2d")
+    code, _t, err = _run(
+        ["direction", "--checkpoint", str(cvae), "--from-images", str(tmp_path / "d3"),
+         "--to-images", "1", "--out", str(out)],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "a conditional model encodes each image with its class" in err

@@ -5,6 +5,7 @@ images walking along it (a PNG, or an animated GIF)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ._checks import (
     UserError,
@@ -12,12 +13,14 @@ from ._checks import (
     class_index,
     data_options_apply,
     image_out,
+    not_an_input,
     open_checkpoint,
 )
 from ._options import add_data_args, add_scale, float_in, int_in, spec_from_args
 
 MAX_SPAN = 100.0  # --span: the most a sweep goes either way, in whole directions
 MAX_STEPS = 200
+MAX_FOLDER_IMAGES = 10_000  # pictures read from one --from-images / --to-images folder
 
 
 def add_options(p) -> None:
@@ -34,7 +37,8 @@ def add_options(p) -> None:
     g.add_argument(
         "--from-images",
         metavar="I,J,...",
-        help="test image numbers (of the checkpoint's data), comma-separated",
+        help="test image numbers (of the checkpoint's data), comma-separated, or a folder "
+        "of pictures (each made like the model's images)",
     )
     g.add_argument("--to-images", metavar="I,J,...", help="as --from-images")
     p.add_argument(
@@ -73,8 +77,6 @@ def add_options(p) -> None:
 
 def _out(arg: str):
     """The output file and whether it is a GIF, checked before anything is decoded."""
-    from pathlib import Path
-
     from ._checks import check_path, check_writable_file
 
     if arg.strip() and Path(arg).suffix.lower() == ".gif":
@@ -141,12 +143,9 @@ def _which(args) -> str:
 
 
 def run(args) -> int:
-    import numpy as np
-    import torch
 
     from ..data import load_data
     from ..directions import DirectionError, direction, span_of, sweep
-    from ..evaluate import posterior_means
     from ..export import check_grid_size, grid_size, save_gif, save_grid
     from ..latent import decode_batch
 
@@ -170,20 +169,14 @@ def run(args) -> int:
     if not gif:
         check_grid_size(out, grid_size(args.steps, mc.image_shape[1:], args.steps, 2, args.scale))
     n = len(data.test_x)
-    y_all = data.test_y if ck.model.num_classes else None
     try:
-        source_rows, target_rows, names, cls = _groups(way, args, data, n)
+        source_rows, target_rows, names, cls = _groups(way, args, data, n, ck, out)
     except DirectionError as e:
         raise UserError(str(e)) from None
-    rows = np.union1d(source_rows, target_rows)
-    t = torch.from_numpy(rows)
-    codes = posterior_means(ck.model, data.test_x[t], None if y_all is None else y_all[t])
-    where = {int(r): i for i, r in enumerate(rows)}
-    src = codes[[where[int(r)] for r in source_rows]]
-    tgt = codes[[where[int(r)] for r in target_rows]]
+    src, tgt = (_encode(ck.model, g, data) for g in (source_rows, target_rows))
     d = direction(src, tgt, names[0], names[1])
-    print(f"from {d.source}: {d.source_size:,} test images")
-    print(f"to {d.target}: {d.target_size:,} test images")
+    print(f"from {d.source}: {d.source_size:,} {_what(source_rows)}")
+    print(f"to {d.target}: {d.target_size:,} {_what(target_rows)}")
     print(f"length of the direction: {d.length:.4f} (latent units; {mc.latent_dim} dimensions)")
     y = None
     if mc.conditional:
@@ -206,8 +199,27 @@ def run(args) -> int:
     return 0
 
 
-def _groups(way: str, args, data, n: int):
-    """(source rows, target rows, (source name, target name), the source class or None)."""
+def _encode(model, group, data):
+    """The posterior means of a group: rows of the test set, or images read from a folder."""
+    import torch
+
+    from ..evaluate import posterior_means
+
+    if torch.is_tensor(group):
+        return posterior_means(model, group)
+    t = torch.from_numpy(group)
+    return posterior_means(model, data.test_x[t], data.test_y[t] if model.num_classes else None)
+
+
+def _what(group) -> str:
+    import torch
+
+    return "images from the folder" if torch.is_tensor(group) else "test images"
+
+
+def _groups(way: str, args, data, n: int, ck, out):
+    """(source group, target group, (source name, target name), the source class or None);
+    a group is rows of the test set, or the images of a folder (uint8 (N, C, H, W))."""
     from ..directions import attribute_rows, check_group, class_number, class_rows
 
     if way == "classes":
@@ -237,9 +249,58 @@ def _groups(way: str, args, data, n: int):
         off = check_group(off, f"the test faces without {a}")
         on = check_group(on, f"the test faces with {a}")
         return off, on, (f"not {a}", a), None
-    src = _image_list("--from-images", args.from_images, n)
-    tgt = _image_list("--to-images", args.to_images, n)
-    return src, tgt, (f"images {_short(src)}", f"images {_short(tgt)}"), None
+    groups, names = [], []
+    for option, value in (("--from-images", args.from_images), ("--to-images", args.to_images)):
+        folder = Path(value).expanduser()
+        if value.strip() and folder.is_dir():
+            not_an_input("--out", out, [(option, folder)], folder=True)
+            groups.append(_folder_images(option, folder, ck, data))
+            names.append(f"folder {folder.name or folder}")
+        else:
+            rows = _image_list(option, value, n)
+            groups.append(rows)
+            names.append(f"images {_short(rows)}")
+    return groups[0], groups[1], tuple(names), None
+
+
+def _folder_images(option: str, folder: Path, ck, data):
+    """The pictures in ``folder`` (not its sub-folders), each made like the model's data
+    (:func:`trainer.data.imaging.prepare_image`): uint8 (N, C, H, W)."""
+    import torch
+
+    from ..data.folder import IMAGE_SUFFIXES
+    from ..data.imaging import ImageError, prepare_image
+
+    if ck.model.num_classes:
+        raise UserError(
+            f"{option} {folder}: a conditional model encodes each image with its class, which "
+            "a folder does not give; name test images (I,J,...) instead"
+        )
+    try:
+        files = sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+    except OSError as e:
+        raise UserError(f"{option} {folder}: cannot be read ({e.strerror or e})") from None
+    if not files:
+        kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise UserError(f"{option} {folder}: holds no pictures ({kinds})")
+    if len(files) > MAX_FOLDER_IMAGES:
+        raise UserError(
+            f"{option} {folder}: holds {len(files):,} pictures; a group takes at most "
+            f"{MAX_FOLDER_IMAGES:,}"
+        )
+    x = data.test_x[:500].float() / 255  # light strokes on a dark ground, as MNIST's?
+    edges = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
+    dark = float(edges.mean()) < 0.5
+    images = []
+    for f in files:
+        try:
+            x, _done = prepare_image(f, tuple(ck.model_config.image_shape), dark)
+        except ImageError as e:
+            raise UserError(f"{option}: {e}") from None
+        images.append(torch.from_numpy(x))
+    return torch.cat(images)
 
 
 def _short(rows) -> str:
