@@ -161,3 +161,30 @@ def test_another_latent_size_drops_the_directions(qtbot, win):
     assert win.open_checkpoint(ex.example_path("mnist-vae-2d"))
     qtbot.waitUntil(lambda: not win.busy, timeout=10000)
     assert len(dirs) == 0 and "latent has 2" in panel.status.text()
+
+
+def test_a_direction_from_an_attribute_and_from_two(qtbot, win):
+    from trainer.data.arrays import Attributes
+
+    s, panel, dirs = win.session, win.directions_panel, win.directions
+    n = len(s.data.test_x)
+    table = torch.from_numpy(np.random.default_rng(0).random((n, 2)) < 0.4)
+    s.data.attributes = Attributes(["Smiling", "Young"], table[:0], table)
+    s.dataChanged.emit()
+    assert panel.attr_btn.isEnabled() and panel.attr_a.count() == 2
+    panel.attr_a.setCurrentText("Young")
+    panel.attr_btn.click()  # against its absence
+    rows = np.asarray(s.test_index)
+    young = table[torch.from_numpy(rows), 1].numpy()
+    want = mean_difference(_codes(s, rows[young]), _codes(s, rows[~young])).numpy()
+    d = dirs.items[0]
+    assert np.allclose(d.vector, want, atol=1e-5)
+    assert (d.source, d.target) == ("not Young", "Young")
+    panel.attr_b.setCurrentIndex(panel.attr_b.findData("Smiling"))
+    panel.attr_btn.click()  # from the smiling faces to the young ones
+    smiling = table[torch.from_numpy(rows), 0].numpy()
+    want = mean_difference(_codes(s, rows[young]), _codes(s, rows[smiling])).numpy()
+    assert np.allclose(dirs.items[1].vector, want, atol=1e-5)
+    panel.attr_b.setCurrentIndex(panel.attr_b.findData("Young"))
+    panel.attr_btn.click()
+    assert len(dirs) == 2 and "the same" in panel.status.text()
