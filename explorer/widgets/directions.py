@@ -14,11 +14,13 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -62,8 +64,8 @@ class DirectionsPanel(QWidget):
         self._row(
             make, 1, "Attribute", [self.attr_a, QLabel("against"), self.attr_b, self.attr_btn]
         )
-        self.keep_a = QPushButton("Keep selection as A")
-        self.keep_b = QPushButton("Keep selection as B")
+        self.keep_a = QPushButton("Keep as A")
+        self.keep_b = QPushButton("Keep as B")
         for b, g in ((self.keep_a, "A"), (self.keep_b, "B")):
             b.setToolTip(f"The test images selected on the map become group {g}")
             b.clicked.connect(lambda _=False, g=g: self.directions.keep_selection(g))
@@ -102,8 +104,9 @@ class DirectionsPanel(QWidget):
             "How far a sweep goes, in whole directions (1: to the other group's mean)"
         )
         self.start = QComboBox()
-        self.start.addItem("from the first group's mean", True)
+        self.start.addItem("from the first mean", True)
         self.start.addItem("from the current z", False)
+        self.start.setToolTip("Where a sweep starts: the first group's mean code, or the current z")
         self.export_btn = QPushButton("Export sweep…")
         self.export_btn.setToolTip("Save a sweep along the selected direction as PNG or GIF")
         self.export_btn.clicked.connect(self.exportRequested)
@@ -316,7 +319,12 @@ def arithmetic_and_directions(arithmetic: QWidget, panel: DirectionsPanel) -> QW
     title = QLabel("Directions: the difference of two groups' mean codes")
     title.setObjectName("heading")
     lay.addWidget(title)
-    lay.addWidget(panel, 1)
+    # scrolled: the panel never makes the window larger than it was without it
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.NoFrame)
+    scroll.setWidget(panel)
+    lay.addWidget(scroll, 1)
     split.addWidget(box)
     split.setStretchFactor(0, 2)
     split.setStretchFactor(1, 3)
