@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QAbstractScrollArea,
     QComboBox,
     QDoubleSpinBox,
     QFrame,
@@ -81,7 +82,11 @@ class DirectionsPanel(QWidget):
         self.list.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.list.setToolTip("Select directions to move z along them; two to use as map axes")
         self.list.itemSelectionChanged.connect(self._rebuild_sliders)
-        lay.addWidget(self.list, 1)
+        # as tall as its directions (a few lines), so the sliders under it stay in sight
+        self.list.setSizeAdjustPolicy(QAbstractScrollArea.AdjustToContents)
+        self.list.setMinimumHeight(48)
+        self.list.setMaximumHeight(140)
+        lay.addWidget(self.list)
         self.sliders_box = QWidget()
         self.sliders_lay = QGridLayout(self.sliders_box)
         self.sliders_lay.setContentsMargins(0, 0, 0, 0)
@@ -128,6 +133,7 @@ class DirectionsPanel(QWidget):
         lay.addLayout(tools)
         self.status = hint("")
         lay.addWidget(self.status)
+        lay.addStretch(1)
 
         if arithmetic is not None:
             self.keep_arithmetic = QPushButton("Keep b → a")
@@ -327,5 +333,5 @@ def arithmetic_and_directions(arithmetic: QWidget, panel: DirectionsPanel) -> QW
     lay.addWidget(scroll, 1)
     split.addWidget(box)
     split.setStretchFactor(0, 2)
-    split.setStretchFactor(1, 3)
+    split.setStretchFactor(1, 5)
     return split
