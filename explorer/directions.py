@@ -24,7 +24,7 @@ from trainer.directions import (
     DirectionError,
     attribute_rows,
     check_group,
-    class_rows,
+    class_members,
     direction,
     sweep,
 )
@@ -155,7 +155,7 @@ class Directions(QObject):
         labels = s.data.test_y[torch.from_numpy(rows)].numpy()
         names = [self._class_name(int(k)) for k in (a, b)]
         return self.from_rows(
-            rows[class_rows(labels, int(a))], rows[class_rows(labels, int(b))], *names
+            rows[class_members(labels, int(a))], rows[class_members(labels, int(b))], *names
         )
 
     def _class_name(self, k: int) -> str:

@@ -135,7 +135,7 @@ def class_number(name: str | int, class_names: list[str], num_classes: int) -> i
     return k
 
 
-def class_rows(labels, k: int) -> np.ndarray:
+def class_members(labels, k: int) -> np.ndarray:
     """The rows of ``labels`` (N,) that are class ``k``."""
     return np.flatnonzero(np.asarray(labels).reshape(-1) == k)
 

@@ -153,6 +153,8 @@ def run(args) -> int:
     out, gif = _out(args.out)
     ck = open_checkpoint(args.checkpoint, args=args, outputs=(("--out", out),))
     mc = ck.model_config
+    # the class to decode under (a conditional model), or the line saying --class does not apply
+    chosen = class_index(args.cls, ck.class_names, mc.conditional) if args.cls is not None else None
     if ck.data_spec is None and args.dataset is None:
         raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
     if args.dataset is None:
@@ -180,9 +182,7 @@ def run(args) -> int:
     print(f"length of the direction: {d.length:.4f} (latent units; {mc.latent_dim} dimensions)")
     y = None
     if mc.conditional:
-        y = class_index(args.cls, ck.class_names, True) if args.cls is not None else cls or 0
-    elif args.cls is not None:
-        class_index(args.cls, ck.class_names, False)  # says it does not apply
+        y = chosen if chosen is not None else cls or 0
     start = _start(args.start, src, ck.model, data, n)
 
     images = decode_batch(ck.model, sweep(start, d, args.steps, span), y)
@@ -220,7 +220,7 @@ def _what(group) -> str:
 def _groups(way: str, args, data, n: int, ck, out):
     """(source group, target group, (source name, target name), the source class or None);
     a group is rows of the test set, or the images of a folder (uint8 (N, C, H, W))."""
-    from ..directions import attribute_rows, check_group, class_number, class_rows
+    from ..directions import attribute_rows, check_group, class_members, class_number
 
     if way == "classes":
         if data.test_y is None:
@@ -234,7 +234,7 @@ def _groups(way: str, args, data, n: int, ck, out):
             raise UserError("--from and --to are the same class: that direction is nothing")
         names = [data.class_names[i] if i < len(data.class_names) else str(i) for i in k]
         groups = [
-            check_group(class_rows(data.test_y.numpy(), i), f"class {nm}")
+            check_group(class_members(data.test_y.numpy(), i), f"class {nm}")
             for i, nm in zip(k, names, strict=True)
         ]
         return groups[0], groups[1], tuple(f"class {nm}" for nm in names), k[0]
