@@ -49,6 +49,10 @@ def export_neighbours(win, path: str | os.PathLike) -> bool:
     return export(win, "nearest images", win.neighbours.export_png, path)
 
 
+def export_sweep(win, path: str | os.PathLike) -> bool:
+    return export(win, "direction sweep", win.directions_panel.export_sweep, path)
+
+
 def export_csv(win, path: str | os.PathLike) -> bool:
     from trainer.export import write_history_csv
 
@@ -140,6 +144,13 @@ def export_neighbours_dialog(win) -> None:
     path = ask_export(win, problem, "Export nearest images", "neighbours.png", "PNG (*.png)")
     if path:
         export_neighbours(win, path)
+
+
+def export_sweep_dialog(win) -> None:
+    problem = win.directions_panel.export_problem()
+    path = ask_export(win, problem, "Export the sweep", "sweep.png", "PNG (*.png);;GIF (*.gif)")
+    if path:
+        export_sweep(win, path)
 
 
 def export_csv_dialog(win) -> None:

@@ -44,6 +44,7 @@ from explorer.constants import (
     TAB_FULL_TITLES,
     TAB_TITLES,
 )
+from explorer.directions import Directions
 from explorer.evaluation import Evaluation
 from explorer.film import FilmRecorder
 from explorer.map_state import MapState
@@ -56,6 +57,7 @@ from explorer.run_status import RUNNING, RunState, RunStatus
 from explorer.settings import open_settings
 from explorer.state import Session
 from explorer.widgets.common import MessageBar, hint, titled
+from explorer.widgets.directions import DirectionsPanel, arithmetic_and_directions
 from explorer.widgets.drawing import DrawingPad
 from explorer.widgets.evaluation import EvaluationControls
 from explorer.widgets.film import FilmView
@@ -268,6 +270,9 @@ class MainWindow(QMainWindow):
         trav_gif.clicked.connect(self.export_traversal_gif_dialog)
         self.posterior = PosteriorView(s)
         self.arithmetic = ArithmeticView(s)
+        self.directions = Directions(s, self)
+        self.directions_panel = DirectionsPanel(self.directions, self.arithmetic)
+        self.directions_panel.exportRequested.connect(self.export_sweep_dialog)
         self.drawing = DrawingPad(s)
         folder = self.settings.value("runs/project")
         self.projects = ProjectRuns(
@@ -283,7 +288,11 @@ class MainWindow(QMainWindow):
             "reconstructions": [next_batch],
             "interpolation": [gif],
             "traversals": [self.trav_columns, trav_gif],
-            "arithmetic": [self.arithmetic.random_btn, self.arithmetic.use_btn],
+            "arithmetic": [
+                self.arithmetic.random_btn,
+                self.arithmetic.use_btn,
+                self.directions_panel.keep_arithmetic,
+            ],
         }
 
     def _build_tabs(self, explore: QWidget, tools: dict[str, list[QWidget]]) -> None:
@@ -295,8 +304,9 @@ class MainWindow(QMainWindow):
         self.tabs.tabBar().setElideMode(Qt.ElideRight)
         self.export_buttons: dict[str, QPushButton] = {}
 
-        def grid(name: str, view, title: str) -> tuple[QWidget, list, str]:
-            return self._page(name, view, title, tools.get(name, [])), [view], name
+        def grid(name: str, view, title: str, shown=None) -> tuple[QWidget, list, str]:
+            page = shown if shown is not None else view
+            return self._page(name, page, title, tools.get(name, [])), [view], name
 
         def page(title: str, widget: QWidget, refreshed: list) -> tuple[QWidget, list, str]:
             p = titled(title, widget)
@@ -312,7 +322,8 @@ class MainWindow(QMainWindow):
             grid("traversals", self.traversals, "Each dimension swept, by KL"),
             grid("posterior vs prior", self.posterior,
                  "Where the test set is encoded, against N(0, I), on the map's plane"),
-            grid("arithmetic", self.arithmetic, "a − b + c"),
+            grid("arithmetic", self.arithmetic, "a − b + c",
+                 arithmetic_and_directions(self.arithmetic, self.directions_panel)),
             page("Draw: every stroke is encoded", self.drawing, [self.drawing.classes]),
             page("Every run kept in the project, side by side", self.runs_view, []),
             page("The training film: how the latent space formed", self.film_view, []),
@@ -738,6 +749,8 @@ class MainWindow(QMainWindow):
     export_traversal_gif_dialog = exports.export_traversal_gif_dialog
     export_film_dialog = exports.export_film_dialog
     export_csv_dialog = exports.export_csv_dialog
+    export_sweep = exports.export_sweep
+    export_sweep_dialog = exports.export_sweep_dialog
 
     def current_view_name(self) -> str | None:
         """The grid the current tab shows (None on the Runs tab, which has none)."""

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .config import COLLAPSED_KL, TRAVERSAL_COLUMNS  # noqa: F401 - shown to users of latent
+from .directions import add_direction, mean_difference
 from .models import LatentModel
 
 
@@ -227,7 +228,9 @@ def arithmetic(
     p = next(model.parameters())
     yy = None if not model.num_classes else torch.as_tensor(y).long().to(p.device)
     mu, _ = model.encode(xf.to(p.device, p.dtype), yy)
-    z = (mu[0] - mu[1] + mu[2]).float().cpu()
+    # a - b is the direction between two groups of one image each: one implementation
+    mu = mu.float().cpu()
+    z = add_direction(mu[2], mean_difference(mu[0:1], mu[1:2]))
     out = decode_batch(model, z.reshape(1, -1), None if yy is None else int(yy[2]))
     return torch.cat([xf.cpu().clamp(0, 1), out]), z
 

@@ -275,6 +275,8 @@ NUMBERS = [
     ("arithmetic", "--a", "int", "3"), ("arithmetic", "--scale", "int", "1"),
     ("neighbours", "--index", "int", "1"), ("neighbours", "--k", "int", "3"),
     ("neighbours", "--scale", "int", "1"),
+    ("direction", "--steps", "int", "3"), ("direction", "--span", "z", "2"),
+    ("direction", "--scale", "int", "1"),
     ("examples", "--epochs", "int", "1"), ("examples", "--iw-samples", "int", "2"),
 ]  # fmt: skip
 HOSTILE = {
@@ -312,6 +314,8 @@ def _base(command: str, s: Setting) -> list[str]:
                        "{out}.png"],
         "examples": ["examples", "--rebuild", "--into", "{out}"],
         "neighbours": ["neighbours", *ck, "--index", "0", "--k", "2", "--out", "{out}.png"],
+        "direction": ["direction", *ck, "--from-images", "0,1", "--to-images", "2,3", "--out",
+                      "{out}.png"],
     }[command]  # fmt: skip
 
 
@@ -578,6 +582,7 @@ def test_every_command_line_runs_as_asked_or_is_refused_naming_the_option(tmp_pa
         "arithmetic",
         "examples",
         "neighbours",
+        "direction",
     }, report
     assert sum(c.fault is None for c in cases) >= 80, report  # good lines, which must run
 

@@ -3,8 +3,8 @@
 Every writer of the engine (``atomic_write``, checkpoints, image grids, pictures, labelled
 and captioned rows, GIFs, the loss history's CSV, films) and every ``--out`` of the command
 line (evaluate, sample, manifold, traverse and its ``--gif``, arithmetic, posterior,
-neighbours, a training run's files and its ``--film``) is pointed at what is no file to
-replace: a named pipe, a socket, a device (a copy of ``/dev/null`` made in the test's
+neighbours, direction, a training run's files and its ``--film``) is pointed at what is no
+file to replace: a named pipe, a socket, a device (a copy of ``/dev/null`` made in the test's
 folder), a folder, a symbolic link to nothing, one round in a loop, a link to a named pipe
 or a folder; and at the command's own input (its checkpoint or its images), directly or
 through a link. A link to a regular file is followed (the link stays, its target gets the
@@ -280,6 +280,11 @@ COMMANDS = {
     "arithmetic --out": (".png", _command("arithmetic", "--a", "0", "--b", "1", "--c", "2")),
     "posterior --out": (".png", _command("posterior")),
     "neighbours --out": (".png", _command("neighbours", "--index", "0", "--k", "2")),
+    "direction --out": (".png", _command("direction", "--from-images", "0,1", "--to-images", "2")),
+    "direction --out (a GIF)": (
+        ".gif",
+        _command("direction", "--from-images", "0,1", "--to-images", "2", "--steps", "3"),
+    ),
     "train --out (its history.csv)": (".csv", _train_file),
     "train --film": (".gif", _train_film),
 }

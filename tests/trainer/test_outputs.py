@@ -123,6 +123,7 @@ def test_an_image_command_never_writes_over_its_checkpoint(run, tmp_path, capsys
         ["arithmetic", "--a", "0", "--b", "1", "--c", "2"],
         ["posterior"],
         ["traverse", "--kl-images", "0"],
+        ["direction", "--from-images", "0", "--to-images", "1"],
     ):
         argv = [*command, "--checkpoint", ck, "--out", ck]
         _one_line_error(*_run(argv, capsys), "is the file given as --checkpoint")

@@ -80,6 +80,10 @@ COMMANDS = {
         "the training images nearest to a point, by code and by pixels",
         "a smaller --k or --scale, or closing other programs",
     ),
+    "direction": Command(
+        "the direction between two groups' mean codes, decoded as a sweep",
+        "a smaller --steps or --scale",
+    ),
 }
 
 
