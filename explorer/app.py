@@ -347,17 +347,12 @@ def _open_at_start(win, path: str, chosen: bool) -> None:
 def _open_own(win, own, output: str) -> None:
     """Open the user's model (trainer.user_code's UserModel, or an ONNX pair) on the data
     that has loaded; what does not fit is said in the window's message bar."""
-    from explorer.api import wrap
-    from trainer.foreign import ForeignModel, ForeignModelError, check_model
+    from trainer.foreign import ForeignModelError
+    from trainer.user_code import foreign_model
 
     data = win.session.data
     try:
-        if hasattr(own, "foreign_arguments"):  # an ONNX pair knows its own facts
-            args, kwargs = own.foreign_arguments()
-            model = ForeignModel(*args, **kwargs)
-        else:
-            model = wrap(own.model, data, output=output, source=own.source)
-        check_model(model, data.test_x, data.test_y if model.num_classes else None)
+        model = foreign_model(own, data, output)
     except ForeignModelError as e:
         shape = "×".join(map(str, data.image_shape))
         win.show_message(

@@ -265,3 +265,19 @@ def open_model(spec: str, weights: str | os.PathLike | None = None):
             f"files (--model {printable(str(path.parent))})"
         )
     return load_user_model(spec, weights)
+
+
+def foreign_model(own, data, output: str | None = None):
+    """What ``--model`` named (an :class:`~trainer.onnx_pair.OnnxPair`, or a
+    :class:`UserModel`) as a :class:`~trainer.foreign.ForeignModel` for ``data``'s images
+    (``output``: what a user's ``decode`` returns, default logits; a pair knows its own), its
+    first batch checked. Raises ForeignModelError, one line."""
+    from .foreign import ForeignModel, check_model, wrap
+
+    if hasattr(own, "foreign_arguments"):  # an ONNX pair knows its own facts
+        args, kwargs = own.foreign_arguments()
+        model = ForeignModel(*args, **kwargs)
+    else:
+        model = wrap(own.model, data, output=output or "logits", source=own.source)
+    check_model(model, data.test_x, data.test_y if model.num_classes else None)
+    return model

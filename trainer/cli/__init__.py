@@ -138,6 +138,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..data import DataError
     from ..examples import ExampleError
     from ..export import ExportError
+    from ..foreign import ForeignModelError
     from ..loop import TrainingDiverged
     from ..loop.distributed import DistributedError
     from ..onnx_pair import OnnxPairError
@@ -154,6 +155,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         DistributedError,
         OnnxPairError,
         UserCodeError,
+        ForeignModelError,
     )
 
 
