@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from explorer import actions, dialogs, exports, keeping, pictures, window_state
 from explorer.actions import tab_shortcut
+from explorer.bookmarks import Bookmarks
 from explorer.constants import (
     APP_NAME,
     GRID_DEFAULT,
@@ -154,6 +155,8 @@ class MainWindow(QMainWindow):
         self.recovery = Recovery(recovery_folder)
         if self.recovery.usable:
             self.run.autosave_path = self.recovery.path
+        self.bookmarks = Bookmarks(self.session, self)  # File ▸ Save view… and Open view…
+        self.bookmarks.problem.connect(lambda m: self.show_message(m, "warning", topic="view"))
         self._wire()
         actions.build_menus(self)
         self.timer = QTimer(self)

@@ -57,6 +57,10 @@ class ForeignConfig:
     output: str = "logits"
     source: str = ""
     arch: str = "foreign"
+    # where its code is, for reopening it: "FILE.py:FUNCTION" (absolute) or an ONNX pair's
+    # folder; "" for a model given from Python (no file holds its code)
+    spec: str = ""
+    weights: str = ""  # the weights file that was loaded into it with --weights, if any
 
     @property
     def conditional(self) -> bool:

@@ -14,7 +14,7 @@ import importlib.util
 import os
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .files import NotRegularFile, open_regular, printable, read_problem
@@ -280,4 +280,10 @@ def foreign_model(own, data, output: str | None = None):
     else:
         model = wrap(own.model, data, output=output or "logits", source=own.source)
     check_model(model, data.test_x, data.test_y if model.num_classes else None)
+    if hasattr(own, "foreign_arguments"):
+        spec, weights = str(Path(own.folder).absolute()), ""
+    else:
+        spec = f"{own.file.absolute()}:{own.function}"
+        weights = str(own.weights.absolute()) if own.weights else ""
+    model.config = replace(model.config, spec=spec, weights=weights)
     return model
