@@ -133,6 +133,11 @@ def save_checkpoint_dialog(win) -> Path | None:
     if win.session.model is None:
         win.show_message("There is no model to save yet.", "warning")
         return None
+    if getattr(win.session.model_config, "arch", "") == "foreign":  # a user's own model
+        from explorer.own_model import save_as_run
+
+        rec = save_as_run(win)  # a run of the project: its weights and where its code is
+        return Path(rec.checkpoint) if rec is not None else None
     path, _ = QFileDialog.getSaveFileName(
         win,
         "Save checkpoint",

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer import actions, dialogs, exports, keeping, pictures, window_state
+from explorer import actions, dialogs, exports, keeping, own_model, pictures, window_state
 from explorer.actions import tab_shortcut
 from explorer.bookmarks import Bookmarks
 from explorer.constants import (
@@ -273,7 +273,8 @@ class MainWindow(QMainWindow):
             Path(folder) if isinstance(folder, str) and folder else None, self
         )
         self.film.kept = self.projects.film_for  # a run opened again brings its film
-        self.runs_view = RunsView(self.projects, self.open_checkpoint)
+        # a run of a user's own model runs its code again; any other opens as a checkpoint
+        self.runs_view = RunsView(self.projects, lambda path: own_model.open_path(self, path))
         self.runs_view.exportRequested.connect(self.export_runs)
         self.film_view = FilmView(self.film)
         self.film_view.exportRequested.connect(self.export_film_dialog)
