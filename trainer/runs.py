@@ -210,7 +210,7 @@ ONNX_FOLDER = "onnx"  # a user's ONNX pair, copied into its run's folder
 def _checked_own(f: JSONFields) -> dict:
     """The ``own`` object of a user's model's run, every field checked ({} if none)."""
     o = f.object("own", None)
-    if o is None:
+    if o is None or not o.value:  # (the project's models, and runs kept before it was)
         return {}
     o.object("data")  # the DataSpec's fields (DataSpec.from_dict checks them when read)
     if "onnx" in o.value:
