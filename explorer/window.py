@@ -469,6 +469,7 @@ class MainWindow(QMainWindow):
         ):
             sig.connect(self._describe_model)
         s.structureChanged.connect(lambda: exports.update_exports(self))
+        s.weightsChanged.connect(lambda: self.panel.show_model_on_screen(s.model_config))
         s.savedChanged.connect(self._saved_changed)
         exports.update_exports(self)
 

@@ -147,3 +147,26 @@ def test_an_onnx_pair_is_copied_into_its_run(qtbot, tmp_path, project):
         p.unlink()  # the run holds its own copy
     assert own_model.open_path(win, str(kept))
     qtbot.waitUntil(lambda: _said(win, "read its ONNX pair"), timeout=20000)
+
+
+def test_the_model_box_shows_a_users_model_instead_of_the_panels_settings(qtbot, tmp_path):
+    from trainer.examples import example_path
+
+    f = tmp_path / "my_vae.py"
+    f.write_text(USER_FILE)
+    argv = ["--model", f"{f}:build", "--dataset", "npz", "--images", str(_images(tmp_path))]
+    win = _start(qtbot, tmp_path, argv)
+    qtbot.waitUntil(lambda: isinstance(win.session.model, ForeignModel), timeout=20000)
+    p = win.panel
+    form = p._model_form
+    assert p.own_info.isVisibleTo(win) and "my_vae.py:build" in p.own_info.text()
+    assert "latent size 2" in p.own_info.text() and "logits (Bernoulli)" in p.own_info.text()
+    assert str(f) in p.own_info.toolTip()
+    hidden = (p.model, p.arch, p.latent, p.hidden, p.likelihood, p.gauss_std)
+    assert not any(form.isRowVisible(w) for w in hidden)
+    assert form.isRowVisible(p.beta)  # Train weighs the user's model's KL by it
+    # another model on screen: the panel's settings are back
+    assert win.open_checkpoint(example_path("mnist-vae-2d"))
+    qtbot.waitUntil(lambda: not isinstance(win.session.model, ForeignModel), timeout=20000)
+    assert not p.own_info.isVisibleTo(win)
+    assert all(form.isRowVisible(w) for w in hidden[:5])
