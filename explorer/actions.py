@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog
 
+from explorer import bookmarks
 from explorer.constants import APP_NAME
 from explorer.constants import VERSION as __version__
 from explorer.widgets.examples import ExamplesDialog
@@ -25,6 +26,8 @@ def build_menus(win) -> None:
     add_action(win, f, "&Open checkpoint…", QKeySequence.Open, win.open_checkpoint_dialog)
     add_action(win, f, "&Save checkpoint…", QKeySequence.Save, win.save_checkpoint_dialog)
     add_action(win, f, "E&xamples…", "Ctrl+Shift+O", win.show_examples)
+    add_action(win, f, "Save &view…", "Ctrl+B", lambda: bookmarks.save_view_dialog(win))
+    add_action(win, f, "Open v&iew…", "Ctrl+Shift+B", lambda: bookmarks.open_view_dialog(win))
     f.addSeparator()
     ex = f.addMenu("&Export")
     add_action(win, ex, "Current grid as PNG…", "Ctrl+E", win.export_current_dialog)
@@ -99,6 +102,7 @@ def show_shortcuts(win) -> None:
     win.show_message(
         "Space / Ctrl+T start or pause · Ctrl+. stop · Ctrl+Shift+T continue · "
         "Ctrl+Shift+L evaluate · Ctrl+O open · Ctrl+Shift+O examples · Ctrl+S save · "
+        "Ctrl+B save view · Ctrl+Shift+B open view · "
         "Ctrl+E export grid · Ctrl+G export GIF · Ctrl+Shift+E export CSV · "
         "Ctrl+1…9, 0 tabs · Ctrl+Shift+F film (K play, ← → step) · "
         "Ctrl+Shift+G export film · Ctrl+R zero z · Ctrl+P sample z · Ctrl+L log scale · "
@@ -129,6 +133,11 @@ def save_checkpoint_dialog(win) -> Path | None:
     if win.session.model is None:
         win.show_message("There is no model to save yet.", "warning")
         return None
+    if getattr(win.session.model_config, "arch", "") == "foreign":  # a user's own model
+        from explorer.own_model import save_as_run
+
+        rec = save_as_run(win)  # a run of the project: its weights and where its code is
+        return Path(rec.checkpoint) if rec is not None else None
     path, _ = QFileDialog.getSaveFileName(
         win,
         "Save checkpoint",

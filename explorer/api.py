@@ -7,7 +7,6 @@ Jupyter with a Qt event loop (started for the user where IPython allows), or wit
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from trainer.data.arrays import ImageData, _as_nchw, _finish, _labels, _split
-from trainer.foreign import ForeignModel, ForeignModelError, check_model
+from trainer.foreign import ForeignModelError, check_model, wrap
 
 TEST_FRACTION = 0.2  # the images the views show and Evaluate measures; the rest train
 SPLIT_SEED = 0
@@ -85,88 +84,6 @@ def images_data(
         raise ForeignModelError("class_names were given without labels")
     xtr, xte, ytr, yte = _split(x, y, TEST_FRACTION, SPLIT_SEED)
     return _finish(name, xtr, xte, ytr, yte, names if y is not None else [])
-
-
-def _takes_label(fn) -> bool:
-    """The function takes a second positional argument (a conditional model's class)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p for p in params if p.kind in kinds and p.default is inspect.Parameter.empty]
-    return len(required) >= 2
-
-
-def wrap(
-    model=None,
-    data: ImageData | None = None,
-    *,
-    output: str = "logits",
-    encode=None,
-    decode=None,
-    latent_dim: int | None = None,
-    num_classes: int | None = None,
-    std: float | None = None,
-    one_hot: bool = False,
-    source: str | None = None,
-) -> ForeignModel:
-    """The user's model (or functions) as a ForeignModel for ``data``'s images; ``source``
-    says where it came from (default: its class's name)."""
-    if isinstance(model, ForeignModel):
-        return model
-    encode = encode or getattr(model, "encode", None)
-    decode = decode or getattr(model, "decode", None)
-    if encode is None or decode is None:
-        raise ForeignModelError(
-            "the model needs encode(x) and decode(z) methods; where they are named otherwise, "
-            "give encode= and decode="
-        )
-    module = model if isinstance(model, torch.nn.Module) else None
-    conditional = num_classes is not None and num_classes > 0
-    if num_classes is None:
-        conditional = _takes_label(encode) or _takes_label(decode)
-        num_classes = data.num_classes if conditional else 0
-    if conditional and data.num_classes == 0:
-        raise ForeignModelError(
-            "the model is conditional (encode and decode take a class): give labels= for its images"
-        )
-    if latent_dim is None:  # from a first image's code
-        p = next(module.parameters(), None) if module is not None else None
-        x = data.test_x[:2].float().div(255)
-        if p is not None:
-            x = x.to(p.device, p.dtype)
-        args = (x,)
-        if conditional:
-            y = data.test_y[:2].to(x.device)
-            args = (x, torch.nn.functional.one_hot(y, num_classes).to(x.dtype) if one_hot else y)
-        if module is not None:
-            was = module.training
-            module.eval()
-        try:
-            with torch.no_grad():
-                out = encode(*args)
-        except Exception as e:  # noqa: BLE001 - the user's code, said in one line
-            raise ForeignModelError(f"your model's encode failed: {type(e).__name__}: {e}") from e
-        finally:
-            if module is not None:
-                module.train(was)
-        mu = out[0] if isinstance(out, (tuple, list)) else out
-        if not torch.is_tensor(mu):
-            raise ForeignModelError(f"encode must return a tensor, not a {type(mu).__name__}")
-        latent_dim = int(mu.flatten(1).shape[1])
-    return ForeignModel(
-        encode,
-        decode,
-        latent_dim=latent_dim,
-        image_shape=data.image_shape,
-        num_classes=num_classes,
-        output=output,
-        std=std,
-        one_hot=one_hot,
-        module=module,
-        source=source or (type(model).__name__ if model is not None else "your functions"),
-    )
 
 
 def _in_ipython_loop() -> bool:

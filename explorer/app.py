@@ -97,17 +97,35 @@ def own_model(args) -> str | None:
 def read_own_model(args) -> str | None:
     """Read the user's model named by --model into ``args.own``, before any window: what
     does not work is returned as one line (the file, its function, its weights, the pair)."""
-    args.own = None
-    if own_model(args) is None:
+    args.own = args.view = None
+    if is_view(args.checkpoint):  # a saved view: its fields checked, its model named
+        from explorer.bookmarks import ViewError, read_view
+
+        try:
+            args.view = read_view(args.checkpoint)
+        except ViewError as e:
+            return str(e)
+        m = args.view.model
+        if "own" not in m:
+            return None
+        spec, weights = m["own"], m["weights"]
+    elif own_model(args) is None:
         return None
+    else:
+        spec, weights = own_model(args), args.weights
     from trainer.onnx_pair import OnnxPairError
     from trainer.user_code import UserCodeError, open_model
 
     try:
-        args.own = open_model(own_model(args), args.weights)
+        args.own = open_model(spec, weights)
     except (UserCodeError, OnnxPairError) as e:
         return str(e)
     return None
+
+
+def is_view(path: str | None) -> bool:
+    """``path`` names a saved view (VIEW.json), not a checkpoint."""
+    return bool(path) and str(path).lower().endswith(".json")
 
 
 def _window_size(text: str) -> tuple[int, int]:
@@ -130,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latent-explorer",
         description="Train a VAE and explore its latent space while it learns.",
     )
-    p.add_argument("checkpoint", nargs="?", help="open this checkpoint (.safetensors) at start")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="open this checkpoint (.safetensors) at start, or a saved view (VIEW.json: "
+        "its model, data, z, selection and the views' state, as File ▸ Save view… wrote it)",
+    )
     p.add_argument("--screenshot", metavar="FILE", help="render the window to FILE (PNG) and exit")
     p.add_argument(
         "--quit-after",
@@ -217,6 +240,11 @@ def check_args(parser: argparse.ArgumentParser, args) -> None:
     if own is None and (args.weights is not None or args.output is not None):
         flag = "--weights" if args.weights is not None else "--output"
         parser.error(f"{flag} goes with --model FILE.py:FUNCTION (your own model)")
+    if is_view(args.checkpoint) and (own or args.dataset or args.images or args.root or args.train):
+        parser.error(
+            f"{args.checkpoint} is a saved view: it names its model and data itself "
+            "(no --model, --train or data options with it)"
+        )
     if own is not None and args.checkpoint:
         parser.error(f"{args.checkpoint} and --model {own} are two models: open one of them")
     if own is not None and args.train:
@@ -304,17 +332,24 @@ def start(args, splash=None, t_start: float | None = None):
     # a checkpoint names its own data, and your own model is opened on the data once loaded:
     # do not load the remembered data first (nor open the first launch's example)
     own = getattr(args, "own", None)
+    view = getattr(args, "view", None)
     load = not chosen and not args.checkpoint and own is None
     win = MainWindow(settings=settings, restore=not args.no_restore, load=load)
     win.ask_on_close = not (args.quit_after is not None or args.screenshot)
     _apply_cli(win, args)
     if chosen:
         win.run.load_data()
-    if args.checkpoint:
+    if view is not None:  # its model (read already, if it is the user's), data and state
+        from explorer.bookmarks import open_view
+
+        QTimer.singleShot(0, lambda: open_view(win, view, own))
+    elif args.checkpoint:
         QTimer.singleShot(0, lambda: _open_at_start(win, args.checkpoint, chosen))
-    if own is not None:
+    elif own is not None:
+        from explorer.own_model import open_own
+
         output = args.output or "logits"
-        QTimer.singleShot(0, lambda: win.run.load_data(then=lambda: _open_own(win, own, output)))
+        QTimer.singleShot(0, lambda: win.run.load_data(then=lambda: open_own(win, own, output)))
     win.show()
     if splash is not None:
         splash.finish(win)
@@ -342,30 +377,6 @@ def _open_at_start(win, path: str, chosen: bool) -> None:
         win._first_launch_data()
         if not ok and len(win.banner.history) > shown + 1:
             win.show_message(*reversed(win.banner.history[shown]))
-
-
-def _open_own(win, own, output: str) -> None:
-    """Open the user's model (trainer.user_code's UserModel, or an ONNX pair) on the data
-    that has loaded; what does not fit is said in the window's message bar."""
-    from explorer.api import wrap
-    from trainer.foreign import ForeignModel, ForeignModelError, check_model
-
-    data = win.session.data
-    try:
-        if hasattr(own, "foreign_arguments"):  # an ONNX pair knows its own facts
-            args, kwargs = own.foreign_arguments()
-            model = ForeignModel(*args, **kwargs)
-        else:
-            model = wrap(own.model, data, output=output, source=own.source)
-        check_model(model, data.test_x, data.test_y if model.num_classes else None)
-    except ForeignModelError as e:
-        shape = "×".join(map(str, data.image_shape))
-        win.show_message(
-            f"Your model ({own.source}) cannot be shown on {data.name} ({shape} images): {e}",
-            "error",
-        )
-        return
-    win.run.open_model(model, data)
 
 
 def one_line(text: str) -> str:

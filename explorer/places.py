@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-KINDS = ("checkpoints", "exports", "data")
+KINDS = ("checkpoints", "exports", "data", "views")
 
 
 class Places:

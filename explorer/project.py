@@ -156,6 +156,11 @@ class ProjectRuns(QObject):
         QTimer.singleShot(0, self, lambda: self.problem.emit(text))
         return None
 
+    def record_own(self, model, spec, steps: int) -> RunRecord | None:
+        """The user's own model on screen kept as a run: its weights and where its code is
+        (see :meth:`trainer.runs.Project.add_own`)."""
+        return self._keep("model", lambda: self.project.add_own(model, spec, steps))
+
     def record_opened(self, path: str | Path) -> RunRecord | None:
         return self._keep("opened checkpoint", lambda: self.project.add_file(path))
 

@@ -156,6 +156,14 @@ class RunController(QObject, RunCheckpoints):
         """A data load is in flight (until the GUI has handled its end)."""
         return self.data_runner.running
 
+    def when_loaded(self, job: Callable[[], None]) -> None:
+        """Run ``job`` once the data in flight has arrived (at once if none is in flight; not
+        at all if its load fails)."""
+        if self.loading:
+            self._then.append(job)
+        else:
+            job()
+
     def _set(self, state: RunState | None = None, note: str | None = None) -> None:
         if state is not None:
             self.state = state

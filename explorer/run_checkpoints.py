@@ -97,9 +97,10 @@ class RunCheckpoints:
         self.session.mark_saved(Path(path), step)
         self.notice.emit("info", f"Saved {path} (the model at step {step:,})", "save")
 
-    def open_model(self, model, data: ImageData) -> bool:
+    def open_model(self, model, data: ImageData, spec=None) -> bool:
         """Make a model already built (a user's own, trainer.foreign) the session's, shown on
-        ``data`` (its images): the path an opened checkpoint takes, without a file."""
+        ``data`` (its images; ``spec``: the DataSpec they were loaded from, if any): the path
+        an opened checkpoint takes, without a file."""
         if self.running:
             self.notice.emit("warning", "Stop training before opening another model.", "open")
             return False
@@ -110,7 +111,7 @@ class RunCheckpoints:
             self._then.clear()
             self.data_runner.worker.cancel()
         s = self.session
-        s.set_data(data, None)
+        s.set_data(data, spec)
         s.adopt(model.config, model=model)
         self.latest, self._offer = None, 0
         self.update_kl()

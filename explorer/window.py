@@ -34,8 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer import actions, dialogs, exports, keeping, pictures, window_state
+from explorer import actions, dialogs, exports, keeping, own_model, pictures, window_state
 from explorer.actions import tab_shortcut
+from explorer.bookmarks import Bookmarks
 from explorer.constants import (
     APP_NAME,
     GRID_DEFAULT,
@@ -159,6 +160,8 @@ class MainWindow(QMainWindow):
         self.recovery = Recovery(recovery_folder)
         if self.recovery.usable:
             self.run.autosave_path = self.recovery.path
+        self.bookmarks = Bookmarks(self.session, self)  # File ▸ Save view… and Open view…
+        self.bookmarks.problem.connect(lambda m: self.show_message(m, "warning", topic="view"))
         self._wire()
         actions.build_menus(self)
         self.timer = QTimer(self)
@@ -279,7 +282,8 @@ class MainWindow(QMainWindow):
             Path(folder) if isinstance(folder, str) and folder else None, self
         )
         self.film.kept = self.projects.film_for  # a run opened again brings its film
-        self.runs_view = RunsView(self.projects, self.open_checkpoint)
+        # a run of a user's own model runs its code again; any other opens as a checkpoint
+        self.runs_view = RunsView(self.projects, lambda path: own_model.open_path(self, path))
         self.runs_view.exportRequested.connect(self.export_runs)
         self.film_view = FilmView(self.film)
         self.film_view.exportRequested.connect(self.export_film_dialog)
@@ -487,6 +491,7 @@ class MainWindow(QMainWindow):
         ):
             sig.connect(self._describe_model)
         s.structureChanged.connect(lambda: exports.update_exports(self))
+        s.weightsChanged.connect(lambda: self.panel.show_model_on_screen(s.model_config))
         s.savedChanged.connect(self._saved_changed)
         exports.update_exports(self)
 

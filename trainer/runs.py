@@ -39,6 +39,7 @@ from .files import (
     atomic_write,
     is_number,
     kind_of,
+    open_regular,
     printable,
     read_json,
 )
@@ -116,6 +117,9 @@ class RunRecord:
     curve: list = field(default_factory=list)  # [[epoch, test -ELBO], ...]
     metrics: dict = field(default_factory=dict)  # test_nelbo, test_nll_iw, active_units, …
     film: int = 0  # frames of the training film kept beside it (film.bin)
+    # a user's own model (source "own"): where its code is and how to run it again (see
+    # Project.add_own); empty for the project's models
+    own: dict = field(default_factory=dict)
 
     def setting(self, where: tuple[str, ...]):
         v = asdict(self)
@@ -195,7 +199,42 @@ def read_run(path: str | os.PathLike, folder_name: str | None = None) -> RunReco
         curve=curve,
         metrics={**metrics.value, **measured(metrics)},
         film=f.whole("film", 0, MAX_WHOLE, default=0),
+        own=_checked_own(f),
     )
+
+
+OWN_OUTPUTS = ("logits", "probs", "mean")
+ONNX_FOLDER = "onnx"  # a user's ONNX pair, copied into its run's folder
+
+
+def _checked_own(f: JSONFields) -> dict:
+    """The ``own`` object of a user's model's run, every field checked ({} if none)."""
+    o = f.object("own", None)
+    if o is None or not o.value:  # (the project's models, and runs kept before it was)
+        return {}
+    o.object("data")  # the DataSpec's fields (DataSpec.from_dict checks them when read)
+    if "onnx" in o.value:
+        if o.text("onnx") != ONNX_FOLDER:
+            raise o.error("onnx", f"must be {ONNX_FOLDER!r}")
+        return dict(o.value)
+    o.text("spec", path=True)
+    sha = o.text("sha256")
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise o.error("sha256", "must be 64 hexadecimal digits")
+    if o.text("output") not in OWN_OUTPUTS:
+        raise o.error("output", f"must be one of {', '.join(OWN_OUTPUTS)}")
+    return dict(o.value)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of the file at ``path`` (read as a regular file only)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open_regular(path) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def differing(records: list[RunRecord]) -> dict[str, list]:
@@ -332,6 +371,107 @@ class Project:
         rec.data = data or rec.data
         return self._write(rec)
 
+    def add_own(self, model, data_spec, steps: int = 0, name: str | None = None) -> RunRecord:
+        """A user's own model (a :class:`trainer.foreign.ForeignModel` that came from
+        ``FILE.py:FUNCTION`` or an ONNX pair) kept as a run: its weights as safetensors
+        (``model.safetensors``) with the path of its code and the SHA-256 of that file, or its
+        ONNX pair copied (``onnx/``); and ``data_spec``, the images it is shown on. Reopening
+        it (:meth:`open_own`) runs the user's file again. RunsError where it cannot be kept:
+        a model given from Python (no file holds its code), one with no weights of its own."""
+        import shutil
+
+        from .onnx_pair import DECODER, ENCODER, FACTS
+
+        cfg = model.config
+        if not getattr(cfg, "spec", ""):
+            raise RunsError(
+                "your model was given from Python, so no file holds its code and a run of it "
+                "could not be reopened; save its weights in your own code "
+                "(torch.save(model.state_dict(), path))"
+            )
+        if data_spec is None:
+            raise RunsError("your model's images were given from Python: a run needs their files")
+        rid = self._new_id()
+        folder = self.runs_dir / rid
+        folder.mkdir(parents=True, exist_ok=True)
+        if Path(cfg.spec).is_dir():  # an ONNX pair: its graphs hold its weights
+            pair = folder / ONNX_FOLDER
+            pair.mkdir(exist_ok=True)
+            for n in (ENCODER, DECODER, FACTS):
+                with open_regular(Path(cfg.spec) / n) as src:
+                    atomic_write(pair / n, lambda dst, src=src: shutil.copyfileobj(src, dst))
+            own = {"onnx": ONNX_FOLDER}
+            checkpoint = pair
+        else:
+            module = getattr(model, "module", None)
+            if module is None or not len(module.state_dict()):
+                raise RunsError("your model has no weights of its own (no torch.nn.Module) to keep")
+            from safetensors.torch import save
+
+            state = {
+                k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()
+            }
+            blob = save(state)
+            checkpoint = atomic_write(folder / MODEL_FILE, lambda f: f.write(blob))
+            file = cfg.spec.rpartition(":")[0]
+            own = {"spec": cfg.spec, "sha256": file_sha256(file), "output": cfg.output}
+        own["data"] = data_spec.to_dict()
+        n = len(self.runs()) + 1
+        rec = RunRecord(
+            id=rid,
+            name=name or f"run {n}: your {cfg.latent_dim}-D model",
+            source="own",
+            checkpoint=str(checkpoint),
+            created=datetime.now().isoformat(sep=" ", timespec="microseconds"),
+            data=data_title(data_spec),
+            model={
+                "model": cfg.model,
+                "arch": "foreign",
+                "latent_dim": cfg.latent_dim,
+                "likelihood": cfg.likelihood,
+            },
+            train={},
+            epochs=0,
+            steps=steps,
+            own=own,
+        )
+        return self._write(rec)
+
+    def own_at(self, path: str | os.PathLike) -> RunRecord | None:
+        """The user's-model run whose kept model is ``path``, if any."""
+        where = _resolved(path)
+        return next(
+            (r for r in self.runs() if r.own and where and _resolved(r.checkpoint) == where), None
+        )
+
+    def open_own(self, rec: RunRecord):
+        """A user's-model run opened again: (the model, as trainer.user_code's UserModel or
+        an ONNX pair, its weights restored; the DataSpec of its images; a note, "" or what
+        has changed since). Running it runs the user's file again. Raises UserCodeError,
+        OnnxPairError or RunsError, one line."""
+        from .data.spec import DataError, DataSpec
+        from .onnx_pair import read_onnx_pair
+        from .user_code import UserCodeError, load_user_model
+
+        try:
+            spec = DataSpec.from_dict(rec.own["data"])
+        except (DataError, ValueError, TypeError) as e:
+            raise RunsError(f"run “{printable(rec.name)}”: its images: {e}") from None
+        if "onnx" in rec.own:
+            return read_onnx_pair(self.runs_dir / rec.id / ONNX_FOLDER), spec, ""
+        file = rec.own["spec"].rpartition(":")[0]
+        note = ""
+        try:
+            if file_sha256(file) != rec.own["sha256"]:
+                note = f"{printable(file)} has changed since the run was kept"
+        except OSError as e:
+            raise UserCodeError(
+                f"run “{printable(rec.name)}”: its code {printable(file)} cannot be read "
+                f"({e.strerror or e})"
+            ) from None
+        own = load_user_model(rec.own["spec"], self.runs_dir / rec.id / MODEL_FILE)
+        return own, spec, note
+
     def owns(self, rec: RunRecord) -> bool:
         """Whether ``rec`` is a run trained in the window whose model this project holds
         (the runs a continue of their model goes on with)."""
@@ -450,6 +590,12 @@ class Project:
         folder = self.runs_dir / rid
         for f in (folder / RUN_FILE, folder / MODEL_FILE, folder / FILM_FILE):
             f.unlink(missing_ok=True)
+        for n in ("encoder.onnx", "decoder.onnx", "model.json"):  # a user's ONNX pair
+            (folder / ONNX_FOLDER / n).unlink(missing_ok=True)
+        try:
+            (folder / ONNX_FOLDER).rmdir()
+        except OSError:
+            pass
         try:
             folder.rmdir()
         except OSError:

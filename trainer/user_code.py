@@ -14,7 +14,7 @@ import importlib.util
 import os
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .files import NotRegularFile, open_regular, printable, read_problem
@@ -265,3 +265,25 @@ def open_model(spec: str, weights: str | os.PathLike | None = None):
             f"files (--model {printable(str(path.parent))})"
         )
     return load_user_model(spec, weights)
+
+
+def foreign_model(own, data, output: str | None = None):
+    """What ``--model`` named (an :class:`~trainer.onnx_pair.OnnxPair`, or a
+    :class:`UserModel`) as a :class:`~trainer.foreign.ForeignModel` for ``data``'s images
+    (``output``: what a user's ``decode`` returns, default logits; a pair knows its own), its
+    first batch checked. Raises ForeignModelError, one line."""
+    from .foreign import ForeignModel, check_model, wrap
+
+    if hasattr(own, "foreign_arguments"):  # an ONNX pair knows its own facts
+        args, kwargs = own.foreign_arguments()
+        model = ForeignModel(*args, **kwargs)
+    else:
+        model = wrap(own.model, data, output=output or "logits", source=own.source)
+    check_model(model, data.test_x, data.test_y if model.num_classes else None)
+    if hasattr(own, "foreign_arguments"):
+        spec, weights = str(Path(own.folder).absolute()), ""
+    else:
+        spec = f"{own.file.absolute()}:{own.function}"
+        weights = str(own.weights.absolute()) if own.weights else ""
+    model.config = replace(model.config, spec=spec, weights=weights)
+    return model

@@ -225,8 +225,55 @@ class TrainPanel(QWidget):
         self.model_info.setObjectName("warning")
         self.model_info.setVisible(False)
         f.addRow(self.model_info)
+        # a user's own model on screen: what it is, in place of the settings of a new model
+        self.own_info = hint("")
+        self.own_info.setObjectName("own_model")
+        self.own_info.setWordWrap(True)
+        self.own_info.setVisible(False)
+        f.insertRow(0, self.own_info)
         self._model_form = f
         return g
+
+    _model_shown = None  # the model config the Model box was last shown for
+
+    OWN_OUTPUTS = {
+        "logits": "logits (Bernoulli)",
+        "probs": "probabilities (Bernoulli)",
+        "mean": "a Gaussian mean",
+    }
+
+    def show_model_on_screen(self, config) -> None:
+        """The Model box follows the model on screen (``config``: the session's model
+        config): a user's own model (``arch`` "foreign", trainer.foreign.ForeignConfig) is
+        shown as its source, latent size and output kind, and the settings of a model built
+        here (type, body, latent size, hidden, decoder, σ) are hidden while it is on screen:
+        they are not its. β and the warm-up stay: Train weighs its KL by them."""
+        if config is self._model_shown:  # (called for every new set of weights)
+            return
+        self._model_shown = config
+        own = getattr(config, "arch", None) == "foreign"
+        for w in (self.model, self.arch, self.latent, self.hidden, self.likelihood):
+            self._model_form.setRowVisible(w, not own)
+        self._likelihood_changed()  # σ: a Gaussian decoder's, never a user's model's
+        self.own_info.setVisible(own)
+        if not own:
+            self.own_info.setText("")
+            return
+        source = config.source or "your model"
+        spec = getattr(config, "spec", "")
+        file, colon, function = spec.rpartition(":")
+        if colon:  # FILE.py:FUNCTION, by the file's name (the tooltip has the whole path)
+            shown = f"{Path(file).name}:{function}"
+        else:  # an ONNX pair's folder, or a model given from Python
+            shown = f"ONNX pair {Path(spec).name}" if spec else source
+        kind = {"vae": "VAE", "cvae": "conditional VAE", "ae": "autoencoder (means only)"}
+        output = self.OWN_OUTPUTS.get(config.output, config.output)
+        std = f", σ {config.gaussian_std:g}" if config.gaussian_std else ""
+        self.own_info.setText(
+            f"Your model: {shown}\n{kind.get(config.model, config.model)}, latent size "
+            f"{config.latent_dim}; decode gives {output}{std}"
+        )
+        self.own_info.setToolTip(f"{source} (the settings below are a new model's)")
 
     def _optimiser_group(self) -> QGroupBox:
         """Optimiser: learning rate, batch, epochs, seed, device, precision."""
@@ -415,7 +462,9 @@ class TrainPanel(QWidget):
             edit.setToolTip(FILE_HINTS[src][1])
 
     def _likelihood_changed(self) -> None:
-        self._model_form.setRowVisible(self.gauss_std, self.likelihood.currentData() == "gaussian")
+        own = getattr(self._model_shown, "arch", None) == "foreign"  # (σ is not its)
+        gaussian = self.likelihood.currentData() == "gaussian"
+        self._model_form.setRowVisible(self.gauss_std, gaussian and not own)
 
     def _lr_entered(self) -> None:
         self._live_value(self.lr, "learning rate", "lr", self.lrEdited)

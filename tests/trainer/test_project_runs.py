@@ -168,3 +168,28 @@ def test_the_examples_data_column_names_what_they_were_trained_on(tmp_path):
     assert "60,000 training images" in rows["fashion-vae-2d"]
     assert "4,800" in rows["shapes-vae-10d"]
     assert not any("bundled" in v for v in rows.values())
+
+
+def test_a_users_model_run_is_checked_field_by_field(run, shapes, tmp_path):
+    """The ``own`` object of a user's model's run: each mistake skips the run with one line
+    naming the field."""
+    trainer, _film, cfg = run
+    project = Project(tmp_path / "project")
+    rec = project.add_trained(saver(trainer, cfg, shapes))
+    f = project.runs_dir / rec.id / "run.json"
+    raw = json.loads(f.read_text())
+    good = {"spec": "/x/my_vae.py:build", "sha256": "a" * 64, "output": "logits", "data": {}}
+    for own, said in [
+        (good, None),
+        ({**good, "sha256": "xyz"}, "'own.sha256' must be 64 hexadecimal digits"),
+        ({**good, "output": "pixels"}, "'own.output' must be one of logits, probs, mean"),
+        ({k: v for k, v in good.items() if k != "data"}, "'own.data' is missing"),
+        ({"onnx": "elsewhere", "data": {}}, "'own.onnx' must be 'onnx'"),
+    ]:
+        f.write_text(json.dumps({**raw, "source": "own", "own": own}))
+        runs = project.runs()
+        if said is None:
+            assert runs[0].own == good and not project.problems
+        else:
+            assert runs == [] and len(project.problems) == 1
+            assert said in project.problems[0] and "\n" not in project.problems[0]

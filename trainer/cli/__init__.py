@@ -150,6 +150,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from ..data import DataError
     from ..examples import ExampleError
     from ..export import ExportError
+    from ..foreign import ForeignModelError
     from ..loop import TrainingDiverged
     from ..loop.distributed import DistributedError
     from ..onnx_pair import OnnxPairError
@@ -166,6 +167,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         DistributedError,
         OnnxPairError,
         UserCodeError,
+        ForeignModelError,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._options import DEFAULT_SOURCE, data_option_problem, given_data_options
@@ -117,6 +118,7 @@ def command_inputs(args, ck=None) -> list[tuple[str, Path]]:
     """The files and folders a command reads: (the option that names one, its path); with
     ``ck``, also the data files its checkpoint records."""
     found = [(f"--{o}", Path(v).expanduser()) for o in _READS if (v := getattr(args, o, None))]
+    found += own_model_files(args)
     spec = getattr(ck, "data_spec", None)
     for o in ("images", "labels", "root"):
         if spec is not None and getattr(spec, o, None):
@@ -239,6 +241,112 @@ def open_checkpoint(path: str, device="cpu", args=None, outputs: tuple = ()):
     return ck
 
 
+# -- the user's own model in place of a checkpoint -------------------------------------------
+@dataclass
+class OwnModel:
+    """A user's model (``--model``) and the images the data options name, in the shape of a
+    checkpoint for the view commands: ``model``, ``model_config`` (its
+    :class:`~trainer.foreign.ForeignConfig`), ``data_spec``, ``class_names``, ``path`` (where
+    it came from, for messages) and, loaded once, ``data``."""
+
+    model: object
+    data_spec: object
+    data: object
+    path: str
+    class_names: list[str] = field(default_factory=list)
+    step: int | None = None  # the optimiser steps it had: not known
+
+    @property
+    def model_config(self):
+        return self.model.config
+
+
+def own_model_files(args) -> list[tuple[str, Path]]:
+    """The files a ``--model`` names: its Python file or its ONNX pair's folder, and
+    ``--weights``."""
+    spec = getattr(args, "model", None)
+    if not isinstance(spec, str) or getattr(args, "command", None) == "train":
+        return []
+    found = []
+    if Path(spec).expanduser().is_dir():
+        found.append(("--model", Path(spec).expanduser()))
+    elif ":" in spec:
+        found.append(("--model", Path(spec.rpartition(":")[0]).expanduser()))
+    if getattr(args, "weights", None):
+        found.append(("--weights", Path(args.weights).expanduser()))
+    return found
+
+
+def open_model_source(args, device: str = "cpu", outputs: tuple = ()):
+    """What a view command shows: the checkpoint ``--checkpoint`` names (see
+    :func:`open_checkpoint`; the data options are not its to take, except where the command
+    reads them itself, as ``evaluate`` does), or the user's own model ``--model`` names (an
+    :class:`OwnModel`: its file run or its ONNX pair read, on the images of ``--dataset``,
+    checked on a first batch). ``outputs`` are refused if they are among what it reads."""
+    own = getattr(args, "model", None)
+    reads_data = args.command == "evaluate"
+    if own is None:
+        for option in ("--weights", "--output"):
+            if getattr(args, option[2:], None) is not None:
+                raise UserError(f"{option} goes with --model (your own model), not --checkpoint")
+        given = given_data_options(args) + (["--dataset"] if args.dataset else [])
+        if given and not reads_data:
+            raise UserError(
+                f"{given[0]} does not apply to --checkpoint: a checkpoint's views use the data "
+                "it names (the data options give the images of --model, your own model)"
+            )
+        return open_checkpoint(args.checkpoint, device, args, outputs)
+    return open_own_model(args, outputs)
+
+
+def open_own_model(args, outputs: tuple = ()) -> OwnModel:
+    """The user's model ``--model`` names on the images the data options name; each
+    mistake one line."""
+    from ..data import load_data
+    from ..files import printable
+    from ..foreign import ForeignModelError
+    from ..user_code import foreign_model, open_model
+    from ._options import spec_from_args
+
+    spec = args.model
+    if not args.dataset:
+        raise UserError(
+            f"--model {printable(spec)}: name the images to explore it on with --dataset "
+            "(and its files: --images, --root, ...)"
+        )
+    if getattr(args, "device", "auto") not in ("auto", None):
+        raise UserError(
+            f"--device does not apply to --model: your model runs on the device its code puts "
+            f"it on (not --device {args.device})"
+        )
+    data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
+    for option in ("images", "labels", "root", "weights"):
+        check_path(f"--{option}", getattr(args, option, None))
+    is_pair = Path(spec).expanduser().is_dir()
+    if is_pair and args.output is not None:
+        raise UserError(
+            f"--output does not apply to the ONNX pair in {printable(spec)}: its model.json "
+            "says what its decoder gives"
+        )
+    for option, out in outputs:
+        not_an_input(option, out, command_inputs(args))
+    own = open_model(spec, args.weights)  # runs the user's file (or reads the pair)
+    data_spec = spec_from_args(args)
+    data = load_data(data_spec)
+    try:
+        model = foreign_model(own, data, args.output)
+    except ForeignModelError as e:
+        shape = "x".join(map(str, data.image_shape))
+        raise UserError(
+            f"your model ({own.source}) cannot be shown on {data_spec.describe()} "
+            f"({shape} images): {e}"
+        ) from None
+    model.eval()
+    model.requires_grad_(False)
+    names = list(data.class_names) if model.num_classes else []
+    return OwnModel(model, data_spec, data, printable(own.source), names)
+
+
 def _names(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
@@ -277,6 +385,8 @@ def own_test_data(ck, what: str):
     cannot have it."""
     from ..data import DataError, load_data
 
+    if getattr(ck, "data", None) is not None:  # a user's model: the images named with it
+        return ck.data
     if ck.data_spec is None:
         raise UserError(f"{ck.path}: names no data; {what} its test images")
     try:

@@ -159,7 +159,11 @@ def add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
         choices=SOURCES,
         default=None,  # None: not given (train: DEFAULT_SOURCE; evaluate: the checkpoint's)
         help="data source (default: %s); an option the source does not read is refused"
-        % (DEFAULT_SOURCE if required else "the one the checkpoint was trained on"),
+        % (
+            DEFAULT_SOURCE
+            if required
+            else "the one the checkpoint was trained on; with --model it must be given"
+        ),
     )
     g.add_argument(
         "--images",
@@ -253,3 +257,41 @@ def add_scale(p, default: int) -> None:
         default=default,
         help=f"pixel magnification, 1-16 (default: {default})",
     )
+
+
+# -- the model a view command shows: a checkpoint, or the user's own ------------------------
+OWN_OUTPUTS = ("logits", "probs", "mean")
+
+
+def add_model_args(p, data: bool = True) -> None:
+    """``--checkpoint`` or ``--model FILE.py:FUNCTION | FOLDER`` (with ``--weights`` and
+    ``--output``), as every view command takes them; ``data``: also the data options, which
+    give the images a user's model is shown on (a checkpoint names its own)."""
+    g = p.add_argument_group(
+        "model", "a checkpoint, or your own model (--model), explored on the data options' images"
+    )
+    one = g.add_mutually_exclusive_group(required=True)
+    one.add_argument("--checkpoint", help="a checkpoint (a bundled example's too)")
+    one.add_argument(
+        "--model",
+        metavar="FILE.py:FUNCTION|FOLDER",
+        help="your own model instead of a checkpoint: FILE.py:FUNCTION RUNS THAT FILE'S CODE "
+        "(name only one you trust) and FUNCTION() returns the model, with encode(x) giving the "
+        "mean or (mu, logvar) and decode(z) the images; or a folder holding an ONNX pair "
+        "(latent-train export-model), which runs no code. Needs --dataset for its images",
+    )
+    g.add_argument(
+        "--weights",
+        default=None,
+        help="your model's weights (with --model FILE.py:FUNCTION): safetensors, or a state "
+        "dict torch.load reads with weights_only=True",
+    )
+    g.add_argument(
+        "--output",
+        choices=OWN_OUTPUTS,
+        default=None,
+        help="what your model's decode returns (with --model FILE.py:FUNCTION): logits "
+        "(default), probs, or mean (a Gaussian mean, which has no likelihood to evaluate)",
+    )
+    if data:
+        add_data_args(p, required=False)

@@ -3,12 +3,12 @@ images, shown beside them."""
 
 from __future__ import annotations
 
-from ._checks import UserError, image_out, open_checkpoint, own_test_data
-from ._options import IMAGE_FILE, add_scale, int_in
+from ._checks import UserError, image_out, open_model_source, own_test_data
+from ._options import IMAGE_FILE, add_model_args, add_scale, int_in
 
 
 def add_options(a) -> None:
-    a.add_argument("--checkpoint", required=True)
+    add_model_args(a)
     for name in ("a", "b", "c"):
         a.add_argument(
             f"--{name}",
@@ -28,7 +28,7 @@ def run(args) -> int:
     from ..latent import arithmetic
 
     out = image_out(args.out, "arithmetic.png")
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=(("--out", out),))
+    ck = open_model_source(args, outputs=(("--out", out),))
     data = own_test_data(ck, "arithmetic needs")
     n = len(data.test_x)
     idx = [args.a, args.b, args.c]

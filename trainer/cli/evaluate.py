@@ -15,17 +15,16 @@ from ._checks import (
     command_inputs,
     data_options_apply,
     not_an_input,
-    open_checkpoint,
+    open_model_source,
 )
 from ._console import Progress, describe_data, write_json
-from ._options import add_data_args, add_seed, int_in, spec_from_args
+from ._options import add_model_args, add_seed, int_in, spec_from_args
 
 
 def add_options(e) -> None:
     from ..config import DEVICES
 
-    e.add_argument("--checkpoint", required=True)
-    add_data_args(e, required=False)
+    add_model_args(e)
     e.add_argument(
         "--iw-samples",
         type=int_in(1, 1_000_000),
@@ -58,20 +57,26 @@ def run(args) -> int:
 
     for option in ("images", "labels", "root"):
         check_path(f"--{option}", getattr(args, option))
-    device = resolve_device(args.device)
-    ck = open_checkpoint(args.checkpoint, device)
-    out = _evaluation_out(args, ck)
-    if ck.data_spec is None and args.dataset is None:
-        raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
-    if args.dataset is None:  # the checkpoint's source: the options must be ones it reads
-        data_options_apply(
-            args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
-        )
-    _idx_files_together(args, ck)
-    spec = spec_from_args(args, base=ck.data_spec)
-    data = load_data(spec)
+    device = resolve_device(args.device) if args.model is None else "cpu"
+    ck = open_model_source(args, device)
     model = ck.model
-    check_data_fits(ck, spec, data)
+    problem = model.evaluate_problem()
+    if problem:
+        raise UserError(f"cannot evaluate {ck.path}: {problem}")
+    out = _evaluation_out(args, ck)
+    if getattr(ck, "data", None) is not None:  # a user's model: the images named with it
+        spec, data = ck.data_spec, ck.data
+    else:
+        if ck.data_spec is None and args.dataset is None:
+            raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
+        if args.dataset is None:  # the checkpoint's source: the options must be ones it reads
+            data_options_apply(
+                args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
+            )
+        _idx_files_together(args, ck)
+        spec = spec_from_args(args, base=ck.data_spec)
+        data = load_data(spec)
+        check_data_fits(ck, spec, data)
     print(f"data: {describe_data(spec, data)}", file=sys.stderr)
     x, y = data.test_x, data.test_y if model.num_classes else None
     if args.limit:
@@ -79,7 +84,7 @@ def run(args) -> int:
     seed_everything(args.seed)
     bar = Progress("evaluate")
     res = {
-        "checkpoint": str(ck.path),
+        "checkpoint" if args.model is None else "model": str(ck.path),
         "checkpoint_step": ck.step,
         "dataset": spec.describe(),
         **evaluate_model(
@@ -111,6 +116,8 @@ def run(args) -> int:
 def _evaluation_out(args, ck) -> Path:
     """Where ``evaluate`` writes its results; refused before anything is computed if it
     cannot be written. A folder gets ``evaluation.json`` in it."""
+    if args.out is None and getattr(ck, "data", None) is not None:
+        raise UserError(f"name a JSON file for the results of {ck.path} with --out")
     if args.out is None:
         from ..examples import is_example
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import sys
 
-from ._checks import UserError, class_index, image_out, open_checkpoint, own_test_data
-from ._options import IMAGE_FILE, add_scale, int_in
+from ._checks import UserError, class_index, image_out, open_model_source, own_test_data
+from ._options import IMAGE_FILE, add_model_args, add_scale, int_in
 
 
 def add_options(g) -> None:
     from ..config import MAX_LATENT
 
-    g.add_argument("--checkpoint", required=True)
+    add_model_args(g)
     g.add_argument("--n", type=int_in(2, 100), default=20, help="grid side, 2-100 (default: 20)")
     g.add_argument(
         "--dims",
@@ -42,7 +42,7 @@ def add_options(g) -> None:
 
 def run(args) -> int:
     out = image_out(args.out, "manifold.png")
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=(("--out", out),))
+    ck = open_model_source(args, outputs=(("--out", out),))
     d = ck.model_config.latent_dim
     if d < 2:
         raise UserError(f"a manifold needs 2 or more latent dimensions; this model has {d}")

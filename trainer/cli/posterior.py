@@ -3,14 +3,14 @@ plane of the latent space, and the holes it leaves (prior mass no test image enc
 
 from __future__ import annotations
 
-from ._checks import UserError, image_out, open_checkpoint, own_test_data
-from ._options import IMAGE_FILE, add_scale, int_in
+from ._checks import UserError, image_out, open_model_source, own_test_data
+from ._options import IMAGE_FILE, add_model_args, add_scale, int_in
 
 
 def add_options(q) -> None:
     from ..config import MAX_LATENT
 
-    q.add_argument("--checkpoint", required=True)
+    add_model_args(q)
     q.add_argument("--out", required=True, help=IMAGE_FILE)
     q.add_argument(
         "--plane",
@@ -38,7 +38,7 @@ def run(args) -> int:
     from ..posterior import means_histogram, picture, posterior_vs_prior
 
     out = image_out(args.out, "posterior.png")
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=(("--out", out),))
+    ck = open_model_source(args, outputs=(("--out", out),))
     d = ck.model_config.latent_dim
     dx, dy = args.dims
     if not (0 <= dx < d and 0 <= dy < d) or (dx == dy and d > 1):

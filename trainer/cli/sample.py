@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import math
 
-from ._checks import UserError, class_index, image_out, open_checkpoint
-from ._options import IMAGE_FILE, add_scale, add_seed, int_in
+from ._checks import UserError, class_index, image_out, open_model_source
+from ._options import IMAGE_FILE, add_model_args, add_scale, add_seed, int_in
 
 MAX_GRID_IMAGES = 10_000  # images in one `sample` grid, all classes together
 
 
 def add_options(s) -> None:
-    s.add_argument("--checkpoint", required=True)
+    add_model_args(s)
     s.add_argument(
         "--n",
         type=int_in(1, MAX_GRID_IMAGES),
@@ -44,7 +44,7 @@ def run(args) -> int:
     from ..latent import sample_prior
 
     out = image_out(args.out, "samples.png")
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=(("--out", out),))
+    ck = open_model_source(args, outputs=(("--out", out),))
     mc = ck.model_config
     every_class = mc.conditional and args.cls is None  # one row per class, shared z
     y = None if every_class else class_index(args.cls, ck.class_names, mc.conditional)

@@ -12,9 +12,9 @@ from ._checks import (
     check_writable_file,
     class_index,
     image_out,
-    open_checkpoint,
+    open_model_source,
 )
-from ._options import IMAGE_FILE, add_scale, float_in, int_in
+from ._options import IMAGE_FILE, add_model_args, add_scale, float_in, int_in
 
 MAX_Z = 1000.0  # traverse --z: the most a latent value may be, either way (prior std 1)
 
@@ -22,7 +22,7 @@ MAX_Z = 1000.0  # traverse --z: the most a latent value may be, either way (prio
 def add_options(v) -> None:
     from ..config import TRAVERSAL_COLUMNS
 
-    v.add_argument("--checkpoint", required=True)
+    add_model_args(v)
     v.add_argument("--out", required=True, help=IMAGE_FILE)
     v.add_argument(
         "--columns",
@@ -68,7 +68,7 @@ def run(args) -> int:
     if gif is not None:
         check_writable_file(gif, "--gif")
     outputs = (("--out", out), ("--gif", gif or out))
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=outputs)
+    ck = open_model_source(args, outputs=outputs)
     mc = ck.model_config
     d = mc.latent_dim
     check_grid_size(
@@ -120,9 +120,11 @@ def _kl_of(ck, n: int):
         return None, f"rows in index order ({why})"
     if ck.data_spec is None:
         return None, "rows in index order (the checkpoint names no data to measure KL on)"
+    data = getattr(ck, "data", None)  # a user's model: the images named with it, loaded
     try:
-        data = load_data(ck.data_spec)
-        check_data_fits(ck, ck.data_spec, data)
+        if data is None:
+            data = load_data(ck.data_spec)
+            check_data_fits(ck, ck.data_spec, data)
     except (DataError, UserError) as e:
         return None, f"rows in index order (its data could not be loaded: {e})"
     x = data.test_x[:n]

@@ -1,0 +1,83 @@
+"""A user's own model (``--model``, a saved view of one) opened in the window on the data
+that has loaded: one place for the window's start, its bookmarks and its Model box."""
+
+from __future__ import annotations
+
+from trainer.foreign import ForeignModelError
+
+
+def open_own(win, own, output: str | None) -> bool:
+    """Open the user's model (trainer.user_code's UserModel, or an ONNX pair) in ``win`` on
+    the data that has loaded; what does not fit is said in the window's message bar. True if
+    it is on screen."""
+    from trainer.user_code import foreign_model
+
+    data, spec = win.session.data, win.session.data_spec
+    if data is None:
+        win.show_message(f"Your model ({own.source}) has no images to be shown on.", "error")
+        return False
+    try:
+        model = foreign_model(own, data, output)
+    except ForeignModelError as e:
+        shape = "×".join(map(str, data.image_shape))
+        win.show_message(
+            f"Your model ({own.source}) cannot be shown on {data.name} ({shape} images): {e}",
+            "error",
+        )
+        return False
+    return bool(win.run.open_model(model, data, spec))
+
+
+def save_as_run(win):
+    """File ▸ Save on a user's own model: it is kept as a run of the project (its weights,
+    and where its code is with a hash of that file, or its ONNX pair copied); said in the
+    message bar either way. The run, or None."""
+    s = win.session
+    rec = win.projects.record_own(s.model, s.data_spec, s.step)  # (a failure is said)
+    if rec is None:
+        return None
+    s.mark_kept()
+    where = rec.own.get("spec") or "its ONNX pair, copied"
+    win.show_message(
+        f"Kept your model as run “{rec.name}” in {win.projects.folder}: its weights and "
+        f"where its code is ({where}). Opening the run runs that code again.",
+        "info",
+        topic="save",
+    )
+    return rec
+
+
+def open_path(win, path) -> bool:
+    """Open the model kept at ``path`` (a run's, from the Runs tab): a user's-model run runs
+    its code again and restores its weights (said in the message bar), anything else opens
+    as a checkpoint."""
+    from trainer.onnx_pair import OnnxPairError
+    from trainer.runs import RunsError
+    from trainer.user_code import UserCodeError
+
+    project = win.projects.project
+    rec = project.own_at(path)
+    if rec is None:
+        return win.open_checkpoint(path)
+    if win.run.running:
+        win.show_message("Stop training before opening another model.", "warning", topic="open")
+        return False
+    try:
+        own, spec, note = project.open_own(rec)
+    except (UserCodeError, OnnxPairError, RunsError) as e:
+        win.show_message(f"Run “{rec.name}” cannot be opened: {e}", "error", topic="open")
+        return False
+    output = rec.own.get("output")
+
+    def opened():
+        if not open_own(win, own, output):
+            return
+        win.projects.current_id = rec.id
+        ran = "ran its code again" if "spec" in rec.own else "read its ONNX pair"
+        text = f"Opened run “{rec.name}”: {ran} ({own.source}) and restored its weights."
+        if note:
+            text += f" Note: {note}."
+        win.show_message(text, "warning" if note else "info", topic="open")
+
+    win.run.load_data(spec, then=opened)
+    return True
