@@ -494,6 +494,14 @@ class MainWindow(QMainWindow):
         s.weightsChanged.connect(lambda: self.panel.show_model_on_screen(s.model_config))
         s.savedChanged.connect(self._saved_changed)
         exports.update_exports(self)
+        # the views' owners: the map takes two directions as its axes; a bookmark keeps each
+        self.directions.axes_requested.connect(self.map_state.set_custom_axes)
+        for key, owner in (
+            ("map", self.map_state),
+            ("directions", self.directions),
+            ("neighbours", self.neighbours),
+        ):
+            self.bookmarks.register(key, owner)
 
     # -- what the window shows about the run and the model --------------------------------------
     def show_message(

@@ -249,3 +249,33 @@ def test_a_view_that_cannot_be_used_is_one_line_before_any_window(tmp_path, caps
     with pytest.raises(SystemExit):
         app.main([str(_view(tmp_path)), "--dataset", "shapes"])
     assert "is a saved view" in capsys.readouterr().err
+
+
+def test_the_windows_own_views_are_kept_in_a_view(qtbot, make_window, tmp_path):
+    """The map (its method and custom axes), the directions and the neighbours' k are
+    registered by the window itself, and come back in another window."""
+    win = make_window()
+    assert set(win.bookmarks.owners) >= {"map", "directions", "neighbours"}
+    _open_example(qtbot, win, "mnist-vae-20d")
+    dirs = win.directions
+    assert dirs.from_classes(3, 8) is not None and dirs.from_classes(1, 7) is not None
+    assert dirs.use_as_axes([0, 1])  # the map takes them as its axes
+    win.neighbours.set_k(5)
+    path = bookmarks.save_view(win, win.bookmarks.collect(), tmp_path / "mine.json")
+    saved = json.loads(path.read_text())["owners"]
+    assert saved["map"]["method"] == "custom" and saved["neighbours"] == {"k": 5}
+    assert [d["name"] for d in saved["directions"]["directions"]] == [
+        d.name for d in dirs.items
+    ]
+
+    other = make_window()
+    got = []
+    other.bookmarks.restored.connect(got.append)
+    assert bookmarks.open_view_file(other, path)
+    qtbot.waitUntil(lambda: bool(got), timeout=20000)
+    m = other.map_state
+    assert m.method == "custom"
+    assert np.allclose(m.custom_axes[0], dirs.items[0].vector)
+    assert np.allclose(m.custom_axes[1], dirs.items[1].vector)
+    assert [d.name for d in other.directions.items] == [d.name for d in dirs.items]
+    assert other.neighbours.k == 5

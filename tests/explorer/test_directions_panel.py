@@ -118,14 +118,21 @@ def test_export_a_sweep_and_ask_for_map_axes(qtbot, win, tmp_path):
     panel.list.selectAll()
     assert panel.axes_btn.isEnabled() and len(panel.sliders) == 2
     assert not dirs.use_as_axes([0])  # one is no plane
-    assert not dirs.use_as_axes([0, 1])  # nothing listens yet: said, not pretended
-    assert "cannot take directions as its axes" in panel.status.text()
     got = []
     dirs.axes_requested.connect(lambda u, v: got.append((u, v)))
     with qtbot.waitSignal(dirs.axes_requested, timeout=1000):
         panel.axes_btn.click()
     assert np.array_equal(got[0][0], dirs.items[0].vector)
     assert np.array_equal(got[0][1], dirs.items[1].vector)
+    # the window's map takes them: its custom plane, spanned by the two directions
+    m = win.map_state
+    assert m.method == "custom"
+    assert np.array_equal(m.custom_axes[0], dirs.items[0].vector)
+    assert np.array_equal(m.custom_axes[1], dirs.items[1].vector)
+    # with nothing listening, it is said, not pretended
+    dirs.axes_requested.disconnect()
+    assert not dirs.use_as_axes([0, 1])
+    assert "cannot take directions as its axes" in panel.status.text()
     # a sweep of two directions at once is not one sweep
     assert "Select one direction" in panel.export_problem()
 
