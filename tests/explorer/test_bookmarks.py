@@ -264,9 +264,7 @@ def test_the_windows_own_views_are_kept_in_a_view(qtbot, make_window, tmp_path):
     path = bookmarks.save_view(win, win.bookmarks.collect(), tmp_path / "mine.json")
     saved = json.loads(path.read_text())["owners"]
     assert saved["map"]["method"] == "custom" and saved["neighbours"] == {"k": 5}
-    assert [d["name"] for d in saved["directions"]["directions"]] == [
-        d.name for d in dirs.items
-    ]
+    assert [d["name"] for d in saved["directions"]["directions"]] == [d.name for d in dirs.items]
 
     other = make_window()
     got = []
