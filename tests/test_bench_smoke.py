@@ -37,6 +37,14 @@ SCRIPTS = {
     "bench_neighbours.py": [
         r"^\| MNIST t10k, first 512 \(smoke\) \| 512 \| [\d.]+ \| [\d.]+ \| [\d.]+ / [\d.]+ \|"
     ],
+    "bench_maps.py": [
+        r"^\| umap \| bundled MNIST test digits, first 300: 300 \| +[\d.]+ \| +[\d.]+ \|",
+        r"^\| tsne \| bundled MNIST test digits, first 300: 300 \| +[\d.]+ \| +[\d.]+ \|",
+        r"^\| pca \| bundled MNIST test digits, first 300: 300 \| +[\d.]+ \| +[\d.]+ \|",
+        r"^\| umap \| +[\d.]+ \|",
+        r"^\| tsne \| +[\d.]+ \|",
+        r"^\| pca \| +[\d.]+ \|",
+    ],
     "bench_explorer.py": [
         r"^launch to main window shown +median +[\d.]+",
         r"^first launch: window built -> example's map and manifold drawn +median +[\d.]+",

@@ -278,6 +278,7 @@ NUMBERS = [
     ("direction", "--steps", "int", "3"), ("direction", "--span", "z", "2"),
     ("direction", "--scale", "int", "1"),
     ("examples", "--epochs", "int", "1"), ("examples", "--iw-samples", "int", "2"),
+    ("map", "--limit", "int", "50"), ("map", "--seed", "int", "1"),
 ]  # fmt: skip
 HOSTILE = {
     "int": ("nan", "inf", "-inf", "1e400", "2.5", "-1", str(2**70), "ten", "", "0x10", "1e3"),
@@ -316,6 +317,7 @@ def _base(command: str, s: Setting) -> list[str]:
         "neighbours": ["neighbours", *ck, "--index", "0", "--k", "2", "--out", "{out}.png"],
         "direction": ["direction", *ck, "--from-images", "0,1", "--to-images", "2,3", "--out",
                       "{out}.png"],
+        "map": ["map", *ck, "--method", "pca", "--limit", "60", "--out", "{out}.png"],
     }[command]  # fmt: skip
 
 
@@ -583,6 +585,7 @@ def test_every_command_line_runs_as_asked_or_is_refused_naming_the_option(tmp_pa
         "examples",
         "neighbours",
         "direction",
+        "map",
     }, report
     assert sum(c.fault is None for c in cases) >= 80, report  # good lines, which must run
 

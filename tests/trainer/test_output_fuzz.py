@@ -3,14 +3,14 @@
 Every writer of the engine (``atomic_write``, checkpoints, image grids, pictures, labelled
 and captioned rows, GIFs, the loss history's CSV, films) and every ``--out`` of the command
 line (evaluate, sample, manifold, traverse and its ``--gif``, arithmetic, posterior,
-neighbours, direction, a training run's files and its ``--film``) is pointed at what is no
-file to replace: a named pipe, a socket, a device (a copy of ``/dev/null`` made in the test's
-folder), a folder, a symbolic link to nothing, one round in a loop, a link to a named pipe
-or a folder; and at the command's own input (its checkpoint or its images), directly or
-through a link. A link to a regular file is followed (the link stays, its target gets the
-output); a new name and a regular file are written as ever. Each path is spelled one of
-several ways, drawn with a fixed seed (absolute, relative, through ``sub/..``, through a
-linked folder).
+neighbours, direction, map (its picture and its codes), a training run's files and its
+``--film``) is pointed at what is no file to replace: a named pipe, a socket, a device (a
+copy of ``/dev/null`` made in the test's folder), a folder, a symbolic link to nothing, one
+round in a loop, a link to a named pipe or a folder; and at the command's own input (its
+checkpoint or its images), directly or through a link. A link to a regular file is followed
+(the link stays, its target gets the output); a new name and a regular file are written as
+ever. Each path is spelled one of several ways, drawn with a fixed seed (absolute, relative,
+through ``sub/..``, through a linked folder).
 
 Each case ends clean (refused with the writer's own error, or one line and exit code 2;
 or written where it should be), or it is a fault: a traceback (any other exception), a
@@ -285,6 +285,8 @@ COMMANDS = {
         ".gif",
         _command("direction", "--from-images", "0,1", "--to-images", "2", "--steps", "3"),
     ),
+    "map --out": (".png", _command("map", "--method", "pca", "--limit", "60")),
+    "map --codes": (".npz", _command("map", "--method", "pca", "--limit", "60", out="--codes")),
     "train --out (its history.csv)": (".csv", _train_file),
     "train --film": (".gif", _train_film),
 }
