@@ -23,6 +23,7 @@ from PySide6.QtCore import QPoint, QRectF, Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
+    QApplication,
     QComboBox,
     QGraphicsItem,
     QHBoxLayout,
@@ -399,6 +400,8 @@ class LatentMap(QWidget):
         return self.index.nearest(x, y, PICK_PX * max(pw, ph))
 
     def _mouse_moved(self, scene_pos) -> None:
+        if self._lasso or QApplication.mouseButtons() != Qt.NoButton:
+            return  # a lasso, a pan or the cursor being dragged: not a hover
         if self.index is None or not self.vb.sceneBoundingRect().contains(scene_pos):
             self.hover(-1)
             return

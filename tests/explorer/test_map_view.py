@@ -8,6 +8,7 @@ tests drive the threading, the cache and the view without UMAP's or t-SNE's libr
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -60,6 +61,17 @@ def _data(n: int, classes: int = 3, seed: int = 0) -> ImageData:
     return ImageData("toy", x[:50], x, y[:50], y, [f"c{k}" for k in range(classes)])
 
 
+_STATES: list[MapState] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_maps():
+    """Every map's thread ends with its test (a QThread destroyed running aborts)."""
+    yield
+    while _STATES:
+        assert _STATES.pop().shutdown(10000)
+
+
 def _map(qtbot, n: int = 2500, d: int = 5, delay: float = 0.0):
     torch.manual_seed(0)
     s = Session()
@@ -67,6 +79,7 @@ def _map(qtbot, n: int = 2500, d: int = 5, delay: float = 0.0):
     s.adopt(ModelConfig(latent_dim=d, hidden=16))
     s.refresh_test_latents()
     state = MapState(s)
+    _STATES.append(state)
     fake = FakeMaps(delay)
     state.project = fake
     view = LatentMap(s, state)
@@ -119,12 +132,14 @@ def test_method_switch_follows_the_session_plane_and_maps_all_test_images(qtbot)
     assert view.point_count() == 2500 and state.points.projection.invertible
 
 
-def test_a_method_that_cannot_run_says_why(qtbot):
+def test_a_method_that_cannot_run_says_why(qtbot, monkeypatch):
     s, state, view, fake = _map(qtbot)
-    state.project = maps.project  # UMAP's library is not here in this test: its own words
+    monkeypatch.setitem(sys.modules, "openTSNE", None)  # as if it were not installed
+    state.project = maps.project
     view.method.setCurrentIndex(view.method.findData("tsne"))
     _wait_done(qtbot, state)
     assert "t-SNE" in view.notice.text() and view.notice_row.isVisible()
+    assert "openTSNE, which is not installed" in view.notice.text()
     view.method.setCurrentIndex(view.method.findData("custom"))
     assert "two directions" in view.notice.text()
 
@@ -274,6 +289,7 @@ def test_shift_click_lasso_and_escape_select_test_images(qtbot):
     vp = view.plot.viewport()
     qtbot.mousePress(vp, Qt.LeftButton, Qt.ControlModifier, corners[0])
     for c in corners[1:] + corners[:1]:
+        qtbot.wait(40)  # pyqtgraph drops mouse moves that come faster than it repaints
         ev_move(vp, c)
     qtbot.mouseRelease(vp, Qt.LeftButton, Qt.ControlModifier, corners[0])
     assert len(s.selection) > 0
@@ -434,6 +450,7 @@ def test_colour_images_show_as_thumbnails_and_images(qtbot):
     s.adopt(ModelConfig(latent_dim=3, hidden=16, image_shape=(3, 28, 28)))
     s.refresh_test_latents()
     state = MapState(s)
+    _STATES.append(state)
     view = LatentMap(s, state)
     qtbot.addWidget(view)
     view.resize(400, 400)
@@ -456,3 +473,15 @@ def test_choosing_a_plane_while_a_map_computes_stops_it(qtbot):
     _wait_done(qtbot, state, timeout=5000)
     assert state.method == "axes" and state.points.projection.method == "axes"
     assert not view.busy_row.isVisible() and view.point_count() == MAP_POINTS
+
+
+def test_a_real_tsne_map_in_the_window(qtbot, window):
+    pytest.importorskip("openTSNE")
+    st, view = window.map_state, window.map
+    view.method.setCurrentIndex(view.method.findData("tsne"))
+    _wait_done(qtbot, st, timeout=120000)
+    assert st.problem == "" and st.points is not None
+    n = len(window.session.data.test_x)
+    assert view.point_count() == n and st.points.projection.method == "tsne"
+    assert not st.points.projection.invertible and np.isfinite(st.points.xy).all()
+    assert view.plot.getPlotItem().getAxis("bottom").labelText == "t-SNE 1"
