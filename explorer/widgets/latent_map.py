@@ -22,8 +22,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QRectF, Qt, QTimer
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox,
     QApplication,
+    QCheckBox,
     QComboBox,
     QGraphicsItem,
     QHBoxLayout,
