@@ -475,6 +475,26 @@ class MapState(QObject):
         z = np.asarray(z, dtype=np.float32).reshape(1, -1)
         return int(((self.points.codes - z) ** 2).sum(1).argmin())
 
+    # -- export -------------------------------------------------------------------------------
+    def export_problem(self) -> str | None:
+        """Why the map on screen cannot be exported now (None: it can)."""
+        if self.points is None or len(self.points) == 0:
+            return "There is no map to export yet." + (f" {self.problem}" if self.problem else "")
+        return None
+
+    def map_codes(self, images: bool = False):
+        """The map on screen as :class:`trainer.codes.MapCodes`: the codes, labels (-1:
+        none), places and method, and with ``images`` the test images in [0, 1]."""
+        from trainer.codes import MapCodes
+
+        pts, s = self.points, self.session
+        labels = pts.labels if pts.labels is not None else np.full(len(pts), -1)
+        pics = None
+        if images:
+            pics = s.data.test_x[torch.from_numpy(pts.rows)].float().div_(255.0).numpy()
+        names = tuple(s.class_names) if pts.labels is not None else ()
+        return MapCodes(pts.codes, labels, pts.xy, pts.projection.method, names, pics)
+
     # -- bookmarks ----------------------------------------------------------------------------
     def bookmark(self) -> dict:
         return {

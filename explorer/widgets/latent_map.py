@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRectF, Qt, QTimer
+from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -28,8 +28,10 @@ from PySide6.QtWidgets import (
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -70,6 +72,8 @@ class MapViewBox(pg.ViewBox):
 
 
 class LatentMap(QWidget):
+    exportAsked = Signal(str)  # "codes" or "projector": the window asks where (exports.py)
+
     def __init__(
         self, session: Session, map_state: MapState, parent: QWidget | None = None
     ) -> None:
@@ -198,6 +202,16 @@ class LatentMap(QWidget):
             row.addWidget(w)
         row.addStretch(1)
         row.addWidget(self.count)
+        self.export = QToolButton()
+        self.export.setText("Export")
+        self.export.setPopupMode(QToolButton.InstantPopup)
+        menu = QMenu(self.export)
+        codes = menu.addAction("Codes, labels and places (.npz, .csv)…")
+        codes.triggered.connect(lambda: self.exportAsked.emit("codes"))
+        proj = menu.addAction("TensorBoard projector folder…")
+        proj.triggered.connect(lambda: self.exportAsked.emit("projector"))
+        self.export.setMenu(menu)
+        row.addWidget(self.export)
         tools.addLayout(row)
         busy = QHBoxLayout()
         self.progress = QProgressBar()
@@ -313,6 +327,13 @@ class LatentMap(QWidget):
             self.auto_fit = True
 
     def _points_changed(self) -> None:
+        problem = self.state.export_problem()
+        self.export.setEnabled(problem is None)
+        self.export.setToolTip(
+            problem
+            or "Save the map on screen: its codes, labels and places, or a folder "
+            "for TensorBoard's projector (with the images)"
+        )
         pts = self.state.points
         self.hovered = -1
         self.thumb.hide()

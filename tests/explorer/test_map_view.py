@@ -485,3 +485,42 @@ def test_a_real_tsne_map_in_the_window(qtbot, window):
     assert view.point_count() == n and st.points.projection.method == "tsne"
     assert not st.points.projection.invertible and np.isfinite(st.points.xy).all()
     assert view.plot.getPlotItem().getAxis("bottom").labelText == "t-SNE 1"
+
+
+def test_export_the_map_as_npz_csv_and_a_projector_folder(qtbot, window, tmp_path, monkeypatch):
+    from explorer import exports
+
+    st, view = window.map_state, window.map
+    pts = st.points
+    assert pts is not None and view.export.isEnabled()
+    # through the map's Export menu and the save dialog
+    monkeypatch.setattr(
+        exports.QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "codes"), "")
+    )
+    view.export.menu().actions()[0].trigger()
+    with np.load(tmp_path / "codes.npz") as z:
+        assert np.allclose(z["codes"], pts.codes) and np.allclose(z["xy"], pts.xy)
+        assert np.array_equal(z["labels"], pts.labels)
+    assert exports.export_map_codes(window, tmp_path / "codes.csv")
+    lines = (tmp_path / "codes.csv").read_text().splitlines()
+    assert lines[0].startswith("x,y,label,class,z0") and len(lines) == len(pts) + 1
+    monkeypatch.setattr(
+        exports.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "tb")
+    )
+    view.export.menu().actions()[1].trigger()
+    sub = tmp_path / "tb" / "00000" / "default"
+    assert (tmp_path / "tb" / "projector_config.pbtxt").is_file()
+    assert len((sub / "tensors.tsv").read_text().splitlines()) == len(pts)
+    assert (sub / "sprite.png").is_file()
+    # a wrong extension: one line, no file
+    assert not exports.export_map_codes(window, tmp_path / "codes.txt")
+    assert not (tmp_path / "codes.txt").exists()
+    assert "written as .npz or .csv" in window.banner.history[-1][1]
+    # no map: said before any dialog
+    st.set_custom_axes(np.zeros(window.session.latent_dim), np.ones(window.session.latent_dim))
+    assert st.points is None and not view.export.isEnabled()
+    asked = []
+    monkeypatch.setattr(exports.QFileDialog, "getSaveFileName", lambda *a, **k: asked.append(1))
+    exports.export_map_dialog(window, "codes")
+    assert not asked and "no map to export" in view.export.toolTip()
+    assert "no map to export" in window.banner.history[-1][1]
