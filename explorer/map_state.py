@@ -5,8 +5,9 @@ projected at once from the session's encoded test subset and follow the model li
 trains. Non-linear maps (UMAP, t-SNE) and maps of the whole test set are computed in a
 background thread (the test images encoded with a copy of the model, then
 :func:`trainer.maps.project`) with progress and Cancel; they are kept in memory per model
-weights, data and method, and while the model trains they are not recomputed for each
-snapshot: they are marked stale ("trained since") and recomputed on request.
+weights, data and method (and on disk by :class:`trainer.maps.MapCache`), and while the
+model trains they are not recomputed for each snapshot: they are marked stale ("trained
+since") and recomputed on request.
 
 The view (``explorer.widgets.latent_map``) takes a :class:`MapState` and renders it.
 """
@@ -145,7 +146,9 @@ class MapState(QObject):
         self.problem = ""
         self.fraction, self.text = 0.0, ""
         self.view_range: tuple | None = None  # set by the view; kept in a bookmark
-        self.project = maps.project  # the mapping function (a test may slow it down)
+        # the mapping function: trainer.maps.project through the cache of computed maps on
+        # disk (a UMAP of the same codes comes back at once, in this session or the next)
+        self.project = maps.MapCache().project
         self._cache: OrderedDict = OrderedDict()
         self._key = None  # of the map computing or on screen
         self._data_serial = 0

@@ -524,3 +524,25 @@ def test_export_the_map_as_npz_csv_and_a_projector_folder(qtbot, window, tmp_pat
     exports.export_map_dialog(window, "codes")
     assert not asked and "no map to export" in view.export.toolTip()
     assert "no map to export" in window.banner.history[-1][1]
+
+
+def test_a_computed_map_comes_back_from_the_disk_cache(qtbot, monkeypatch):
+    """Another session (a new MapState) maps the same codes the same way: from the cache."""
+    s, state, view, fake = _map(qtbot, n=300)
+    computed = []
+
+    def counting(codes, method, **kw):
+        computed.append(method)
+        return fake(codes, method, **kw)
+
+    monkeypatch.setattr(maps, "project", counting)
+    state.project = maps.MapCache().project
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    _wait_done(qtbot, state)
+    first = state.points.xy.copy()
+    again = MapState(s)
+    _STATES.append(again)
+    assert again.project.__self__.folder == state.project.__self__.folder
+    again.set_method("umap")
+    _wait_done(qtbot, again)
+    assert computed == ["umap"] and np.array_equal(again.points.xy, first)
