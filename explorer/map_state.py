@@ -134,6 +134,7 @@ class MapState(QObject):
     busyChanged = Signal(bool)
     staleChanged = Signal(bool)
     problemChanged = Signal(str)  # why the chosen map cannot be shown ("" when it can)
+    viewRangeAsked = Signal(object)  # ((x0, x1), (y0, y1)): a restored bookmark's view
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -145,7 +146,11 @@ class MapState(QObject):
         self.stale = False  # the model has trained since this map was computed
         self.problem = ""
         self.fraction, self.text = 0.0, ""
-        self.view_range: tuple | None = None  # set by the view; kept in a bookmark
+        # the part of the map in view where the user zoomed or panned (None: fitted to the
+        # points), kept up to date by the view; a restored bookmark's waits in
+        # ``pending_range`` for its points
+        self.view_range: tuple | None = None
+        self.pending_range: tuple | None = None
         # the mapping function: trainer.maps.project through the cache of computed maps on
         # disk (a UMAP of the same codes comes back at once, in this session or the next)
         self.project = maps.MapCache().project
@@ -556,11 +561,17 @@ class MapState(QObject):
         self.session.set_dims(*dims)
         self.whole = whole
         self.custom_axes = axes
-        self.view_range = None if vr is None else tuple(tuple(float(v) for v in r) for r in vr)
+        self.pending_range = None
         if method != self.method:
             self.set_method(method)
         else:
             self.update()
+        if vr is not None:  # once the map is there: now (a plane) or when computed
+            vr = tuple(tuple(float(v) for v in r) for r in vr)
+            if self.points is not None and not self.busy:
+                self.viewRangeAsked.emit(vr)
+            else:
+                self.pending_range = vr
 
 
 def _same_map(a, b) -> bool:

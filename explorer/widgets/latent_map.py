@@ -166,6 +166,7 @@ class LatentMap(QWidget):
         map_state.busyChanged.connect(self._busy_changed)
         map_state.staleChanged.connect(self._notice)
         map_state.problemChanged.connect(self._notice)
+        map_state.viewRangeAsked.connect(self.show_range)
         session.structureChanged.connect(self._method_changed)
         session.dimsChanged.connect(self._dims_changed)
         self._serial = session.model_serial
@@ -353,11 +354,9 @@ class LatentMap(QWidget):
             b = brushes[np.zeros(len(pts), dtype=np.int64)]
         self.scatter.setData(x=xy[:, 0], y=xy[:, 1], brush=b)
         self.index = GridIndex(xy)
-        if self.state.view_range is not None:
-            (x0, x1), (y0, y1) = self.state.view_range
-            self.state.view_range = None
-            self.auto_fit = False
-            self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
+        if self.state.pending_range is not None:  # a bookmark's, for this computed map
+            vr, self.state.pending_range = self.state.pending_range, None
+            self.show_range(vr)
         elif self.auto_fit:
             self.fit_view()
         self._label_axes()
@@ -403,6 +402,12 @@ class LatentMap(QWidget):
             self.vb.setRange(
                 xRange=(lo[0] - m, hi[0] + m), yRange=(lo[1] - m, hi[1] + m), padding=0.0
             )
+
+    def show_range(self, vr) -> None:
+        """Show ((x0, x1), (y0, y1)) of the map, and keep it (a restored bookmark's view)."""
+        (x0, x1), (y0, y1) = vr
+        self.auto_fit = False
+        self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
 
     def _user_zoomed(self, *_args) -> None:
         self.auto_fit = False

@@ -370,6 +370,17 @@ def test_bookmark_and_restore(qtbot):
     assert np.allclose(state.custom_axes[1], v)
     (x0, x1), _ = view.vb.viewRange()
     assert abs(x0 + 1) < 0.3 and abs(x1 - 1) < 0.3
+    # a plane's bookmark (the session's plane changes on the way) keeps its view too
+    view.vb.setRange(xRange=(0.5, 2.5), yRange=(-1, 1), padding=0)
+    view._user_zoomed()
+    view._range_changed()
+    b2 = json.loads(json.dumps(state.bookmark()))
+    state.set_method("pca")
+    state.set_method("axes")
+    state.restore({**b2, "method": "pca"})
+    assert state.method == "pca" and s.pca
+    (x0, x1), _ = view.vb.viewRange()
+    assert abs(x0 - 0.5) < 0.3 and abs(x1 - 2.5) < 0.3
     for bad, field in [
         ({"method": "umapp"}, "map.method"),
         ({"dims": [0, 9]}, "map.dims"),
@@ -380,7 +391,7 @@ def test_bookmark_and_restore(qtbot):
     ]:
         with pytest.raises(ValueError, match=field):
             state.restore({**b, **bad})
-    assert state.method == "custom"  # a refused bookmark changes nothing
+    assert state.method == "pca"  # a refused bookmark changes nothing
 
 
 def test_the_window_owns_the_map_and_stops_it_on_close(qtbot, window):
