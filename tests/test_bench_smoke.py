@@ -34,6 +34,14 @@ SCRIPTS = {
         r"^  of which listing the files and the key +[\d.]+",
         r"^conv VAE +streamed from the cache +[\d,]+",
     ],
+    "bench_maps.py": [
+        r"^\| umap \| bundled MNIST test digits, first 300: 300 \| +[\d.]+ \| +[\d.]+ \|",
+        r"^\| tsne \| bundled MNIST test digits, first 300: 300 \| +[\d.]+ \| +[\d.]+ \|",
+        r"^\| pca \| bundled MNIST test digits, first 300: 300 \| +[\d.]+ \| +[\d.]+ \|",
+        r"^\| umap \| +[\d.]+ \|",
+        r"^\| tsne \| +[\d.]+ \|",
+        r"^\| pca \| +[\d.]+ \|",
+    ],
     "bench_explorer.py": [
         r"^launch to main window shown +median +[\d.]+",
         r"^first launch: window built -> example's map and manifold drawn +median +[\d.]+",

@@ -177,3 +177,64 @@ def write_projector(folder: str | os.PathLike, m: MapCodes) -> Path:
     config.append("}")
     write_file(folder / "projector_config.pbtxt", ("\n".join(config) + "\n").encode())
     return folder
+
+
+BACKGROUND = (30, 31, 36)  # the map's dark ground, on which the class colours are drawn
+
+
+def scatter_picture(
+    xy: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...] | list[str] = (),
+    title: str = "",
+    size: int = 800,
+    seed: int = 0,
+) -> np.ndarray:
+    """A picture of a map: each point a dot (3 x 3 pixels) in its class's colour on a dark
+    ground, drawn in a seeded random order (no class hides another by being drawn last), a
+    legend of the classes on the right and ``title`` above. Returns (H, W, 3) in [0, 1]."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from .data.imaging import class_rgb
+
+    xy = np.asarray(xy, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(labels) != len(xy):
+        raise ValueError(f"places {xy.shape} and labels {labels.shape} must be (N, 2) and (N,)")
+    classes = sorted(int(k) for k in np.unique(labels)) if len(labels) else []
+    try:
+        font = ImageFont.load_default(size=14)
+    except (TypeError, OSError):
+        font = ImageFont.load_default()
+    names = [class_names[k] if 0 <= k < len(class_names) else str(k) for k in classes]
+    names = [n if k >= 0 else "no label" for n, k in zip(names, classes)]
+    legend = int(max((font.getlength(n) for n in names), default=0)) + 40 if classes else 0
+    top = 28 if title else 8
+    margin = 8
+    canvas = np.zeros((size + top + margin, size + 2 * margin + legend, 3), dtype=np.uint8)
+    canvas[:] = BACKGROUND
+    if len(xy):
+        lo, hi = xy.min(0), xy.max(0)
+        span = float(max(hi - lo)) or 1.0
+        centre = (lo + hi) / 2
+        inner = size - 4
+        px = np.rint((xy[:, 0] - centre[0]) / span * inner + size / 2).astype(np.int64)
+        py = np.rint((centre[1] - xy[:, 1]) / span * inner + size / 2).astype(np.int64)
+        colours = np.array([class_rgb(int(k)) if k >= 0 else (200, 200, 200) for k in labels])
+        order = np.random.default_rng(seed).permutation(len(xy))
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                r = np.clip(py[order] + dy, 0, size - 1) + top
+                c = np.clip(px[order] + dx, 0, size - 1) + margin
+                canvas[r, c] = colours[order]
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((margin, 6), title, fill=(230, 230, 230), font=font)
+    x0 = size + 2 * margin
+    for i, (k, name) in enumerate(zip(classes, names)):
+        y = top + 6 + i * 20
+        colour = class_rgb(k) if k >= 0 else (200, 200, 200)
+        draw.rectangle((x0, y + 3, x0 + 10, y + 13), fill=colour)
+        draw.text((x0 + 18, y), name, fill=(230, 230, 230), font=font)
+    return np.asarray(img, dtype=np.float32) / 255.0

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -196,18 +197,20 @@ def _poll(stop: Callable[[], bool]) -> None:
 
 
 class _EpochSink:
-    """Where UMAP's epoch counter (a tqdm bar) is written: each write reports the epochs done
-    and polls ``stop``; the first time it says stop, the write raises :class:`Cancelled`,
-    which ends the layout's loop."""
+    """Where UMAP's epoch counter (a tqdm bar) is written: each write from the thread laying
+    out the map reports the epochs done and polls ``stop``; the first time it says stop, the
+    write raises :class:`Cancelled`, which ends the layout's loop. (A write from tqdm's
+    monitor thread is let through: raising there would stop nothing.)"""
 
     _NUMBERS = re.compile(r"(\d+) of (\d+)")
 
     def __init__(self, report: Progress, stop: Callable[[], bool], lo: float, hi: float):
         self.report, self.stop, self.lo, self.hi = report, stop, lo, hi
         self.live = True
+        self.thread = threading.get_ident()
 
     def write(self, text: str) -> int:
-        if not self.live:
+        if not self.live or threading.get_ident() != self.thread:
             return len(text)
         found = self._NUMBERS.search(text)
         if found:
@@ -355,8 +358,9 @@ def neighbour_agreement(xy, labels, k: int = 5) -> float:
     if n <= k:
         raise ValueError(f"agreement of {k} neighbours needs more than {k} points, not {n}")
     same = 0
-    for lo in range(0, n, 1024):
-        block = p[lo : lo + 1024]
+    rows = max(1, (1 << 24) // n)  # a block of distances takes at most 64 MB
+    for lo in range(0, n, rows):
+        block = p[lo : lo + rows]
         d = torch.cdist(block, p)
         d[torch.arange(len(block)), torch.arange(lo, lo + len(block))] = float("inf")
         nearest = d.topk(k, largest=False).indices

@@ -274,6 +274,7 @@ NUMBERS = [
     ("posterior", "--dims", "int", "1"), ("posterior", "--scale", "int", "1"),
     ("arithmetic", "--a", "int", "3"), ("arithmetic", "--scale", "int", "1"),
     ("examples", "--epochs", "int", "1"), ("examples", "--iw-samples", "int", "2"),
+    ("map", "--limit", "int", "50"), ("map", "--seed", "int", "1"),
 ]  # fmt: skip
 HOSTILE = {
     "int": ("nan", "inf", "-inf", "1e400", "2.5", "-1", str(2**70), "ten", "", "0x10", "1e3"),
@@ -309,6 +310,7 @@ def _base(command: str, s: Setting) -> list[str]:
         "arithmetic": ["arithmetic", *ck, "--a", "0", "--b", "1", "--c", "2", "--out",
                        "{out}.png"],
         "examples": ["examples", "--rebuild", "--into", "{out}"],
+        "map": ["map", *ck, "--method", "pca", "--limit", "60", "--out", "{out}.png"],
     }[command]  # fmt: skip
 
 

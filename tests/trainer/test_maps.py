@@ -114,6 +114,19 @@ def test_cancel_while_laying_out_stops_the_map(method, data, umap_map, tsne_map)
     assert max(seen) < 0.9  # it stopped soon after being asked, not at the end
 
 
+def test_umap_of_many_codes_searches_neighbours_first_and_still_places_new_ones(monkeypatch, data):
+    monkeypatch.setattr(maps, "UMAP_EXACT_BELOW", 50)  # the path of 4,096 codes and more
+    codes, labels = data
+    steps: list[str] = []
+    p = project(codes, "umap", seed=3, progress=lambda f, s: steps.append(s))
+    assert "UMAP: finding each code's neighbours" in steps
+    assert neighbour_agreement(p.xy, labels) > 0.95
+    placed = p.transform(codes[::10] + 0.05)
+    nearest = np.argmin(((placed[:, None, :] - p.xy[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(labels[nearest] == labels[::10]) >= 0.9
+    np.testing.assert_allclose(project(codes, "umap", seed=3).xy, p.xy, atol=1e-5)
+
+
 @pytest.mark.parametrize("method", ["umap", "tsne"])
 def test_cancel_before_the_start(method, data):
     with pytest.raises(Cancelled):

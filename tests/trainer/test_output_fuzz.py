@@ -271,6 +271,8 @@ COMMANDS = {
     "traverse --gif": (".gif", _traverse_gif),
     "arithmetic --out": (".png", _command("arithmetic", "--a", "0", "--b", "1", "--c", "2")),
     "posterior --out": (".png", _command("posterior")),
+    "map --out": (".png", _command("map", "--method", "pca", "--limit", "60")),
+    "map --codes": (".npz", _command("map", "--method", "pca", "--limit", "60", out="--codes")),
     "train --out (its history.csv)": (".csv", _train_file),
     "train --film": (".gif", _train_film),
 }

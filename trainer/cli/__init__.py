@@ -72,6 +72,10 @@ COMMANDS = {
     "export-model": Command(
         "a checkpoint's model as an ONNX pair any ONNX runtime runs", "closing other programs"
     ),
+    "map": Command(
+        "the encoded test images on a 2-D map (UMAP, t-SNE, PCA, axes), its codes exported",
+        "a smaller --limit",
+    ),
 }
 
 

@@ -198,7 +198,7 @@ def check_applicable(args) -> None:
                     f"--{option.replace('_', '-')} does not apply to --model ae: "
                     "a plain autoencoder has no KL term to weigh"
                 )
-    elif c == "evaluate" and args.dataset is not None:
+    elif c in ("evaluate", "map") and args.dataset is not None:
         data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
     elif c in ("manifold", "posterior") and args.plane == "pca" and args.dims is not None:
         raise UserError(
