@@ -1,4 +1,5 @@
-"""Saving what the window shows: grids as PNG, animations as GIF, the film, the loss history.
+"""Saving what the window shows: grids as PNG, animations as GIF, the film, the loss history,
+the latent map's codes.
 
 Functions that take the window. A ``*_dialog`` says why an export cannot happen before any
 file dialog opens, asks for a path where exports were last saved, and calls the window's
@@ -57,6 +58,26 @@ def export_csv(win, path: str | os.PathLike) -> bool:
     from trainer.export import write_history_csv
 
     return export(win, "loss history", lambda p: write_history_csv(win.session.history, p), path)
+
+
+def export_map_codes(win, path: str | os.PathLike) -> bool:
+    """The map on screen's codes, labels and places as .npz or .csv (by the extension)."""
+    from trainer.codes import write_codes
+
+    return export(win, "map's codes", lambda p: write_codes(p, win.map_state.map_codes()), path)
+
+
+def export_map_projector(win, folder: str | os.PathLike) -> bool:
+    """The map on screen's codes, labels, places and images as a TensorBoard projector
+    folder (``tensorboard --logdir FOLDER``)."""
+    from trainer.codes import write_projector
+
+    return export(
+        win,
+        "map for TensorBoard's projector",
+        lambda p: write_projector(p, win.map_state.map_codes(images=True)),
+        folder,
+    )
 
 
 def export_film(win, path: str | os.PathLike) -> bool:
@@ -160,3 +181,26 @@ def export_csv_dialog(win) -> None:
     path = ask_path(win, "Export loss history", "history.csv", "CSV (*.csv)")
     if path:
         win.export_csv(path)
+
+
+def export_map_dialog(win, kind: str) -> None:
+    """The latent map's Export menu: ``kind`` "codes" (.npz / .csv) or "projector"."""
+    problem = win.map_state.export_problem()
+    if kind == "codes":
+        path = ask_export(
+            win, problem, "Export the map's codes", "codes.npz", "NumPy (*.npz);;CSV (*.csv)"
+        )
+        if path and not Path(path).suffix:  # a name typed without one: the .npz it was offered
+            path += ".npz"
+        if path:
+            export_map_codes(win, path)
+        return
+    if problem is not None:
+        win.show_message(problem, "warning")
+        return
+    folder = QFileDialog.getExistingDirectory(
+        win, "Export for TensorBoard's projector: choose a folder", win.places.start("exports")
+    )
+    if folder:
+        win.places.remember("exports", str(Path(folder) / "projector_config.pbtxt"))
+        export_map_projector(win, folder)

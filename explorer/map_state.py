@@ -5,8 +5,9 @@ projected at once from the session's encoded test subset and follow the model li
 trains. Non-linear maps (UMAP, t-SNE) and maps of the whole test set are computed in a
 background thread (the test images encoded with a copy of the model, then
 :func:`trainer.maps.project`) with progress and Cancel; they are kept in memory per model
-weights, data and method, and while the model trains they are not recomputed for each
-snapshot: they are marked stale ("trained since") and recomputed on request.
+weights, data and method (and on disk by :class:`trainer.maps.MapCache`), and while the
+model trains they are not recomputed for each snapshot: they are marked stale ("trained
+since") and recomputed on request.
 
 The view (``explorer.widgets.latent_map``) takes a :class:`MapState` and renders it.
 """
@@ -133,6 +134,7 @@ class MapState(QObject):
     busyChanged = Signal(bool)
     staleChanged = Signal(bool)
     problemChanged = Signal(str)  # why the chosen map cannot be shown ("" when it can)
+    viewRangeAsked = Signal(object)  # ((x0, x1), (y0, y1)): a restored bookmark's view
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -144,8 +146,14 @@ class MapState(QObject):
         self.stale = False  # the model has trained since this map was computed
         self.problem = ""
         self.fraction, self.text = 0.0, ""
-        self.view_range: tuple | None = None  # set by the view; kept in a bookmark
-        self.project = maps.project  # the mapping function (a test may slow it down)
+        # the part of the map in view where the user zoomed or panned (None: fitted to the
+        # points), kept up to date by the view; a restored bookmark's waits in
+        # ``pending_range`` for its points
+        self.view_range: tuple | None = None
+        self.pending_range: tuple | None = None
+        # the mapping function: trainer.maps.project through the cache of computed maps on
+        # disk (a UMAP of the same codes comes back at once, in this session or the next)
+        self.project = maps.MapCache().project
         self._cache: OrderedDict = OrderedDict()
         self._key = None  # of the map computing or on screen
         self._data_serial = 0
@@ -475,6 +483,26 @@ class MapState(QObject):
         z = np.asarray(z, dtype=np.float32).reshape(1, -1)
         return int(((self.points.codes - z) ** 2).sum(1).argmin())
 
+    # -- export -------------------------------------------------------------------------------
+    def export_problem(self) -> str | None:
+        """Why the map on screen cannot be exported now (None: it can)."""
+        if self.points is None or len(self.points) == 0:
+            return "There is no map to export yet." + (f" {self.problem}" if self.problem else "")
+        return None
+
+    def map_codes(self, images: bool = False):
+        """The map on screen as :class:`trainer.codes.MapCodes`: the codes, labels (-1:
+        none), places and method, and with ``images`` the test images in [0, 1]."""
+        from trainer.codes import MapCodes
+
+        pts, s = self.points, self.session
+        labels = pts.labels if pts.labels is not None else np.full(len(pts), -1)
+        pics = None
+        if images:
+            pics = s.data.test_x[torch.from_numpy(pts.rows)].float().div_(255.0).numpy()
+        names = tuple(s.class_names) if pts.labels is not None else ()
+        return MapCodes(pts.codes, labels, pts.xy, pts.projection.method, names, pics)
+
     # -- bookmarks ----------------------------------------------------------------------------
     def bookmark(self) -> dict:
         return {
@@ -533,11 +561,17 @@ class MapState(QObject):
         self.session.set_dims(*dims)
         self.whole = whole
         self.custom_axes = axes
-        self.view_range = None if vr is None else tuple(tuple(float(v) for v in r) for r in vr)
+        self.pending_range = None
         if method != self.method:
             self.set_method(method)
         else:
             self.update()
+        if vr is not None:  # once the map is there: now (a plane) or when computed
+            vr = tuple(tuple(float(v) for v in r) for r in vr)
+            if self.points is not None and not self.busy:
+                self.viewRangeAsked.emit(vr)
+            else:
+                self.pending_range = vr
 
 
 def _same_map(a, b) -> bool:

@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         s = self.session
         self.map_state = MapState(s, self)
         self.map = LatentMap(s, self.map_state)
+        self.map.exportAsked.connect(lambda kind: exports.export_map_dialog(self, kind))
         self.manifold = ManifoldView(s)
         self.plane_picker = PlanePicker(s)
         self.plane_mode = self.plane_picker.mode

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRectF, Qt, QTimer
+from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QGraphicsItem,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QProgressBar,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -69,6 +72,8 @@ class MapViewBox(pg.ViewBox):
 
 
 class LatentMap(QWidget):
+    exportAsked = Signal(str)  # "codes" or "projector": the window asks where (exports.py)
+
     def __init__(
         self, session: Session, map_state: MapState, parent: QWidget | None = None
     ) -> None:
@@ -161,6 +166,7 @@ class LatentMap(QWidget):
         map_state.busyChanged.connect(self._busy_changed)
         map_state.staleChanged.connect(self._notice)
         map_state.problemChanged.connect(self._notice)
+        map_state.viewRangeAsked.connect(self.show_range)
         session.structureChanged.connect(self._method_changed)
         session.dimsChanged.connect(self._dims_changed)
         self._serial = session.model_serial
@@ -197,6 +203,16 @@ class LatentMap(QWidget):
             row.addWidget(w)
         row.addStretch(1)
         row.addWidget(self.count)
+        self.export = QToolButton()
+        self.export.setText("Export")
+        self.export.setPopupMode(QToolButton.InstantPopup)
+        menu = QMenu(self.export)
+        codes = menu.addAction("Codes, labels and places (.npz, .csv)…")
+        codes.triggered.connect(lambda: self.exportAsked.emit("codes"))
+        proj = menu.addAction("TensorBoard projector folder…")
+        proj.triggered.connect(lambda: self.exportAsked.emit("projector"))
+        self.export.setMenu(menu)
+        row.addWidget(self.export)
         tools.addLayout(row)
         busy = QHBoxLayout()
         self.progress = QProgressBar()
@@ -312,6 +328,13 @@ class LatentMap(QWidget):
             self.auto_fit = True
 
     def _points_changed(self) -> None:
+        problem = self.state.export_problem()
+        self.export.setEnabled(problem is None)
+        self.export.setToolTip(
+            problem
+            or "Save the map on screen: its codes, labels and places, or a folder "
+            "for TensorBoard's projector (with the images)"
+        )
         pts = self.state.points
         self.hovered = -1
         self.thumb.hide()
@@ -331,11 +354,9 @@ class LatentMap(QWidget):
             b = brushes[np.zeros(len(pts), dtype=np.int64)]
         self.scatter.setData(x=xy[:, 0], y=xy[:, 1], brush=b)
         self.index = GridIndex(xy)
-        if self.state.view_range is not None:
-            (x0, x1), (y0, y1) = self.state.view_range
-            self.state.view_range = None
-            self.auto_fit = False
-            self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
+        if self.state.pending_range is not None:  # a bookmark's, for this computed map
+            vr, self.state.pending_range = self.state.pending_range, None
+            self.show_range(vr)
         elif self.auto_fit:
             self.fit_view()
         self._label_axes()
@@ -382,6 +403,12 @@ class LatentMap(QWidget):
                 xRange=(lo[0] - m, hi[0] + m), yRange=(lo[1] - m, hi[1] + m), padding=0.0
             )
 
+    def show_range(self, vr) -> None:
+        """Show ((x0, x1), (y0, y1)) of the map, and keep it (a restored bookmark's view)."""
+        (x0, x1), (y0, y1) = vr
+        self.auto_fit = False
+        self.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
+
     def _user_zoomed(self, *_args) -> None:
         self.auto_fit = False
 
@@ -399,6 +426,8 @@ class LatentMap(QWidget):
         return self.index.nearest(x, y, PICK_PX * max(pw, ph))
 
     def _mouse_moved(self, scene_pos) -> None:
+        if self._lasso or QApplication.mouseButtons() != Qt.NoButton:
+            return  # a lasso, a pan or the cursor being dragged: not a hover
         if self.index is None or not self.vb.sceneBoundingRect().contains(scene_pos):
             self.hover(-1)
             return

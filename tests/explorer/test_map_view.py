@@ -8,6 +8,7 @@ tests drive the threading, the cache and the view without UMAP's or t-SNE's libr
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -60,6 +61,17 @@ def _data(n: int, classes: int = 3, seed: int = 0) -> ImageData:
     return ImageData("toy", x[:50], x, y[:50], y, [f"c{k}" for k in range(classes)])
 
 
+_STATES: list[MapState] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_maps():
+    """Every map's thread ends with its test (a QThread destroyed running aborts)."""
+    yield
+    while _STATES:
+        assert _STATES.pop().shutdown(10000)
+
+
 def _map(qtbot, n: int = 2500, d: int = 5, delay: float = 0.0):
     torch.manual_seed(0)
     s = Session()
@@ -67,6 +79,7 @@ def _map(qtbot, n: int = 2500, d: int = 5, delay: float = 0.0):
     s.adopt(ModelConfig(latent_dim=d, hidden=16))
     s.refresh_test_latents()
     state = MapState(s)
+    _STATES.append(state)
     fake = FakeMaps(delay)
     state.project = fake
     view = LatentMap(s, state)
@@ -119,12 +132,14 @@ def test_method_switch_follows_the_session_plane_and_maps_all_test_images(qtbot)
     assert view.point_count() == 2500 and state.points.projection.invertible
 
 
-def test_a_method_that_cannot_run_says_why(qtbot):
+def test_a_method_that_cannot_run_says_why(qtbot, monkeypatch):
     s, state, view, fake = _map(qtbot)
-    state.project = maps.project  # UMAP's library is not here in this test: its own words
+    monkeypatch.setitem(sys.modules, "openTSNE", None)  # as if it were not installed
+    state.project = maps.project
     view.method.setCurrentIndex(view.method.findData("tsne"))
     _wait_done(qtbot, state)
     assert "t-SNE" in view.notice.text() and view.notice_row.isVisible()
+    assert "openTSNE, which is not installed" in view.notice.text()
     view.method.setCurrentIndex(view.method.findData("custom"))
     assert "two directions" in view.notice.text()
 
@@ -274,6 +289,7 @@ def test_shift_click_lasso_and_escape_select_test_images(qtbot):
     vp = view.plot.viewport()
     qtbot.mousePress(vp, Qt.LeftButton, Qt.ControlModifier, corners[0])
     for c in corners[1:] + corners[:1]:
+        qtbot.wait(40)  # pyqtgraph drops mouse moves that come faster than it repaints
         ev_move(vp, c)
     qtbot.mouseRelease(vp, Qt.LeftButton, Qt.ControlModifier, corners[0])
     assert len(s.selection) > 0
@@ -354,6 +370,17 @@ def test_bookmark_and_restore(qtbot):
     assert np.allclose(state.custom_axes[1], v)
     (x0, x1), _ = view.vb.viewRange()
     assert abs(x0 + 1) < 0.3 and abs(x1 - 1) < 0.3
+    # a plane's bookmark (the session's plane changes on the way) keeps its view too
+    view.vb.setRange(xRange=(0.5, 2.5), yRange=(-1, 1), padding=0)
+    view._user_zoomed()
+    view._range_changed()
+    b2 = json.loads(json.dumps(state.bookmark()))
+    state.set_method("pca")
+    state.set_method("axes")
+    state.restore({**b2, "method": "pca"})
+    assert state.method == "pca" and s.pca
+    (x0, x1), _ = view.vb.viewRange()
+    assert abs(x0 - 0.5) < 0.3 and abs(x1 - 2.5) < 0.3
     for bad, field in [
         ({"method": "umapp"}, "map.method"),
         ({"dims": [0, 9]}, "map.dims"),
@@ -364,7 +391,7 @@ def test_bookmark_and_restore(qtbot):
     ]:
         with pytest.raises(ValueError, match=field):
             state.restore({**b, **bad})
-    assert state.method == "custom"  # a refused bookmark changes nothing
+    assert state.method == "pca"  # a refused bookmark changes nothing
 
 
 def test_the_window_owns_the_map_and_stops_it_on_close(qtbot, window):
@@ -434,6 +461,7 @@ def test_colour_images_show_as_thumbnails_and_images(qtbot):
     s.adopt(ModelConfig(latent_dim=3, hidden=16, image_shape=(3, 28, 28)))
     s.refresh_test_latents()
     state = MapState(s)
+    _STATES.append(state)
     view = LatentMap(s, state)
     qtbot.addWidget(view)
     view.resize(400, 400)
@@ -456,3 +484,76 @@ def test_choosing_a_plane_while_a_map_computes_stops_it(qtbot):
     _wait_done(qtbot, state, timeout=5000)
     assert state.method == "axes" and state.points.projection.method == "axes"
     assert not view.busy_row.isVisible() and view.point_count() == MAP_POINTS
+
+
+def test_a_real_tsne_map_in_the_window(qtbot, window):
+    pytest.importorskip("openTSNE")
+    st, view = window.map_state, window.map
+    view.method.setCurrentIndex(view.method.findData("tsne"))
+    _wait_done(qtbot, st, timeout=120000)
+    assert st.problem == "" and st.points is not None
+    n = len(window.session.data.test_x)
+    assert view.point_count() == n and st.points.projection.method == "tsne"
+    assert not st.points.projection.invertible and np.isfinite(st.points.xy).all()
+    assert view.plot.getPlotItem().getAxis("bottom").labelText == "t-SNE 1"
+
+
+def test_export_the_map_as_npz_csv_and_a_projector_folder(qtbot, window, tmp_path, monkeypatch):
+    from explorer import exports
+
+    st, view = window.map_state, window.map
+    pts = st.points
+    assert pts is not None and view.export.isEnabled()
+    # through the map's Export menu and the save dialog
+    monkeypatch.setattr(
+        exports.QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "codes"), "")
+    )
+    view.export.menu().actions()[0].trigger()
+    with np.load(tmp_path / "codes.npz") as z:
+        assert np.allclose(z["codes"], pts.codes) and np.allclose(z["xy"], pts.xy)
+        assert np.array_equal(z["labels"], pts.labels)
+    assert exports.export_map_codes(window, tmp_path / "codes.csv")
+    lines = (tmp_path / "codes.csv").read_text().splitlines()
+    assert lines[0].startswith("x,y,label,class,z0") and len(lines) == len(pts) + 1
+    monkeypatch.setattr(
+        exports.QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "tb")
+    )
+    view.export.menu().actions()[1].trigger()
+    sub = tmp_path / "tb" / "00000" / "default"
+    assert (tmp_path / "tb" / "projector_config.pbtxt").is_file()
+    assert len((sub / "tensors.tsv").read_text().splitlines()) == len(pts)
+    assert (sub / "sprite.png").is_file()
+    # a wrong extension: one line, no file
+    assert not exports.export_map_codes(window, tmp_path / "codes.txt")
+    assert not (tmp_path / "codes.txt").exists()
+    assert "written as .npz or .csv" in window.banner.history[-1][1]
+    # no map: said before any dialog
+    st.set_custom_axes(np.zeros(window.session.latent_dim), np.ones(window.session.latent_dim))
+    assert st.points is None and not view.export.isEnabled()
+    asked = []
+    monkeypatch.setattr(exports.QFileDialog, "getSaveFileName", lambda *a, **k: asked.append(1))
+    exports.export_map_dialog(window, "codes")
+    assert not asked and "no map to export" in view.export.toolTip()
+    assert "no map to export" in window.banner.history[-1][1]
+
+
+def test_a_computed_map_comes_back_from_the_disk_cache(qtbot, monkeypatch):
+    """Another session (a new MapState) maps the same codes the same way: from the cache."""
+    s, state, view, fake = _map(qtbot, n=300)
+    computed = []
+
+    def counting(codes, method, **kw):
+        computed.append(method)
+        return fake(codes, method, **kw)
+
+    monkeypatch.setattr(maps, "project", counting)
+    state.project = maps.MapCache().project
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    _wait_done(qtbot, state)
+    first = state.points.xy.copy()
+    again = MapState(s)
+    _STATES.append(again)
+    assert again.project.__self__.folder == state.project.__self__.folder
+    again.set_method("umap")
+    _wait_done(qtbot, again)
+    assert computed == ["umap"] and np.array_equal(again.points.xy, first)
