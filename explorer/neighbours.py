@@ -30,7 +30,7 @@ from trainer.loop.threads import training_threads
 THROTTLE_MS = 80  # at most one search this often while z moves
 SETTLE_MS = 1500  # the weights still this long before the index is rebuilt
 REFRESH_MS = 1000  # while the weights change (training), search again this often
-K_DEFAULT, K_MAX = 6, 16
+K_DEFAULT, K_MAX = 5, 16
 
 
 class NeighbourWorker(Worker):
