@@ -130,7 +130,8 @@ class NeighbourSearch(QObject):
     def title(self) -> str:
         where = "training" if self.source == "train" else "test"
         cls = self._class()
-        of = f" of class {self.session.class_names[cls]}" if cls is not None else ""
+        names = self.session.class_names  # (data of other classes may be on screen)
+        of = "" if cls is None else f" of class {names[cls] if cls < len(names) else cls}"
         return f"Nearest {where} images{of}"
 
     def problem(self) -> str | None:
