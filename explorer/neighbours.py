@@ -30,7 +30,7 @@ from trainer.loop.threads import training_threads
 THROTTLE_MS = 80  # at most one search this often while z moves
 SETTLE_MS = 1500  # the weights still this long before the index is rebuilt
 REFRESH_MS = 1000  # while the weights change (training), search again this often
-K_DEFAULT, K_MAX = 6, 16
+K_DEFAULT, K_MAX = 5, 16
 
 
 class NeighbourWorker(Worker):
@@ -130,7 +130,8 @@ class NeighbourSearch(QObject):
     def title(self) -> str:
         where = "training" if self.source == "train" else "test"
         cls = self._class()
-        of = f" of class {self.session.class_names[cls]}" if cls is not None else ""
+        names = self.session.class_names  # (data of other classes may be on screen)
+        of = "" if cls is None else f" of class {names[cls] if cls < len(names) else cls}"
         return f"Nearest {where} images{of}"
 
     def problem(self) -> str | None:

@@ -9,11 +9,12 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -74,15 +75,29 @@ class NeighbourPanel(QWidget):
         bar.addWidget(self.progress, 1)
         bar.addWidget(self.cancel)
         lay.addLayout(bar)
-        self.grid = QGridLayout()
-        self.grid.setSpacing(2)
-        lay.addLayout(self.grid)
-        lay.addStretch(1)
-        self.buttons: dict[str, list[QToolButton]] = {space: [] for space, _ in ROWS}
-        for r, (_space, title) in enumerate(ROWS):
+        # one row of thumbnails per search; a row wider than the column scrolls across
+        self.buttons: dict[str, list[QToolButton]] = {}
+        self.rows: dict[str, QHBoxLayout] = {}
+        self.scrolls: dict[str, QScrollArea] = {}
+        for space, title in ROWS:
             label = QLabel(title)
             label.setObjectName("muted")
-            self.grid.addWidget(label, 2 * r, 0, 1, K_MAX)
+            lay.addWidget(label)
+            inner = QWidget()
+            row = QHBoxLayout(inner)
+            row.setContentsMargins(0, 0, 0, 0)
+            row.setSpacing(2)
+            row.addStretch(1)
+            scroll = QScrollArea()
+            scroll.setWidget(inner)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.NoFrame)
+            scroll.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+            scroll.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Minimum)
+            lay.addWidget(scroll)
+            self.buttons[space], self.rows[space] = [], row
+            self.scrolls[space] = scroll
+        lay.addStretch(1)
         search.changed.connect(self.render)
         search.searched.connect(self.show_found)
         self.render()
@@ -113,12 +128,12 @@ class NeighbourPanel(QWidget):
         self.export.setToolTip(problem or "Save the query and its nearest images as a PNG")
 
     def _side(self, k: int) -> int:
-        return int(max(24, min(72, (self.width() - 8) // max(1, k) - 8)))
+        return int(max(28, min(72, (self.width() - 4) // max(1, k) - 16)))
 
     def show_found(self, found) -> None:
         """Show one search's two rows (None: clear them)."""
         s = self.search
-        for r, (space, _title) in enumerate(ROWS):
+        for space, _title in ROWS:
             nb = None if found is None else getattr(found, space)
             n = 0 if nb is None else len(nb.rows)
             row = self.buttons[space]
@@ -128,7 +143,7 @@ class NeighbourPanel(QWidget):
                 b.setAutoRaise(True)
                 i = len(row)
                 b.clicked.connect(lambda _=False, sp=space, i=i: s.jump(sp, i))
-                self.grid.addWidget(b, 2 * r + 1, i)
+                self.rows[space].insertWidget(i, b)
                 row.append(b)
             if nb is None:
                 for b in row:
@@ -154,6 +169,9 @@ class NeighbourPanel(QWidget):
                     f"({'latent' if space == 'latent' else 'pixels in [0, 1]'}); "
                     "click to move z to its code"
                 )
+            scroll = self.scrolls[space]
+            room = scroll.horizontalScrollBar().sizeHint().height()
+            scroll.setMinimumHeight(scroll.widget().sizeHint().height() + room)
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)

@@ -115,3 +115,30 @@ def test_a_run_drops_the_index_of_the_model_before_and_indexes_its_own_when_it_e
     )
     assert nb.index.fits(nb.key()) and nb.found is not None
     assert nb.index.key[0] == window.session.model_serial
+
+
+def test_indexing_shows_progress_and_cancel_stops_it(qtbot, window, monkeypatch):
+    import time
+
+    from trainer.neighbours import NeighbourIndex
+
+    real = NeighbourIndex.build.__func__
+
+    def slow(cls, model, data, split="train", progress=None, **kw):
+        def step(fraction, text):
+            time.sleep(0.02)
+            progress(fraction, text)
+
+        return real(cls, model, data, split, batch=10, progress=step, **kw)
+
+    monkeypatch.setattr(NeighbourIndex, "build", classmethod(slow))
+    nb, panel = window.neighbours, window.neighbours_panel
+    nb._drop()
+    assert nb.build()
+    qtbot.waitUntil(lambda: nb.fraction > 0, timeout=5000)
+    assert panel.progress.isVisible() and panel.cancel.isVisible()
+    assert "Indexing the images to search" in panel.status.text()
+    panel.cancel.click()
+    qtbot.waitUntil(lambda: not nb.runner.running, timeout=5000)
+    assert nb.index is None and panel.status.text() == "Indexing cancelled."
+    assert not panel.progress.isVisible()

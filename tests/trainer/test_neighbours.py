@@ -186,6 +186,8 @@ def test_the_command_on_an_example_says_it_searches_test_images(capsys):
     [
         (["--z", "1,2"], "--z has 2 values; the model's latent has 3"),
         (["--z", "1,nan,2"], "--z"),
+        (["--z", "1,1e300,2"], "--z"),
+        (["--z", "1,,2"], "--z"),
         (["--index", "400"], "--index 400: the test set has 40 images"),
         (["--index", "0", "--k", "64"], "--k 64: there are only"),
         (["--index", "0", "--k", "65"], "--k"),

@@ -23,7 +23,9 @@ from ._checks import (
     image_out,
     open_checkpoint,
 )
+from ._console import Progress
 from ._options import IMAGE_FILE, add_data_args, add_scale, add_seed, int_in, spec_from_args
+from .traverse import MAX_Z
 
 MAX_K = 64  # neighbours shown in each row of the picture
 
@@ -43,6 +45,10 @@ def z_values(s: str) -> list[float]:
             raise argparse.ArgumentTypeError(f"{p!r} is not a number") from None
         if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{p} is not a finite number")
+        if abs(v) > MAX_Z:
+            raise argparse.ArgumentTypeError(
+                f"each value must be in [-{MAX_Z:g}, {MAX_Z:g}], got {p}"
+            )
         values.append(v)
     return values
 
@@ -54,7 +60,10 @@ def add_options(p) -> None:
     p.add_argument("--checkpoint", required=True)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        "--z", type=z_values, metavar="VALUES", help='the point: its values, "0.1,-2,..."'
+        "--z",
+        type=z_values,
+        metavar="VALUES",
+        help=f'the point: its values, "0.1,-2,...", each in [-{MAX_Z:g}, {MAX_Z:g}]',
     )
     which.add_argument(
         "--index",
@@ -167,7 +176,9 @@ def run(args) -> int:
         )
     if mc.conditional:
         print(f"note: the search keeps to class {cls}, which z is decoded with", file=sys.stderr)
-    index = NeighbourIndex.build(model, data, "train")
+    bar = Progress("encode")
+    index = NeighbourIndex.build(model, data, "train", progress=bar.update)
+    bar.done()
     found = search(model, index, z, args.k, cls)
     shown = ", ".join(f"{v:+.3f}" for v in found.z)
     print(f"query: {what}; z = ({shown})")
