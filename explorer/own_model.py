@@ -79,6 +79,7 @@ def open_path(win, path) -> bool:
             text += f" Note: {note}."
         win.show_message(text, "warning" if note else "info", topic="open")
 
+    win.panel.show_data_spec(spec)  # the data chosen on the left is the run's
     win.run.load_data(spec, then=opened)
     return True
 
