@@ -356,6 +356,7 @@ def open_view(win, view: View, own=None) -> bool:
             if open_own(win, own, m["output"]):
                 apply()
 
+        win.panel.show_data_spec(spec)  # the data chosen on the left is the view's
         win.run.load_data(spec, then=opened)
         return True
     path = example_path(m["example"]) if "example" in m else Path(m["checkpoint"])
@@ -365,6 +366,7 @@ def open_view(win, view: View, own=None) -> bool:
     def loaded():
         s = win.session
         if spec is not None and s.data_spec != spec:  # the view was on other images
+            win.panel.show_data_spec(spec)
             win.run.load_data(spec, then=apply)
         else:
             apply()

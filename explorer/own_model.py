@@ -79,5 +79,19 @@ def open_path(win, path) -> bool:
             text += f" Note: {note}."
         win.show_message(text, "warning" if note else "info", topic="open")
 
+    win.panel.show_data_spec(spec)  # the data chosen on the left is the run's
     win.run.load_data(spec, then=opened)
     return True
+
+
+def keep_run(win, continued: bool) -> None:
+    """A run of the session's model has ended: keep it in the project. A user's own model
+    is kept with its weights and where its code is (one given from Python is not: no file
+    holds its code, and its object has the weights); any other, as a checkpoint with its
+    film. ``continued``: the run went on with the model on screen."""
+    s = win.session
+    if getattr(s.model_config, "arch", "") == "foreign":
+        if s.model_config.spec and s.data_spec is not None:
+            win.projects.record_own(s.model, s.data_spec, s.step, s.history, continued)
+        return
+    win.projects.record_trained(win.run.write_copy, continued, win.film.current(), s.trained_data())

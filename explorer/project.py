@@ -156,10 +156,19 @@ class ProjectRuns(QObject):
         QTimer.singleShot(0, self, lambda: self.problem.emit(text))
         return None
 
-    def record_own(self, model, spec, steps: int) -> RunRecord | None:
+    def record_own(
+        self, model, spec, steps: int, history=None, continued: bool = False
+    ) -> RunRecord | None:
         """The user's own model on screen kept as a run: its weights and where its code is
-        (see :meth:`trainer.runs.Project.add_own`)."""
-        return self._keep("model", lambda: self.project.add_own(model, spec, steps))
+        (see :meth:`trainer.runs.Project.add_own`); ``history``: its curve, if it trained
+        here. ``continued``: it went on training from the run it is, which is brought up to
+        date (else it is a new run)."""
+        cur = self.get(self.current_id) if continued else None
+        rid = cur.id if cur is not None and cur.own else None
+
+        return self._keep(
+            "model", lambda: self.project.add_own(model, spec, steps, rid=rid, history=history)
+        )
 
     def record_opened(self, path: str | Path) -> RunRecord | None:
         return self._keep("opened checkpoint", lambda: self.project.add_file(path))

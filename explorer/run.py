@@ -729,9 +729,6 @@ class RunController(QObject, RunCheckpoints):
         if state is not None:
             self._set(state, note="")
         trained = out.history is not None and out.step > 0 and self.session.model is not None
-        # a user's own model is kept in their own object: there is no checkpoint of it for
-        # the project's runs (its weights are saved by its owner)
-        trained = trained and not self._own
         if state in (RunState.FINISHED, RunState.STOPPED, RunState.DIVERGED) and trained:
             self.runEnded.emit(self._resume)
         waiting, self._then = self._then, []

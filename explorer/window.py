@@ -459,11 +459,7 @@ class MainWindow(QMainWindow):
         r.changed.connect(self.show_status)
         r.notice.connect(lambda lvl, text, topic: self.show_message(text, lvl, topic=topic))
         r.resolved.connect(self.banner.resolve)
-        r.runEnded.connect(
-            lambda continued: self.projects.record_trained(
-                self.run.write_copy, continued, self.film.current(), s.trained_data()
-            )
-        )
+        r.runEnded.connect(lambda continued: own_model.keep_run(self, continued))
         r.runEnded.connect(lambda _continued: self._note_run())  # (the run it now is)
         self.projects.problem.connect(lambda m: self.show_message(m, "warning", topic="runs"))
         self.projects.changed.connect(self._project_changed)

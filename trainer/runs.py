@@ -371,13 +371,23 @@ class Project:
         rec.data = data or rec.data
         return self._write(rec)
 
-    def add_own(self, model, data_spec, steps: int = 0, name: str | None = None) -> RunRecord:
+    def add_own(
+        self,
+        model,
+        data_spec,
+        steps: int = 0,
+        name: str | None = None,
+        rid: str | None = None,
+        history=None,
+    ) -> RunRecord:
         """A user's own model (a :class:`trainer.foreign.ForeignModel` that came from
         ``FILE.py:FUNCTION`` or an ONNX pair) kept as a run: its weights as safetensors
         (``model.safetensors``) with the path of its code and the SHA-256 of that file, or its
         ONNX pair copied (``onnx/``); and ``data_spec``, the images it is shown on. Reopening
         it (:meth:`open_own`) runs the user's file again. RunsError where it cannot be kept:
-        a model given from Python (no file holds its code), one with no weights of its own."""
+        a model given from Python (no file holds its code), one with no weights of its own.
+        ``rid``: a run of a user's model kept before, brought up to date (trained further);
+        ``history``: its training here (:class:`trainer.loop.History`), for the curve."""
         import shutil
 
         from .onnx_pair import DECODER, ENCODER, FACTS
@@ -391,7 +401,10 @@ class Project:
             )
         if data_spec is None:
             raise RunsError("your model's images were given from Python: a run needs their files")
-        rid = self._new_id()
+        before = self.get(rid) if rid is not None else None
+        if before is not None and not before.own:
+            raise RunsError(f"{rid}: is no run of a model of your own in {self.folder}")
+        rid = before.id if before is not None else self._new_id()
         folder = self.runs_dir / rid
         folder.mkdir(parents=True, exist_ok=True)
         if Path(cfg.spec).is_dir():  # an ONNX pair: its graphs hold its weights
@@ -419,10 +432,12 @@ class Project:
         n = len(self.runs()) + 1
         rec = RunRecord(
             id=rid,
-            name=name or f"run {n}: your {cfg.latent_dim}-D model",
+            name=name or (before.name if before else f"run {n}: your {cfg.latent_dim}-D model"),
             source="own",
             checkpoint=str(checkpoint),
-            created=datetime.now().isoformat(sep=" ", timespec="microseconds"),
+            created=before.created
+            if before
+            else datetime.now().isoformat(sep=" ", timespec="microseconds"),
             data=data_title(data_spec),
             model={
                 "model": cfg.model,
@@ -435,6 +450,10 @@ class Project:
             steps=steps,
             own=own,
         )
+        if history is not None and history.epochs:
+            rec.curve = [[int(e["epoch"]), float(e["test_nelbo"])] for e in history.epochs]
+            rec.epochs = rec.curve[-1][0]
+            rec.metrics = {"test_nelbo": rec.curve[-1][1]}
         return self._write(rec)
 
     def own_at(self, path: str | os.PathLike) -> RunRecord | None:

@@ -6,6 +6,7 @@ is refused, saying why."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,30 @@ def test_the_model_box_shows_a_users_model_instead_of_the_panels_settings(qtbot,
     qtbot.waitUntil(lambda: not isinstance(win.session.model, ForeignModel), timeout=20000)
     assert not p.own_info.isVisibleTo(win)
     assert all(form.isRowVisible(w) for w in hidden[:5])
+
+
+def test_a_users_model_trained_here_is_kept_as_its_run_and_continued_in_it(
+    qtbot, tmp_path, project
+):
+    f = tmp_path / "my_vae.py"
+    f.write_text(USER_FILE)
+    argv = ["--model", f"{f}:build", "--dataset", "npz", "--images", str(_images(tmp_path))]
+    win = _start(qtbot, tmp_path, argv)
+    qtbot.waitUntil(lambda: isinstance(win.session.model, ForeignModel), timeout=20000)
+    for n, resume in ((1, False), (2, True)):
+        before = len(win.run.outcomes)
+        win.panel.epochs.setValue(1)
+        win.panel.more_epochs.setValue(1)
+        assert win.start_training(resume=resume), win.banner.history
+        qtbot.waitUntil(lambda b=before: len(win.run.outcomes) > b and not win.busy, timeout=60000)
+        runs = Project(project).runs()
+        assert len(runs) == 1, [r.name for r in runs]  # continued: the same run
+        rec = runs[0]
+        assert rec.source == "own" and rec.epochs == n and len(rec.curve) == n
+        assert rec.steps == win.session.step > 0 and win.projects.current_id == rec.id
+    # the kept weights are the trained ones
+    from trainer.user_code import read_weights
+
+    kept = read_weights(Path(rec.checkpoint))
+    now = win.session.model.module.state_dict()
+    assert all(torch.equal(kept[k], now[k].cpu()) for k in now)
