@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,10 +84,11 @@ class View:
 
 
 # -- the model a view names ------------------------------------------------------------------
-def model_entry(session) -> dict:
+def model_entry(session, kept: str | None = None) -> dict:
     """How a view names the session's model, so that it can be opened again; ViewError where
     it cannot be: a model given from Python (no file holds its code), one in no file yet,
-    one trained since it was saved."""
+    one trained since it was saved. ``kept``: the weights file a user's model that trained
+    here was kept with (its run's), if it has all of its training."""
     from trainer.examples import is_example
 
     if session.model is None:
@@ -100,14 +102,17 @@ def model_entry(session) -> dict:
                 "cannot be reopened (open it with latent-explorer --model FILE.py:FUNCTION to "
                 "bookmark it)"
             )
+        weights = config.weights
         if session.step > 0:
-            raise ViewError(
-                "your model has trained here since it was opened: save it as a run first, "
-                "or the view would reopen it as its file has it"
-            )
+            if not kept:
+                raise ViewError(
+                    "your model has trained here since it was opened: keep it as a run first "
+                    "(File ▸ Save), or the view would reopen it as its file has it"
+                )
+            weights = kept
         entry = {"own": spec, "output": config.output}
-        if config.weights:
-            entry["weights"] = config.weights
+        if weights:
+            entry["weights"] = weights
         return entry
     source = session.source
     if source is None or session.unsaved:
@@ -242,6 +247,9 @@ class Bookmarks(QObject):
         super().__init__(parent)
         self.session = session
         self.owners: dict[str, object] = {}
+        # the weights file a user's model that trained here is kept with, if any (the
+        # window's: its run's model.safetensors while that run has all of its steps)
+        self.kept_weights: Callable[[], str | None] = lambda: None
 
     def register(self, key: str, owner) -> None:
         """Keep ``owner``'s state in every view under ``key`` (it gives ``bookmark()`` and
@@ -256,7 +264,7 @@ class Bookmarks(QObject):
     def collect(self) -> View:
         """The view on screen (ViewError where its model cannot be named)."""
         s = self.session
-        model = model_entry(s)
+        model = model_entry(s, self.kept_weights())
         owners = {}
         for key, owner in self.owners.items():
             d = owner.bookmark()

@@ -95,3 +95,13 @@ def keep_run(win, continued: bool) -> None:
             win.projects.record_own(s.model, s.data_spec, s.step, s.history, continued)
         return
     win.projects.record_trained(win.run.write_copy, continued, win.film.current(), s.trained_data())
+
+
+def kept_weights(win) -> str | None:
+    """The weights file of the run the session's model is, when that is a run of a user's
+    model (from its file) kept with all of the model's steps; else None."""
+    rec = win.projects.get(win.projects.current_id)
+    s = win.session
+    if rec is not None and "spec" in rec.own and rec.steps == s.step:
+        return rec.checkpoint
+    return None

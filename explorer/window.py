@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         if self.recovery.usable:
             self.run.autosave_path = self.recovery.path
         self.bookmarks = Bookmarks(self.session, self)  # File ▸ Save view… and Open view…
+        self.bookmarks.kept_weights = lambda: own_model.kept_weights(self)
         self.bookmarks.problem.connect(lambda m: self.show_message(m, "warning", topic="view"))
         self._wire()
         actions.build_menus(self)

@@ -198,3 +198,31 @@ def test_a_users_model_trained_here_is_kept_as_its_run_and_continued_in_it(
     kept = read_weights(Path(rec.checkpoint))
     now = win.session.model.module.state_dict()
     assert all(torch.equal(kept[k], now[k].cpu()) for k in now)
+
+
+def test_a_view_of_a_users_model_trained_here_names_its_runs_weights(qtbot, tmp_path, project):
+    from explorer.bookmarks import ViewError, read_view
+
+    f = tmp_path / "my_vae.py"
+    f.write_text(USER_FILE)
+    argv = ["--model", f"{f}:build", "--dataset", "npz", "--images", str(_images(tmp_path))]
+    win = _start(qtbot, tmp_path, argv)
+    qtbot.waitUntil(lambda: isinstance(win.session.model, ForeignModel), timeout=20000)
+    win.panel.epochs.setValue(1)
+    assert win.start_training()
+    qtbot.waitUntil(lambda: bool(win.run.outcomes) and not win.busy, timeout=60000)
+    rec = Project(project).runs()[0]
+    view = win.bookmarks.collect()
+    assert view.model["weights"] == rec.checkpoint and view.model["own"] == f"{f}:build"
+    win.projects.current_id = None  # (no run holds these weights)
+    with pytest.raises(ViewError, match="keep it as a run first"):
+        win.bookmarks.collect()
+    win.projects.current_id = rec.id
+    path = own_model_view(win, tmp_path)
+    assert read_view(path).model["weights"] == rec.checkpoint
+
+
+def own_model_view(win, tmp_path):
+    from explorer import bookmarks
+
+    return bookmarks.save_view(win, win.bookmarks.collect(), tmp_path / "trained.json")
