@@ -232,9 +232,14 @@ def scatter_picture(
     if title:
         draw.text((margin, 6), title, fill=(230, 230, 230), font=font)
     x0 = size + 2 * margin
-    for i, (k, name) in enumerate(zip(classes, names)):
+    room = max(1, (size - 12) // 20)  # legend lines that fit beside the map
+    shown = classes if len(classes) <= room else classes[: room - 1]
+    for i, (k, name) in enumerate(zip(shown, names)):
         y = top + 6 + i * 20
         colour = class_rgb(k) if k >= 0 else (200, 200, 200)
         draw.rectangle((x0, y + 3, x0 + 10, y + 13), fill=colour)
         draw.text((x0 + 18, y), name, fill=(230, 230, 230), font=font)
+    if len(shown) < len(classes):
+        more = f"and {len(classes) - len(shown)} more"
+        draw.text((x0 + 18, top + 6 + len(shown) * 20), more, fill=(230, 230, 230), font=font)
     return np.asarray(img, dtype=np.float32) / 255.0

@@ -13,7 +13,7 @@ import pytest
 
 from trainer import codes as codes_module
 from trainer import maps
-from trainer.codes import MapCodes, sprite, write_codes, write_projector
+from trainer.codes import MapCodes, scatter_picture, sprite, write_codes, write_projector
 from trainer.export import ExportError
 from trainer.maps import (
     Cancelled,
@@ -55,9 +55,10 @@ def tsne_map(data):
     return p, steps
 
 
-def test_importing_maps_loads_no_map_library():
+def test_importing_maps_and_the_map_command_loads_no_map_library():
     code = (
-        "import sys, trainer.maps; "
+        "import sys, trainer.maps, trainer.codes, trainer.cli.map as m; "
+        "m.add_options(__import__('argparse').ArgumentParser()); m.default_method(); "
         "print(sorted(m for m in ('umap', 'openTSNE', 'numba', 'pynndescent', 'sklearn') "
         "if m in sys.modules))"
     )
@@ -374,3 +375,18 @@ def test_a_sprite_too_large_for_the_projector_is_shrunk(monkeypatch):
     monkeypatch.setattr(codes_module, "SPRITE_MAX", 40)
     pixels, (w, h) = sprite(np.ones((50, 3, 10, 10)))  # 8 cells of 10 would be 80 px
     assert (w, h) == (5, 5) and pixels.shape == (40, 40, 3)
+
+
+def test_scatter_picture_draws_each_class_in_its_colour():
+    from trainer.data.imaging import class_rgb
+
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    pic = scatter_picture(xy, [0, 1, -1], ("zero", "one"), title="t", size=100)
+    assert pic.shape[0] == 100 + 28 + 8 and pic.shape[1] > 100 + 16
+    px = np.rint(pic * 255).astype(int)
+    colours = {tuple(c) for c in px.reshape(-1, 3)}
+    assert class_rgb(0) in colours and class_rgb(1) in colours and (200, 200, 200) in colours
+    many = scatter_picture(np.random.default_rng(0).normal(size=(60, 2)), np.arange(60), size=100)
+    assert many.shape[0] == 100 + 8 + 8  # a legend of 60 classes is cut to what fits
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        scatter_picture(np.zeros((3, 3)), [0, 1, 2])
