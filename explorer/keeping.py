@@ -62,3 +62,26 @@ def offer_recovery(win) -> None:
         topic="recovery",
         actions=[("Open it", open_it), ("Discard", discard)],
     )
+
+
+def model_replaced(win) -> None:
+    """Another model on screen is not the run it was; a model recovered after a kill goes on
+    with the run it was training (and gets its film back, when nothing was trained since)."""
+    s = win.session
+    if s.model_serial == win._serial:
+        return
+    win._serial = s.model_serial
+    win.projects.current_id = None
+    found, win._recovered_run = win._recovered_run, None
+    if found is not None and s.source is None and s.step > 0:  # a recovered model
+        if win.projects.continue_run(*found, steps=s.step):
+            run = win.projects.get(found[1])
+            kept = win.projects.film_for(run.checkpoint, s.step, s.epochs_done)
+            if kept is not None:
+                win.film.take_kept(kept)
+
+
+def note_run(win) -> None:
+    """Tell the recovery file which run of the project the model in training goes on with
+    (a model recovered after a kill then continues that run)."""
+    win.recovery.note_run(win.projects.folder, win.projects.current_id)

@@ -30,6 +30,8 @@ from trainer.maps import LINEAR, METHODS, NONLINEAR, TITLES, MapUnavailable, Pro
 
 CACHED_MAPS = 8  # maps kept in memory (a 70,000-point map is about 1 MB of positions)
 ENCODE_BATCH = 500  # test images encoded per step in the background
+REFRESH_S = 1.0  # re-encode the sample's codes at most this often while training
+REFRESH_CHUNK = 400  # test images encoded per repaint tick while training
 ENCODE_SHARE = 0.3  # of the progress bar, when the codes are encoded before mapping
 METHOD_LABELS = {
     "axes": "Axes",
@@ -215,6 +217,25 @@ class MapState(QObject):
         if bool(on) != self.whole:
             self.whole = bool(on)
             self.update()
+
+    _last_refresh = 0.0
+
+    def refresh_codes(self, now: float, training: bool) -> bool:
+        """The window's repaint tick: encode the sample of test images with the session's
+        weights (all at once when idle; while training, a chunk per tick and a new round at
+        most every REFRESH_S). True when it did some work."""
+        s = self.session
+        if s.model is None:
+            return False
+        if not training:
+            return s.refresh_test_latents()
+        if s._enc is None and now - self._last_refresh < REFRESH_S:
+            return False
+        if s.refresh_test_latents(chunk=REFRESH_CHUNK):
+            if s._enc is None:
+                self._last_refresh = now
+            return True
+        return False
 
     def set_custom_axes(self, u, v) -> None:
         """Two directions (D,) for the custom map ("use as axes"); shows it."""

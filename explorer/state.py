@@ -15,7 +15,13 @@ import numpy as np
 import torch
 from PySide6.QtCore import QObject, Signal
 
-from trainer.config import MODEL_TITLES, ModelConfig, TrainConfig
+from trainer.config import (
+    ARCH_TITLES,
+    LIKELIHOOD_TITLES,
+    MODEL_TITLES,
+    ModelConfig,
+    TrainConfig,
+)
 from trainer.data import EXAMPLE, DataSpec, ImageData, same_data
 from trainer.examples import bundle_title, is_example
 from trainer.latent import (
@@ -292,6 +298,24 @@ class Session(QObject):
         if self.model_config is None:
             return "no model"
         return f"{self.short_model()} {self.trained_text()}"
+
+    def model_line(self) -> str:
+        """The status bar's line of the model on screen: what it is, its training and, where
+        the views show other data than its own, that data ("" with no model)."""
+        if self.model is None:
+            return ""
+        mc = self.model_config
+        shown = ""
+        if self.data_spec is not None and not (
+            self.trained_on and same_data(self.trained_on[-1], self.data_spec)
+        ):
+            shown = f" · showing {self.data_spec.describe()}"
+        unsaved = " · not saved" if self.unsaved else ""
+        kind = MODEL_TITLES[mc.model]
+        return (
+            f"{kind[:1].upper()}{kind[1:]} · {ARCH_TITLES[mc.arch]} · {mc.latent_dim}-D latent · "
+            f"{LIKELIHOOD_TITLES[mc.likelihood]} decoder · {self.trained_text()}{shown}{unsaved}"
+        )
 
     def load_weights(self, state_dict: dict) -> None:
         """Copy new weights (a detached CPU state_dict) into the GUI's model."""

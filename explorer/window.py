@@ -53,7 +53,7 @@ from explorer.neighbours import NeighbourSearch
 from explorer.places import Places
 from explorer.project import ProjectRuns
 from explorer.recovery import Recovery
-from explorer.run import RunController, upper_first
+from explorer.run import RunController
 from explorer.run_status import RUNNING, RunState, RunStatus
 from explorer.settings import open_settings
 from explorer.state import Session
@@ -83,9 +83,6 @@ from explorer.widgets.views import (
 )
 from explorer.worker import collect_garbage_on_gui_thread
 from trainer.config import (
-    ARCH_TITLES,
-    LIKELIHOOD_TITLES,
-    MODEL_TITLES,
     TRAVERSAL_COLUMNS,
     ConfigError,
 )
@@ -94,7 +91,6 @@ from trainer.data import (
     DataSpec,
     debian_fashion_available,
     is_cached,
-    same_data,
 )
 from trainer.examples import FIRST as FIRST_EXAMPLE
 from trainer.examples import example_path, examples_dir
@@ -103,10 +99,8 @@ from trainer.paths import cache_dir, icon_file
 from trainer.runs import default_project
 
 REPAINT_HZ = 30
-MAP_REFRESH_S = 1.0  # re-encode the map's test points at most this often while training
 GIL_SWITCH_S = 0.0005  # see MainWindow.__init__
 PLOTS_INTERVAL_S = 0.25  # redraw the loss curves at most 4 times a second while training
-MAP_CHUNK = 400  # test images encoded per tick while training
 ICON = icon_file()
 
 
@@ -521,23 +515,7 @@ class MainWindow(QMainWindow):
             self.banner.resolve("first launch")  # "… Press Train to start." is done
 
     def _describe_model(self) -> None:
-        """The status bar's model line: the model on screen, its training and its data."""
-        s = self.session
-        if s.model is None:
-            self.status_model.setText("")
-            return
-        mc = s.model_config
-        shown = ""  # the views may show other data than the model's own
-        if s.data_spec is not None and not (
-            s.trained_on and same_data(s.trained_on[-1], s.data_spec)
-        ):
-            shown = f" · showing {s.data_spec.describe()}"
-        unsaved = " · not saved" if s.unsaved else ""
-        self.status_model.setText(
-            f"{upper_first(MODEL_TITLES[mc.model])} · "
-            f"{ARCH_TITLES[mc.arch]} · {mc.latent_dim}-D latent · "
-            f"{LIKELIHOOD_TITLES[mc.likelihood]} decoder · {s.trained_text()}{shown}{unsaved}"
-        )
+        self.status_model.setText(self.session.model_line())
 
     def _settings_edited(self) -> None:
         """A settings mistake that was reported goes away once the settings are usable."""
@@ -566,7 +544,7 @@ class MainWindow(QMainWindow):
         for v in self.views.values():
             v.training = training
         now = time.perf_counter()
-        jobs = [self._refresh_plots, self._refresh_views, self._refresh_map]
+        jobs = [self._refresh_plots, self._refresh_views, self.map_state.refresh_codes]
         if not training:
             for job in jobs:
                 job(now, training)
@@ -579,7 +557,6 @@ class MainWindow(QMainWindow):
 
     _next_job = 0
     _last_plots = 0.0
-    _last_map = 0.0
 
     def _refresh_plots(self, now: float, training: bool) -> bool:
         if training and now - self._last_plots < PLOTS_INTERVAL_S:
@@ -594,20 +571,6 @@ class MainWindow(QMainWindow):
         for v in self.tab_table[self.tabs.currentIndex()].views:
             done = v.refresh() or done
         return done
-
-    def _refresh_map(self, now: float, training: bool) -> bool:
-        s = self.session
-        if s.model is None:
-            return False
-        if not training:
-            return s.refresh_test_latents()
-        if s._enc is None and now - self._last_map < MAP_REFRESH_S:
-            return False
-        if s.refresh_test_latents(chunk=MAP_CHUNK):
-            if s._enc is None:
-                self._last_map = now
-            return True
-        return False
 
     def evaluate(self) -> bool:
         """Evaluate the model on its test images (Ctrl+Shift+L); say why not if it can't."""
@@ -708,26 +671,11 @@ class MainWindow(QMainWindow):
             self.projects.record_opened(path)
         return ok
 
-    def _model_replaced(self) -> None:
-        if self.session.model_serial != self._serial:  # another model: not the run it was
-            self._serial = self.session.model_serial
-            self.projects.current_id = None
-            found, self._recovered_run = self._recovered_run, None
-            s = self.session
-            if found is not None and s.source is None and s.step > 0:  # a recovered model
-                if self.projects.continue_run(*found, steps=s.step):
-                    run = self.projects.get(found[1])
-                    kept = self.projects.film_for(run.checkpoint, s.step, s.epochs_done)
-                    if kept is not None:  # its run's film, when nothing was trained since
-                        self.film.take_kept(kept)
-
+    # the run of the project the model on screen goes on with (explorer.keeping)
+    _model_replaced = keeping.model_replaced
+    _note_run = keeping.note_run
     _serial = 0
     _recovered_run: tuple[Path, str] | None = None
-
-    def _note_run(self) -> None:
-        """Tell the recovery file which run of the project the model in training goes on
-        with (a model recovered after a kill then continues that run)."""
-        self.recovery.note_run(self.projects.folder, self.projects.current_id)
 
     def _project_changed(self) -> None:
         self.settings.setValue("runs/project", str(self.projects.folder))
