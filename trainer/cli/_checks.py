@@ -351,6 +351,25 @@ def _names(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
+def checkpoint_data(args, ck):
+    """The images a command runs a checkpoint's model on: the data options' where
+    ``--dataset`` is given, else the data the checkpoint records (then the options given must
+    be ones its source reads); loaded and checked to fit the model. Returns (spec, data)."""
+    from ..data import load_data
+    from ._options import spec_from_args
+
+    if ck.data_spec is None and args.dataset is None:
+        raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
+    if args.dataset is None:
+        data_options_apply(
+            args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
+        )
+    spec = spec_from_args(args, base=ck.data_spec)
+    data = load_data(spec)
+    check_data_fits(ck, spec, data)
+    return spec, data
+
+
 def check_data_fits(ck, spec, data) -> None:
     """Refuse data a checkpoint's model cannot take, naming both sides."""
     mc = ck.model_config

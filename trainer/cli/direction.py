@@ -9,14 +9,13 @@ from pathlib import Path
 
 from ._checks import (
     UserError,
-    check_data_fits,
+    checkpoint_data,
     class_index,
-    data_options_apply,
     image_out,
     not_an_input,
     open_checkpoint,
 )
-from ._options import add_data_args, add_scale, float_in, int_in, spec_from_args
+from ._options import add_data_args, add_scale, float_in, int_in
 
 MAX_SPAN = 100.0  # --span: the most a sweep goes either way, in whole directions
 MAX_STEPS = 200
@@ -144,7 +143,6 @@ def _which(args) -> str:
 
 def run(args) -> int:
 
-    from ..data import load_data
     from ..directions import DirectionError, direction, span_of, sweep
     from ..export import check_grid_size, grid_size, save_gif, save_grid
     from ..latent import decode_batch
@@ -155,15 +153,7 @@ def run(args) -> int:
     mc = ck.model_config
     # the class to decode under (a conditional model), or the line saying --class does not apply
     chosen = class_index(args.cls, ck.class_names, mc.conditional) if args.cls is not None else None
-    if ck.data_spec is None and args.dataset is None:
-        raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
-    if args.dataset is None:
-        data_options_apply(
-            args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
-        )
-    spec = spec_from_args(args, base=ck.data_spec)
-    data = load_data(spec)
-    check_data_fits(ck, spec, data)
+    spec, data = checkpoint_data(args, ck)
     try:
         span = span_of(args.span if args.span is not None else 1.0)
     except DirectionError as e:

@@ -9,16 +9,15 @@ from pathlib import Path
 
 from ._checks import (
     UserError,
-    check_data_fits,
     check_path,
     check_writable_file,
+    checkpoint_data,
     command_inputs,
-    data_options_apply,
     not_an_input,
     open_model_source,
 )
 from ._console import Progress, describe_data, write_json
-from ._options import add_model_args, add_seed, int_in, spec_from_args
+from ._options import add_model_args, add_seed, int_in
 
 
 def add_options(e) -> None:
@@ -51,7 +50,6 @@ def add_options(e) -> None:
 
 
 def run(args) -> int:
-    from ..data import load_data
     from ..evaluate import evaluate_model
     from ..loop import resolve_device, seed_everything
 
@@ -67,16 +65,8 @@ def run(args) -> int:
     if getattr(ck, "data", None) is not None:  # a user's model: the images named with it
         spec, data = ck.data_spec, ck.data
     else:
-        if ck.data_spec is None and args.dataset is None:
-            raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
-        if args.dataset is None:  # the checkpoint's source: the options must be ones it reads
-            data_options_apply(
-                args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
-            )
         _idx_files_together(args, ck)
-        spec = spec_from_args(args, base=ck.data_spec)
-        data = load_data(spec)
-        check_data_fits(ck, spec, data)
+        spec, data = checkpoint_data(args, ck)
     print(f"data: {describe_data(spec, data)}", file=sys.stderr)
     x, y = data.test_x, data.test_y if model.num_classes else None
     if args.limit:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from ._checks import (
     UserError,
-    check_data_fits,
     check_path,
     check_writable_file,
+    checkpoint_data,
     command_inputs,
-    data_options_apply,
     file_in_the_way,
     image_out,
     not_an_input,
@@ -22,7 +21,7 @@ from ._checks import (
     probe,
 )
 from ._console import Progress, describe_data
-from ._options import IMAGE_FILE, add_data_args, add_seed, int_in, spec_from_args
+from ._options import IMAGE_FILE, add_data_args, add_seed, int_in
 
 METHODS = ("umap", "tsne", "pca", "axes")
 AGREEMENT_K = 5
@@ -115,7 +114,6 @@ def run(args) -> int:
     import numpy as np
 
     from ..codes import MapCodes, scatter_picture, write_codes, write_projector
-    from ..data import load_data
     from ..evaluate import posterior_means, to_float
     from ..export import save_picture
     from ..maps import TITLES, Cancelled, MapCache, MapUnavailable, neighbour_agreement
@@ -149,15 +147,7 @@ def run(args) -> int:
     inputs = command_inputs(args, ck)
     for option, path, folder in outputs:
         not_an_input(option, path, inputs, folder=folder)
-    if ck.data_spec is None and args.dataset is None:
-        raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
-    if args.dataset is None:
-        data_options_apply(
-            args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
-        )
-    spec = spec_from_args(args, base=ck.data_spec)
-    data = load_data(spec)
-    check_data_fits(ck, spec, data)
+    spec, data = checkpoint_data(args, ck)
     print(f"data: {describe_data(spec, data)}", file=sys.stderr)
     model = ck.model
     n = len(data.test_x) if args.limit is None else min(args.limit, len(data.test_x))

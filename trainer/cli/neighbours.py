@@ -16,15 +16,15 @@ import sys
 
 from ._checks import (
     UserError,
-    check_data_fits,
     check_path,
+    checkpoint_data,
     class_index,
     data_options_apply,
     image_out,
     open_checkpoint,
 )
 from ._console import Progress
-from ._options import IMAGE_FILE, add_data_args, add_scale, add_seed, int_in, spec_from_args
+from ._options import IMAGE_FILE, add_data_args, add_scale, add_seed, int_in
 from .traverse import MAX_Z
 
 MAX_K = 64  # neighbours shown in each row of the picture
@@ -100,7 +100,6 @@ def add_options(p) -> None:
 def run(args) -> int:
     import torch
 
-    from ..data import load_data
     from ..export import save_neighbours
     from ..neighbours import NeighbourIndex, describe, search, searched
     from .evaluate import _idx_files_together
@@ -120,18 +119,10 @@ def run(args) -> int:
         raise UserError(f"--z has {len(args.z)} values; the model's latent has {d}")
     if args.cls is not None and not mc.conditional:
         raise UserError("--class only applies to a conditional model (--model cvae)")
-    if ck.data_spec is None and args.dataset is None:
-        raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")
-    if args.dataset is None:
-        data_options_apply(
-            args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
-        )
-    else:
+    if args.dataset is not None:
         data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
     _idx_files_together(args, ck)
-    spec = spec_from_args(args, base=ck.data_spec)
-    data = load_data(spec)
-    check_data_fits(ck, spec, data)
+    spec, data = checkpoint_data(args, ck)
     names = list(ck.class_names or data.class_names)
 
     cls = class_index(args.cls, names, mc.conditional) if args.cls is not None else None
