@@ -68,12 +68,6 @@ class NeighbourWorker(Worker):
         finally:
             self.done()
 
-    def _progress(self, fraction: float, text: str) -> None:
-        if self.cancelled.is_set():
-            raise Cancelled
-        if self._due():
-            self.progressed.emit(float(fraction), text)
-
 
 class NeighbourSearch(QObject):
     """The index, its building, and the latest search of the current z."""

@@ -166,6 +166,15 @@ class Worker(QObject):
         self._said = now
         return True
 
+    def _progress(self, fraction: float | None, text: str = "") -> None:
+        """Called by the job now and then: end here (:class:`Cancelled`) if called off, else
+        report through the subclass's ``progressed`` signal (at most ten times a second;
+        a fraction of None: nothing to measure)."""
+        if self.cancelled.is_set():
+            raise Cancelled
+        if self._due():
+            self.progressed.emit(None if fraction is None else float(fraction), text)
+
     def cancel(self) -> None:
         """Ask the job to end at its next check (thread-safe; the window is going away)."""
         self.cancelled.set()
@@ -200,14 +209,6 @@ class DataWorker(Worker):
             self.failed.emit(describe_error(e), self.spec)
         finally:
             self.done()
-
-    def _progress(self, fraction: float | None, text: str = "") -> None:
-        """Called by the loader now and then: end here if called off, else report (at most
-        ten times a second)."""
-        if self.cancelled.is_set():
-            raise Cancelled
-        if self._due():
-            self.progressed.emit(fraction, text)
 
 
 class EvaluateWorker(Worker):
@@ -246,12 +247,6 @@ class EvaluateWorker(Worker):
             self.failed.emit(describe_error(e))
         finally:
             self.done()
-
-    def _progress(self, fraction: float, text: str) -> None:
-        if self.cancelled.is_set():
-            raise Cancelled
-        if self._due():
-            self.progressed.emit(float(fraction), text)
 
 
 class FilmExportWorker(Worker):
