@@ -22,6 +22,7 @@ from explorer.state import Session
 from trainer.directions import (
     Direction,
     DirectionError,
+    apart,
     attribute_rows,
     check_group,
     class_members,
@@ -200,10 +201,7 @@ class Directions(QObject):
                 "warning",
             )
             return False
-        self.kept[group] = (
-            rows,
-            f"selection {group} ({len(rows):,} image{'s' * (len(rows) != 1)})",
-        )
+        self.kept[group] = (rows, f"selection {group}")
         self.groupsChanged.emit()
         return True
 
@@ -218,7 +216,26 @@ class Directions(QObject):
             )
             return None
         (ra, na), (rb, nb) = self.kept["A"], self.kept["B"]
-        return self.from_rows(ra, rb, na, nb)
+        try:
+            a, b, shared = apart(ra, rb)
+        except DirectionError as e:
+            self.said.emit(f"{e}: keep another selection as A or B.", "warning")
+            return None
+        d = self.from_rows(a, b, na, nb)
+        if d is not None and shared:
+            where = (
+                "left out of B"
+                if len(a) == len(np.unique(ra))
+                else "left out of A"
+                if len(b) == len(np.unique(rb))
+                else "left out of both"
+            )
+            self.said.emit(
+                f"Added {d.describe()}. A and B share {shared:,} image"
+                f"{'s' * (shared != 1)}: {where}.",
+                "warning",
+            )
+        return d
 
     # -- the list -------------------------------------------------------------------------------
     def add(self, d: Direction, start: np.ndarray | None = None) -> Direction | None:

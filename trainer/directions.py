@@ -172,3 +172,28 @@ def rows_direction(codes, source_rows, target_rows, source: str, target: str) ->
         if len(bad):
             raise DirectionError(f"{what}: row {int(bad[0])} is not among the {n:,} codes")
     return direction(codes[np.asarray(source_rows)], codes[np.asarray(target_rows)], source, target)
+
+
+def apart(rows_a, rows_b, a: str = "A", b: str = "B") -> tuple[np.ndarray, np.ndarray, int]:
+    """Two groups of rows made apart: ``(rows_a, rows_b, shared)``.
+
+    The same rows in both are refused (a direction from a group to itself is nothing). Rows
+    in both groups are left out of both; where one group lies wholly inside the other, they
+    are left out of the larger one only (B = A and more gives the way from A to the rows only
+    B has). ``shared`` says how many rows the two groups had in common.
+    """
+    ra = np.unique(np.asarray(rows_a, dtype=np.int64).reshape(-1))
+    rb = np.unique(np.asarray(rows_b, dtype=np.int64).reshape(-1))
+    both = np.intersect1d(ra, rb)
+    if len(ra) and len(ra) == len(rb) == len(both):
+        raise DirectionError(
+            f"groups {a} and {b} are the same {len(ra):,} images: that direction is nothing"
+        )
+    if len(both) == 0:
+        return ra, rb, 0
+    only_a, only_b = np.setdiff1d(ra, both), np.setdiff1d(rb, both)
+    if len(only_a) == 0:  # A inside B
+        return ra, only_b, len(both)
+    if len(only_b) == 0:  # B inside A
+        return only_a, rb, len(both)
+    return only_a, only_b, len(both)

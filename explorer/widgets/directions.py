@@ -208,7 +208,12 @@ class DirectionsPanel(QWidget):
 
     def _show_kept(self) -> None:
         kept = self.directions.kept
-        parts = [f"{g}: {kept[g][1]}" if kept[g] else f"{g}: not kept" for g in ("A", "B")]
+        parts = [
+            f"{g}: {len(kept[g][0]):,} image{'s' * (len(kept[g][0]) != 1)}"
+            if kept[g]
+            else f"{g}: not kept"
+            for g in ("A", "B")
+        ]
         n = len(self.session.selection)
         self.kept_label.setText(" · ".join(parts) + f" · {n:,} selected on the map now")
 

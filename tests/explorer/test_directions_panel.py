@@ -73,7 +73,7 @@ def test_a_direction_from_two_kept_selections(qtbot, win):
     assert len(dirs) == 0 and "Keep a selection as group B first" in panel.status.text()
     s.selection.set([10, 20])
     panel.keep_b.click()
-    assert "A: selection A (3 images)" in panel.kept_label.text()
+    assert "A: 3 images · B: 2 images" in panel.kept_label.text()
     panel.kept_btn.click()
     d = dirs.items[0]
     want = mean_difference(_codes(s, [10, 20]), _codes(s, [1, 2, 3])).numpy()
@@ -88,6 +88,27 @@ def test_a_direction_from_two_kept_selections(qtbot, win):
     codes = _codes(s, [5, 9])
     assert np.allclose(d2.vector, codes[0] - codes[1], atol=1e-5)
     assert (d2.source, d2.target) == ("image #9", "image #5")
+
+
+def test_kept_groups_that_are_the_same_or_overlap_are_said(qtbot, win):
+    s, panel, dirs = win.session, win.directions_panel, win.directions
+    s.selection.set([1, 2, 3])
+    panel.keep_a.click()
+    panel.keep_b.click()  # the same images: refused, said
+    panel.kept_btn.click()
+    assert len(dirs) == 0 and "are the same 3 images" in panel.status.text()
+    # B still holds A's images: they are left out of B, and the panel says how many
+    s.selection.set([1, 2, 3, 10, 20])
+    panel.keep_b.click()
+    panel.kept_btn.click()
+    d = dirs.items[0]
+    assert (d.source_size, d.target_size) == (3, 2)
+    want = mean_difference(_codes(s, [10, 20]), _codes(s, [1, 2, 3])).numpy()
+    assert np.allclose(d.vector, want, atol=1e-5)
+    assert "share 3 images: left out of B" in panel.status.text()
+    # each group is named once, with its size once
+    assert d.describe().startswith("selection A (3 codes) → selection B (2 codes)")
+    assert "images)" not in panel.list.item(0).text()
 
 
 def test_export_a_sweep_and_ask_for_map_axes(qtbot, win, tmp_path):

@@ -17,6 +17,7 @@ from trainer.data import DataSpec, load_data
 from trainer.directions import (
     Direction,
     DirectionError,
+    apart,
     attribute_rows,
     class_number,
     direction,
@@ -55,6 +56,19 @@ def test_groups_that_cannot_make_a_direction_are_refused():
         rows_direction(np.zeros((4, 2)), [0], [5], "a", "b")
     with pytest.raises(DirectionError, match="b has no images"):
         rows_direction(np.zeros((4, 2)), [0], [], "a", "b")
+
+
+def test_overlapping_groups_are_made_apart_and_the_same_refused():
+    with pytest.raises(DirectionError, match="groups A and B are the same 3 images"):
+        apart([3, 1, 2], [1, 2, 3, 3])
+    a, b, shared = apart([1, 2, 3], [4, 5])  # apart already
+    assert (a.tolist(), b.tolist(), shared) == ([1, 2, 3], [4, 5], 0)
+    a, b, shared = apart([1, 2, 3], [1, 2, 3, 7, 8])  # A inside B: out of B only
+    assert (a.tolist(), b.tolist(), shared) == ([1, 2, 3], [7, 8], 3)
+    a, b, shared = apart([1, 2, 3, 9], [2, 3])  # B inside A: out of A only
+    assert (a.tolist(), b.tolist(), shared) == ([1, 9], [2, 3], 2)
+    a, b, shared = apart([1, 2, 3], [3, 4])  # each has its own: out of both
+    assert (a.tolist(), b.tolist(), shared) == ([1, 2], [4], 1)
 
 
 def test_sweep_ends_at_its_span():
