@@ -38,8 +38,9 @@ class Directions(QObject):
     changed = Signal()  # the list of directions changed (added, removed, dropped)
     amountsChanged = Signal()  # an amount moved, or all went back to 0
     groupsChanged = Signal()  # a group kept from the selection changed
-    # (u, v): two directions (D,) float32 the map is asked to use as its axes
-    axes_requested = Signal(object, object)
+    # (u, v, names): two directions (D,) float32 the map is asked to use as its axes, and
+    # the names its axes carry (the second's: the part of it orthogonal to the first)
+    axes_requested = Signal(object, object, object)
     said = Signal(str, str)  # (text, "info" | "warning"): what the panel says
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
@@ -309,9 +310,12 @@ class Directions(QObject):
         if not self.axes_connected():
             self.said.emit("The map cannot take directions as its axes in this window.", "warning")
             return False
-        self.axes_requested.emit(u.copy(), v.copy())
+        a, b = (self.items[r].name for r in rows)
+        self.axes_requested.emit(u.copy(), v.copy(), (a, f"{b} (orthogonal part)"))
         self.said.emit(
-            f"The map's axes: {self.items[rows[0]].name}, {self.items[rows[1]].name}", "info"
+            f"The map's axes: {a} across, {b} (its part orthogonal to the first) up; "
+            "see the Explore tab.",
+            "info",
         )
         return True
 

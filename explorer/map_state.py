@@ -144,6 +144,7 @@ class MapState(QObject):
         self.method = "pca" if session.pca else "axes"
         self.whole = False  # a linear map of all the test images, not the subset
         self.custom_axes: tuple[np.ndarray, np.ndarray] | None = None
+        self.custom_names: tuple[str, str] | None = None  # the custom axes' names
         self.points: MapPoints | None = None
         self.stale = False  # the model has trained since this map was computed
         self.problem = ""
@@ -237,14 +238,16 @@ class MapState(QObject):
             return True
         return False
 
-    def set_custom_axes(self, u, v) -> None:
-        """Two directions (D,) for the custom map ("use as axes"); shows it."""
+    def set_custom_axes(self, u, v, names=None) -> None:
+        """Two directions (D,) for the custom map ("use as axes"), and the names its axes
+        carry (two words; None: "direction 1", "direction 2"); shows it."""
         u = np.asarray(u, dtype=np.float32).reshape(-1)
         v = np.asarray(v, dtype=np.float32).reshape(-1)
         d = self.session.latent_dim
         if u.shape != (d,) or v.shape != (d,):
             raise ValueError(f"custom axes need two directions of {d} values")
         self.custom_axes = (u, v)
+        self.custom_names = None if names is None else (str(names[0]), str(names[1]))
         if self.method == "custom":
             self.update()
         else:
@@ -283,14 +286,14 @@ class MapState(QObject):
         if self.method == "axes":
             return {"dims": tuple(s.dims)}
         if self.method == "custom":
-            return {"axes": self.custom_axes}
+            return {"axes": self.custom_axes, "names": self.custom_names}
         return {}
 
     def _params(self) -> tuple:
         if self.method == "axes":
             return tuple(self.session.dims)
         if self.method == "custom" and self.custom_axes is not None:
-            return tuple(np.concatenate(self.custom_axes).round(6).tolist())
+            return (*np.concatenate(self.custom_axes).round(6).tolist(), self.custom_names)
         return ()
 
     def _compute_key(self) -> tuple:
@@ -582,6 +585,7 @@ class MapState(QObject):
         self.session.set_dims(*dims)
         self.whole = whole
         self.custom_axes = axes
+        self.custom_names = None
         self.pending_range = None
         if method != self.method:
             self.set_method(method)

@@ -77,10 +77,11 @@ class Projection:
         return self.plane is not None
 
 
-def custom_plane(u, v, centre) -> Plane:
+def custom_plane(u, v, centre, names: tuple[str, str] | None = None) -> Plane:
     """The plane through ``centre`` (D,) spanned by directions ``u`` and ``v`` (D,): its first
     axis along u, its second along the part of v orthogonal to u, each scaled to the length
-    of its direction (so a step of 1 on the map is one whole direction)."""
+    of its direction (so a step of 1 on the map is one whole direction). ``names`` are its
+    axes' names ("class 3 → class 8", …); without them, "direction 1" and "direction 2"."""
     u = torch.as_tensor(np.asarray(u), dtype=torch.float64).reshape(-1)
     v = torch.as_tensor(np.asarray(v), dtype=torch.float64).reshape(-1)
     nu = float(u.norm())
@@ -95,7 +96,11 @@ def custom_plane(u, v, centre) -> Plane:
     axes = torch.stack([e1, e2]).float()
     scales = torch.tensor([nu, nw], dtype=torch.float32)
     c = torch.as_tensor(np.asarray(centre), dtype=torch.float32).reshape(-1)
-    return Plane(c, axes, scales, ("direction 1", "direction 2 (orthogonal part)"))
+    if names is None:
+        names = ("direction 1", "direction 2 (orthogonal part)")
+    elif len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"a custom plane's names are two words, not {names!r}")
+    return Plane(c, axes, scales, (names[0], names[1]))
 
 
 def project(
@@ -104,6 +109,7 @@ def project(
     *,
     dims: tuple[int, int] = (0, 1),
     axes: tuple | None = None,
+    names: tuple[str, str] | None = None,
     seed: int = 0,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
@@ -111,8 +117,8 @@ def project(
     """Map ``codes`` (N, D) to 2-D with ``method`` (one of :data:`METHODS`).
 
     ``dims`` picks the latent dimensions of "axes"; ``axes`` gives the two directions (D,)
-    of "custom". ``progress`` is called with the fraction done; ``cancelled`` is polled, and
-    when it returns True the map stops with :class:`Cancelled`.
+    of "custom", and ``names`` their names. ``progress`` is called with the fraction done;
+    ``cancelled`` is polled, and when it returns True the map stops with :class:`Cancelled`.
     """
     if method not in METHODS:
         raise ValueError(f"map method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -133,7 +139,7 @@ def project(
     elif method == "custom":
         if axes is None or len(axes) != 2:
             raise MapUnavailable("a custom map needs two directions")
-        plane = custom_plane(axes[0], axes[1], codes.mean(0))
+        plane = custom_plane(axes[0], axes[1], codes.mean(0), names)
     else:
         report = progress or (lambda _f, _s: None)
         stop = cancelled or (lambda: False)

@@ -150,6 +150,11 @@ def test_export_a_sweep_and_ask_for_map_axes(qtbot, win, tmp_path):
     assert m.method == "custom"
     assert np.array_equal(m.custom_axes[0], dirs.items[0].vector)
     assert np.array_equal(m.custom_axes[1], dirs.items[1].vector)
+    # its axes carry the directions' names, and the panel says where the map is
+    qtbot.waitUntil(lambda: m.points is not None and not m.busy, timeout=10000)
+    assert m.points.projection.names == ("class 3 → class 8", "class 1 → class 7 (orthogonal part)")
+    assert "The map's axes: class 3 → class 8 across" in panel.status.text()
+    assert "see the Explore tab" in panel.status.text()
     # with nothing listening, it is said, not pretended
     dirs.axes_requested.disconnect()
     assert not dirs.use_as_axes([0, 1])

@@ -176,6 +176,12 @@ def test_custom_plane_places_codes_along_its_directions(data):
     p = project(codes, "custom", axes=(u, v))
     np.testing.assert_allclose(p.xy[:, 0], (codes[:, 0] - codes[:, 0].mean()) / 2.0, atol=1e-4)
     np.testing.assert_allclose(p.transform(codes[:3]), p.xy[:3], atol=1e-5)
+    assert p.names == ("direction 1", "direction 2 (orthogonal part)")
+    # the axes may carry the directions' names
+    p = project(codes, "custom", axes=(u, v), names=("3 → 8", "1 → 7"))
+    assert p.names == p.plane.names == ("3 → 8", "1 → 7")
+    with pytest.raises(ValueError, match="two words"):
+        project(codes, "custom", axes=(u, v), names=("only one",))
 
 
 def test_neighbour_agreement_counts_the_neighbours_of_each_class():
