@@ -321,8 +321,15 @@ class Directions(QObject):
 
     # -- bookmarks -------------------------------------------------------------------------------
     def bookmark(self) -> dict:
-        """The directions, their amounts and where each one's sweep starts (JSON values)."""
+        """The directions, their amounts, where each one's sweep starts and the groups kept
+        as A and B (JSON values)."""
         return {
+            "kept": {
+                g: None
+                if self.kept[g] is None
+                else {"rows": [int(r) for r in self.kept[g][0]], "name": self.kept[g][1]}
+                for g in GROUPS
+            },
             "directions": [
                 {
                     "name": d.name,
@@ -335,7 +342,7 @@ class Directions(QObject):
                     "amount": a,
                 }
                 for d, s, a in zip(self.items, self.starts, self.amounts, strict=True)
-            ]
+            ],
         }
 
     def restore(self, d: dict) -> None:
@@ -372,9 +379,40 @@ class Directions(QObject):
             )
             starts.append(start)
             amounts.append(float(amount))
+        kept = self._kept_of(d.get("kept"))
         self.items, self.starts, self.amounts = items, starts, amounts
         self.changed.emit()
         self.amountsChanged.emit()
+        self.kept = kept
+        self.groupsChanged.emit()
+
+    def _kept_of(self, value) -> dict:
+        """The groups A and B of a bookmark (none kept where it has none), checked."""
+        kept = {g: None for g in GROUPS}
+        if value is None:
+            return kept
+        if not isinstance(value, dict) or set(value) - set(GROUPS):
+            raise ValueError("directions.kept: expected an object with groups A and B")
+        n = len(self.session.data.test_x) if self.session.data is not None else 0
+        for g in GROUPS:
+            e = value.get(g)
+            if e is None:
+                continue
+            where = f"directions.kept.{g}"
+            if not isinstance(e, dict) or not isinstance(e.get("name"), str):
+                raise ValueError(f"{where}: expected an object with rows and a name")
+            rows = e.get("rows")
+            if (
+                not isinstance(rows, list)
+                or not rows
+                or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows)
+            ):
+                raise ValueError(f"{where}.rows: expected a list of test image numbers")
+            bad = [r for r in rows if not 0 <= r < n]
+            if bad:
+                raise ValueError(f"{where}.rows: image {bad[0]} is not among the {n:,} test images")
+            kept[g] = (np.asarray(rows, dtype=np.int64), e["name"])
+        return kept
 
 
 def _numbers(value, dim: int, where: str) -> np.ndarray:

@@ -228,7 +228,11 @@ class DirectionsPanel(QWidget):
         for d in self.directions.items:
             self.list.addItem(d.describe())
         count = self.list.count()
-        keep = [r for r in before if r < count] or ([count - 1] if count else [])
+        # and those z was moved along (a view reopened shows their amounts)
+        moved = [k for k, a in enumerate(self.directions.amounts[:count]) if a]
+        keep = sorted({r for r in before if r < count} | set(moved)) or (
+            [count - 1] if count else []
+        )
         for r in keep:
             self.list.item(r).setSelected(True)
         self.list.blockSignals(False)

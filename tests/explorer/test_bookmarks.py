@@ -277,3 +277,42 @@ def test_the_windows_own_views_are_kept_in_a_view(qtbot, make_window, tmp_path):
     assert np.allclose(m.custom_axes[1], dirs.items[1].vector)
     assert [d.name for d in other.directions.items] == [d.name for d in dirs.items]
     assert other.neighbours.k == 5
+
+
+def test_a_view_keeps_the_directions_groups_and_amounts(qtbot, make_window, tmp_path):
+    """The groups kept as A and B and how far z was moved along a direction come back."""
+    win = make_window()
+    _open_example(qtbot, win, "mnist-vae-20d")
+    dirs, s = win.directions, win.session
+    assert dirs.from_classes(3, 8) is not None and dirs.from_classes(1, 7) is not None
+    s.selection.set([1, 2, 3])
+    assert dirs.keep_selection("A")
+    s.selection.set([10, 20])
+    assert dirs.keep_selection("B")
+    dirs.set_amount(0, 1.01)
+    path = bookmarks.save_view(win, win.bookmarks.collect(), tmp_path / "mine.json")
+
+    other = make_window()
+    got = []
+    other.bookmarks.restored.connect(got.append)
+    assert bookmarks.open_view_file(other, path)
+    qtbot.waitUntil(lambda: bool(got), timeout=20000)
+    win.tick()
+    other.tick()
+    o = other.directions
+    assert o.amounts == [1.01, 0.0]
+    assert [o.kept[g][0].tolist() for g in "AB"] == [[1, 2, 3], [10, 20]]
+    assert [o.kept[g][1] for g in "AB"] == ["selection A", "selection B"]
+    panel = other.directions_panel
+    assert "A: 3 images · B: 2 images" in panel.kept_label.text()
+    assert panel.sliders[0][1].text() == "+1.01 ×"  # its slider is shown, with its amount
+    # a kept group that does not fit the test set is named, and nothing changes
+    bad = json.loads(path.read_text())["owners"]["directions"]
+    bad["kept"]["B"]["rows"] = [10, 10**6]
+    with pytest.raises(ValueError, match=r"directions\.kept\.B\.rows: image 1000000 is not"):
+        o.restore(bad)
+    bad["kept"] = {"C": None}
+    with pytest.raises(ValueError, match="directions.kept: expected an object with groups A"):
+        o.restore(bad)
+    assert o.kept["B"][0].tolist() == [10, 20] and o.amounts == [1.01, 0.0]
+    assert torch.allclose(other.session.z, s.z, atol=1e-6)
