@@ -277,6 +277,11 @@ def own_model_files(args) -> list[tuple[str, Path]]:
     return found
 
 
+# the view commands that read the data options with a checkpoint too (its images in place of
+# the ones it names)
+READS_DATA = ("evaluate", "map", "neighbours", "direction")
+
+
 def open_model_source(args, device: str = "cpu", outputs: tuple = ()):
     """What a view command shows: the checkpoint ``--checkpoint`` names (see
     :func:`open_checkpoint`; the data options are not its to take, except where the command
@@ -284,7 +289,7 @@ def open_model_source(args, device: str = "cpu", outputs: tuple = ()):
     :class:`OwnModel`: its file run or its ONNX pair read, on the images of ``--dataset``,
     checked on a first batch). ``outputs`` are refused if they are among what it reads."""
     own = getattr(args, "model", None)
-    reads_data = args.command == "evaluate"
+    reads_data = args.command in READS_DATA
     if own is None:
         for option in ("--weights", "--output"):
             if getattr(args, option[2:], None) is not None:
@@ -354,9 +359,13 @@ def _names(names: list[str], most: int = 5) -> str:
 def checkpoint_data(args, ck):
     """The images a command runs a checkpoint's model on: the data options' where
     ``--dataset`` is given, else the data the checkpoint records (then the options given must
-    be ones its source reads); loaded and checked to fit the model. Returns (spec, data)."""
+    be ones its source reads); loaded and checked to fit the model. A user's model
+    (:class:`OwnModel`) gives the images named with it. Returns (spec, data)."""
     from ..data import load_data
     from ._options import spec_from_args
+
+    if getattr(ck, "data", None) is not None:  # a user's model: the images named with it
+        return ck.data_spec, ck.data
 
     if ck.data_spec is None and args.dataset is None:
         raise UserError(f"{args.checkpoint}: records no dataset; pass --dataset and its files")

@@ -13,9 +13,9 @@ from ._checks import (
     class_index,
     image_out,
     not_an_input,
-    open_checkpoint,
+    open_model_source,
 )
-from ._options import add_data_args, add_scale, float_in, int_in
+from ._options import add_model_args, add_scale, float_in, int_in
 
 MAX_SPAN = 100.0  # --span: the most a sweep goes either way, in whole directions
 MAX_STEPS = 200
@@ -23,7 +23,6 @@ MAX_FOLDER_IMAGES = 10_000  # pictures read from one --from-images / --to-images
 
 
 def add_options(p) -> None:
-    p.add_argument("--checkpoint", required=True)
     g = p.add_argument_group("the two groups (one way of giving them)")
     g.add_argument("--from", dest="source", metavar="CLASS", help="class name or number")
     g.add_argument("--to", dest="target", metavar="CLASS", help="class name or number")
@@ -65,7 +64,7 @@ def add_options(p) -> None:
         default=None,
         help="class to decode under (conditional model; default: the --from class, else the first)",
     )
-    add_data_args(p, required=False)
+    add_model_args(p)
     add_scale(p, 4)
     p.add_argument(
         "--out",
@@ -149,7 +148,7 @@ def run(args) -> int:
 
     way = _which(args)
     out, gif = _out(args.out)
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=(("--out", out),))
+    ck = open_model_source(args, outputs=(("--out", out),))
     mc = ck.model_config
     # the class to decode under (a conditional model), or the line saying --class does not apply
     chosen = class_index(args.cls, ck.class_names, mc.conditional) if args.cls is not None else None

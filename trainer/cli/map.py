@@ -17,11 +17,11 @@ from ._checks import (
     file_in_the_way,
     image_out,
     not_an_input,
-    open_checkpoint,
+    open_model_source,
     probe,
 )
 from ._console import Progress, describe_data
-from ._options import IMAGE_FILE, add_data_args, add_seed, int_in
+from ._options import IMAGE_FILE, add_model_args, add_seed, int_in
 
 METHODS = ("umap", "tsne", "pca", "axes")
 AGREEMENT_K = 5
@@ -37,7 +37,6 @@ def default_method() -> str:
 def add_options(m) -> None:
     from ..config import MAX_LATENT
 
-    m.add_argument("--checkpoint", required=True, help="a checkpoint, or a bundled example's name")
     m.add_argument(
         "--method",
         choices=METHODS,
@@ -68,7 +67,7 @@ def add_options(m) -> None:
         help="only the first N test images (default: the whole test set)",
     )
     add_seed(m)
-    add_data_args(m, required=False)
+    add_model_args(m)
 
 
 def _checkpoint(value: str) -> str:
@@ -143,7 +142,9 @@ def run(args) -> int:
         outputs.append(("--codes", _codes_out(args.codes), False))
     if args.projector is not None:
         outputs.append(("--projector", _projector_out(args.projector), True))
-    ck = open_checkpoint(_checkpoint(args.checkpoint))
+    if args.checkpoint is not None:
+        args.checkpoint = _checkpoint(args.checkpoint)
+    ck = open_model_source(args)
     inputs = command_inputs(args, ck)
     for option, path, folder in outputs:
         not_an_input(option, path, inputs, folder=folder)

@@ -21,10 +21,10 @@ from ._checks import (
     class_index,
     data_options_apply,
     image_out,
-    open_checkpoint,
+    open_model_source,
 )
 from ._console import Progress
-from ._options import IMAGE_FILE, add_data_args, add_scale, add_seed, int_in
+from ._options import IMAGE_FILE, add_model_args, add_scale, add_seed, int_in
 from .traverse import MAX_Z
 
 MAX_K = 64  # neighbours shown in each row of the picture
@@ -57,7 +57,6 @@ z_values.__name__ = "numbers"
 
 
 def add_options(p) -> None:
-    p.add_argument("--checkpoint", required=True)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "--z",
@@ -94,7 +93,7 @@ def add_options(p) -> None:
     add_seed(p)
     add_scale(p, 3)
     p.add_argument("--out", default=None, help=f"{IMAGE_FILE} of the query and its neighbours")
-    add_data_args(p, required=False)
+    add_model_args(p)
 
 
 def run(args) -> int:
@@ -112,7 +111,7 @@ def run(args) -> int:
         check_path(f"--{option}", getattr(args, option))
     out = image_out(args.out, "neighbours.png") if args.out is not None else None
     outputs = (("--out", out),) if out is not None else ()
-    ck = open_checkpoint(args.checkpoint, args=args, outputs=outputs)
+    ck = open_model_source(args, outputs=outputs)
     model, mc = ck.model, ck.model_config
     d = mc.latent_dim
     if args.z is not None and len(args.z) != d:
@@ -121,7 +120,8 @@ def run(args) -> int:
         raise UserError("--class only applies to a conditional model (--model cvae)")
     if args.dataset is not None:
         data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
-    _idx_files_together(args, ck)
+    if getattr(ck, "data", None) is None:  # a checkpoint (a user's model has its images)
+        _idx_files_together(args, ck)
     spec, data = checkpoint_data(args, ck)
     names = list(ck.class_names or data.class_names)
 
