@@ -220,7 +220,10 @@ class Directions(QObject):
         try:
             a, b, shared = apart(ra, rb)
         except DirectionError as e:
-            self.said.emit(f"{e}: keep another selection as A or B.", "warning")
+            text = str(e)
+            self.said.emit(
+                f"{text[:1].upper()}{text[1:]}; keep another selection as A or B.", "warning"
+            )
             return None
         d = self.from_rows(a, b, na, nb)
         if d is not None and shared:

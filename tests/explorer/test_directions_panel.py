@@ -96,7 +96,7 @@ def test_kept_groups_that_are_the_same_or_overlap_are_said(qtbot, win):
     panel.keep_a.click()
     panel.keep_b.click()  # the same images: refused, said
     panel.kept_btn.click()
-    assert len(dirs) == 0 and "are the same 3 images" in panel.status.text()
+    assert len(dirs) == 0 and "Groups A and B are the same 3 images" in panel.status.text()
     # B still holds A's images: they are left out of B, and the panel says how many
     s.selection.set([1, 2, 3, 10, 20])
     panel.keep_b.click()
