@@ -237,13 +237,26 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def unset(rec: RunRecord) -> str:
+    """What a run that has no value for a setting shows in its place: a user's model has
+    none of the project's model settings (its code is its model), a run kept before a
+    setting was recorded has it unknown."""
+    if rec.own.get("spec"):
+        return f"(your {Path(rec.own['spec']).name})"
+    if rec.own:
+        return "(your ONNX pair)"
+    return "?"
+
+
 def differing(records: list[RunRecord]) -> dict[str, list]:
-    """The settings whose values differ among ``records``: {label: [value per record]}."""
+    """The settings whose values differ among ``records``: {label: [value per record]}; a
+    run without that setting shows what it is instead (:func:`unset`), never None."""
     out = {}
     for label, where in SETTINGS:
         values = [r.setting(where) for r in records]
         if len({json.dumps(v, sort_keys=True) for v in values}) > 1:
-            out[label] = values
+            pairs = zip(records, values, strict=True)
+            out[label] = [unset(r) if v is None else v for r, v in pairs]
     return out
 
 

@@ -193,3 +193,25 @@ def test_a_users_model_run_is_checked_field_by_field(run, shapes, tmp_path):
         else:
             assert runs == [] and len(project.problems) == 1
             assert said in project.problems[0] and "\n" not in project.problems[0]
+
+
+def test_a_users_model_run_shows_its_code_where_it_has_no_setting(run, shapes, tmp_path, capsys):
+    """``latent-train runs``: a setting a user's model has not (its hidden size, say) is
+    shown as its code, never as None."""
+    trainer, _film, cfg = run
+    project = Project(tmp_path / "project")
+    rec = project.add_trained(saver(trainer, cfg, shapes))
+    own = project.add_trained(saver(trainer, cfg, shapes))
+    f = project.runs_dir / own.id / "run.json"
+    raw = json.loads(f.read_text())
+    raw["model"] = {"model": "vae", "arch": "foreign", "latent_dim": 2, "likelihood": "bernoulli"}
+    raw["train"] = {}
+    raw["own"] = {"spec": "/x/my_vae.py:build", "sha256": "a" * 64, "output": "logits", "data": {}}
+    raw["source"] = "own"
+    f.write_text(json.dumps(raw))
+    assert cli(["runs", "--project", str(project.folder)]) == 0
+    out = capsys.readouterr().out
+    diff = next(line for line in out.splitlines() if line.startswith("settings that differ"))
+    assert "None" not in diff, diff
+    assert f"hidden {rec.model['hidden']} / (your my_vae.py:build)" in diff, diff
+    assert f"beta {rec.train['beta']} / (your my_vae.py:build)" in diff, diff
