@@ -215,3 +215,30 @@ def test_a_users_model_run_shows_its_code_where_it_has_no_setting(run, shapes, t
     assert "None" not in diff, diff
     assert f"hidden {rec.model['hidden']} / (your my_vae.py:build)" in diff, diff
     assert f"beta {rec.train['beta']} / (your my_vae.py:build)" in diff, diff
+
+
+def test_a_users_models_training_reads_back_and_a_damaged_one_is_one_line(run, tmp_path):
+    from trainer.checkpoint import CheckpointError
+    from trainer.checkpoint.training import Training, load_training, save_training
+
+    trainer, _film, cfg = run
+    params = [tuple(p.shape) for p in trainer.model.parameters() if p.requires_grad]
+    t = Training(
+        cfg,
+        trainer.history,
+        trainer.epochs_done,
+        trainer.step,
+        trainer.optimizer.state_dict(),
+        trainer.position(),
+    )
+    path = save_training(tmp_path / "training.safetensors", t)
+    got = load_training(path, params)
+    assert got.train_config == cfg and got.epochs_done == trainer.epochs_done
+    assert got.step == trainer.step and got.history.to_dict() == trainer.history.to_dict()
+    trainer.optimizer.load_state_dict(got.optimizer_state)  # fits the optimiser it came from
+    with pytest.raises(CheckpointError, match="optimizer"):
+        load_training(path, params[:-1])  # another model's
+    path.write_bytes(b"not a file of training")
+    with pytest.raises(CheckpointError, match="is not the training of a model of yours") as e:
+        load_training(path, params)
+    assert "\n" not in str(e.value)
