@@ -250,6 +250,7 @@ def test_a_users_model_reopened_from_its_run_has_its_training_and_continues(
     qtbot.waitUntil(lambda: isinstance(win.session.model, ForeignModel), timeout=20000)
     win.panel.beta.setText("0.5")
     _train(win, qtbot, resume=False)
+    assert win.status_run.text().startswith("Finished 1 epoch: "), win.status_run.text()
     steps = win.session.step
     kept = actions.save_checkpoint_dialog(win)
     assert kept is not None
