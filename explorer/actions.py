@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog
 
-from explorer import bookmarks
+from explorer import bookmarks, own_model
 from explorer.constants import APP_NAME
 from explorer.constants import VERSION as __version__
 from explorer.widgets.examples import ExamplesDialog
@@ -24,7 +24,10 @@ def build_menus(win) -> None:
     mb = win.menuBar()
     f = mb.addMenu("&File")
     add_action(win, f, "&Open checkpoint…", QKeySequence.Open, win.open_checkpoint_dialog)
-    add_action(win, f, "&Save checkpoint…", QKeySequence.Save, win.save_checkpoint_dialog)
+    win.act_save = add_action(
+        win, f, own_model.SAVE_TEXT, QKeySequence.Save, win.save_checkpoint_dialog
+    )
+    own_model.follow_save_action(win.session, win.act_save)
     add_action(win, f, "E&xamples…", "Ctrl+Shift+O", win.show_examples)
     add_action(win, f, "Save &view…", "Ctrl+B", lambda: bookmarks.save_view_dialog(win))
     add_action(win, f, "Open v&iew…", "Ctrl+Shift+B", lambda: bookmarks.open_view_dialog(win))
@@ -133,10 +136,8 @@ def save_checkpoint_dialog(win) -> Path | None:
     if win.session.model is None:
         win.show_message("There is no model to save yet.", "warning")
         return None
-    if getattr(win.session.model_config, "arch", "") == "foreign":  # a user's own model
-        from explorer.own_model import save_as_run
-
-        rec = save_as_run(win)  # a run of the project: its weights and where its code is
+    if own_model.is_own(win.session):  # File ▸ Keep in project: no file holds its code
+        rec = own_model.save_as_run(win)  # a run of the project: weights, training, code
         return Path(rec.checkpoint) if rec is not None else None
     path, _ = QFileDialog.getSaveFileName(
         win,

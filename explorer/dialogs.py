@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from trainer.examples import is_example, title_for
+
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
@@ -17,12 +19,15 @@ def question(
     kept: Path | None = None,
 ) -> QMessageBox:
     """The Save / Discard / Cancel box (``saved_to``: the file that holds an earlier state
-    of the model, if any; ``kept``: the project folder whose Runs keep a copy of it)."""
+    of the model, if any, a bundled example's if it was opened from one; ``kept``: the
+    project folder whose Runs keep a copy of it)."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Warning)
     box.setWindowTitle("Unsaved model")
     box.setText(f"Save the model before you {action}?")
-    if saved_to is not None:
+    if saved_to is not None and is_example(saved_to):  # the user saved nothing: it came so
+        what = f"has trained further since it was opened from the example “{title_for(saved_to)}”"
+    elif saved_to is not None:
         what = f"has trained further since it was saved to {Path(saved_to).name}"
     else:
         what = "is not saved in any file"

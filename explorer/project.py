@@ -157,17 +157,21 @@ class ProjectRuns(QObject):
         return None
 
     def record_own(
-        self, model, spec, steps: int, history=None, continued: bool = False
+        self, model, spec, steps: int, history=None, continued: bool = False, training=None
     ) -> RunRecord | None:
         """The user's own model on screen kept as a run: its weights and where its code is
         (see :meth:`trainer.runs.Project.add_own`); ``history``: its curve, if it trained
         here. ``continued``: it went on training from the run it is, which is brought up to
-        date (else it is a new run)."""
+        date (else it is a new run). ``training``: all of its training here, kept with it
+        (trainer.checkpoint.training.Training)."""
         cur = self.get(self.current_id) if continued else None
         rid = cur.id if cur is not None and cur.own else None
 
         return self._keep(
-            "model", lambda: self.project.add_own(model, spec, steps, rid=rid, history=history)
+            "model",
+            lambda: self.project.add_own(
+                model, spec, steps, rid=rid, history=history, training=training
+            ),
         )
 
     def record_opened(self, path: str | Path) -> RunRecord | None:

@@ -31,7 +31,7 @@ from PySide6.QtCore import QCoreApplication, QElapsedTimer, QEventLoop, QObject,
 
 from explorer.film import FilmRecorder
 from explorer.run_checkpoints import RunCheckpoints
-from explorer.run_status import BUSY, RUNNING, RunState, RunStatus
+from explorer.run_status import BUSY, RUNNING, RunState, RunStatus, ended_verb
 from explorer.state import Session
 from explorer.worker import (
     AUTOSAVE_S,
@@ -237,11 +237,8 @@ class RunController(QObject, RunCheckpoints):
                 detail = "See the message below."
             if fit is not None:  # stopped or finished (a run that raised has no fit result)
                 this = done - self._run_from_epoch  # the epochs of this run (a continue's)
-                more = f" ({this} more)" if self._run_from_epoch else ""
-                verb = (
-                    f"Stopped after {done} of {target} epochs{more}"
-                    if st is RunState.STOPPED
-                    else f"Finished {done} epochs{more}"
+                verb = ended_verb(
+                    st is RunState.STOPPED, done, target, this if self._run_from_epoch else None
                 )
                 how = (" in bfloat16" if fit.bf16 else "") + (
                     ", its batches streamed to it" if fit.streamed else ""

@@ -97,10 +97,12 @@ class RunCheckpoints:
         self.session.mark_saved(Path(path), step)
         self.notice.emit("info", f"Saved {path} (the model at step {step:,})", "save")
 
-    def open_model(self, model, data: ImageData, spec=None) -> bool:
+    def open_model(self, model, data: ImageData, spec=None, training=None) -> bool:
         """Make a model already built (a user's own, trainer.foreign) the session's, shown on
         ``data`` (its images; ``spec``: the DataSpec they were loaded from, if any): the path
-        an opened checkpoint takes, without a file."""
+        an opened checkpoint takes, without a file. ``training``: the training it has had
+        here, kept with its run (trainer.checkpoint.training.Training): its history, epochs,
+        steps, settings and optimiser state come back, so Continue goes on from them."""
         if self.running:
             self.notice.emit("warning", "Stop training before opening another model.", "open")
             return False
@@ -112,7 +114,22 @@ class RunCheckpoints:
             self.data_runner.worker.cancel()
         s = self.session
         s.set_data(data, spec)
-        s.adopt(model.config, model=model)
+        if training is None:
+            s.adopt(model.config, model=model)
+        else:
+            s.adopt(
+                model.config,
+                model=model,
+                history=training.history,
+                epochs_done=training.epochs_done,
+                optimizer_state=training.optimizer_state,
+                train_config=training.train_config,
+                step=training.step,
+                position=training.position,
+                trained_on=spec,
+            )
+            s.mark_kept()  # its run holds all of it
+            self.settings.show_train_config(training.train_config)
         self.latest, self._offer = None, 0
         self.update_kl()
         why = model.train_problem()
@@ -121,7 +138,11 @@ class RunCheckpoints:
             if why is None
             else f"{why[0].upper()}{why[1:]}."
         )
-        msg = f"Opened your {s.short_model()} on {data.name} ({len(data.test_x):,} shown). {then}"
+        trained = f", {s.trained_text()}," if s.step > 0 else ""
+        msg = (
+            f"Opened your {s.short_model()}{trained} on {data.name} "
+            f"({len(data.test_x):,} shown). {then}"
+        )
         self.resolved.emit("open")
         self.notice.emit("info", msg, "open")
         self._set(self._idle_state(), msg)

@@ -64,3 +64,18 @@ class RunStatus:
     @property
     def can_stop(self) -> bool:
         return self.state in (RunState.PREPARING, RunState.TRAINING, RunState.PAUSED)
+
+
+def epochs_text(n: int) -> str:
+    """``n`` epochs, in words: "1 epoch", "3 epochs"."""
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def ended_verb(stopped: bool, done: int, target: int, this: int | None) -> str:
+    """How the status bar's summary of a run that ended starts: "Finished 1 epoch",
+    "Stopped after 2 of 5 epochs (1 more)". ``this``: the epochs of this run when it
+    continued a model (None for a new one)."""
+    more = f" ({this} more)" if this is not None else ""
+    if stopped:
+        return f"Stopped after {done} of {epochs_text(target)}{more}"
+    return f"Finished {epochs_text(done)}{more}"

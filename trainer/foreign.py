@@ -298,6 +298,11 @@ class ForeignModel(nn.Module):
             return "your model is explore-only here: it has no parameters to train"
         return None
 
+    def trained_shapes(self) -> list[tuple[int, ...]]:
+        """The shapes of the parameters Train trains, in the order its optimiser holds them
+        (what a kept optimiser state must fit)."""
+        return [tuple(p.shape) for n, p in self.named_parameters() if n in self._trains]
+
     def training_copy(self) -> ForeignModel:
         """A copy to train (on another thread), its parameters trainable as the user left
         them; the views keep decoding with this one meanwhile."""

@@ -45,6 +45,7 @@ from .files import (
 )
 
 RUN_FILE, MODEL_FILE, FILM_FILE = "run.json", "model.safetensors", "film.bin"
+TRAINING_FILE = "training.safetensors"  # a user's model's training (trainer.checkpoint.training)
 MAX_RUN_BYTES = 4 << 20
 # the settings compared between runs, as (label, where in run.json)
 SETTINGS = (
@@ -237,13 +238,26 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def unset(rec: RunRecord) -> str:
+    """What a run that has no value for a setting shows in its place: a user's model has
+    none of the project's model settings (its code is its model), a run kept before a
+    setting was recorded has it unknown."""
+    if rec.own.get("spec"):
+        return f"(your {Path(rec.own['spec']).name})"
+    if rec.own:
+        return "(your ONNX pair)"
+    return "?"
+
+
 def differing(records: list[RunRecord]) -> dict[str, list]:
-    """The settings whose values differ among ``records``: {label: [value per record]}."""
+    """The settings whose values differ among ``records``: {label: [value per record]}; a
+    run without that setting shows what it is instead (:func:`unset`), never None."""
     out = {}
     for label, where in SETTINGS:
         values = [r.setting(where) for r in records]
         if len({json.dumps(v, sort_keys=True) for v in values}) > 1:
-            out[label] = values
+            pairs = zip(records, values, strict=True)
+            out[label] = [unset(r) if v is None else v for r, v in pairs]
     return out
 
 
@@ -379,6 +393,7 @@ class Project:
         name: str | None = None,
         rid: str | None = None,
         history=None,
+        training=None,
     ) -> RunRecord:
         """A user's own model (a :class:`trainer.foreign.ForeignModel` that came from
         ``FILE.py:FUNCTION`` or an ONNX pair) kept as a run: its weights as safetensors
@@ -387,7 +402,11 @@ class Project:
         it (:meth:`open_own`) runs the user's file again. RunsError where it cannot be kept:
         a model given from Python (no file holds its code), one with no weights of its own.
         ``rid``: a run of a user's model kept before, brought up to date (trained further);
-        ``history``: its training here (:class:`trainer.loop.History`), for the curve."""
+        ``history``: its training here (:class:`trainer.loop.History`), for the curve.
+        ``training``: all of its training here (:class:`trainer.checkpoint.training.Training`:
+        settings, history, epochs, steps, optimiser state), kept beside its weights as
+        ``training.safetensors`` for :meth:`own_training` to give back, as a built-in
+        model's checkpoint keeps them; its epochs and settings are the run's."""
         import shutil
 
         from .onnx_pair import DECODER, ENCODER, FACTS
@@ -426,6 +445,12 @@ class Project:
             }
             blob = save(state)
             checkpoint = atomic_write(folder / MODEL_FILE, lambda f: f.write(blob))
+            if training is not None:
+                from .checkpoint.training import save_training
+
+                save_training(folder / TRAINING_FILE, training)
+            else:  # (a training kept before is of the weights before)
+                (folder / TRAINING_FILE).unlink(missing_ok=True)
             file = cfg.spec.rpartition(":")[0]
             own = {"spec": cfg.spec, "sha256": file_sha256(file), "output": cfg.output}
         own["data"] = data_spec.to_dict()
@@ -450,11 +475,32 @@ class Project:
             steps=steps,
             own=own,
         )
+        if training is not None:
+            history = training.history
+            rec.train = training.train_config.to_dict()
         if history is not None and history.epochs:
             rec.curve = [[int(e["epoch"]), float(e["test_nelbo"])] for e in history.epochs]
             rec.epochs = rec.curve[-1][0]
             rec.metrics = {"test_nelbo": rec.curve[-1][1]}
+        if training is not None:
+            rec.epochs = training.epochs_done
         return self._write(rec)
+
+    def own_training(self, rec: RunRecord, params: list[tuple[int, ...]]):
+        """The training kept with a user's-model run (:meth:`add_own`), for its model whose
+        trained parameters have the shapes ``params``; None if it has none (kept untrained,
+        or before training was kept). Raises RunsError, one line, for a file that does not
+        fit."""
+        from .checkpoint import CheckpointError
+        from .checkpoint.training import load_training
+
+        path = self.runs_dir / rec.id / TRAINING_FILE
+        if not os.path.lexists(path):
+            return None
+        try:
+            return load_training(path, params)
+        except CheckpointError as e:
+            raise RunsError(str(e)) from None
 
     def own_at(self, path: str | os.PathLike) -> RunRecord | None:
         """The user's-model run whose kept model is ``path``, if any."""
@@ -607,7 +653,12 @@ class Project:
     def remove(self, rid: str) -> None:
         """Forget a run (a run trained in the window takes its checkpoint with it)."""
         folder = self.runs_dir / rid
-        for f in (folder / RUN_FILE, folder / MODEL_FILE, folder / FILM_FILE):
+        for f in (
+            folder / RUN_FILE,
+            folder / MODEL_FILE,
+            folder / FILM_FILE,
+            folder / TRAINING_FILE,
+        ):
             f.unlink(missing_ok=True)
         for n in ("encoder.onnx", "decoder.onnx", "model.json"):  # a user's ONNX pair
             (folder / ONNX_FOLDER / n).unlink(missing_ok=True)

@@ -588,6 +588,11 @@ class TrainPanel(QWidget):
         self.gauss_std.setText(
             "learned" if model_config.gaussian_std is None else f"{model_config.gaussian_std:g}"
         )
+        self.show_train_config(train_config)
+
+    def show_train_config(self, train_config) -> None:
+        """Show how a model was trained (a user's own model's run: it has no model settings
+        here)."""
         self.lr.setText(short_number(train_config.lr))
         self.beta.setText(short_number(train_config.beta))
         self.warmup.setText(short_number(train_config.warmup_epochs))

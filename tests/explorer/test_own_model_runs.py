@@ -226,3 +226,74 @@ def own_model_view(win, tmp_path):
     from explorer import bookmarks
 
     return bookmarks.save_view(win, win.bookmarks.collect(), tmp_path / "trained.json")
+
+
+def _train(win, qtbot, resume: bool) -> None:
+    before = len(win.run.outcomes)
+    win.panel.epochs.setValue(1)
+    win.panel.more_epochs.setValue(1)
+    assert win.start_training(resume=resume), win.banner.history
+    qtbot.waitUntil(lambda: len(win.run.outcomes) > before and not win.busy, timeout=60000)
+
+
+def test_a_users_model_reopened_from_its_run_has_its_training_and_continues(
+    qtbot, tmp_path, project
+):
+    """Train, Keep in project, quit, reopen the run: the curve, epochs, steps, β and the
+    optimiser's state come back, the runs table shows them, and Continue goes on with it."""
+    from trainer.runs import table
+
+    f = tmp_path / "my_vae.py"
+    f.write_text(USER_FILE)
+    argv = ["--model", f"{f}:build", "--dataset", "npz", "--images", str(_images(tmp_path))]
+    win = _start(qtbot, tmp_path, argv)
+    qtbot.waitUntil(lambda: isinstance(win.session.model, ForeignModel), timeout=20000)
+    win.panel.beta.setText("0.5")
+    _train(win, qtbot, resume=False)
+    assert win.status_run.text().startswith("Finished 1 epoch: "), win.status_run.text()
+    steps = win.session.step
+    kept = actions.save_checkpoint_dialog(win)
+    assert kept is not None
+    [rec] = Project(project).runs()
+    assert rec.epochs == 1 and rec.train["beta"] == 0.5 and rec.steps == steps
+    row = table([rec])[0]
+    assert row[4] == "0.5" and row[5] == "1", row
+
+    other = _start(qtbot, tmp_path, [], name="t.ini")
+    qtbot.waitUntil(lambda: not other.busy, timeout=20000)
+    assert other.runs_view.opener(str(kept))
+    qtbot.waitUntil(lambda: isinstance(other.session.model, ForeignModel), timeout=20000)
+    qtbot.waitUntil(lambda: not other.busy, timeout=20000)
+    s = other.session
+    assert s.epochs_done == 1 and s.step == steps and len(s.history.epochs) == 1
+    assert s.train_config.beta == 0.5 and s.optimizer_state is not None
+    assert "as your code made it" not in s.trained_text() and not s.unsaved
+    assert other.panel.beta.text() == "0.5"
+    assert other.panel.continue_btn.isEnabled()
+    assert other.projects.current_id == rec.id
+    _train(other, qtbot, resume=True)
+    assert s.epochs_done == 2 and len(s.history.epochs) == 2
+    # continued: the same run (beside the example the window opened with)
+    [again] = [r for r in Project(project).runs() if r.source == "own"]
+    assert again.id == rec.id and again.epochs == 2 and again.steps == s.step > steps
+
+
+def test_keep_in_project_names_itself_and_updates_the_same_run(qtbot, tmp_path, project):
+    from trainer.examples import example_path
+
+    f = tmp_path / "my_vae.py"
+    f.write_text(USER_FILE)
+    argv = ["--model", f"{f}:build", "--dataset", "npz", "--images", str(_images(tmp_path))]
+    win = _start(qtbot, tmp_path, argv)
+    qtbot.waitUntil(lambda: isinstance(win.session.model, ForeignModel), timeout=20000)
+    assert win.act_save.text() == own_model.KEEP_TEXT
+    first = actions.save_checkpoint_dialog(win)
+    assert _said(win, "Kept your model as run")
+    _train(win, qtbot, resume=True)
+    second = actions.save_checkpoint_dialog(win)
+    assert second == first and _said(win, "Updated run")
+    [rec] = Project(project).runs()
+    assert rec.epochs == 1 and rec.steps == win.session.step > 0
+    assert win.open_checkpoint(example_path("mnist-vae-2d"))
+    qtbot.waitUntil(lambda: not isinstance(win.session.model, ForeignModel), timeout=20000)
+    assert win.act_save.text() == own_model.SAVE_TEXT

@@ -193,3 +193,52 @@ def test_a_users_model_run_is_checked_field_by_field(run, shapes, tmp_path):
         else:
             assert runs == [] and len(project.problems) == 1
             assert said in project.problems[0] and "\n" not in project.problems[0]
+
+
+def test_a_users_model_run_shows_its_code_where_it_has_no_setting(run, shapes, tmp_path, capsys):
+    """``latent-train runs``: a setting a user's model has not (its hidden size, say) is
+    shown as its code, never as None."""
+    trainer, _film, cfg = run
+    project = Project(tmp_path / "project")
+    rec = project.add_trained(saver(trainer, cfg, shapes))
+    own = project.add_trained(saver(trainer, cfg, shapes))
+    f = project.runs_dir / own.id / "run.json"
+    raw = json.loads(f.read_text())
+    raw["model"] = {"model": "vae", "arch": "foreign", "latent_dim": 2, "likelihood": "bernoulli"}
+    raw["train"] = {}
+    raw["own"] = {"spec": "/x/my_vae.py:build", "sha256": "a" * 64, "output": "logits", "data": {}}
+    raw["source"] = "own"
+    f.write_text(json.dumps(raw))
+    assert cli(["runs", "--project", str(project.folder)]) == 0
+    out = capsys.readouterr().out
+    diff = next(line for line in out.splitlines() if line.startswith("settings that differ"))
+    assert "None" not in diff, diff
+    assert f"hidden {rec.model['hidden']} / (your my_vae.py:build)" in diff, diff
+    assert f"beta {rec.train['beta']} / (your my_vae.py:build)" in diff, diff
+
+
+def test_a_users_models_training_reads_back_and_a_damaged_one_is_one_line(run, tmp_path):
+    from trainer.checkpoint import CheckpointError
+    from trainer.checkpoint.training import Training, load_training, save_training
+
+    trainer, _film, cfg = run
+    params = [tuple(p.shape) for p in trainer.model.parameters() if p.requires_grad]
+    t = Training(
+        cfg,
+        trainer.history,
+        trainer.epochs_done,
+        trainer.step,
+        trainer.optimizer.state_dict(),
+        trainer.position(),
+    )
+    path = save_training(tmp_path / "training.safetensors", t)
+    got = load_training(path, params)
+    assert got.train_config == cfg and got.epochs_done == trainer.epochs_done
+    assert got.step == trainer.step and got.history.to_dict() == trainer.history.to_dict()
+    trainer.optimizer.load_state_dict(got.optimizer_state)  # fits the optimiser it came from
+    with pytest.raises(CheckpointError, match="optimizer"):
+        load_training(path, params[:-1])  # another model's
+    path.write_bytes(b"not a file of training")
+    with pytest.raises(CheckpointError, match="is not the training of a model of yours") as e:
+        load_training(path, params)
+    assert "\n" not in str(e.value)
