@@ -671,6 +671,15 @@ class LatentMap(QWidget):
             padding=0.0,
         )
 
+    def escape(self) -> bool:
+        """The window's Esc: clears the selection when the map (or its plot) has the keyboard
+        focus and something is selected; False otherwise (the window hides its message)."""
+        f = QApplication.focusWidget()
+        if f is None or not (f is self or self.isAncestorOf(f)) or not len(self.session.selection):
+            return False
+        self.session.selection.clear()
+        return True
+
     def leaveEvent(self, ev) -> None:  # the mouse left the map: no point is under it
         self.hover(-1)
         super().leaveEvent(ev)

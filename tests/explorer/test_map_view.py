@@ -557,3 +557,28 @@ def test_a_computed_map_comes_back_from_the_disk_cache(qtbot, monkeypatch):
     again.set_method("umap")
     _wait_done(qtbot, again)
     assert computed == ["umap"] and np.array_equal(again.points.xy, first)
+
+
+def test_escape_in_the_window_clears_the_map_selection_else_hides_the_message(qtbot, window):
+    """Esc is a window-wide shortcut: with the map's plot focused it clears the selection;
+    elsewhere it hides the message bar (as before)."""
+    from PySide6.QtGui import QShortcut
+
+    (esc,) = [sc for sc in window.findChildren(QShortcut) if sc.key().toString() == "Esc"]
+    fired = []
+    esc.activated.connect(lambda: fired.append(1))
+    window.activateWindow()
+    s, plot = window.session, window.map.plot
+    s.selection.add(np.array([0, 1, 2]))
+    window.show_message("a message", "info")
+    plot.setFocus()
+    qtbot.waitUntil(plot.hasFocus)
+    qtbot.keyClick(plot, Qt.Key_Escape)
+    assert fired == [1]  # through the window's shortcut, not the map's keyPressEvent
+    assert len(s.selection) == 0
+    assert window.banner.isVisible()  # the message stays: Esc was the map's
+    window.tabs.setFocus()
+    qtbot.waitUntil(window.tabs.hasFocus)
+    s.selection.add(np.array([3]))
+    qtbot.keyClick(window.tabs, Qt.Key_Escape)
+    assert fired == [1, 1] and len(s.selection) == 1 and not window.banner.isVisible()
