@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -196,13 +197,17 @@ class LatentMap(QWidget):
             f"Draw each point as its image when zoomed in (at most {SPRITE_MAX} at once)"
         )
         self.sprites_box.toggled.connect(lambda _on: self.update_sprites())
+        # the selection's count and the images' "zoom in" note: the header's free space,
+        # never its minimum width (the map and the window keep their widths as it changes)
         self.count = QLabel("")
         self.count.setObjectName("muted")
+        self.count.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.count.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.count.setToolTip(LASSO_TIP)
+        self._count_parts = {"selection": "", "images": ""}
         for w in (QLabel("Map:"), self.method, self.whole, self.sprites_box):
             row.addWidget(w)
-        row.addStretch(1)
-        row.addWidget(self.count)
+        row.addWidget(self.count, 1)
         self.export = QToolButton()
         self.export.setText("Export")
         self.export.setPopupMode(QToolButton.InstantPopup)
@@ -544,7 +549,15 @@ class LatentMap(QWidget):
         else:
             mask = np.isin(pts.rows, sel.rows)
             self.chosen.setData(x=pts.xy[mask, 0], y=pts.xy[mask, 1])
-        self.count.setText(f"{n:,} selected · Esc clears" if n else "")
+        self._say_count("selection", f"{n:,} selected · Esc clears" if n else "")
+
+    def _say_count(self, part: str, text: str) -> None:
+        self._count_parts[part] = text
+        shown = " · ".join(
+            t for t in (self._count_parts["images"], self._count_parts["selection"]) if t
+        )
+        self.count.setText(shown)
+        self.count.setToolTip(f"{shown}\n{LASSO_TIP}" if shown else LASSO_TIP)
 
     # -- sprites ------------------------------------------------------------------------------
     def update_sprites(self) -> None:
@@ -555,12 +568,12 @@ class LatentMap(QWidget):
             (x0, x1), (y0, y1) = self.vb.viewRange()
             show = self.index.in_box(x0, y0, x1, y1)
             if len(show) > SPRITE_MAX:
-                self.sprites_box.setText(f"images (zoom in: {len(show):,} in view)")
+                self._say_count("images", f"images: zoom in ({len(show):,} in view)")
                 show = []
             else:
-                self.sprites_box.setText("images")
+                self._say_count("images", "")
         else:
-            self.sprites_box.setText("images")
+            self._say_count("images", "")
         p = self.plot.getPlotItem()
         while len(self.sprites) < len(show):
             item = pg.ImageItem(axisOrder="row-major")

@@ -19,6 +19,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from explorer.map_state import MapState
 from explorer.state import Session
+from explorer.widgets import latent_map
 from explorer.widgets.latent_map import PICK_PX, SPRITE_MAX, LatentMap
 from trainer import maps
 from trainer.config import ModelConfig
@@ -339,7 +340,7 @@ def test_70000_points_are_drawn_and_picked_exactly(qtbot):
     assert hits > 150
     # images when zoomed in: only those in view, never more than SPRITE_MAX
     view.sprites_box.setChecked(True)
-    assert view.sprite_count() == 0 and "zoom in" in view.sprites_box.text()
+    assert view.sprite_count() == 0 and "zoom in" in view.count.text()
     c = pts.xy[0]
     w = 0.004  # the untrained model's codes lie close together
     view.vb.setRange(xRange=(c[0] - w, c[0] + w), yRange=(c[1] - w, c[1] + w))
@@ -582,3 +583,22 @@ def test_escape_in_the_window_clears_the_map_selection_else_hides_the_message(qt
     s.selection.add(np.array([3]))
     qtbot.keyClick(window.tabs, Qt.Key_Escape)
     assert fired == [1, 1] and len(s.selection) == 1 and not window.banner.isVisible()
+
+
+def test_the_maps_header_never_widens_the_map_or_the_window(qtbot, window, monkeypatch):
+    """The selection's count and the images' "zoom in" note appear without moving anything."""
+    win, view = window, window.map
+    win.resize(win.minimumSizeHint().width(), win.height())  # as narrow as it goes
+    qtbot.wait(50)
+    widths = win.width(), view.width(), view.plot.width()
+    win.session.selection.add(np.arange(150))
+    qtbot.wait(50)
+    assert "150 selected" in view.count.text()
+    assert (win.width(), view.width(), view.plot.width()) == widths
+    view.auto_fit = True
+    view.fit_view()
+    monkeypatch.setattr(latent_map, "SPRITE_MAX", 50)  # the window's data has 200 points
+    view.sprites_box.setChecked(True)  # too many points in view: "zoom in: N in view"
+    qtbot.wait(50)
+    assert "zoom in" in view.count.text() and view.sprite_count() == 0
+    assert (win.width(), view.width(), view.plot.width()) == widths
