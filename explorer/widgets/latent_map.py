@@ -6,9 +6,11 @@ principal plane, UMAP, t-SNE, custom), a progress bar and Cancel while a map com
 
 On a plane, dragging the cursor sets z to the plane's point. On a map that is not a plane
 (UMAP, t-SNE), a point stands for its own code only: clicking or hovering a point moves z to
-that code; the cursor dragged between points places z at the codes of the nearest points,
-weighted by inverse distance, and says it is approximate. Hovering shows the point's image
-beside the mouse; with "images" on, the points drawn when zoomed in are their images.
+that code (hovering is a preview: when the mouse leaves the map without a click, z goes back
+to where it was; a click or a drag keeps it); the cursor dragged between points places z at
+the codes of the nearest points, weighted by inverse distance, and says it is approximate.
+Hovering shows the point's image beside the mouse; with "images" on, the points drawn when
+zoomed in are their images.
 
 Shift-click adds a point to the session's selection (or takes it out), a Ctrl-drag lassoes
 the points inside, Esc clears it. All points are one ScatterPlotItem; picking goes through a
@@ -154,6 +156,9 @@ class LatentMap(QWidget):
         self._z_point = -1  # the point whose code z is (jumped to)
         self._syncing = False
         self._colours: list = []
+        # before a hover moved z: (z, class, [(owner, its bookmark)]); None when not previewing
+        self._preview: tuple | None = None
+        self._kept: list = []  # owners whose state a hover preview must leave as it was
         self.cursor.sigPositionChanged.connect(self._cursor_moved)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -435,6 +440,7 @@ class LatentMap(QWidget):
             return  # a lasso, a pan or the cursor being dragged: not a hover
         if self.index is None or not self.vb.sceneBoundingRect().contains(scene_pos):
             self.hover(-1)
+            self.end_preview()  # off the map (onto its axes): z as before the hover
             return
         p = self.vb.mapSceneToView(scene_pos)
         self.hover(self.pick(p.x(), p.y()), self.plot.mapFromScene(scene_pos))
@@ -457,7 +463,30 @@ class LatentMap(QWidget):
         self.thumb.show()
         self.thumb.raise_()
         if not pts.projection.invertible and self.session.model is not None:
+            self._begin_preview()
             self.jump_to_point(i)
+
+    def keep_during_preview(self, owner) -> None:
+        """``owner`` (with ``bookmark()`` / ``restore(d)``, like the directions and their
+        amounts) gets its state back when a hover preview ends without a click."""
+        self._kept.append(owner)
+
+    def _begin_preview(self) -> None:
+        if self._preview is None:
+            s = self.session
+            self._preview = (s.z.clone(), s.cls, [(o, o.bookmark()) for o in self._kept])
+
+    def end_preview(self) -> None:
+        """The mouse left the map without a click: z (and the kept owners) as before."""
+        if self._preview is None:
+            return
+        (z, cls, kept), self._preview = self._preview, None
+        if self.session.model is None or z.numel() != self.session.z.numel():
+            return  # another model meanwhile: nothing to go back to
+        self.session.set_class(cls)
+        self.session.set_z(z)
+        for owner, d in kept:
+            owner.restore(d)
 
     def _place_thumb(self, at: QPoint | None) -> None:
         if at is None:
@@ -499,6 +528,7 @@ class LatentMap(QWidget):
         if ev.modifiers() & Qt.ShiftModifier:
             self.toggle_point(i)
         elif self.session.model is not None:
+            self._preview = None  # a click keeps the point's code
             self.jump_to_point(i)
 
     def jump_to_point(self, i: int) -> None:
@@ -597,6 +627,7 @@ class LatentMap(QWidget):
     def _cursor_moved(self) -> None:
         if self._syncing or self.session.model is None:
             return
+        self._preview = None  # the cursor dragged (or moved by the keys): z is put there
         pos = self.cursor.pos()
         pts = self.state.points
         if pts is not None and not pts.projection.invertible:
@@ -695,6 +726,7 @@ class LatentMap(QWidget):
 
     def leaveEvent(self, ev) -> None:  # the mouse left the map: no point is under it
         self.hover(-1)
+        self.end_preview()
         super().leaveEvent(ev)
 
     def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor; Esc clears

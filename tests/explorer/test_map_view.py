@@ -602,3 +602,41 @@ def test_the_maps_header_never_widens_the_map_or_the_window(qtbot, window, monke
     qtbot.wait(50)
     assert "zoom in" in view.count.text() and view.sprite_count() == 0
     assert (win.width(), view.width(), view.plot.width()) == widths
+
+
+def test_hovering_a_nonlinear_map_previews_z_and_a_click_commits_it(qtbot):
+    """Crossing the map on the way elsewhere leaves z (and the directions' amounts) as they
+    were; a click on a point keeps its code."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.directions import Direction, Directions
+
+    s, state, view, fake = _map(qtbot)
+    dirs = Directions(s)
+    view.keep_during_preview(dirs)
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    _wait_done(qtbot, state)
+    pts = state.points
+    vec = np.zeros(s.latent_dim, dtype=np.float32)
+    vec[0] = 1.0
+    dirs.add(Direction("d", vec, "A", "B", 1, 1))
+    dirs.set_amount(0, 0.5)
+    z0 = s.z.clone()
+    i = int(np.argmin(np.abs(pts.xy - np.median(pts.xy, 0)).sum(1)))
+    for k in (i, i + 1):  # the mouse over two points: z follows each (a preview)
+        view.hover(k, _pixel(view, *pts.xy[k]))
+        assert np.allclose(s.z.numpy(), pts.codes[k])
+    view.hover(-1)  # between points, still over the map: z stays at the last one
+    assert np.allclose(s.z.numpy(), pts.codes[i + 1])
+    QApplication.sendEvent(view, QEvent(QEvent.Leave))  # the mouse left without a click
+    assert torch.equal(s.z, z0) and dirs.amounts == [0.5]
+    assert np.allclose(
+        (view.cursor.pos().x(), view.cursor.pos().y()), pts.xy[state.nearest_point(z0.numpy())]
+    )
+    # a click commits: leaving keeps the clicked point's code
+    view.hover(i, _pixel(view, *pts.xy[i]))
+    qtbot.mouseClick(view.plot.viewport(), Qt.LeftButton, pos=_pixel(view, *pts.xy[i]))
+    k = view.pick(*pts.xy[i])
+    QApplication.sendEvent(view, QEvent(QEvent.Leave))
+    assert np.allclose(s.z.numpy(), pts.codes[k])
