@@ -88,10 +88,13 @@ class MapWorker(Worker):
             if share == 0.0:
                 self.progressed.emit(0.0, f"mapping {len(codes):,} codes")
 
+            last = [None]
+
             def progress(f: float, text: str) -> None:
                 if self._check():
                     raise Cancelled
-                if self._due():
+                if self._due() or text != last[0]:  # a new stage is always said
+                    last[0] = text
                     self.progressed.emit(share + (1 - share) * float(f), text)
 
             proj = self.project(

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QElapsedTimer, QPoint, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QFontMetrics, QImage, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -228,6 +228,10 @@ class LatentMap(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
+        self._elapsed = QElapsedTimer()  # since the map began computing
+        self._tick = QTimer(self)  # while busy: the seconds go on even when no progress comes
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_progress)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop computing this map")
         self.cancel.clicked.connect(self.state.cancel)
@@ -282,12 +286,31 @@ class LatentMap(QWidget):
 
     def _busy_changed(self, busy: bool) -> None:
         self.busy_row.setVisible(bool(busy))
+        if busy:
+            self._elapsed.start()
+            self._tick.start()
+        else:
+            self._tick.stop()
         self._progressed(self.state.fraction, self.state.text)
 
     def _progressed(self, fraction: float, text: str) -> None:
         self.progress.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
-        title = self.state.title()
-        self.progress.setFormat(f"{title}: {text} %p%" if text else f"{title} %p%")
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """ "UMAP: laying out 50% · 42 s": the method once, the seconds since it began (each
+        second), cut in the middle when the bar is too narrow."""
+        title, text = self.state.title(), self.state.text
+        if text.startswith(f"{title}: "):  # the engine's stages name their method
+            text = text[len(title) + 2 :]
+        pct = self.progress.value() // 10
+        line = f"{title}: {text} {pct}%" if text else f"{title} {pct}%"
+        if self._elapsed.isValid() and self.state.busy:
+            line += f" · {self._elapsed.elapsed() // 1000} s"
+        room = max(40, self.progress.width() - 16)
+        line = QFontMetrics(self.progress.font()).elidedText(line, Qt.ElideMiddle, room)
+        self.progress.setFormat(line)  # its own percent: no %p placeholder in it
+        self.progress.setToolTip(line)
 
     def _notice(self, *_args) -> None:
         st = self.state

@@ -640,3 +640,34 @@ def test_hovering_a_nonlinear_map_previews_z_and_a_click_commits_it(qtbot):
     k = view.pick(*pts.xy[i])
     QApplication.sendEvent(view, QEvent(QEvent.Leave))
     assert np.allclose(s.z.numpy(), pts.codes[k])
+
+
+def test_progress_names_the_method_once_elides_in_the_middle_and_counts_seconds(qtbot):
+    """A stage that reports nothing for a while still shows the seconds going by."""
+    import re
+
+    s, state, view, fake = _map(qtbot)
+    release = threading.Event()
+
+    def slow(codes, method, *, progress=None, cancelled=None, **kw):
+        if method not in maps.NONLINEAR:
+            return maps.project(codes, method, progress=progress, cancelled=cancelled, **kw)
+        progress(0.5, "UMAP: laying out")
+        while not release.wait(0.05):
+            if cancelled():
+                raise maps.Cancelled
+        raise maps.Cancelled
+
+    state.project = slow
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    qtbot.waitUntil(lambda: "laying out" in view.progress.text(), timeout=10000)
+    text = view.progress.text()
+    assert text.count("UMAP") == 1 and text.startswith("UMAP: laying out"), text
+    qtbot.waitUntil(lambda: bool(re.search(r" [2-9] s$", view.progress.text())), timeout=5000)
+    assert view.progress.text().startswith("UMAP: laying out")  # no progress came: it lives
+    view.progress.setMaximumWidth(110)  # too narrow for the whole line: cut in the middle
+    qtbot.waitUntil(lambda: "…" in view.progress.text(), timeout=3000)
+    t = view.progress.text()
+    assert t.startswith("UM") and t.endswith(" s"), t
+    release.set()
+    _wait_done(qtbot, state)
