@@ -671,3 +671,30 @@ def test_progress_names_the_method_once_elides_in_the_middle_and_counts_seconds(
     assert t.startswith("UM") and t.endswith(" s"), t
     release.set()
     _wait_done(qtbot, state)
+
+
+def test_reopening_an_example_shows_its_map_without_computing_it_again(
+    qtbot, window, tmp_path, monkeypatch
+):
+    from trainer import examples as ex
+
+    computed = []
+
+    def counting(codes, method, **kw):
+        computed.append(method)
+        return FakeMaps()(codes, method, **kw)
+
+    monkeypatch.setattr(maps, "project", counting)
+    st = window.map_state
+    st.project = maps.MapCache(tmp_path / "maps").project
+    path = ex.example_path(ex.FIRST)  # the MNIST example on its bundled test images
+    assert window.open_checkpoint(path)
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+    window.map.method.setCurrentIndex(window.map.method.findData("umap"))
+    _wait_done(qtbot, st)
+    first = st.points.xy.copy()
+    assert computed == ["umap"]
+    assert window.open_checkpoint(path)  # the same example again, in the same session
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+    _wait_done(qtbot, st)
+    assert computed == ["umap"] and np.array_equal(st.points.xy, first)
