@@ -137,6 +137,7 @@ class MapState(QObject):
     pointsChanged = Signal()  # ``points`` is another map (or None)
     progressed = Signal(float, str)  # while computing: fraction 0..1, what is being done
     busyChanged = Signal(bool)
+    wholeChanged = Signal(bool)  # a linear map of every test image, or of the sample
     staleChanged = Signal(bool)
     problemChanged = Signal(str)  # why the chosen map cannot be shown ("" when it can)
     viewRangeAsked = Signal(object)  # ((x0, x1), (y0, y1)): a restored bookmark's view
@@ -219,6 +220,7 @@ class MapState(QObject):
         """A linear map of every test image (a non-linear one always shows them all)."""
         if bool(on) != self.whole:
             self.whole = bool(on)
+            self.wholeChanged.emit(self.whole)
             self.update()
 
     _last_refresh = 0.0
@@ -583,7 +585,9 @@ class MapState(QObject):
         ):
             raise ValueError("map.view_range must be [[x0, x1], [y0, y1]] with x0 < x1, y0 < y1")
         self.session.set_dims(*dims)
-        self.whole = whole
+        if whole != self.whole:
+            self.whole = whole
+            self.wholeChanged.emit(whole)  # the view's box shows what is saved next
         self.custom_axes = axes
         self.pending_range = None
         if method != self.method:

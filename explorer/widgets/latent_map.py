@@ -170,6 +170,7 @@ class LatentMap(QWidget):
         map_state.methodChanged.connect(self._method_changed)
         map_state.progressed.connect(self._progressed)
         map_state.busyChanged.connect(self._busy_changed)
+        map_state.wholeChanged.connect(self._whole_changed)
         map_state.staleChanged.connect(self._notice)
         map_state.problemChanged.connect(self._notice)
         map_state.viewRangeAsked.connect(self.show_range)
@@ -277,6 +278,12 @@ class LatentMap(QWidget):
         self.whole.setEnabled(not st.nonlinear)
         self.whole.blockSignals(False)
         self._notice()
+
+    def _whole_changed(self, *_args) -> None:
+        """The box shows the owner's choice, whoever made it (a restored view too)."""
+        self.whole.blockSignals(True)
+        self.whole.setChecked(self.state.whole or self.state.nonlinear)
+        self.whole.blockSignals(False)
 
     def _dims_changed(self, *_args) -> None:
         if self.session.pca:  # a new plane: fit its points

@@ -698,3 +698,24 @@ def test_reopening_an_example_shows_its_map_without_computing_it_again(
     qtbot.waitUntil(lambda: not window.busy, timeout=20000)
     _wait_done(qtbot, st)
     assert computed == ["umap"] and np.array_equal(st.points.xy, first)
+
+
+def test_the_whole_test_set_box_and_the_saved_view_agree(qtbot):
+    """Ticked is saved as whole: true; a restored view ticks or clears the box."""
+    s, state, view, fake = _map(qtbot)
+    qtbot.mouseClick(view.whole, Qt.LeftButton)
+    _wait_done(qtbot, state)
+    assert view.whole.isChecked() and state.bookmark()["whole"] is True
+    saved_whole = state.bookmark()
+    qtbot.mouseClick(view.whole, Qt.LeftButton)
+    _wait_done(qtbot, state)
+    assert not view.whole.isChecked() and state.bookmark()["whole"] is False
+    saved_sample = state.bookmark()
+    state.restore(saved_whole)  # the same method: the box follows all the same
+    _wait_done(qtbot, state)
+    assert view.whole.isChecked() and view.point_count() == 2500
+    state.restore(saved_sample)
+    assert not view.whole.isChecked() and state.bookmark()["whole"] is False
+    qtbot.mouseClick(view.whole, Qt.LeftButton)  # what the box shows is what is saved
+    assert state.bookmark()["whole"] is True
+    _wait_done(qtbot, state)
