@@ -137,6 +137,16 @@ class LatentMap(QWidget):
         self.thumb.setStyleSheet("border: 1px solid #888; background: black;")
         self.thumb.setAttribute(Qt.WA_TransparentForMouseEvents)
         self.thumb.hide()
+        # while a map computes with nothing on screen yet (a restored view's UMAP): its
+        # progress, large, in the middle of the empty plot
+        self.waiting = QLabel(self.plot)
+        self.waiting.setAlignment(Qt.AlignCenter)
+        self.waiting.setWordWrap(True)
+        self.waiting.setAttribute(Qt.WA_TransparentForMouseEvents)
+        f = self.waiting.font()
+        f.setPointSizeF(f.pointSizeF() * 1.4)
+        self.waiting.setFont(f)
+        self.waiting.hide()
         self.note = QLabel("")  # approximate z, the manifold's plane
         self.note.setObjectName("muted")
         self.note.setWordWrap(True)
@@ -318,6 +328,16 @@ class LatentMap(QWidget):
         line = QFontMetrics(self.progress.font()).elidedText(line, Qt.ElideMiddle, room)
         self.progress.setFormat(line)  # its own percent: no %p placeholder in it
         self.progress.setToolTip(line)
+        self._show_waiting()
+
+    def _show_waiting(self) -> None:
+        """The progress in the middle of the plot while it has no points to show."""
+        on = self.state.busy and self.point_count() == 0
+        if on:
+            self.waiting.setText(f"Computing the {self.state.title()} map…\n{self.progress.text()}")
+            self.waiting.setGeometry(self.plot.rect().adjusted(20, 20, -20, -20))
+            self.waiting.raise_()
+        self.waiting.setVisible(on)
 
     def _notice(self, *_args) -> None:
         st = self.state
@@ -381,6 +401,7 @@ class LatentMap(QWidget):
         if pts is None or len(pts) == 0:
             self.scatter.setData([], [])
             self.index = None
+            self._show_waiting()
             self._selection_changed()
             self._label_axes()
             self.update_sprites()
@@ -393,6 +414,7 @@ class LatentMap(QWidget):
         else:
             b = brushes[np.zeros(len(pts), dtype=np.int64)]
         self.scatter.setData(x=xy[:, 0], y=xy[:, 1], brush=b)
+        self._show_waiting()
         self.index = GridIndex(xy)
         if self.state.pending_range is not None:  # a bookmark's, for this computed map
             vr, self.state.pending_range = self.state.pending_range, None

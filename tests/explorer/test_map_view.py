@@ -719,3 +719,26 @@ def test_the_whole_test_set_box_and_the_saved_view_agree(qtbot):
     qtbot.mouseClick(view.whole, Qt.LeftButton)  # what the box shows is what is saved
     assert state.bookmark()["whole"] is True
     _wait_done(qtbot, state)
+
+
+def test_a_restored_nonlinear_map_shows_its_progress_on_the_empty_map(qtbot):
+    torch.manual_seed(0)
+    s = Session()
+    s.set_data(_data(600))
+    s.adopt(ModelConfig(latent_dim=5, hidden=16))
+    s.refresh_test_latents()
+    state = MapState(s)
+    _STATES.append(state)
+    fake = FakeMaps(delay=1.5)
+    state.project = fake
+    view = LatentMap(s, state)
+    qtbot.addWidget(view)
+    view.resize(520, 520)
+    view.show()
+    qtbot.waitExposed(view)
+    state.restore({"method": "umap", "dims": [0, 1], "whole": False})  # a saved view, opened
+    assert state.busy and view.point_count() == 0
+    qtbot.waitUntil(lambda: view.waiting.isVisible(), timeout=3000)
+    assert "Computing the UMAP map" in view.waiting.text() and "%" in view.waiting.text()
+    _wait_done(qtbot, state)
+    assert view.point_count() == 600 and not view.waiting.isVisible()
