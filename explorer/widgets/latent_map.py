@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, QPoint, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QElapsedTimer, QEvent, QPoint, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics, QImage, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QToolButton,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +51,7 @@ SPRITE_PX = 28  # a point's image, drawn when zoomed in, is this many pixels wid
 SPRITE_MAX = 300  # at most this many images are drawn at once
 THUMB_PX = 84  # the hover thumbnail
 IDW_NEIGHBOURS = 8  # codes averaged for a cursor between the points of a non-linear map
+CURSOR_TIP = "Drag to move z; the decoded image follows"
 LASSO_TIP = "Ctrl-drag: lasso points into the selection · Shift-click: add or remove one · Esc"
 
 
@@ -130,7 +132,7 @@ class LatentMap(QWidget):
             hoverPen=pg.mkPen(theme.ACCENT, width=2.5),
         )
         self.cursor.setZValue(10)
-        self.cursor.setToolTip("Drag to move z; the decoded image follows")
+        self.cursor.setToolTip(CURSOR_TIP)
         p.addItem(self.cursor)
         lay.addWidget(self.plot, 1)
         self.thumb = QLabel(self.plot)  # the hovered point's image, beside the mouse
@@ -507,7 +509,11 @@ class LatentMap(QWidget):
         self.hovered = i
         if i < 0:
             self.thumb.hide()
+            self.cursor.setToolTip(CURSOR_TIP)
             return
+        # no tooltip over the thumbnail (the cursor sits on the hovered point of a UMAP)
+        self.cursor.setToolTip("")
+        QToolTip.hideText()
         pts = self.state.points
         self.thumb.setPixmap(self._pixmap(int(pts.rows[i]), THUMB_PX))
         self.thumb.adjustSize()
@@ -775,6 +781,12 @@ class LatentMap(QWidget):
             return False
         self.session.selection.clear()
         return True
+
+    def event(self, ev) -> bool:
+        if ev.type() == QEvent.ToolTip and self.thumb.isVisible():
+            QToolTip.hideText()  # the hover thumbnail is the help: nothing over it
+            return True
+        return super().event(ev)
 
     def leaveEvent(self, ev) -> None:  # the mouse left the map: no point is under it
         self.hover(-1)

@@ -742,3 +742,25 @@ def test_a_restored_nonlinear_map_shows_its_progress_on_the_empty_map(qtbot):
     assert "Computing the UMAP map" in view.waiting.text() and "%" in view.waiting.text()
     _wait_done(qtbot, state)
     assert view.point_count() == 600 and not view.waiting.isVisible()
+
+
+def test_no_tooltip_covers_the_hover_thumbnail(qtbot):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    s, state, view, fake = _map(qtbot)
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    _wait_done(qtbot, state)
+    pts = state.points
+    tip = view.cursor.toolTip()
+    assert "Drag to move z" in tip
+    view.hover(3, _pixel(view, *pts.xy[3]))  # z and the cursor move to the hovered point
+    assert view.thumb.isVisible() and view.cursor.toolTip() == ""
+    at = view.thumb.geometry().center()
+    QToolTip.showText(view.mapToGlobal(at), "stale", view)
+    ev = QHelpEvent(QEvent.ToolTip, at, view.mapToGlobal(at))
+    assert QApplication.sendEvent(view, ev)  # taken: no tooltip of the map's shows
+    qtbot.waitUntil(lambda: not QToolTip.isVisible(), timeout=2000)
+    view.hover(-1)
+    assert view.cursor.toolTip() == tip
