@@ -377,15 +377,12 @@ class MapState(QObject):
         self._pending = None
         rows = np.arange(len(s.data.test_x), dtype=np.int64)
         labels = None if s.data.test_y is None else s.data.test_y.numpy()
+        # the codes are always encoded here, the same way (never the session's sample, even
+        # when it is the whole test set): the disk cache is keyed by their bytes, and codes
+        # encoded in other batches may differ in their last bits and miss it
         codes = None
-        if (
-            s.test_latents is not None
-            and s._latents_version == s.weights_version
-            and len(s.test_index) == len(rows)
-        ):
-            codes = s.test_latents[np.argsort(s.test_index)]  # the subset is the whole set
         y = s.data.test_y if s.conditional else None
-        model = copy.deepcopy(s.model) if codes is None else None
+        model = copy.deepcopy(s.model)
         worker = MapWorker(
             key,
             self.project,
