@@ -86,7 +86,7 @@ def build_menus(win) -> None:
     space = QShortcut(QKeySequence(Qt.Key_Space), win)
     space.activated.connect(win.start_or_pause)
     esc = QShortcut(QKeySequence(Qt.Key_Escape), win)
-    esc.activated.connect(win.banner.hide)
+    esc.activated.connect(lambda: win.map.escape() or win.banner.hide())
     paste = QShortcut(QKeySequence.Paste, win)
     paste.activated.connect(win.paste_picture)
     win.setAcceptDrops(True)  # a picture dropped on the window is encoded

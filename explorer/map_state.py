@@ -88,10 +88,13 @@ class MapWorker(Worker):
             if share == 0.0:
                 self.progressed.emit(0.0, f"mapping {len(codes):,} codes")
 
+            last = [None]
+
             def progress(f: float, text: str) -> None:
                 if self._check():
                     raise Cancelled
-                if self._due():
+                if self._due() or text != last[0]:  # a new stage is always said
+                    last[0] = text
                     self.progressed.emit(share + (1 - share) * float(f), text)
 
             proj = self.project(
@@ -134,6 +137,7 @@ class MapState(QObject):
     pointsChanged = Signal()  # ``points`` is another map (or None)
     progressed = Signal(float, str)  # while computing: fraction 0..1, what is being done
     busyChanged = Signal(bool)
+    wholeChanged = Signal(bool)  # a linear map of every test image, or of the sample
     staleChanged = Signal(bool)
     problemChanged = Signal(str)  # why the chosen map cannot be shown ("" when it can)
     viewRangeAsked = Signal(object)  # ((x0, x1), (y0, y1)): a restored bookmark's view
@@ -217,6 +221,7 @@ class MapState(QObject):
         """A linear map of every test image (a non-linear one always shows them all)."""
         if bool(on) != self.whole:
             self.whole = bool(on)
+            self.wholeChanged.emit(self.whole)
             self.update()
 
     _last_refresh = 0.0
@@ -375,15 +380,12 @@ class MapState(QObject):
         self._pending = None
         rows = np.arange(len(s.data.test_x), dtype=np.int64)
         labels = None if s.data.test_y is None else s.data.test_y.numpy()
+        # the codes are always encoded here, the same way (never the session's sample, even
+        # when it is the whole test set): the disk cache is keyed by their bytes, and codes
+        # encoded in other batches may differ in their last bits and miss it
         codes = None
-        if (
-            s.test_latents is not None
-            and s._latents_version == s.weights_version
-            and len(s.test_index) == len(rows)
-        ):
-            codes = s.test_latents[np.argsort(s.test_index)]  # the subset is the whole set
         y = s.data.test_y if s.conditional else None
-        model = copy.deepcopy(s.model) if codes is None else None
+        model = copy.deepcopy(s.model)
         worker = MapWorker(
             key,
             self.project,
@@ -583,7 +585,9 @@ class MapState(QObject):
         ):
             raise ValueError("map.view_range must be [[x0, x1], [y0, y1]] with x0 < x1, y0 < y1")
         self.session.set_dims(*dims)
-        self.whole = whole
+        if whole != self.whole:
+            self.whole = whole
+            self.wholeChanged.emit(whole)  # the view's box shows what is saved next
         self.custom_axes = axes
         self.custom_names = None
         self.pending_range = None

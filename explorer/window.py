@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
         self.posterior = PosteriorView(s)
         self.arithmetic = ArithmeticView(s)
         self.directions = Directions(s, self)
+        self.map.keep_during_preview(self.directions)  # a hover over the map keeps amounts
         self.directions_panel = DirectionsPanel(self.directions, self.arithmetic)
         self.directions_panel.exportRequested.connect(self.export_sweep_dialog)
         self.drawing = DrawingPad(s)

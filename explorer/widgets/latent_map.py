@@ -6,9 +6,11 @@ principal plane, UMAP, t-SNE, custom), a progress bar and Cancel while a map com
 
 On a plane, dragging the cursor sets z to the plane's point. On a map that is not a plane
 (UMAP, t-SNE), a point stands for its own code only: clicking or hovering a point moves z to
-that code; the cursor dragged between points places z at the codes of the nearest points,
-weighted by inverse distance, and says it is approximate. Hovering shows the point's image
-beside the mouse; with "images" on, the points drawn when zoomed in are their images.
+that code (hovering is a preview: when the mouse leaves the map without a click, z goes back
+to where it was; a click or a drag keeps it); the cursor dragged between points places z at
+the codes of the nearest points, weighted by inverse distance, and says it is approximate.
+Hovering shows the point's image beside the mouse; with "images" on, the points drawn when
+zoomed in are their images.
 
 Shift-click adds a point to the session's selection (or takes it out), a Ctrl-drag lassoes
 the points inside, Esc clears it. All points are one ScatterPlotItem; picking goes through a
@@ -19,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QElapsedTimer, QEvent, QPoint, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QFontMetrics, QImage, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -31,7 +33,9 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QToolButton,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -47,6 +51,7 @@ SPRITE_PX = 28  # a point's image, drawn when zoomed in, is this many pixels wid
 SPRITE_MAX = 300  # at most this many images are drawn at once
 THUMB_PX = 84  # the hover thumbnail
 IDW_NEIGHBOURS = 8  # codes averaged for a cursor between the points of a non-linear map
+CURSOR_TIP = "Drag to move z; the decoded image follows"
 LASSO_TIP = "Ctrl-drag: lasso points into the selection · Shift-click: add or remove one · Esc"
 
 
@@ -127,13 +132,23 @@ class LatentMap(QWidget):
             hoverPen=pg.mkPen(theme.ACCENT, width=2.5),
         )
         self.cursor.setZValue(10)
-        self.cursor.setToolTip("Drag to move z; the decoded image follows")
+        self.cursor.setToolTip(CURSOR_TIP)
         p.addItem(self.cursor)
         lay.addWidget(self.plot, 1)
         self.thumb = QLabel(self.plot)  # the hovered point's image, beside the mouse
         self.thumb.setStyleSheet("border: 1px solid #888; background: black;")
         self.thumb.setAttribute(Qt.WA_TransparentForMouseEvents)
         self.thumb.hide()
+        # while a map computes with nothing on screen yet (a restored view's UMAP): its
+        # progress, large, in the middle of the empty plot
+        self.waiting = QLabel(self.plot)
+        self.waiting.setAlignment(Qt.AlignCenter)
+        self.waiting.setWordWrap(True)
+        self.waiting.setAttribute(Qt.WA_TransparentForMouseEvents)
+        f = self.waiting.font()
+        f.setPointSizeF(f.pointSizeF() * 1.4)
+        self.waiting.setFont(f)
+        self.waiting.hide()
         self.note = QLabel("")  # approximate z, the manifold's plane
         self.note.setObjectName("muted")
         self.note.setWordWrap(True)
@@ -153,6 +168,9 @@ class LatentMap(QWidget):
         self._z_point = -1  # the point whose code z is (jumped to)
         self._syncing = False
         self._colours: list = []
+        # before a hover moved z: (z, class, [(owner, its bookmark)]); None when not previewing
+        self._preview: tuple | None = None
+        self._kept: list = []  # owners whose state a hover preview must leave as it was
         self.cursor.sigPositionChanged.connect(self._cursor_moved)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -164,6 +182,7 @@ class LatentMap(QWidget):
         map_state.methodChanged.connect(self._method_changed)
         map_state.progressed.connect(self._progressed)
         map_state.busyChanged.connect(self._busy_changed)
+        map_state.wholeChanged.connect(self._whole_changed)
         map_state.staleChanged.connect(self._notice)
         map_state.problemChanged.connect(self._notice)
         map_state.viewRangeAsked.connect(self.show_range)
@@ -196,13 +215,17 @@ class LatentMap(QWidget):
             f"Draw each point as its image when zoomed in (at most {SPRITE_MAX} at once)"
         )
         self.sprites_box.toggled.connect(lambda _on: self.update_sprites())
+        # the selection's count and the images' "zoom in" note: the header's free space,
+        # never its minimum width (the map and the window keep their widths as it changes)
         self.count = QLabel("")
         self.count.setObjectName("muted")
+        self.count.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.count.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.count.setToolTip(LASSO_TIP)
+        self._count_parts = {"selection": "", "images": ""}
         for w in (QLabel("Map:"), self.method, self.whole, self.sprites_box):
             row.addWidget(w)
-        row.addStretch(1)
-        row.addWidget(self.count)
+        row.addWidget(self.count, 1)
         self.export = QToolButton()
         self.export.setText("Export")
         self.export.setPopupMode(QToolButton.InstantPopup)
@@ -218,6 +241,10 @@ class LatentMap(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
+        self._elapsed = QElapsedTimer()  # since the map began computing
+        self._tick = QTimer(self)  # while busy: the seconds go on even when no progress comes
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_progress)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop computing this map")
         self.cancel.clicked.connect(self.state.cancel)
@@ -264,6 +291,12 @@ class LatentMap(QWidget):
         self.whole.blockSignals(False)
         self._notice()
 
+    def _whole_changed(self, *_args) -> None:
+        """The box shows the owner's choice, whoever made it (a restored view too)."""
+        self.whole.blockSignals(True)
+        self.whole.setChecked(self.state.whole or self.state.nonlinear)
+        self.whole.blockSignals(False)
+
     def _dims_changed(self, *_args) -> None:
         if self.session.pca:  # a new plane: fit its points
             self.auto_fit = True
@@ -272,12 +305,41 @@ class LatentMap(QWidget):
 
     def _busy_changed(self, busy: bool) -> None:
         self.busy_row.setVisible(bool(busy))
+        if busy:
+            self._elapsed.start()
+            self._tick.start()
+        else:
+            self._tick.stop()
         self._progressed(self.state.fraction, self.state.text)
 
     def _progressed(self, fraction: float, text: str) -> None:
         self.progress.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
-        title = self.state.title()
-        self.progress.setFormat(f"{title}: {text} %p%" if text else f"{title} %p%")
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """ "UMAP: laying out 50% · 42 s": the method once, the seconds since it began (each
+        second), cut in the middle when the bar is too narrow."""
+        title, text = self.state.title(), self.state.text
+        if text.startswith(f"{title}: "):  # the engine's stages name their method
+            text = text[len(title) + 2 :]
+        pct = self.progress.value() // 10
+        line = f"{title}: {text} {pct}%" if text else f"{title} {pct}%"
+        if self._elapsed.isValid() and self.state.busy:
+            line += f" · {self._elapsed.elapsed() // 1000} s"
+        room = max(40, self.progress.width() - 16)
+        line = QFontMetrics(self.progress.font()).elidedText(line, Qt.ElideMiddle, room)
+        self.progress.setFormat(line)  # its own percent: no %p placeholder in it
+        self.progress.setToolTip(line)
+        self._show_waiting()
+
+    def _show_waiting(self) -> None:
+        """The progress in the middle of the plot while it has no points to show."""
+        on = self.state.busy and self.point_count() == 0
+        if on:
+            self.waiting.setText(f"Computing the {self.state.title()} map…\n{self.progress.text()}")
+            self.waiting.setGeometry(self.plot.rect().adjusted(20, 20, -20, -20))
+            self.waiting.raise_()
+        self.waiting.setVisible(on)
 
     def _notice(self, *_args) -> None:
         st = self.state
@@ -341,6 +403,7 @@ class LatentMap(QWidget):
         if pts is None or len(pts) == 0:
             self.scatter.setData([], [])
             self.index = None
+            self._show_waiting()
             self._selection_changed()
             self._label_axes()
             self.update_sprites()
@@ -353,6 +416,7 @@ class LatentMap(QWidget):
         else:
             b = brushes[np.zeros(len(pts), dtype=np.int64)]
         self.scatter.setData(x=xy[:, 0], y=xy[:, 1], brush=b)
+        self._show_waiting()
         self.index = GridIndex(xy)
         if self.state.pending_range is not None:  # a bookmark's, for this computed map
             vr, self.state.pending_range = self.state.pending_range, None
@@ -430,6 +494,7 @@ class LatentMap(QWidget):
             return  # a lasso, a pan or the cursor being dragged: not a hover
         if self.index is None or not self.vb.sceneBoundingRect().contains(scene_pos):
             self.hover(-1)
+            self.end_preview()  # off the map (onto its axes): z as before the hover
             return
         p = self.vb.mapSceneToView(scene_pos)
         self.hover(self.pick(p.x(), p.y()), self.plot.mapFromScene(scene_pos))
@@ -444,7 +509,11 @@ class LatentMap(QWidget):
         self.hovered = i
         if i < 0:
             self.thumb.hide()
+            self.cursor.setToolTip(CURSOR_TIP)
             return
+        # no tooltip over the thumbnail (the cursor sits on the hovered point of a UMAP)
+        self.cursor.setToolTip("")
+        QToolTip.hideText()
         pts = self.state.points
         self.thumb.setPixmap(self._pixmap(int(pts.rows[i]), THUMB_PX))
         self.thumb.adjustSize()
@@ -452,7 +521,30 @@ class LatentMap(QWidget):
         self.thumb.show()
         self.thumb.raise_()
         if not pts.projection.invertible and self.session.model is not None:
+            self._begin_preview()
             self.jump_to_point(i)
+
+    def keep_during_preview(self, owner) -> None:
+        """``owner`` (with ``bookmark()`` / ``restore(d)``, like the directions and their
+        amounts) gets its state back when a hover preview ends without a click."""
+        self._kept.append(owner)
+
+    def _begin_preview(self) -> None:
+        if self._preview is None:
+            s = self.session
+            self._preview = (s.z.clone(), s.cls, [(o, o.bookmark()) for o in self._kept])
+
+    def end_preview(self) -> None:
+        """The mouse left the map without a click: z (and the kept owners) as before."""
+        if self._preview is None:
+            return
+        (z, cls, kept), self._preview = self._preview, None
+        if self.session.model is None or z.numel() != self.session.z.numel():
+            return  # another model meanwhile: nothing to go back to
+        self.session.set_class(cls)
+        self.session.set_z(z)
+        for owner, d in kept:
+            owner.restore(d)
 
     def _place_thumb(self, at: QPoint | None) -> None:
         if at is None:
@@ -494,6 +586,7 @@ class LatentMap(QWidget):
         if ev.modifiers() & Qt.ShiftModifier:
             self.toggle_point(i)
         elif self.session.model is not None:
+            self._preview = None  # a click keeps the point's code
             self.jump_to_point(i)
 
     def jump_to_point(self, i: int) -> None:
@@ -544,7 +637,15 @@ class LatentMap(QWidget):
         else:
             mask = np.isin(pts.rows, sel.rows)
             self.chosen.setData(x=pts.xy[mask, 0], y=pts.xy[mask, 1])
-        self.count.setText(f"{n:,} selected · Esc clears" if n else "")
+        self._say_count("selection", f"{n:,} selected · Esc clears" if n else "")
+
+    def _say_count(self, part: str, text: str) -> None:
+        self._count_parts[part] = text
+        shown = " · ".join(
+            t for t in (self._count_parts["images"], self._count_parts["selection"]) if t
+        )
+        self.count.setText(shown)
+        self.count.setToolTip(f"{shown}\n{LASSO_TIP}" if shown else LASSO_TIP)
 
     # -- sprites ------------------------------------------------------------------------------
     def update_sprites(self) -> None:
@@ -555,12 +656,12 @@ class LatentMap(QWidget):
             (x0, x1), (y0, y1) = self.vb.viewRange()
             show = self.index.in_box(x0, y0, x1, y1)
             if len(show) > SPRITE_MAX:
-                self.sprites_box.setText(f"images (zoom in: {len(show):,} in view)")
+                self._say_count("images", f"images: zoom in ({len(show):,} in view)")
                 show = []
             else:
-                self.sprites_box.setText("images")
+                self._say_count("images", "")
         else:
-            self.sprites_box.setText("images")
+            self._say_count("images", "")
         p = self.plot.getPlotItem()
         while len(self.sprites) < len(show):
             item = pg.ImageItem(axisOrder="row-major")
@@ -584,6 +685,7 @@ class LatentMap(QWidget):
     def _cursor_moved(self) -> None:
         if self._syncing or self.session.model is None:
             return
+        self._preview = None  # the cursor dragged (or moved by the keys): z is put there
         pos = self.cursor.pos()
         pts = self.state.points
         if pts is not None and not pts.projection.invertible:
@@ -671,8 +773,24 @@ class LatentMap(QWidget):
             padding=0.0,
         )
 
+    def escape(self) -> bool:
+        """The window's Esc: clears the selection when the map (or its plot) has the keyboard
+        focus and something is selected; False otherwise (the window hides its message)."""
+        f = QApplication.focusWidget()
+        if f is None or not (f is self or self.isAncestorOf(f)) or not len(self.session.selection):
+            return False
+        self.session.selection.clear()
+        return True
+
+    def event(self, ev) -> bool:
+        if ev.type() == QEvent.ToolTip and self.thumb.isVisible():
+            QToolTip.hideText()  # the hover thumbnail is the help: nothing over it
+            return True
+        return super().event(ev)
+
     def leaveEvent(self, ev) -> None:  # the mouse left the map: no point is under it
         self.hover(-1)
+        self.end_preview()
         super().leaveEvent(ev)
 
     def keyPressEvent(self, ev) -> None:  # arrow keys nudge the cursor; Esc clears

@@ -19,6 +19,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from explorer.map_state import MapState
 from explorer.state import Session
+from explorer.widgets import latent_map
 from explorer.widgets.latent_map import PICK_PX, SPRITE_MAX, LatentMap
 from trainer import maps
 from trainer.config import ModelConfig
@@ -339,7 +340,7 @@ def test_70000_points_are_drawn_and_picked_exactly(qtbot):
     assert hits > 150
     # images when zoomed in: only those in view, never more than SPRITE_MAX
     view.sprites_box.setChecked(True)
-    assert view.sprite_count() == 0 and "zoom in" in view.sprites_box.text()
+    assert view.sprite_count() == 0 and "zoom in" in view.count.text()
     c = pts.xy[0]
     w = 0.004  # the untrained model's codes lie close together
     view.vb.setRange(xRange=(c[0] - w, c[0] + w), yRange=(c[1] - w, c[1] + w))
@@ -557,3 +558,221 @@ def test_a_computed_map_comes_back_from_the_disk_cache(qtbot, monkeypatch):
     again.set_method("umap")
     _wait_done(qtbot, again)
     assert computed == ["umap"] and np.array_equal(again.points.xy, first)
+
+
+def test_escape_in_the_window_clears_the_map_selection_else_hides_the_message(qtbot, window):
+    """Esc is a window-wide shortcut: with the map's plot focused it clears the selection;
+    elsewhere it hides the message bar (as before)."""
+    from PySide6.QtGui import QShortcut
+
+    (esc,) = [sc for sc in window.findChildren(QShortcut) if sc.key().toString() == "Esc"]
+    fired = []
+    esc.activated.connect(lambda: fired.append(1))
+    window.activateWindow()
+    s, plot = window.session, window.map.plot
+    s.selection.add(np.array([0, 1, 2]))
+    window.show_message("a message", "info")
+    plot.setFocus()
+    qtbot.waitUntil(plot.hasFocus)
+    qtbot.keyClick(plot, Qt.Key_Escape)
+    assert fired == [1]  # through the window's shortcut, not the map's keyPressEvent
+    assert len(s.selection) == 0
+    assert window.banner.isVisible()  # the message stays: Esc was the map's
+    window.tabs.setFocus()
+    qtbot.waitUntil(window.tabs.hasFocus)
+    s.selection.add(np.array([3]))
+    qtbot.keyClick(window.tabs, Qt.Key_Escape)
+    assert fired == [1, 1] and len(s.selection) == 1 and not window.banner.isVisible()
+
+
+def test_the_maps_header_never_widens_the_map_or_the_window(qtbot, window, monkeypatch):
+    """The selection's count and the images' "zoom in" note appear without moving anything."""
+    win, view = window, window.map
+    win.resize(win.minimumSizeHint().width(), win.height())  # as narrow as it goes
+    qtbot.wait(50)
+    widths = win.width(), view.width(), view.plot.width()
+    win.session.selection.add(np.arange(150))
+    qtbot.wait(50)
+    assert "150 selected" in view.count.text()
+    assert (win.width(), view.width(), view.plot.width()) == widths
+    view.auto_fit = True
+    view.fit_view()
+    monkeypatch.setattr(latent_map, "SPRITE_MAX", 50)  # the window's data has 200 points
+    view.sprites_box.setChecked(True)  # too many points in view: "zoom in: N in view"
+    qtbot.wait(50)
+    assert "zoom in" in view.count.text() and view.sprite_count() == 0
+    assert (win.width(), view.width(), view.plot.width()) == widths
+
+
+def test_hovering_a_nonlinear_map_previews_z_and_a_click_commits_it(qtbot):
+    """Crossing the map on the way elsewhere leaves z (and the directions' amounts) as they
+    were; a click on a point keeps its code."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.directions import Direction, Directions
+
+    s, state, view, fake = _map(qtbot)
+    dirs = Directions(s)
+    view.keep_during_preview(dirs)
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    _wait_done(qtbot, state)
+    pts = state.points
+    vec = np.zeros(s.latent_dim, dtype=np.float32)
+    vec[0] = 1.0
+    dirs.add(Direction("d", vec, "A", "B", 1, 1))
+    dirs.set_amount(0, 0.5)
+    z0 = s.z.clone()
+    i = int(np.argmin(np.abs(pts.xy - np.median(pts.xy, 0)).sum(1)))
+    for k in (i, i + 1):  # the mouse over two points: z follows each (a preview)
+        view.hover(k, _pixel(view, *pts.xy[k]))
+        assert np.allclose(s.z.numpy(), pts.codes[k])
+    view.hover(-1)  # between points, still over the map: z stays at the last one
+    assert np.allclose(s.z.numpy(), pts.codes[i + 1])
+    QApplication.sendEvent(view, QEvent(QEvent.Leave))  # the mouse left without a click
+    assert torch.equal(s.z, z0) and dirs.amounts == [0.5]
+    assert np.allclose(
+        (view.cursor.pos().x(), view.cursor.pos().y()), pts.xy[state.nearest_point(z0.numpy())]
+    )
+    # a click commits: leaving keeps the clicked point's code
+    view.hover(i, _pixel(view, *pts.xy[i]))
+    qtbot.mouseClick(view.plot.viewport(), Qt.LeftButton, pos=_pixel(view, *pts.xy[i]))
+    k = view.pick(*pts.xy[i])
+    QApplication.sendEvent(view, QEvent(QEvent.Leave))
+    assert np.allclose(s.z.numpy(), pts.codes[k])
+
+
+def test_progress_names_the_method_once_elides_in_the_middle_and_counts_seconds(qtbot):
+    """A stage that reports nothing for a while still shows the seconds going by."""
+    import re
+
+    s, state, view, fake = _map(qtbot)
+    release = threading.Event()
+
+    def slow(codes, method, *, progress=None, cancelled=None, **kw):
+        if method not in maps.NONLINEAR:
+            return maps.project(codes, method, progress=progress, cancelled=cancelled, **kw)
+        progress(0.5, "UMAP: laying out")
+        while not release.wait(0.05):
+            if cancelled():
+                raise maps.Cancelled
+        raise maps.Cancelled
+
+    state.project = slow
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    qtbot.waitUntil(lambda: "laying out" in view.progress.text(), timeout=10000)
+    text = view.progress.text()
+    assert text.count("UMAP") == 1 and text.startswith("UMAP: laying out"), text
+    qtbot.waitUntil(lambda: bool(re.search(r" [2-9] s$", view.progress.text())), timeout=5000)
+    assert view.progress.text().startswith("UMAP: laying out")  # no progress came: it lives
+    view.progress.setMaximumWidth(110)  # too narrow for the whole line: cut in the middle
+    qtbot.waitUntil(lambda: "…" in view.progress.text(), timeout=3000)
+    t = view.progress.text()
+    assert t.startswith("UM") and t.endswith(" s"), t
+    release.set()
+    _wait_done(qtbot, state)
+
+
+def test_reopening_an_example_shows_its_map_without_computing_it_again(
+    qtbot, window, tmp_path, monkeypatch
+):
+    from trainer import examples as ex
+
+    computed = []
+
+    def counting(codes, method, **kw):
+        computed.append(method)
+        return FakeMaps()(codes, method, **kw)
+
+    monkeypatch.setattr(maps, "project", counting)
+    st = window.map_state
+    st.project = maps.MapCache(tmp_path / "maps").project
+    path = ex.example_path(ex.FIRST)  # the MNIST example on its bundled test images
+    assert window.open_checkpoint(path)
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+    window.map.method.setCurrentIndex(window.map.method.findData("umap"))
+    _wait_done(qtbot, st)
+    first = st.points.xy.copy()
+    assert computed == ["umap"]
+    assert window.open_checkpoint(path)  # the same example again, in the same session
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+    _wait_done(qtbot, st)
+    assert computed == ["umap"] and np.array_equal(st.points.xy, first)
+    # the window's own codes of the test images may differ in their last bits from one
+    # encoding to the next (other batches, other threads): the map's codes do not
+    st.set_method("axes")
+    qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+    s = window.session
+    lat = np.asarray(s.test_latents, dtype=np.float32)
+    s.test_latents = np.nextafter(lat, np.full_like(lat, np.inf))
+    s._latents_version = s.weights_version  # and they are current
+    st._cache.clear()  # not the maps kept in memory: the disk's, by the codes' bytes
+    st.set_method("umap")
+    _wait_done(qtbot, st)
+    assert computed == ["umap"] and np.array_equal(st.points.xy, first)
+
+
+def test_the_whole_test_set_box_and_the_saved_view_agree(qtbot):
+    """Ticked is saved as whole: true; a restored view ticks or clears the box."""
+    s, state, view, fake = _map(qtbot)
+    qtbot.mouseClick(view.whole, Qt.LeftButton)
+    _wait_done(qtbot, state)
+    assert view.whole.isChecked() and state.bookmark()["whole"] is True
+    saved_whole = state.bookmark()
+    qtbot.mouseClick(view.whole, Qt.LeftButton)
+    _wait_done(qtbot, state)
+    assert not view.whole.isChecked() and state.bookmark()["whole"] is False
+    saved_sample = state.bookmark()
+    state.restore(saved_whole)  # the same method: the box follows all the same
+    _wait_done(qtbot, state)
+    assert view.whole.isChecked() and view.point_count() == 2500
+    state.restore(saved_sample)
+    assert not view.whole.isChecked() and state.bookmark()["whole"] is False
+    qtbot.mouseClick(view.whole, Qt.LeftButton)  # what the box shows is what is saved
+    assert state.bookmark()["whole"] is True
+    _wait_done(qtbot, state)
+
+
+def test_a_restored_nonlinear_map_shows_its_progress_on_the_empty_map(qtbot):
+    torch.manual_seed(0)
+    s = Session()
+    s.set_data(_data(600))
+    s.adopt(ModelConfig(latent_dim=5, hidden=16))
+    s.refresh_test_latents()
+    state = MapState(s)
+    _STATES.append(state)
+    fake = FakeMaps(delay=1.5)
+    state.project = fake
+    view = LatentMap(s, state)
+    qtbot.addWidget(view)
+    view.resize(520, 520)
+    view.show()
+    qtbot.waitExposed(view)
+    state.restore({"method": "umap", "dims": [0, 1], "whole": False})  # a saved view, opened
+    assert state.busy and view.point_count() == 0
+    qtbot.waitUntil(lambda: view.waiting.isVisible(), timeout=3000)
+    assert "Computing the UMAP map" in view.waiting.text() and "%" in view.waiting.text()
+    _wait_done(qtbot, state)
+    assert view.point_count() == 600 and not view.waiting.isVisible()
+
+
+def test_no_tooltip_covers_the_hover_thumbnail(qtbot):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    s, state, view, fake = _map(qtbot)
+    view.method.setCurrentIndex(view.method.findData("umap"))
+    _wait_done(qtbot, state)
+    pts = state.points
+    tip = view.cursor.toolTip()
+    assert "Drag to move z" in tip
+    view.hover(3, _pixel(view, *pts.xy[3]))  # z and the cursor move to the hovered point
+    assert view.thumb.isVisible() and view.cursor.toolTip() == ""
+    at = view.thumb.geometry().center()
+    QToolTip.showText(view.mapToGlobal(at), "stale", view)
+    ev = QHelpEvent(QEvent.ToolTip, at, view.mapToGlobal(at))
+    assert QApplication.sendEvent(view, ev)  # taken: no tooltip of the map's shows
+    qtbot.waitUntil(lambda: not QToolTip.isVisible(), timeout=2000)
+    view.hover(-1)
+    assert view.cursor.toolTip() == tip

@@ -6,6 +6,7 @@ time the map took and its 5-nearest-neighbour class agreement."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from ._checks import (
@@ -167,6 +168,7 @@ def run(args) -> int:
         raise UserError(f"--dims must be two different dimensions in 0..{d - 1}, got {dims}")
     codes = posterior_means(model, x, y).numpy()
     bar = Progress("map")
+    t0 = time.perf_counter()
     try:
         cache = MapCache()
         p = cache.project(
@@ -183,6 +185,7 @@ def run(args) -> int:
         bar.close()
         raise UserError("the map was stopped") from None
     bar.done()
+    took = time.perf_counter() - t0  # this command's map: computed now or read back
     if cache.problem:
         print(f"note: {cache.problem}", file=sys.stderr)
     class_names = tuple(ck.class_names or data.class_names or ())
@@ -204,8 +207,12 @@ def run(args) -> int:
             m = MapCodes(codes, labels, p.xy, method, class_names, images)
             print(write_codes(path, m) if option == "--codes" else write_projector(path, m))
     cached = p.seconds and p.transform is None and method in ("umap", "tsne")
-    when = "read from the cache; computed" if cached else "computed"
-    print(f"map: {TITLES[method]} of {n:,} codes ({d}-D), {when} in {p.seconds:.2f} s")
+    when = (
+        f"read from the cache in {took:.2f} s (computing it took {p.seconds:.2f} s)"
+        if cached
+        else f"computed in {p.seconds:.2f} s"
+    )
+    print(f"map: {TITLES[method]} of {n:,} codes ({d}-D), {when}")
     if agreement is None:
         print(f"{AGREEMENT_K}-NN class agreement: none (the test images have no labels)")
     else:
