@@ -223,9 +223,16 @@ class LatentMap(QWidget):
         self.count.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.count.setToolTip(LASSO_TIP)
         self._count_parts = {"selection": "", "images": ""}
-        for w in (QLabel("Map:"), self.method, self.whole, self.sprites_box):
+        # two rows, so that the map's header never sets the window's minimum width: the
+        # method and the notes, then what the map draws and its export
+        for w in (QLabel("Map:"), self.method):
             row.addWidget(w)
         row.addWidget(self.count, 1)
+        tools.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(self.whole)
+        row.addWidget(self.sprites_box)
+        row.addStretch(1)
         self.export = QToolButton()
         self.export.setText("Export")
         self.export.setPopupMode(QToolButton.InstantPopup)

@@ -356,11 +356,13 @@ def _names(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
-def checkpoint_data(args, ck):
+def checkpoint_data(args, ck, check=None):
     """The images a command runs a checkpoint's model on: the data options' where
     ``--dataset`` is given, else the data the checkpoint records (then the options given must
-    be ones its source reads); loaded and checked to fit the model. A user's model
-    (:class:`OwnModel`) gives the images named with it. Returns (spec, data)."""
+    be ones its source reads); loaded and checked to fit the model. ``check(args, ck)``, the
+    command's own test of its data options, runs once those are known to apply, before any
+    image is read. A user's model (:class:`OwnModel`) gives the images named with it.
+    Returns (spec, data)."""
     from ..data import load_data
     from ._options import spec_from_args
 
@@ -373,6 +375,8 @@ def checkpoint_data(args, ck):
         data_options_apply(
             args, ck.data_spec.source, f"the checkpoint's data ({ck.data_spec.describe()})"
         )
+    if check is not None:
+        check(args, ck)
     spec = spec_from_args(args, base=ck.data_spec)
     data = load_data(spec)
     check_data_fits(ck, spec, data)

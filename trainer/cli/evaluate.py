@@ -62,11 +62,7 @@ def run(args) -> int:
     if problem:
         raise UserError(f"cannot evaluate {ck.path}: {problem}")
     out = _evaluation_out(args, ck)
-    if getattr(ck, "data", None) is not None:  # a user's model: the images named with it
-        spec, data = ck.data_spec, ck.data
-    else:
-        _idx_files_together(args, ck)
-        spec, data = checkpoint_data(args, ck)
+    spec, data = checkpoint_data(args, ck, check=_idx_files_together)
     print(f"data: {describe_data(spec, data)}", file=sys.stderr)
     x, y = data.test_x, data.test_y if model.num_classes else None
     if args.limit:

@@ -120,9 +120,7 @@ def run(args) -> int:
         raise UserError("--class only applies to a conditional model (--model cvae)")
     if args.dataset is not None:
         data_options_apply(args, args.dataset, f"--dataset {args.dataset}")
-    if getattr(ck, "data", None) is None:  # a checkpoint (a user's model has its images)
-        _idx_files_together(args, ck)
-    spec, data = checkpoint_data(args, ck)
+    spec, data = checkpoint_data(args, ck, check=_idx_files_together)
     names = list(ck.class_names or data.class_names)
 
     cls = class_index(args.cls, names, mc.conditional) if args.cls is not None else None
