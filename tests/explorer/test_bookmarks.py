@@ -9,34 +9,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from explorer_helpers import user_vae_source
 
 from explorer import app, bookmarks
 from explorer.bookmarks import ViewError, read_view
 from trainer.examples import example_path
 from trainer.foreign import ForeignModel
 
-USER_FILE = """
-import torch
-from torch import nn
-
-
-class VAE(nn.Module):
-    def __init__(self, d=3):
-        super().__init__()
-        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(144, 2 * d))
-        self.dec = nn.Linear(d, 144)
-
-    def encode(self, x):
-        return self.enc(x).chunk(2, dim=1)
-
-    def decode(self, z):
-        return self.dec(z)
-
-
-def build():
-    torch.manual_seed(0)
-    return VAE()
-"""
+USER_FILE = user_vae_source(3)
 
 
 class FakeOwner:

@@ -11,33 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from explorer_helpers import user_vae_source
 
 from explorer import actions, app, own_model
 from trainer.foreign import ForeignModel
 from trainer.runs import RUN_FILE, Project, read_run
 
-USER_FILE = """
-import torch
-from torch import nn
-
-
-class VAE(nn.Module):
-    def __init__(self, d=2):
-        super().__init__()
-        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(144, 2 * d))
-        self.dec = nn.Linear(d, 144)
-
-    def encode(self, x):
-        return self.enc(x).chunk(2, dim=1)
-
-    def decode(self, z):
-        return self.dec(z)
-
-
-def build():
-    torch.manual_seed(0)
-    return VAE()
-"""
+USER_FILE = user_vae_source(2)
 
 
 @pytest.fixture
