@@ -161,19 +161,29 @@ def check_writable_file(path: Path, option: str, hint: str = "") -> None:
         raise UserError(f"{option} {path}: cannot be written ({e.strerror or e}){hint}") from None
 
 
+def output_file(arg: str, option: str, kinds: str, kind: str, example: str, check_format) -> Path:
+    """The file ``option`` names, checked before any work is done for it: not empty, a usable
+    path, no folder, a format ``check_format(path)`` accepts, writable. ``kinds`` names the
+    files it takes when it is empty ("a .npz or .csv file"), ``kind`` when it is a folder,
+    with ``example`` inside it."""
+    if not arg.strip():
+        raise UserError(f"{option} is empty; name {kinds}")
+    check_path(option, arg)
+    out = Path(arg).expanduser()
+    if out.is_dir():
+        raise UserError(f"{option} {out}: is a folder; name {kind}, e.g. {out / example}")
+    check_format(out)
+    check_writable_file(out, option)
+    return out
+
+
 def image_out(arg: str, example: str) -> Path:
     """The image file of ``sample`` and ``manifold``, checked before anything is decoded."""
     from ..export import image_format
 
-    if not arg.strip():
-        raise UserError("--out is empty; name an image file (.png, .jpg, ...)")
-    check_path("--out", arg)
-    out = Path(arg).expanduser()
-    if out.is_dir():
-        raise UserError(f"--out {out}: is a folder; name an image file, e.g. {out / example}")
-    image_format(out)
-    check_writable_file(out, "--out")
-    return out
+    return output_file(
+        arg, "--out", "an image file (.png, .jpg, ...)", "an image file", example, image_format
+    )
 
 
 def data_options_apply(args, source: str, named: str) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 from ._checks import (
     UserError,
     check_path,
-    check_writable_file,
     checkpoint_data,
     command_inputs,
     file_in_the_way,
     image_out,
     not_an_input,
     open_model_source,
+    output_file,
     probe,
 )
 from ._console import Progress, describe_data
@@ -99,15 +99,7 @@ def _projector_out(arg: str) -> Path:
 def _codes_out(arg: str) -> Path:
     from ..codes import codes_format
 
-    if not arg.strip():
-        raise UserError("--codes is empty; name a .npz or .csv file")
-    check_path("--codes", arg)
-    out = Path(arg).expanduser()
-    if out.is_dir():
-        raise UserError(f"--codes {out}: is a folder; name a file, e.g. {out / 'codes.npz'}")
-    codes_format(out)
-    check_writable_file(out, "--codes")
-    return out
+    return output_file(arg, "--codes", "a .npz or .csv file", "a file", "codes.npz", codes_format)
 
 
 def run(args) -> int:
